@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "aionbd",
+      "sources": [
+        "native/addon.cc",
+        "native/aio_engine.cc",
+        "native/aligned.cc",
+        "native/file_ops.cc",
+        "native/os_error.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc!": ["-fno-exceptions"]
+    }
+  ]
+}

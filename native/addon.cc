@@ -1,0 +1,52 @@
+#include <linux/aio_abi.h>
+#include <linux/fs.h>
+#include <napi.h>
+
+#include "aio_engine.h"
+#include "slot_layout.h"
+
+namespace aionbd {
+Napi::Value AllocAligned(const Napi::CallbackInfo& info);
+Napi::Value FileOpAsync(const Napi::CallbackInfo& info);
+Napi::Value FileInfo(const Napi::CallbackInfo& info);
+
+namespace {
+
+// slotLayout(depth): the layout the engine uses, so JS can check its own copy in a test.
+Napi::Value SlotLayoutOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SlotLayout l = ComputeSlotLayout(info[0].As<Napi::Number>().Uint32Value());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("op", l.op);
+  o.Set("rwFlags", l.rwFlags);
+  o.Set("len", l.len);
+  o.Set("sq", l.sq);
+  o.Set("cqSlot", l.cqSlot);
+  o.Set("offset", l.offset);
+  o.Set("cqRes", l.cqRes);
+  o.Set("size", l.size);
+  return o;
+}
+
+}  // namespace
+}  // namespace aionbd
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  using namespace aionbd;
+  exports.Set("AioEngine", AioEngine::Init(env));
+  exports.Set("allocAligned", Napi::Function::New(env, AllocAligned, "allocAligned"));
+  exports.Set("fileOp", Napi::Function::New(env, FileOpAsync, "fileOp"));
+  exports.Set("fileInfo", Napi::Function::New(env, FileInfo, "fileInfo"));
+  exports.Set("slotLayout", Napi::Function::New(env, SlotLayoutOf, "slotLayout"));
+  // Kernel ABI values, taken from the headers we build against rather than retyped in JS.
+  Napi::Object k = Napi::Object::New(env);
+  k.Set("IOCB_CMD_PREAD", static_cast<uint32_t>(IOCB_CMD_PREAD));
+  k.Set("IOCB_CMD_PWRITE", static_cast<uint32_t>(IOCB_CMD_PWRITE));
+  k.Set("IOCB_CMD_FSYNC", static_cast<uint32_t>(IOCB_CMD_FSYNC));
+  k.Set("IOCB_CMD_FDSYNC", static_cast<uint32_t>(IOCB_CMD_FDSYNC));
+  k.Set("RWF_DSYNC", static_cast<uint32_t>(RWF_DSYNC));
+  exports.Set("constants", k);
+  return exports;
+}
+
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, InitAddon)

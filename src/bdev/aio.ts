@@ -1,0 +1,215 @@
+// The AIO bdev: a regular file or a block device served through Linux kernel AIO, opened with
+// O_DIRECT so the page cache is bypassed (buffered only where the file system refuses it).
+import fs from 'node:fs';
+import path from 'node:path';
+import { constants } from 'node:os';
+import { native, FileOp, type FileInfo } from '../native.js';
+import { AioMaxNrError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
+import { logger, type Logger } from '../log.js';
+import { Bdev } from './bdev.js';
+import { AioQueue } from './aio_queue.js';
+import { IoType, type BdevDriver, type BdevIo, type Complete } from './types.js';
+
+const E = constants.errno;
+
+export const DEFAULT_QUEUE_DEPTH = 128;
+
+export interface AioBdevOptions {
+  /** Path of a regular file or block device. */
+  filename: string;
+  name: string;
+  /** Bytes per block; omitted: the device's logical sector size, or 512 (or the file system's O_DIRECT alignment) for files. */
+  blockSize?: number | undefined;
+  readonly?: boolean | undefined;
+  /** Create the file sparse with this many bytes when it does not exist. */
+  size?: number | undefined;
+  /** Kernel AIO queue depth of this bdev (io_setup). */
+  queueDepth?: number | undefined;
+  uuid?: string | undefined;
+  log?: Logger | undefined;
+}
+
+class AioDriver implements BdevDriver {
+  readonly module = 'aio';
+  readonly queue: AioQueue;
+  #fdsyncIocb = true;
+  #complete: Complete | null = null;
+
+  constructor(
+    readonly fd: number,
+    readonly filename: string,
+    readonly file: FileInfo,
+    readonly readonly: boolean,
+    readonly blockSizeOverride: boolean,
+    depth: number,
+  ) {
+    this.queue = new AioQueue(fd, depth, this.#onAioDone);
+  }
+
+  supports(type: IoType): boolean {
+    switch (type) {
+      case IoType.Read: case IoType.Write: case IoType.Flush: case IoType.Unmap: case IoType.WriteZeroes:
+        return true;
+      case IoType.SeekData: case IoType.SeekHole:
+        return this.file.type === 'file';
+      default:
+        return false;
+    }
+  }
+
+  submit(io: BdevIo, complete: Complete): void {
+    this.#complete = complete;
+    switch (io.type) {
+      case IoType.Read: case IoType.Write:
+        this.queue.push(io);
+        return;
+      case IoType.Flush:
+        if (this.#fdsyncIocb) this.queue.push(io);
+        else this.#fileOp(io, FileOp.Fdatasync, 0, 0);
+        return;
+      case IoType.Unmap:
+        this.#fileOp(io, this.file.type === 'block' ? FileOp.Discard : FileOp.PunchHole, io.offset, io.length);
+        return;
+      case IoType.WriteZeroes: {
+        const op = this.file.type === 'block' ? FileOp.ZeroOut : io.noHole ? FileOp.ZeroRange : FileOp.PunchHole;
+        this.#fileOp(io, op, io.offset, io.length);
+        return;
+      }
+      case IoType.SeekData: case IoType.SeekHole:
+        this.#fileOp(io, io.type === IoType.SeekData ? FileOp.SeekData : FileOp.SeekHole, io.offset, 0);
+        return;
+      default:
+        complete(io, -E.ENOTSUP);
+    }
+  }
+
+  // Off the main thread; per-call allocation is fine here (TRIM and zeroing are not the hot path).
+  #fileOp(io: BdevIo, op: FileOp, offset: number, length: number): void {
+    const complete = this.#complete as Complete;
+    native().fileOp(op, this.fd, offset, length, (res) => {
+      // A durable WRITE_ZEROES with FUA needs the metadata change on disk too.
+      if (res >= 0 && io.fua && (io.type === IoType.WriteZeroes || io.type === IoType.Unmap)) {
+        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => complete(io, r2 < 0 ? r2 : 0));
+        return;
+      }
+      complete(io, io.type === IoType.SeekData || io.type === IoType.SeekHole ? res : Math.min(res, 0));
+    });
+  }
+
+  readonly #onAioDone: Complete = (io, result) => {
+    const complete = this.#complete as Complete;
+    if (io.type === IoType.Flush && result === -E.EINVAL && this.#fdsyncIocb) {
+      // Some file systems have no AIO fsync: flush on the thread pool from now on.
+      this.#fdsyncIocb = false;
+      this.#fileOp(io, FileOp.Fdatasync, 0, 0);
+      return;
+    }
+    complete(io, result);
+  };
+
+  info(): Record<string, unknown> {
+    return {
+      aio: {
+        filename: this.filename,
+        block_size_override: this.blockSizeOverride,
+        readonly: this.readonly,
+        fallocate: this.file.type === 'file',
+        o_direct: this.file.direct,
+        user_ring: this.queue.userRing,
+        queue_depth: this.queue.depth,
+      },
+    };
+  }
+
+  async destruct(): Promise<void> {
+    this.queue.close();
+    await new Promise<void>((resolve, reject) => fs.close(this.fd, (err) => (err ? reject(err) : resolve())));
+  }
+}
+
+function isPowerOfTwo(n: number): boolean { return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0; }
+
+function readSysctl(name: string): number | null {
+  try { return Number(fs.readFileSync(`/proc/sys/fs/${name}`, 'utf8').trim()); } catch { return null; }
+}
+
+function openImage(opts: AioBdevOptions, log: Logger): { fd: number; created: boolean } {
+  const file = opts.filename;
+  const access = opts.readonly === true ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+  let created = false;
+  if (!fs.existsSync(file)) {
+    if (opts.size === undefined) {
+      throw new InvalidBdevError(`${file}: no such file; give a size (size=1G on the command line, or "size" in the API) to create it sparse`);
+    }
+    if (opts.readonly === true) throw new InvalidBdevError(`${file}: no such file, and a readonly bdev cannot create it`);
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+      try { fs.ftruncateSync(fd, opts.size); } finally { fs.closeSync(fd); }
+      created = true;
+      log.info({ filename: file, size: opts.size }, 'created sparse image');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new SystemError(`cannot create ${describeOpenError(file, e)}`, -(e.errno ?? -E.EIO), { cause: e });
+    }
+  }
+  try {
+    return { fd: fs.openSync(file, access | fs.constants.O_DIRECT), created };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code !== 'EINVAL') throw new SystemError(`cannot open ${describeOpenError(file, e)}`, -(e.errno ?? -E.EIO), { cause: e });
+  }
+  // O_DIRECT refused (tmpfs and a few others): serve buffered; FLUSH still reaches stable storage.
+  try {
+    const fd = fs.openSync(file, access);
+    log.warn({ filename: file }, 'the file system refuses O_DIRECT; serving this bdev with buffered I/O (the page cache is used, FLUSH still syncs)');
+    return { fd, created };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new SystemError(`cannot open ${describeOpenError(file, e)}`, -(e.errno ?? -E.EIO), { cause: e });
+  }
+}
+
+/** Opens (or creates) the file and builds an AIO bdev over it. */
+export function createAioBdev(opts: AioBdevOptions): Bdev {
+  const log = (opts.log ?? logger()).child({ bdev: opts.name });
+  const depth = opts.queueDepth ?? DEFAULT_QUEUE_DEPTH;
+  if (!Number.isInteger(depth) || depth < 1 || depth > 65536) throw new InvalidBdevError(`queue depth ${depth} is not in 1..65536`);
+  const { fd } = openImage(opts, log);
+  let ok = false;
+  try {
+    const info = native().fileInfo(fd);
+    if (info.type === 'other') throw new InvalidBdevError(`${opts.filename}: not a regular file or a block device`);
+    // What the device needs: its logical sector size, and for O_DIRECT files the file system's alignment.
+    const detected = Math.max(info.type === 'block' ? info.logicalBlockSize : 512, info.direct ? info.dioOffsetAlign : 0, 512);
+    let blockSize = detected;
+    if (opts.blockSize !== undefined && opts.blockSize !== 0) {
+      if (!isPowerOfTwo(opts.blockSize) || opts.blockSize < 512) {
+        throw new InvalidBdevError(`block size ${opts.blockSize} must be a power of two of at least 512`);
+      }
+      if (opts.blockSize < detected) {
+        throw new InvalidBdevError(`block size ${opts.blockSize} is below the ${detected}-byte sectors of ${opts.filename}`);
+      }
+      blockSize = opts.blockSize;
+    }
+    const numBlocks = Math.floor(info.size / blockSize);
+    if (info.size % blockSize !== 0) {
+      log.warn({ size: info.size, blockSize, usable: numBlocks * blockSize }, 'size is not a multiple of the block size; the tail is not exported');
+    }
+    if (numBlocks === 0) throw new InvalidBdevError(`${opts.filename} is smaller than one ${blockSize}-byte block`);
+    let driver: AioDriver;
+    try {
+      driver = new AioDriver(fd, opts.filename, info, opts.readonly === true, blockSize !== detected, depth);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.syscall === 'io_setup' && e.code === 'EAGAIN') throw new AioMaxNrError(depth, readSysctl('aio-nr'), readSysctl('aio-max-nr'));
+      if (e.syscall === 'io_setup') throw new SystemError(`io_setup(${depth}) failed: ${e.message}`, -(e.errno ?? -E.EIO), { cause: e });
+      throw err;
+    }
+    log.debug({ filename: opts.filename, blockSize, numBlocks, direct: info.direct, userRing: driver.queue.userRing }, 'aio bdev ready');
+    ok = true;
+    return new Bdev({ name: opts.name, blockSize, numBlocks, readonly: opts.readonly === true, uuid: opts.uuid, writeCache: true }, driver);
+  } finally {
+    if (!ok) fs.closeSync(fd);
+  }
+}

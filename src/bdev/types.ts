@@ -1,0 +1,52 @@
+// The bdev interface: what every module implements and what every submitter sees.
+export const IoType = {
+  Read: 0, Write: 1, Flush: 2, Unmap: 3, WriteZeroes: 4, SeekData: 5, SeekHole: 6, Reset: 7,
+} as const;
+export type IoType = (typeof IoType)[keyof typeof IoType];
+
+/** SPDK's JSON names for the I/O types, as bdev_get_bdevs reports them. */
+export const IO_TYPE_NAME: Record<IoType, string> = {
+  0: 'read', 1: 'write', 2: 'flush', 3: 'unmap', 4: 'write_zeroes', 5: 'seek_data', 6: 'seek_hole', 7: 'reset',
+};
+
+/**
+ * One I/O. Pooled and reused by its submitter; the bdev layer never allocates one.
+ * Offsets and lengths are in bytes and must be multiples of the bdev's block size.
+ */
+export interface BdevIo {
+  type: IoType;
+  offset: number;
+  length: number;
+  /** WRITE: durable before completion. */
+  fua: boolean;
+  /** WRITE_ZEROES: the range must stay allocated (no hole punched). */
+  noHole: boolean;
+  /** Aligned buffer of at least `length` bytes: READ fills it, WRITE reads it. */
+  buf: Buffer | null;
+  /** 0, -errno, or (SEEK_*) the offset found. */
+  result: number;
+  /** Owned by the bdev layer between submit and completion. */
+  pending: boolean;
+  /** performance.now() at submit, for latency statistics. */
+  startMs: number;
+  /** Called exactly once per submit, never from inside submit(). */
+  done: (io: BdevIo) => void;
+}
+
+export type Complete = (io: BdevIo, result: number) => void;
+
+/** What a module implements: SPDK's function table, in TypeScript. */
+export interface BdevDriver {
+  readonly module: string;
+  /** Call complete exactly once, now or later. */
+  submit(io: BdevIo, complete: Complete): void;
+  supports(type: IoType): boolean;
+  /** Called after the last completion; releases every fd and context. */
+  destruct(): Promise<void>;
+  /** driver_specific in bdev_get_bdevs. */
+  info(): Record<string, unknown>;
+}
+
+export function newIo(done: (io: BdevIo) => void): BdevIo {
+  return { type: IoType.Read, offset: 0, length: 0, fua: false, noHole: false, buf: null, result: 0, pending: false, startMs: 0, done };
+}

@@ -1,0 +1,76 @@
+// Loads the addon once and types it. An explicit path (AIONBD_NATIVE) wins, for tests of a
+// debug build; otherwise build/Release, as node-gyp leaves it after `npm install`.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { NativeAddonError } from './errors.js';
+
+/** Byte offsets of the slot table's arrays; see native/slot_layout.h. */
+export interface SlotLayout {
+  op: number; rwFlags: number; len: number; sq: number; cqSlot: number; offset: number; cqRes: number; size: number;
+}
+
+export interface AioEngineHandle {
+  readonly table: ArrayBuffer;
+  readonly layout: SlotLayout;
+  readonly inflight: number;
+  readonly userRing: boolean;
+  /** Submits sq[0..n): returns how many the kernel took, 0 if its ring is full, -errno if it refused the first. */
+  submit(n: number): number;
+  close(): void;
+}
+
+export interface FileInfo {
+  type: 'file' | 'block' | 'other';
+  size: number;
+  logicalBlockSize: number;
+  physicalBlockSize: number;
+  dioMemAlign: number;
+  dioOffsetAlign: number;
+  direct: boolean;
+  fsBlockSize: number;
+}
+
+/** Codes of the operations fileOp() runs on the thread pool; mirrors FileOp in native/file_ops.cc. */
+export const FileOp = {
+  PunchHole: 0, ZeroRange: 1, Discard: 2, ZeroOut: 3, Fdatasync: 4, SeekData: 5, SeekHole: 6, WriteZeroes: 7,
+} as const;
+export type FileOp = (typeof FileOp)[keyof typeof FileOp];
+
+export interface NativeAddon {
+  AioEngine: new (fd: number, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
+  allocAligned(size: number, alignment: number): ArrayBuffer;
+  fileOp(op: FileOp, fd: number, offset: number, length: number, cb: (result: number) => void): void;
+  fileInfo(fd: number): FileInfo;
+  slotLayout(depth: number): SlotLayout;
+  constants: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number };
+}
+
+let cached: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (cached !== undefined) return cached;
+  const require = createRequire(import.meta.url);
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const candidates = [process.env['AIONBD_NATIVE'], path.join(root, 'build', 'Release', 'aionbd.node')];
+  const errors: string[] = [];
+  for (const c of candidates) {
+    if (c === undefined || c === '') continue;
+    try {
+      cached = require(c) as NativeAddon;
+      return cached;
+    } catch (err) {
+      errors.push(`${c}: ${(err as Error).message}`);
+    }
+  }
+  throw new NativeAddonError(errors);
+}
+
+/** The same layout as native/slot_layout.h computes; a unit test keeps the two equal. */
+export function slotLayout(depth: number): SlotLayout {
+  const offset = (20 * depth + 7) & ~7;
+  return {
+    op: 0, rwFlags: 4 * depth, len: 8 * depth, sq: 12 * depth, cqSlot: 16 * depth,
+    offset, cqRes: offset + 8 * depth, size: offset + 16 * depth,
+  };
+}

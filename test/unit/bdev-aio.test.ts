@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { constants } from 'node:os';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createAioBdev } from '../../src/bdev/aio.js';
+import type { Bdev } from '../../src/bdev/bdev.js';
+import { IoType } from '../../src/bdev/types.js';
+import { AioMaxNrError, InvalidBdevError } from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import { native, slotLayout } from '../../src/native.js';
+import { pattern, readBytes, run, writeBytes } from '../helpers/bdev.js';
+import { rmrf, tmpDir } from '../helpers/tmp.js';
+
+const E = constants.errno;
+const MiB = 1024 * 1024;
+
+function aioNr(): number { return Number(fs.readFileSync('/proc/sys/fs/aio-nr', 'utf8')); }
+
+describe('native slot layout', () => {
+  it('matches between native/slot_layout.h and src/native.ts', () => {
+    for (const d of [1, 3, 128, 1000]) expect(slotLayout(d)).toEqual(native().slotLayout(d));
+  });
+});
+
+describe('AIO bdev', () => {
+  let dir: string;
+  let bdev: Bdev | null = null;
+  const log = silentLogger();
+  beforeEach(() => { dir = tmpDir(); });
+  afterEach(async () => { await bdev?.close(); bdev = null; rmrf(dir); });
+
+  it('creates a missing file sparse when a size is given, and refuses without one', () => {
+    const f = path.join(dir, 'a.img');
+    expect(() => createAioBdev({ filename: f, name: 'a', log })).toThrow(/give a size/);
+    bdev = createAioBdev({ filename: f, name: 'a', size: 64 * MiB, log });
+    expect(fs.statSync(f).size).toBe(64 * MiB);
+    expect(fs.statSync(f).blocks).toBeLessThan(64); // sparse: almost nothing allocated
+    expect(bdev.blockSize).toBe(512);
+    expect(bdev.numBlocks).toBe(64 * MiB / 512);
+  });
+
+  it('is real kernel AIO on an O_DIRECT fd', async () => {
+    const before = aioNr();
+    bdev = createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: 8 * MiB, log });
+    expect(aioNr()).toBeGreaterThan(before);
+    const info = bdev.driver.info() as { aio: { o_direct: boolean } };
+    expect(info.aio.o_direct).toBe(true);
+    const fds = fs.readdirSync('/proc/self/fd');
+    const flags = fds.map((fd) => { try { return fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'); } catch { return ''; } })
+      .filter((t) => /flags:\s+\d*4\d{4}\b/.test(t) || (/flags:\s+(\d+)/.exec(t) !== null && (parseInt(/flags:\s+(\d+)/.exec(t)![1]!, 8) & 0o40000) !== 0));
+    expect(flags.length).toBeGreaterThan(0);
+    await bdev.close();
+    bdev = null;
+    expect(aioNr()).toBe(before);
+  });
+
+  it('reads back patterns at several offsets, the first and the last block', async () => {
+    bdev = createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: 16 * MiB, log });
+    const size = bdev.sizeBytes;
+    const cases: [number, number][] = [[0, 512], [4096, 4096], [1 * MiB + 512, 128 * 1024], [size - 512, 512], [size - 2 * MiB, 1 * MiB]];
+    for (const [off, len] of cases) {
+      const data = pattern(len, off + 1);
+      expect(await writeBytes(bdev, off, data)).toBe(0);
+    }
+    for (const [off, len] of cases) expect((await readBytes(bdev, off, len)).equals(pattern(len, off + 1))).toBe(true);
+    // On the file itself too: the bytes really reached it.
+    const fd = fs.openSync(path.join(dir, 'a.img'), 'r');
+    const b = Buffer.alloc(512);
+    fs.readSync(fd, b, 0, 512, size - 512);
+    fs.closeSync(fd);
+    expect(b.equals(pattern(512, size - 512 + 1))).toBe(true);
+  });
+
+  it('fails out-of-bounds and unaligned I/O with EINVAL, and writes to a readonly bdev with EROFS', async () => {
+    const f = path.join(dir, 'a.img');
+    bdev = createAioBdev({ filename: f, name: 'a', size: 1 * MiB, log });
+    expect((await run(bdev, IoType.Read, 1 * MiB, 512)).result).toBe(-E.EINVAL);
+    expect((await run(bdev, IoType.Read, 1 * MiB - 512, 1024)).result).toBe(-E.EINVAL);
+    expect((await run(bdev, IoType.Write, 100, 512)).result).toBe(-E.EINVAL);
+    expect((await run(bdev, IoType.Read, 0, 0)).result).toBe(-E.EINVAL);
+    await bdev.close();
+    bdev = createAioBdev({ filename: f, name: 'ro', readonly: true, log });
+    expect((await run(bdev, IoType.Write, 0, 512)).result).toBe(-E.EROFS);
+    expect((await run(bdev, IoType.Read, 0, 512)).result).toBe(0);
+  });
+
+  it('completes each of 512 concurrent I/Os exactly once (more than the queue depth)', async () => {
+    bdev = createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: 8 * MiB, queueDepth: 32, log });
+    const b = bdev;
+    const res = await Promise.all(Array.from({ length: 512 }, (_, i) => run(b, i % 2 ? IoType.Read : IoType.Write, (i % 2048) * 4096, 4096)));
+    expect(res.every((r) => r.result === 0 && r.calls === 1)).toBe(true);
+    expect(b.stat.numReadOps + b.stat.numWriteOps).toBe(512);
+  });
+
+  it('flushes (FDSYNC iocb) and FUA writes', async () => {
+    bdev = createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: 1 * MiB, log });
+    expect(await writeBytes(bdev, 0, pattern(4096, 7), true)).toBe(0);
+    expect((await run(bdev, IoType.Flush, 0, 0)).result).toBe(0);
+    expect(bdev.stat.numFlushOps).toBe(1);
+  });
+
+  it('trims to holes and zeroes ranges, with and without NO_HOLE', async () => {
+    const f = path.join(dir, 'a.img');
+    bdev = createAioBdev({ filename: f, name: 'a', size: 4 * MiB, log });
+    expect(await writeBytes(bdev, 0, pattern(4 * MiB, 3))).toBe(0);
+    const full = fs.statSync(f).blocks;
+    expect((await run(bdev, IoType.Unmap, 0, 2 * MiB)).result).toBe(0);
+    expect(fs.statSync(f).blocks).toBeLessThan(full);
+    expect((await run(bdev, IoType.WriteZeroes, 2 * MiB, 1 * MiB, { noHole: true })).result).toBe(0);
+    expect((await readBytes(bdev, 2 * MiB, 1 * MiB)).every((x) => x === 0)).toBe(true);
+    expect((await run(bdev, IoType.WriteZeroes, 3 * MiB, 4096)).result).toBe(0);
+    expect((await readBytes(bdev, 3 * MiB, 4096)).every((x) => x === 0)).toBe(true);
+    expect((await readBytes(bdev, 3 * MiB + 4096, 4096)).equals(pattern(4 * MiB, 3).subarray(3 * MiB + 4096, 3 * MiB + 8192))).toBe(true);
+  });
+
+  it('validates block sizes and rounds a ragged size down', () => {
+    const f = path.join(dir, 'r.img');
+    fs.writeFileSync(f, Buffer.alloc(4096 * 3 + 100));
+    expect(() => createAioBdev({ filename: f, name: 'r', blockSize: 1000, log })).toThrow(InvalidBdevError);
+    expect(() => createAioBdev({ filename: f, name: 'r', blockSize: 256, log })).toThrow(/power of two of at least 512/);
+    bdev = createAioBdev({ filename: f, name: 'r', blockSize: 4096, log });
+    expect(bdev.numBlocks).toBe(3);
+  });
+
+  it('names fs.aio-max-nr when io_setup runs out of contexts', () => {
+    const err = new AioMaxNrError(128, 65500, 65536);
+    expect(err.message).toMatch(/sysctl -w fs\.aio-max-nr=/);
+  });
+});
