@@ -1,0 +1,50 @@
+// --aio FILE[,name=N][,bs=B][,size=S][,readonly]
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import { checkName } from '../bdev/names.js';
+import { parseSize } from '../util/size.js';
+
+export interface AioSpec {
+  filename: string;
+  name: string;
+  blockSize: number | undefined;
+  size: number | undefined;
+  readonly: boolean;
+}
+
+export function parseAioSpec(spec: string): AioSpec {
+  const parts = spec.split(',');
+  const filename = parts[0] ?? '';
+  if (filename === '') throw new UsageError(`bad --aio "${spec}": the file name comes first (--aio FILE[,name=N][,bs=B][,size=S][,readonly])`);
+  const out: AioSpec = { filename, name: defaultName(filename), blockSize: undefined, size: undefined, readonly: false };
+  for (const p of parts.slice(1)) {
+    const eq = p.indexOf('=');
+    const key = eq < 0 ? p : p.slice(0, eq);
+    const val = eq < 0 ? undefined : p.slice(eq + 1);
+    const need = (): string => {
+      if (val === undefined || val === '') throw new UsageError(`bad --aio "${spec}": ${key} needs a value (${key}=...)`);
+      return val;
+    };
+    switch (key) {
+      case 'name': out.name = checkName(need()); break;
+      case 'bs': case 'block_size': out.blockSize = parseSize(need(), 'block size'); break;
+      case 'size': out.size = parseSize(need(), 'size'); break;
+      case 'readonly': case 'ro':
+        if (val !== undefined && !['1', 'true', 'yes', 'on'].includes(val)) {
+          if (!['0', 'false', 'no', 'off'].includes(val)) throw new UsageError(`bad --aio "${spec}": readonly takes no value (or true/false)`);
+        } else {
+          out.readonly = true;
+        }
+        break;
+      default:
+        throw new UsageError(`bad --aio "${spec}": unknown key "${key}" (known: name, bs, size, readonly)`);
+    }
+  }
+  return out;
+}
+
+function defaultName(filename: string): string {
+  const base = path.basename(filename).replace(/\.(img|raw|bin|disk)$/i, '');
+  const cleaned = base.replace(/[^A-Za-z0-9_.:+-]/g, '_').replace(/^[^A-Za-z0-9_]+/, '');
+  return cleaned === '' ? 'aio0' : cleaned.slice(0, 128);
+}

@@ -1,0 +1,54 @@
+// The aionbd command line. Expected failures end as one line on stderr and an exit code
+// (0 ok, 1 runtime failure, 2 bad usage); anything else is a bug and keeps its stack.
+import path from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { AionbdError } from '../errors.js';
+import { logger, setLogLevel } from '../log.js';
+import { serve } from './serve.js';
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function intArg(min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function collect(v: string, prev: string[]): string[] { return [...prev, v]; }
+
+function buildProgram(out: (line: string) => void): Command {
+  const program = new Command('aionbd')
+    .description('NBD server for SPDK-style block devices served through Linux kernel AIO')
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+
+  program.command('serve')
+    .description('serve bdevs over NBD (default: a sparse 1 GiB image ./aionbd-data/disk0.img as "disk0" on tcp://127.0.0.1:10809)')
+    .option('--listen <addr>', 'listen on tcp://HOST:PORT or unix:PATH (repeatable)', collect, [])
+    .option('--aio <spec>', 'AIO bdev FILE[,name=N][,bs=B][,size=S][,readonly], exported under its name (repeatable)', collect, [])
+    .option('--queue-depth <n>', 'kernel AIO queue depth per bdev', intArg(1, 65536))
+    .option('--data-dir <dir>', 'where the default image lives', 'aionbd-data')
+    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LEVELS).default('info'))
+    .action(async (o: { listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string }) => {
+      setLogLevel(o.logLevel);
+      const code = await serve({ listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir) }, logger(), out);
+      process.exitCode = code;
+    });
+  return program;
+}
+
+export async function run(argv: string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
+  process.exitCode = 0;
+  try {
+    await buildProgram(out).exitOverride().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed why
+    if (!(err instanceof AionbdError)) throw err;
+    process.stderr.write(`aionbd: ${err.message}\n`);
+    logger().debug({ err, code: err.code }, err.message);
+    return err.exitCode;
+  }
+}

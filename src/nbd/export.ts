@@ -1,0 +1,44 @@
+// An export: a bdev under a name, with the transmission flags computed once from what the bdev
+// can do (nbdkit's "ask every can_* once" rule).
+import type { Bdev } from '../bdev/bdev.js';
+import { IoType } from '../bdev/types.js';
+import {
+  DEFAULT_PREFERRED_BLOCK, NBD_FLAG_CAN_MULTI_CONN, NBD_FLAG_HAS_FLAGS, NBD_FLAG_READ_ONLY, NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_FUA, NBD_FLAG_SEND_TRIM, NBD_FLAG_SEND_WRITE_ZEROES,
+} from './constants.js';
+
+export interface ExportOptions {
+  name?: string;
+  readonly?: boolean;
+  description?: string;
+}
+
+export class Export {
+  readonly name: string;
+  readonly bdev: Bdev;
+  readonly readonly: boolean;
+  readonly description: string;
+  /** Transmission flags for a client with simple replies. */
+  readonly flags: number;
+  readonly size: number;
+  readonly minBlock: number;
+  readonly preferredBlock: number;
+
+  constructor(bdev: Bdev, opts: ExportOptions = {}) {
+    this.name = opts.name ?? bdev.name;
+    this.bdev = bdev;
+    this.readonly = (opts.readonly ?? false) || bdev.readonly;
+    this.description = opts.description ?? '';
+    this.size = bdev.sizeBytes;
+    this.minBlock = bdev.blockSize;
+    this.preferredBlock = Math.max(DEFAULT_PREFERRED_BLOCK, bdev.blockSize);
+    let f = NBD_FLAG_HAS_FLAGS;
+    if (this.readonly) f |= NBD_FLAG_READ_ONLY;
+    if (bdev.supports(IoType.Flush)) f |= NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA;
+    if (!this.readonly && bdev.supports(IoType.Unmap)) f |= NBD_FLAG_SEND_TRIM;
+    if (!this.readonly && bdev.supports(IoType.WriteZeroes)) f |= NBD_FLAG_SEND_WRITE_ZEROES;
+    // Every connection shares one fd and no cache of ours, so a FLUSH on one covers all.
+    f |= NBD_FLAG_CAN_MULTI_CONN;
+    this.flags = f;
+  }
+}

@@ -1,0 +1,184 @@
+// Listeners, exports and connections. One server serves any number of exports on any number of
+// TCP and unix listeners; each connection negotiates, then runs a Transmission.
+import fs from 'node:fs';
+import net from 'node:net';
+import type { Bdev } from '../bdev/bdev.js';
+import { bufferPool, type BufferPool } from '../bdev/buffers.js';
+import { ExportExistsError, ListenError, ServerClosedError, UsageError } from '../errors.js';
+import { logger, type Logger } from '../log.js';
+import { formatAddress, parseListenAddress, type ListenAddress } from './address.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD } from './constants.js';
+import { Export, type ExportOptions } from './export.js';
+import { HandshakeAborted, HandshakeViolation, negotiate, type HandshakeHost } from './handshake.js';
+import { EndOfStream } from './byte_reader.js';
+import { Transmission } from './transmission.js';
+
+export interface ServerOptions {
+  /** Largest READ/WRITE payload (bytes). Default 32 MiB. */
+  maxPayload?: number;
+  /** A client that has not finished the handshake by then is dropped. Default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Requests in flight per connection. Default 128 (the kernel's tags per connection). */
+  requestsPerConnection?: number;
+  /** Connections at once; more are refused. Default 1024. */
+  maxConnections?: number;
+  log?: Logger;
+}
+
+type State = 'open' | 'closing' | 'closed';
+
+interface Conn {
+  sock: net.Socket;
+  t: Transmission | null;
+}
+
+export class NbdServer implements HandshakeHost {
+  readonly maxPayload: number;
+  readonly #handshakeTimeoutMs: number;
+  readonly #depth: number;
+  readonly #maxConnections: number;
+  readonly #log: Logger;
+  readonly #pool: BufferPool = bufferPool();
+  readonly #exports = new Map<string, Export>();
+  readonly #listeners: { server: net.Server; address: ListenAddress }[] = [];
+  readonly #conns = new Set<Conn>();
+  #state: State = 'open';
+  #closing: Promise<void> | null = null;
+  #nextConn = 1;
+
+  constructor(opts: ServerOptions = {}) {
+    this.maxPayload = opts.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > 2 ** 31 || (this.maxPayload & (this.maxPayload - 1)) !== 0) {
+      throw new UsageError(`max payload ${this.maxPayload} must be a power of two from 4096 to 2 GiB`);
+    }
+    this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.#depth = opts.requestsPerConnection ?? 128;
+    this.#maxConnections = opts.maxConnections ?? 1024;
+    this.#log = opts.log ?? logger();
+  }
+
+  // HandshakeHost
+  lookup(name: string): Export | undefined {
+    if (name === '') return this.#exports.values().next().value; // the default export: the first one added
+    return this.#exports.get(name);
+  }
+  exports(): Iterable<Export> { return this.#exports.values(); }
+  closing(): boolean { return this.#state !== 'open'; }
+
+  /** Exports a bdev under opts.name (default: the bdev's name). */
+  addExport(bdev: Bdev, opts: ExportOptions = {}): Export {
+    const x = new Export(bdev, opts);
+    if (this.#exports.has(x.name)) throw new ExportExistsError(x.name);
+    this.#exports.set(x.name, x);
+    return x;
+  }
+
+  removeExport(name: string): boolean { return this.#exports.delete(name); }
+  getExport(name: string): Export | undefined { return this.#exports.get(name); }
+  get connections(): number { return this.#conns.size; }
+  get addresses(): ListenAddress[] { return this.#listeners.map((l) => l.address); }
+
+  /** Starts listening; resolves with the bound address (a TCP port 0 becomes the real port). */
+  async listen(addr: ListenAddress | string): Promise<ListenAddress> {
+    if (this.#state !== 'open') throw new ServerClosedError();
+    const a = typeof addr === 'string' ? parseListenAddress(addr) : addr;
+    if (a.kind === 'unix') await removeStaleSocket(a.path);
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => this.#onConnection(sock, a.kind === 'tcp'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(formatAddress(a), err)));
+      if (a.kind === 'unix') server.listen(a.path, () => resolve());
+      else server.listen({ host: a.host, port: a.port }, () => resolve());
+    });
+    if (a.kind === 'unix') fs.chmodSync(a.path, 0o600);
+    server.on('error', (err) => this.#log.error({ err }, 'listener error'));
+    const bound: ListenAddress = a.kind === 'tcp' ? { ...a, port: (server.address() as net.AddressInfo).port } : a;
+    this.#listeners.push({ server, address: bound });
+    this.#log.info({ address: formatAddress(bound) }, 'listening');
+    return bound;
+  }
+
+  #onConnection(sock: net.Socket, tcp: boolean): void {
+    if (this.#state !== 'open' || this.#conns.size >= this.#maxConnections) {
+      this.#log.warn({ connections: this.#conns.size }, 'refusing a connection');
+      sock.destroy();
+      return;
+    }
+    const log = this.#log.child({ conn: this.#nextConn++ });
+    const conn: Conn = { sock, t: null };
+    this.#conns.add(conn);
+    sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));
+    if (tcp) sock.setNoDelay(true);
+    const timer = setTimeout(() => {
+      log.info('handshake not finished in time; dropping the client');
+      sock.destroy();
+    }, this.#handshakeTimeoutMs);
+    timer.unref();
+    sock.resume();
+    negotiate(sock, this, log).then(
+      ({ export: x, leftover }) => {
+        clearTimeout(timer);
+        if (sock.destroyed) { this.#conns.delete(conn); return; }
+        log.debug({ export: x.name }, 'transmission');
+        const t = new Transmission(sock, x, {
+          maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, log, closing: () => this.closing(),
+        }, leftover);
+        conn.t = t;
+        if (this.#state !== 'open') t.shutdown();
+        void t.done.then(() => this.#conns.delete(conn));
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        this.#conns.delete(conn);
+        if (err instanceof HandshakeAborted) { log.debug('client aborted the handshake'); sock.end(); return; }
+        if (err instanceof HandshakeViolation) log.info({ reason: err.message }, 'handshake failed; closing');
+        else if (!(err instanceof EndOfStream)) log.debug({ err }, 'handshake ended');
+        sock.destroy();
+      },
+    );
+  }
+
+  /**
+   * Stops accepting, answers requests in flight (new ones get ESHUTDOWN), then closes every
+   * connection. Bdevs stay open: they belong to whoever created them.
+   */
+  close(opts: { graceMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#close(opts.graceMs ?? 5_000);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    this.#state = 'closing';
+    await Promise.all(this.#listeners.map(({ server, address }) => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      if (address.kind === 'unix') fs.rmSync(address.path, { force: true });
+    })));
+    const done: Promise<void>[] = [];
+    for (const c of this.#conns) {
+      if (c.t === null) { c.sock.destroy(); continue; }
+      c.t.shutdown();
+      done.push(c.t.done);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
+    await Promise.race([Promise.all(done), grace]);
+    clearTimeout(timer);
+    // Clients that did not go away in time are dropped; their I/O still completes first.
+    for (const c of this.#conns) c.t?.destroy();
+    await Promise.all(done);
+    this.#conns.clear();
+    this.#state = 'closed';
+  }
+}
+
+// A socket file left by a server that died is removed; one that answers is in use.
+async function removeStaleSocket(path: string): Promise<void> {
+  let st: fs.Stats;
+  try { st = fs.statSync(path); } catch { return; }
+  if (!st.isSocket()) return; // listen() reports EADDRINUSE with the path: not ours to delete
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = net.connect(path);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+  if (!alive) fs.rmSync(path, { force: true });
+}
