@@ -1,0 +1,121 @@
+// A raw NBD peer for tests: exact bytes out, exact bytes in, every wait bounded.
+import net from 'node:net';
+
+export class RawClient {
+  readonly sock: net.Socket;
+  #buf = Buffer.alloc(0);
+  #closed = false;
+  #waiters: (() => void)[] = [];
+
+  private constructor(sock: net.Socket) {
+    this.sock = sock;
+    sock.on('data', (d: Buffer) => { this.#buf = Buffer.concat([this.#buf, d]); this.#wake(); });
+    sock.on('close', () => { this.#closed = true; this.#wake(); });
+    sock.on('error', () => { /* close follows */ });
+  }
+
+  static connect(path: string, timeoutMs = 5000): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(path);
+      const t = setTimeout(() => { s.destroy(); reject(new Error('connect timeout')); }, timeoutMs);
+      s.once('connect', () => { clearTimeout(t); resolve(new RawClient(s)); });
+      s.once('error', (e) => { clearTimeout(t); reject(e); });
+    });
+  }
+
+  #wake(): void { const w = this.#waiters; this.#waiters = []; for (const f of w) f(); }
+
+  get closed(): boolean { return this.#closed; }
+  get buffered(): number { return this.#buf.length; }
+
+  write(b: Buffer): void { this.sock.write(b); }
+
+  /** Exactly n bytes, or rejects on close/timeout. */
+  async read(n: number, timeoutMs = 5000): Promise<Buffer> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#buf.length < n) {
+      if (this.#closed) throw new Error(`connection closed with ${this.#buf.length} of ${n} bytes`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timeout waiting for ${n} bytes (have ${this.#buf.length})`);
+      await new Promise<void>((r) => { const t = setTimeout(r, left); this.#waiters.push(() => { clearTimeout(t); r(); }); });
+    }
+    const out = this.#buf.subarray(0, n);
+    this.#buf = this.#buf.subarray(n);
+    return Buffer.from(out);
+  }
+
+  /** Resolves true when the server closes the connection within the time. */
+  async waitClosed(timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((r) => { const t = setTimeout(r, left); this.#waiters.push(() => { clearTimeout(t); r(); }); });
+    }
+    return true;
+  }
+
+  close(): void { this.sock.destroy(); }
+}
+
+const IHAVEOPT = Buffer.from('IHAVEOPT');
+
+export function option(opt: number, data: Buffer = Buffer.alloc(0)): Buffer {
+  const h = Buffer.alloc(16);
+  IHAVEOPT.copy(h, 0);
+  h.writeUInt32BE(opt, 8);
+  h.writeUInt32BE(data.length, 12);
+  return Buffer.concat([h, data]);
+}
+
+export function goData(name: string, infos: number[] = []): Buffer {
+  const n = Buffer.from(name);
+  const b = Buffer.alloc(4 + n.length + 2 + 2 * infos.length);
+  b.writeUInt32BE(n.length, 0);
+  n.copy(b, 4);
+  b.writeUInt16BE(infos.length, 4 + n.length);
+  infos.forEach((t, i) => b.writeUInt16BE(t, 4 + n.length + 2 + 2 * i));
+  return b;
+}
+
+export interface OptReply { magic: bigint; opt: number; type: number; data: Buffer }
+
+export async function readOptReply(c: RawClient): Promise<OptReply> {
+  const h = await c.read(20);
+  const len = h.readUInt32BE(16);
+  return { magic: h.readBigUInt64BE(0), opt: h.readUInt32BE(8), type: h.readUInt32BE(12), data: await c.read(len) };
+}
+
+export function request(type: number, opts: { flags?: number; cookie?: Buffer | bigint; offset?: bigint | number; length?: number; payload?: Buffer } = {}): Buffer {
+  const h = Buffer.alloc(28);
+  h.writeUInt32BE(0x25609513, 0);
+  h.writeUInt16BE(opts.flags ?? 0, 4);
+  h.writeUInt16BE(type, 6);
+  const c = opts.cookie ?? 1n;
+  if (typeof c === 'bigint') h.writeBigUInt64BE(c, 8); else c.copy(h, 8);
+  h.writeBigUInt64BE(BigInt(opts.offset ?? 0), 16);
+  h.writeUInt32BE(opts.length ?? opts.payload?.length ?? 0, 24);
+  return opts.payload ? Buffer.concat([h, opts.payload]) : h;
+}
+
+export interface SimpleReply { magic: number; error: number; cookie: bigint }
+
+export async function readSimpleReply(c: RawClient, timeoutMs = 5000): Promise<SimpleReply> {
+  const h = await c.read(16, timeoutMs);
+  return { magic: h.readUInt32BE(0), error: h.readUInt32BE(4), cookie: h.readBigUInt64BE(8) };
+}
+
+/** Greeting + client flags + GO for `name`; returns size and transmission flags. */
+export async function handshakeGo(c: RawClient, name: string): Promise<{ size: bigint; flags: number }> {
+  await c.read(18);
+  c.write(Buffer.from([0, 0, 0, 3]));
+  c.write(option(7, goData(name)));
+  let size = -1n, flags = 0;
+  for (;;) {
+    const r = await readOptReply(c);
+    if (r.type === 3 && r.data.readUInt16BE(0) === 0) { size = r.data.readBigUInt64BE(2); flags = r.data.readUInt16BE(10); }
+    else if (r.type === 1) break;
+    else if (r.type >= 0x80000000) throw new Error(`GO failed: 0x${r.type.toString(16)} ${r.data.toString()}`);
+  }
+  return { size, flags };
+}
