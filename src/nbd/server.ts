@@ -148,7 +148,9 @@ export class NbdServer implements HandshakeHost {
 
   async #close(graceMs: number): Promise<void> {
     this.#state = 'closing';
-    await Promise.all(this.#listeners.map(({ server, address }) => new Promise<void>((resolve) => {
+    // net.Server.close() stops accepting at once but calls back only when every connection is
+    // gone, so the connections are shut down before that callback is awaited.
+    const listenersClosed = Promise.all(this.#listeners.map(({ server, address }) => new Promise<void>((resolve) => {
       server.close(() => resolve());
       if (address.kind === 'unix') fs.rmSync(address.path, { force: true });
     })));
@@ -163,10 +165,15 @@ export class NbdServer implements HandshakeHost {
     await Promise.race([Promise.all(done), grace]);
     clearTimeout(timer);
     // Clients that did not go away in time are dropped; their I/O still completes first.
-    for (const c of this.#conns) c.t?.destroy();
+    for (const c of this.#conns) {
+      if (c.t !== null) c.t.destroy();
+      else c.sock.destroy();
+    }
     await Promise.all(done);
+    await listenersClosed;
     this.#conns.clear();
     this.#state = 'closed';
+    this.#log.debug('server closed');
   }
 }
 

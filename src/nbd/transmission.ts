@@ -275,8 +275,10 @@ export class Transmission implements RequestSink {
       const r = this.#resolveDone;
       this.#resolveDone = null;
       r?.();
-    } else if (this.#ending && this.#payloadSlot === null) {
+    } else if (this.#ending && this.#payloadSlot === null && !this.#sock.writableEnded) {
       this.#sock.end();
+      // Everything is answered; a peer that keeps its half open does not hold us up for long.
+      setTimeout(() => this.#sock.destroy(), 1000).unref();
     }
   }
 }

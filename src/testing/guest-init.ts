@@ -20,6 +20,7 @@ export const CMDLINE_MODULES = 'aionbd.modules=1';
 
 /** 9p mount tags; the host side is in vm.ts. */
 export const TAG_HOSTROOT = 'hostroot';
+export const TAG_HOSTLIVE = 'hostlive';
 export const TAG_SHARE = 'share';
 export const TAG_MODULES = 'modules';
 
@@ -57,12 +58,22 @@ say() { echo "aionbd-init: $*"; }
 # Power off rather than exit: an exiting PID 1 panics, which hides the reason.
 die() { say "FATAL: $*"; sleep 1; poweroff -f; }
 
+say "starting $(cat /proc/uptime)"
+
 # Dependency order was resolved on the host; a failure is reported, not
 # fatal, so that the console shows every missing piece at once.
-while read -r m; do
-  [ -n "$m" ] || continue
-  insmod "/lib/modules/$m" || say "insmod $m failed"
-done < /etc/aionbd-modules
+load() {
+  while read -r m; do
+    [ -n "$m" ] || continue
+    insmod "/lib/modules/$m" || say "insmod $m failed"
+    say "$m $(cat /proc/uptime)"
+  done < "$1"
+}
+# What the root needs (virtio, 9p) first; the rest (nbd, file systems) loads
+# on the other vCPU while the root is put together.
+load /etc/aionbd-modules-boot
+load /etc/aionbd-modules-extra &
+extra=$!
 
 share=0
 modules=0
@@ -79,7 +90,14 @@ if [ -d /sys/class/net/eth0 ]; then
   ip link set eth0 up
 fi
 
-mount -t 9p -o ${NINEP},ro ${TAG_HOSTROOT} /hostroot || die "cannot mount the host root over 9p"
+# The host root is mounted twice. System directories go through the page
+# cache (cache=loose): every exec in the guest reads them, and uncached 9p
+# makes starting node take seconds under TCG. Everything else (the project's
+# tree, home directories) stays uncached, so that files the host writes while
+# the VM runs are seen at once.
+mkdir -p /hostlive
+mount -t 9p -o ${NINEP},ro,cache=loose ${TAG_HOSTROOT} /hostroot || die "cannot mount the host root over 9p"
+mount -t 9p -o ${NINEP},ro ${TAG_HOSTLIVE} /hostlive || die "cannot mount the host root over 9p"
 mount -t tmpfs -o mode=0755 aionbd-root /newroot || die "cannot mount the root tmpfs"
 for e in /hostroot/* /hostroot/.[!.]*; do
   n="\${e##*/}"
@@ -89,7 +107,9 @@ for e in /hostroot/* /hostroot/.[!.]*; do
     mkdir "/newroot/$n"
     case "$n" in
       proc|sys|dev|tmp|run|mnt|media|lost+found) ;;
-      *) mount -o bind "$e" "/newroot/$n" || say "cannot bind /$n" ;;
+      usr|etc|opt|var|boot|srv|bin|sbin|lib|lib32|lib64|libx32)
+        mount -o bind "$e" "/newroot/$n" || say "cannot bind /$n" ;;
+      *) mount -o bind "/hostlive/$n" "/newroot/$n" || say "cannot bind /$n" ;;
     esac
   fi
 done
@@ -121,8 +141,10 @@ if [ "$modules" = 1 ]; then
 fi
 cp /loop.sh run/aionbd/loop.sh
 
+say "root built $(cat /proc/uptime)"
+wait $extra
 cd /
-umount -l /hostroot
+umount -l /hostroot /hostlive
 umount -l /proc /sys /dev
 exec switch_root /newroot /bin/sh /run/aionbd/loop.sh
 `;

@@ -1,0 +1,11 @@
+// Public API of the kernel test rig (`aionbd/testing`).
+export {
+  bootVm,
+  withVm,
+  ensureKernelAssets,
+  VmError,
+  VmTimeoutError,
+  GUEST_FORWARD_ADDRESS,
+  GUEST_SHARE_DIR,
+} from './vm.js';
+export type { Vm, VmOptions, VmForward, VmAccel, ShOptions, ShResult, KernelAssets } from './vm.js';
