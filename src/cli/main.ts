@@ -21,7 +21,8 @@ function collect(v: string, prev: string[]): string[] { return [...prev, v]; }
 function buildProgram(out: (line: string) => void): Command {
   const program = new Command('aionbd')
     .description('NBD server for SPDK-style block devices served through Linux kernel AIO')
-    .showHelpAfterError()
+    // Set before subcommands are added: commander copies these into each one at creation.
+    .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
 
   program.command('serve')
@@ -42,7 +43,7 @@ function buildProgram(out: (line: string) => void): Command {
 export async function run(argv: string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   process.exitCode = 0;
   try {
-    await buildProgram(out).exitOverride().parseAsync(argv);
+    await buildProgram(out).parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed why

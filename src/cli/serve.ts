@@ -43,33 +43,49 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
     })();
     return stopping;
   };
+  // Handlers go in before anything is announced: whoever reads the attach line as "ready" may
+  // signal us right away, and that must still be a clean stop.
+  let onSignal: (s: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
+  const handler = (sig: NodeJS.Signals): void => {
+    if (stopping !== null) { log.warn('second signal: exiting without waiting'); process.exit(1); }
+    onSignal(sig);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
   try {
-    const exports: Export[] = [];
-    for (const s of specs) {
-      const bdev = registry.add(createAioBdev({
-        filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly,
-        queueDepth: opts.queueDepth ?? DEFAULT_QUEUE_DEPTH, log,
-      }));
-      exports.push(server.addExport(bdev));
+    const startup = (async () => {
+      const exports: Export[] = [];
+      for (const s of specs) {
+        const bdev = registry.add(createAioBdev({
+          filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly,
+          queueDepth: opts.queueDepth ?? DEFAULT_QUEUE_DEPTH, log,
+        }));
+        exports.push(server.addExport(bdev));
+      }
+      const bound: ListenAddress[] = [];
+      for (const a of addrs) bound.push(await server.listen(a));
+      return { exports, bound };
+    })();
+    // A signal during start-up stops it as cleanly as one after.
+    const first = await Promise.race([startup.then((r) => ({ ready: r })), signalled.then((sig) => ({ sig }))]);
+    if ('sig' in first) {
+      log.info({ signal: first.sig }, 'signal during start-up; stopping');
+      await startup.catch(() => undefined);
+      await stop();
+      return 0;
     }
-    const bound: ListenAddress[] = [];
-    for (const a of addrs) bound.push(await server.listen(a));
-    for (const x of exports) printAttach(x, bound, out);
+    for (const x of first.ready.exports) printAttach(x, first.ready.bound, out);
   } catch (err) {
     await stop();
     throw err;
   }
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
+  const signal = await signalled;
   log.info({ signal }, 'shutting down: finishing in-flight I/O, flushing, closing');
-  // A second signal while draining means "now".
-  const force = (): void => { log.warn('second signal: exiting without waiting'); process.exit(1); };
-  process.once('SIGINT', force);
-  process.once('SIGTERM', force);
   await stop();
+  process.off('SIGINT', handler);
+  process.off('SIGTERM', handler);
   return 0;
 }
 
