@@ -58,7 +58,7 @@ say() { echo "aionbd-init: $*"; }
 # Power off rather than exit: an exiting PID 1 panics, which hides the reason.
 die() { say "FATAL: $*"; sleep 1; poweroff -f; }
 
-say "starting $(cat /proc/uptime)"
+say "starting"
 
 # Dependency order was resolved on the host; a failure is reported, not
 # fatal, so that the console shows every missing piece at once.
@@ -66,7 +66,6 @@ load() {
   while read -r m; do
     [ -n "$m" ] || continue
     insmod "/lib/modules/$m" || say "insmod $m failed"
-    say "$m $(cat /proc/uptime)"
   done < "$1"
 }
 # What the root needs (virtio, 9p) first; the rest (nbd, file systems) loads
@@ -97,7 +96,7 @@ fi
 # the VM runs are seen at once.
 mkdir -p /hostlive
 mount -t 9p -o ${NINEP},ro,cache=loose ${TAG_HOSTROOT} /hostroot || die "cannot mount the host root over 9p"
-mount -t 9p -o ${NINEP},ro ${TAG_HOSTLIVE} /hostlive || die "cannot mount the host root over 9p"
+mount -t 9p -o ${NINEP},ro ${TAG_HOSTLIVE} /hostlive || die "cannot mount the host root over 9p (uncached)"
 mount -t tmpfs -o mode=0755 aionbd-root /newroot || die "cannot mount the root tmpfs"
 for e in /hostroot/* /hostroot/.[!.]*; do
   n="\${e##*/}"
@@ -141,7 +140,6 @@ if [ "$modules" = 1 ]; then
 fi
 cp /loop.sh run/aionbd/loop.sh
 
-say "root built $(cat /proc/uptime)"
 wait $extra
 cd /
 umount -l /hostroot /hostlive

@@ -2,6 +2,7 @@
 export {
   bootVm,
   withVm,
+  withKernel,
   ensureKernelAssets,
   VmError,
   VmTimeoutError,

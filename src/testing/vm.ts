@@ -14,6 +14,17 @@
 //    QEMU process; each forward is a guestfwd whose `cmd:` is socat to a
 //    unix socket on the host. No host TCP port is opened.
 //  - files: 9p shares (host root read-only; VmOptions.shareDir writable).
+//
+// What a command sees in the guest: the host's directories read-only (so
+// the host's /usr/bin, /etc, the project's tree), fresh tmpfs on /tmp, /run,
+// /var/tmp and /mnt (the host's /tmp is NOT visible: pass files through
+// shareDir at /share), /dev with the guest's devices, and `modprobe` for
+// every module of the Debian kernel.
+//
+// Environment knobs: AIONBD_CACHE_DIR (kernel cache, see kernel-assets.ts),
+// AIONBD_VM_ACCEL=kvm|tcg|auto, AIONBD_VM_CONSOLE=stderr (echo the console),
+// AIONBD_KERNEL_VERSION (pick a cached kernel), AIONBD_VM_BZIMAGE=1 (boot the
+// compressed image, not the PVH vmlinux).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -229,8 +240,10 @@ export function qemuArgs(p: QemuArgsInput): string[] {
     '-display',
     'none',
     '-no-reboot',
+    // q35 rather than pc: on pc each virtio device's interrupt goes through
+    // an ACPI link device whose AML takes ~150 ms per device to run under TCG.
     '-machine',
-    'pc',
+    'q35',
     ...(p.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     '-m',
     String(p.memoryMiB),
@@ -478,8 +491,13 @@ class QemuVm implements Vm {
     });
     s.on('error', () => undefined);
     s.on('close', () => {
-      this.channelClosed = true;
-      this.notify?.();
+      // The channel closes when QEMU dies; give the exit a moment to arrive
+      // so that the error names the cause (QEMU's exit status) rather than
+      // the symptom.
+      void Promise.race([this.exited, new Promise((r) => setTimeout(r, 1_000).unref())]).then(() => {
+        this.channelClosed = true;
+        this.notify?.();
+      });
     });
   }
 
@@ -664,6 +682,9 @@ export async function withVm<T>(opts: VmOptions, fn: (vm: Vm) => Promise<T>): Pr
     await vm.close();
   }
 }
+
+/** The name design.md gives the rig's entry point (`aionbd/testing`). */
+export const withKernel = withVm;
 
 export { ensureKernelAssets };
 export type { KernelAssets };
