@@ -36,6 +36,8 @@ enum FileOp : uint32_t {
   kSeekData = 5,
   kSeekHole = 6,
   kWriteZeroes = 7, // plain writes of zeroes, the fallback that works everywhere
+  kZeroRangeFast = 8, // ZERO_RANGE or nothing: for NBD_CMD_FLAG_FAST_ZERO
+  kPunchOrZero = 9, // zeroes that may leave a hole: punch, else zero the range any way we can
 };
 
 int64_t WriteZeroes(int fd, uint64_t off, uint64_t len) {
@@ -106,6 +108,14 @@ int64_t RunOp(uint32_t op, int fd, uint64_t off, uint64_t len) {
     }
     case kWriteZeroes:
       return WriteZeroes(fd, off, len);
+    case kPunchOrZero: {
+      int64_t rc = Fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+      return Unsupported(rc) ? RunOp(kZeroRange, fd, off, len) : rc;
+    }
+    case kZeroRangeFast: {
+      int64_t rc = Fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len);
+      return Unsupported(rc) ? -EOPNOTSUPP : rc;
+    }
     default:
       return -EINVAL;
   }

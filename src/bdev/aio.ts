@@ -71,7 +71,11 @@ class AioDriver implements BdevDriver {
         this.#fileOp(io, this.file.type === 'block' ? FileOp.Discard : FileOp.PunchHole, io.offset, io.length);
         return;
       case IoType.WriteZeroes: {
-        const op = this.file.type === 'block' ? FileOp.ZeroOut : io.noHole ? FileOp.ZeroRange : FileOp.PunchHole;
+        // FAST_ZERO: only what the kernel does without writing zeroes (fallocate), else -EOPNOTSUPP.
+        let op: FileOp;
+        if (this.file.type === 'block') op = io.fastZero ? FileOp.PunchHole : FileOp.ZeroOut;
+        else if (io.noHole) op = io.fastZero ? FileOp.ZeroRangeFast : FileOp.ZeroRange;
+        else op = io.fastZero ? FileOp.PunchHole : FileOp.PunchOrZero;
         this.#fileOp(io, op, io.offset, io.length);
         return;
       }
@@ -92,7 +96,10 @@ class AioDriver implements BdevDriver {
         native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => complete(io, r2 < 0 ? r2 : 0));
         return;
       }
-      complete(io, io.type === IoType.SeekData || io.type === IoType.SeekHole ? res : Math.min(res, 0));
+      if (io.type === IoType.SeekData || io.type === IoType.SeekHole) complete(io, res);
+      // TRIM is a hint: a file system that cannot punch holes simply keeps the data.
+      else if (io.type === IoType.Unmap && res === -E.EOPNOTSUPP) complete(io, 0);
+      else complete(io, Math.min(res, 0));
     });
   }
 

@@ -1,4 +1,6 @@
 // The bdev interface: what every module implements and what every submitter sees.
+import type { Bdev } from './bdev.js';
+
 export const IoType = {
   Read: 0, Write: 1, Flush: 2, Unmap: 3, WriteZeroes: 4, SeekData: 5, SeekHole: 6, Reset: 7,
 } as const;
@@ -21,6 +23,8 @@ export interface BdevIo {
   fua: boolean;
   /** WRITE_ZEROES: the range must stay allocated (no hole punched). */
   noHole: boolean;
+  /** WRITE_ZEROES: fail with -ENOTSUP rather than zero slowly (by writing zeroes). */
+  fastZero: boolean;
   /** Aligned buffer of at least `length` bytes: READ fills it, WRITE reads it. */
   buf: Buffer | null;
   /** 0, -errno, or (SEEK_*) the offset found. */
@@ -35,6 +39,12 @@ export interface BdevIo {
 
 export type Complete = (io: BdevIo, result: number) => void;
 
+/** One entry of a save_config "config" array: the RPC that re-creates something. */
+export interface ConfigEntry {
+  method: string;
+  params?: Record<string, unknown>;
+}
+
 /** What a module implements: SPDK's function table, in TypeScript. */
 export interface BdevDriver {
   readonly module: string;
@@ -45,8 +55,15 @@ export interface BdevDriver {
   destruct(): Promise<void>;
   /** driver_specific in bdev_get_bdevs. */
   info(): Record<string, unknown>;
+  /** The RPC that re-creates this bdev (save_config); null when another bdev's entry covers it. */
+  config?(bdev: Bdev): ConfigEntry | null;
+  /**
+   * The bdev is closing: complete whatever the module holds back on its own (injected
+   * "pending" I/O), so that close() does not wait forever.
+   */
+  abort?(): void;
 }
 
 export function newIo(done: (io: BdevIo) => void): BdevIo {
-  return { type: IoType.Read, offset: 0, length: 0, fua: false, noHole: false, buf: null, result: 0, pending: false, startMs: 0, done };
+  return { type: IoType.Read, offset: 0, length: 0, fua: false, noHole: false, fastZero: false, buf: null, result: 0, pending: false, startMs: 0, done };
 }

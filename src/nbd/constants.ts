@@ -82,3 +82,20 @@ export const MAX_STRING_LEN = 4096;
 export const MAX_OPTIONS = 1024;                       // options per handshake before we give up on a client
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_PORT = 10809;
+
+/** Structured / extended reply chunk types and flags. */
+export const NBD_REPLY_FLAG_DONE = 0x0001;
+export const NBD_REPLY_TYPE = {
+  NONE: 0, OFFSET_DATA: 1, OFFSET_HOLE: 2, BLOCK_STATUS: 5, BLOCK_STATUS_EXT: 6, ERROR: 32769, ERROR_OFFSET: 32770,
+} as const;
+export const STRUCTURED_REPLY_HEADER_LEN = 20;
+export const EXTENDED_REPLY_HEADER_LEN = 32;
+export const EXTENDED_REQUEST_LEN = 32;
+
+/** base:allocation, the one metadata context we offer, and its status bits. */
+export const META_BASE_ALLOCATION = 'base:allocation';
+export const META_ID_BASE_ALLOCATION = 1;
+export const NBD_STATE_HOLE = 1;
+export const NBD_STATE_ZERO = 2;
+/** Extents in one BLOCK_STATUS reply, at most (the spec allows 2^20; clients loop for more). */
+export const MAX_EXTENTS = 1024;

@@ -1,34 +1,49 @@
 // Socket chunks in, requests out: a cursor over each chunk, no concatenation. Keeps no
-// reference to a chunk after push() returns.
-import { NBD_CMD, NBD_REQUEST_MAGIC, REQUEST_LEN } from './constants.js';
+// reference to a chunk after push() returns. Compact (28-byte) or extended (32-byte) headers,
+// fixed at negotiation.
+import {
+  EXTENDED_REQUEST_LEN, NBD_CMD, NBD_CMD_FLAG_PAYLOAD_LEN, NBD_EXTENDED_REQUEST_MAGIC, NBD_REQUEST_MAGIC, REQUEST_LEN,
+} from './constants.js';
 
 export interface RequestSink {
   /** A request slot is free (otherwise the framer stops and the caller holds the rest). */
   hasFreeSlot(): boolean;
   /**
-   * A header was parsed. For WRITE, return where the payload goes (at least `length` bytes), or
-   * null to read and discard it. The cookie is the 8 bytes at cookieSrc[cookieAt..].
+   * A header was parsed. When `payload` is true, `length` bytes of payload follow: return where
+   * they go (at least `length` bytes), or null to read and discard them. The cookie is the 8
+   * bytes at cookieSrc[cookieAt..].
    */
-  request(type: number, flags: number, cookieSrc: Buffer, cookieAt: number, offset: number, length: number): Buffer | null;
-  /** The WRITE payload announced by the last request() is complete. */
+  request(type: number, flags: number, cookieSrc: Buffer, cookieAt: number, offset: number, length: number, payload: boolean): Buffer | null;
+  /** The payload announced by the last request() is complete. */
   payloadDone(): void;
   /** The stream can no longer be parsed; the connection must close. Nothing more is read. */
   protocolError(reason: string): void;
 }
 
 export class RequestFramer {
-  readonly #scratch = Buffer.allocUnsafe(REQUEST_LEN); // only for headers split across chunks
+  readonly #hlen: number;
+  readonly #magic: number;
+  readonly #extended: boolean;
+  readonly #scratch: Buffer; // only for headers split across chunks
   #scratchLen = 0;
   #dst: Buffer | null = null;
   #dstPos = 0;
   #payloadLeft = 0;
   #stopped = false;
 
-  /** `discardLimit`: a WRITE longer than this is not worth reading to stay in sync: disconnect. */
-  constructor(private readonly sink: RequestSink, private readonly discardLimit: number) {}
+  /**
+   * `discardLimit`: a payload longer than this is not worth reading to stay in sync: disconnect.
+   * With extended headers the spec asks for that above the maximum payload already.
+   */
+  constructor(private readonly sink: RequestSink, private readonly discardLimit: number, extended = false) {
+    this.#extended = extended;
+    this.#hlen = extended ? EXTENDED_REQUEST_LEN : REQUEST_LEN;
+    this.#magic = extended ? NBD_EXTENDED_REQUEST_MAGIC : NBD_REQUEST_MAGIC;
+    this.#scratch = Buffer.allocUnsafe(this.#hlen);
+  }
 
   get stopped(): boolean { return this.#stopped; }
-  /** Bytes of a WRITE payload still expected. */
+  /** Bytes of a payload still expected. */
   get payloadLeft(): number { return this.#payloadLeft; }
 
   /** Parse nothing more (after NBD_CMD_DISC, or on close). */
@@ -41,9 +56,10 @@ export class RequestFramer {
   push(chunk: Buffer): number {
     let pos = 0;
     const end = chunk.length;
+    const hlen = this.#hlen;
     while (pos < end && !this.#stopped) {
       if (this.#payloadLeft > 0) {
-        // WRITE payload goes straight to its pooled, aligned home.
+        // Payload goes straight to its pooled, aligned home.
         const n = Math.min(this.#payloadLeft, end - pos);
         if (this.#dst !== null) chunk.copy(this.#dst, this.#dstPos, pos, pos + n);
         this.#dstPos += n;
@@ -52,15 +68,15 @@ export class RequestFramer {
         if (this.#payloadLeft === 0) { this.#dst = null; this.sink.payloadDone(); }
       } else if (this.#scratchLen === 0 && !this.sink.hasFreeSlot()) {
         return pos; // backpressure, never allocation
-      } else if (this.#scratchLen === 0 && end - pos >= REQUEST_LEN) {
+      } else if (this.#scratchLen === 0 && end - pos >= hlen) {
         this.#header(chunk, pos); // common case: parse in place
-        pos += REQUEST_LEN;
+        pos += hlen;
       } else {
-        const n = Math.min(REQUEST_LEN - this.#scratchLen, end - pos);
+        const n = Math.min(hlen - this.#scratchLen, end - pos);
         chunk.copy(this.#scratch, this.#scratchLen, pos, pos + n);
         this.#scratchLen += n;
         pos += n;
-        if (this.#scratchLen === REQUEST_LEN) {
+        if (this.#scratchLen === hlen) {
           if (!this.sink.hasFreeSlot()) return pos; // header complete; parsed when a slot frees
           this.#scratchLen = 0;
           this.#header(this.#scratch, 0);
@@ -72,26 +88,34 @@ export class RequestFramer {
 
   /** Parses a complete header parked in scratch while no slot was free. */
   resume(): void {
-    if (this.#scratchLen === REQUEST_LEN && !this.#stopped && this.sink.hasFreeSlot()) {
+    if (this.#scratchLen === this.#hlen && !this.#stopped && this.sink.hasFreeSlot()) {
       this.#scratchLen = 0;
       this.#header(this.#scratch, 0);
     }
   }
 
   #header(b: Buffer, at: number): void {
-    if (b.readUInt32BE(at) !== NBD_REQUEST_MAGIC) { this.#fail('bad request magic'); return; }
+    if (b.readUInt32BE(at) !== this.#magic) { this.#fail('bad request magic'); return; }
     const flags = b.readUInt16BE(at + 4);
     const type = b.readUInt16BE(at + 6);
-    // Above 2^53 an offset loses precision, but any such offset fails the range check anyway.
+    // Above 2^53 offsets and lengths lose precision, but any such value fails the range check anyway.
     const offset = b.readUInt32BE(at + 16) * 2 ** 32 + b.readUInt32BE(at + 20);
-    const length = b.readUInt32BE(at + 24);
+    let length: number;
+    let payload: boolean;
+    if (this.#extended) {
+      length = b.readUInt32BE(at + 24) * 2 ** 32 + b.readUInt32BE(at + 28);
+      payload = (flags & NBD_CMD_FLAG_PAYLOAD_LEN) !== 0;
+    } else {
+      length = b.readUInt32BE(at + 24);
+      payload = type === NBD_CMD.WRITE;
+    }
     // The length decides how many bytes come off the wire next, so it is checked first.
-    if (type === NBD_CMD.WRITE && length > this.discardLimit) {
-      this.#fail(`WRITE of ${length} bytes is beyond what we read to stay in sync (${this.discardLimit})`);
+    if (payload && length > this.discardLimit) {
+      this.#fail(`payload of ${length} bytes is beyond what we read to stay in sync (${this.discardLimit})`);
       return;
     }
-    const dst = this.sink.request(type, flags, b, at + 8, offset, length);
-    if (type !== NBD_CMD.WRITE || this.#stopped) return;
+    const dst = this.sink.request(type, flags, b, at + 8, offset, length, payload);
+    if (!payload || this.#stopped) return;
     this.#dst = dst;
     this.#dstPos = 0;
     this.#payloadLeft = length;

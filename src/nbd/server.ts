@@ -9,7 +9,7 @@ import { logger, type Logger } from '../log.js';
 import { formatAddress, parseListenAddress, type ListenAddress } from './address.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD } from './constants.js';
 import { Export, type ExportOptions } from './export.js';
-import { HandshakeAborted, HandshakeViolation, negotiate, type HandshakeHost } from './handshake.js';
+import { HandshakeAborted, HandshakeViolation, negotiate, type HandshakeHost, type TlsSettings } from './handshake.js';
 import { EndOfStream } from './byte_reader.js';
 import { Transmission } from './transmission.js';
 
@@ -22,6 +22,10 @@ export interface ServerOptions {
   requestsPerConnection?: number;
   /** Connections at once; more are refused. Default 1024. */
   maxConnections?: number;
+  /** STARTTLS: off (default), on (offered), or require (nothing else until TLS is on). */
+  tls?: TlsSettings | null;
+  /** Offer NBD_OPT_EXTENDED_HEADERS (default true). */
+  extendedHeaders?: boolean;
   log?: Logger;
 }
 
@@ -34,6 +38,8 @@ interface Conn {
 
 export class NbdServer implements HandshakeHost {
   readonly maxPayload: number;
+  readonly tls: TlsSettings | null;
+  readonly extendedHeaders: boolean;
   readonly #handshakeTimeoutMs: number;
   readonly #depth: number;
   readonly #maxConnections: number;
@@ -51,6 +57,8 @@ export class NbdServer implements HandshakeHost {
     if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > 2 ** 31 || (this.maxPayload & (this.maxPayload - 1)) !== 0) {
       throw new UsageError(`max payload ${this.maxPayload} must be a power of two from 4096 to 2 GiB`);
     }
+    this.tls = opts.tls ?? null;
+    this.extendedHeaders = opts.extendedHeaders ?? true;
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#depth = opts.requestsPerConnection ?? 128;
     this.#maxConnections = opts.maxConnections ?? 1024;
@@ -115,12 +123,14 @@ export class NbdServer implements HandshakeHost {
     timer.unref();
     sock.resume();
     negotiate(sock, this, log).then(
-      ({ export: x, leftover }) => {
+      ({ export: x, socket, style, blockStatus, leftover }) => {
         clearTimeout(timer);
-        if (sock.destroyed) { this.#conns.delete(conn); return; }
-        log.debug({ export: x.name }, 'transmission');
-        const t = new Transmission(sock, x, {
-          maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, log, closing: () => this.closing(),
+        if (socket.destroyed) { this.#conns.delete(conn); return; }
+        log.debug({ export: x.name, style, blockStatus }, 'transmission');
+        conn.sock = socket;
+        const t = new Transmission(socket, x, {
+          maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, log, style, blockStatus,
+          closing: () => this.closing(),
         }, leftover);
         conn.t = t;
         if (this.#state !== 'open') t.shutdown();

@@ -13,10 +13,10 @@ function framed(chunks: Buffer[], opts: { slots?: number; limit?: number } = {})
   let free = opts.slots ?? 1000;
   const sink: RequestSink = {
     hasFreeSlot: () => free > 0,
-    request(type, flags, src, at, offset, length) {
+    request(type, flags, src, at, offset, length, hasPayload) {
       free--;
       reqs.push({ type, flags, cookie: src.subarray(at, at + 8).toString('hex'), offset, length });
-      if (type === NBD_CMD.WRITE) { payload = Buffer.alloc(length); return payload; }
+      if (hasPayload) { payload = Buffer.alloc(length); return payload; }
       return null;
     },
     payloadDone() { (reqs[reqs.length - 1] as Parsed).payload = (payload as Buffer).toString('hex'); },
@@ -82,6 +82,6 @@ describe('request framing', () => {
   it('refuses to read a WRITE payload beyond the discard limit', () => {
     const { reqs, errors } = framed([request(NBD_CMD.WRITE, { length: 0xffffffff })], { limit: 64 << 20 });
     expect(reqs).toEqual([]);
-    expect(errors[0]).toMatch(/WRITE of 4294967295 bytes/);
+    expect(errors[0]).toMatch(/payload of 4294967295 bytes/);
   });
 });
