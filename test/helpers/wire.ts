@@ -119,3 +119,64 @@ export async function handshakeGo(c: RawClient, name: string): Promise<{ size: b
   }
   return { size, flags };
 }
+
+export interface Chunk { magic: number; flags: number; type: number; cookie: bigint; offset?: bigint; payload: Buffer }
+
+/** One structured (20-byte header) or extended (32-byte header) reply chunk. */
+export async function readChunk(c: RawClient, extended = false, timeoutMs = 5000): Promise<Chunk> {
+  if (extended) {
+    const h = await c.read(32, timeoutMs);
+    const len = Number(h.readBigUInt64BE(24));
+    return { magic: h.readUInt32BE(0), flags: h.readUInt16BE(4), type: h.readUInt16BE(6), cookie: h.readBigUInt64BE(8), offset: h.readBigUInt64BE(16), payload: await c.read(len, timeoutMs) };
+  }
+  const h = await c.read(20, timeoutMs);
+  return { magic: h.readUInt32BE(0), flags: h.readUInt16BE(4), type: h.readUInt16BE(6), cookie: h.readBigUInt64BE(8), payload: await c.read(h.readUInt32BE(16), timeoutMs) };
+}
+
+export function extRequest(type: number, opts: { flags?: number; cookie?: bigint; offset?: bigint | number; length?: bigint | number; payload?: Buffer } = {}): Buffer {
+  const h = Buffer.alloc(32);
+  h.writeUInt32BE(0x21e41c71, 0);
+  h.writeUInt16BE((opts.flags ?? 0) | (opts.payload ? 0x20 : 0), 4);
+  h.writeUInt16BE(type, 6);
+  h.writeBigUInt64BE(opts.cookie ?? 1n, 8);
+  h.writeBigUInt64BE(BigInt(opts.offset ?? 0), 16);
+  h.writeBigUInt64BE(BigInt(opts.length ?? opts.payload?.length ?? 0), 24);
+  return opts.payload ? Buffer.concat([h, opts.payload]) : h;
+}
+
+/** Meta context option data: export name and queries. */
+export function metaData(name: string, queries: string[]): Buffer {
+  const parts: Buffer[] = [];
+  const n = Buffer.from(name);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(n.length, 0);
+  parts.push(head, n);
+  const cnt = Buffer.alloc(4);
+  cnt.writeUInt32BE(queries.length, 0);
+  parts.push(cnt);
+  for (const q of queries) {
+    const qb = Buffer.from(q);
+    const l = Buffer.alloc(4);
+    l.writeUInt32BE(qb.length, 0);
+    parts.push(l, qb);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Greeting, client flags, then the given options each answered up to its ACK or error. */
+export async function negotiateOptions(c: RawClient, opts: [number, Buffer?][]): Promise<OptReply[][]> {
+  await c.read(18);
+  c.write(Buffer.from([0, 0, 0, 3]));
+  const all: OptReply[][] = [];
+  for (const [opt, data] of opts) {
+    c.write(option(opt, data));
+    const replies: OptReply[] = [];
+    for (;;) {
+      const r = await readOptReply(c);
+      replies.push(r);
+      if (r.type === 1 || r.type >= 0x80000000) break;
+    }
+    all.push(replies);
+  }
+  return all;
+}
