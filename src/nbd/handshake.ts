@@ -1,7 +1,6 @@
 // Fixed-newstyle option haggling, from the greeting to NBD_OPT_GO or NBD_OPT_EXPORT_NAME,
 // including STARTTLS (the socket is replaced by its TLS wrapping) and metadata contexts.
 import type { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../log.js';
 import { ByteReader } from './byte_reader.js';
@@ -41,7 +40,7 @@ export interface HandshakeHost {
 export interface Negotiated {
   export: Export;
   /** The socket transmission runs on (a TLSSocket after STARTTLS). */
-  socket: Socket;
+  socket: Duplex;
   style: ReplyStyle;
   /** base:allocation was selected for this export by the last SET_META_CONTEXT. */
   blockStatus: boolean;
@@ -61,7 +60,7 @@ export class HandshakeAborted extends Error {
 }
 
 interface State {
-  sock: Socket;
+  sock: Duplex;
   reader: ByteReader;
   tls: boolean;
   structured: boolean;
@@ -71,7 +70,7 @@ interface State {
 }
 
 /** Runs the handshake; resolves when transmission may start, rejects when the connection must close. */
-export async function negotiate(sock: Socket, host: HandshakeHost, log: Logger): Promise<Negotiated> {
+export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger): Promise<Negotiated> {
   const st: State = { sock, reader: new ByteReader(sock), tls: false, structured: false, extended: false, metaExport: null };
   try {
     sock.write(encodeGreeting());
@@ -89,7 +88,7 @@ export async function negotiate(sock: Socket, host: HandshakeHost, log: Logger):
       if (len > MAX_OPTION_LEN) throw new HandshakeViolation(`option ${opt} of ${len} bytes exceeds ${MAX_OPTION_LEN}`);
       const data = len > 0 ? await st.reader.read(len) : Buffer.alloc(0);
       log.debug({ opt, len }, 'option');
-      const out = st.sock as Duplex;
+      const out = st.sock;
       const reply = (type: number, payload?: Buffer): void => { out.write(encodeOptionReply(opt, type, payload)); };
       const error = (type: number, msg: string): void => reply(type, Buffer.from(msg, 'utf8'));
       const done = (x: Export): Negotiated => ({

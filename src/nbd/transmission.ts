@@ -1,6 +1,6 @@
 // The transmission phase of one connection: requests framed from the socket, validated, run
 // on the export's bdev, and answered in completion order in the negotiated reply style.
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type { Logger } from '../log.js';
 import type { BufferPool } from '../bdev/buffers.js';
@@ -73,7 +73,7 @@ export interface TransmissionOptions {
 }
 
 export class Transmission implements RequestSink {
-  readonly #sock: Socket;
+  readonly #sock: Duplex;
   readonly #x: Export;
   readonly #limits: ExportLimits;
   readonly #opts: TransmissionOptions;
@@ -92,7 +92,7 @@ export class Transmission implements RequestSink {
   /** Resolves when the socket is closed and every request has released its buffers. */
   readonly done: Promise<void>;
 
-  constructor(sock: Socket, x: Export, opts: TransmissionOptions, leftover: Buffer | null) {
+  constructor(sock: Duplex, x: Export, opts: TransmissionOptions, leftover: Buffer | null) {
     this.#sock = sock;
     this.#x = x;
     this.#opts = opts;
