@@ -31,7 +31,8 @@ export class Export {
     this.readonly = (opts.readonly ?? false) || bdev.readonly;
     this.description = opts.description ?? '';
     this.size = bdev.sizeBytes;
-    this.minBlock = bdev.blockSize;
+    // Any offset and length works: the unaligned adapter bounces what the bdev cannot take.
+    this.minBlock = 1;
     this.preferredBlock = Math.max(DEFAULT_PREFERRED_BLOCK, bdev.blockSize);
     let f = NBD_FLAG_HAS_FLAGS;
     if (this.readonly) f |= NBD_FLAG_READ_ONLY;

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type { Logger } from '../log.js';
 import type { BufferPool } from '../bdev/buffers.js';
+import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
 import { IoType, newIo, type BdevIo } from '../bdev/types.js';
 import {
   MAX_EXTENTS, META_ID_BASE_ALLOCATION, NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA,
@@ -75,6 +76,8 @@ export interface TransmissionOptions {
 export class Transmission implements RequestSink {
   readonly #sock: Duplex;
   readonly #x: Export;
+  /** Every request goes through it: aligned ones straight to the bdev, others bounced. */
+  readonly #bdev: UnalignedAdapter;
   readonly #limits: ExportLimits;
   readonly #opts: TransmissionOptions;
   readonly #style: ReplyStyle;
@@ -95,6 +98,7 @@ export class Transmission implements RequestSink {
   constructor(sock: Duplex, x: Export, opts: TransmissionOptions, leftover: Buffer | null) {
     this.#sock = sock;
     this.#x = x;
+    this.#bdev = unalignedAdapter(x.bdev);
     this.#opts = opts;
     this.#style = opts.style;
     this.#log = opts.log;
@@ -246,7 +250,7 @@ export class Transmission implements RequestSink {
       case NBD_CMD.BLOCK_STATUS: void this.#blockStatus(s); return;
       default: this.#reply(s, E.EINVAL); return; // validate() lets no other command through
     }
-    this.#x.bdev.submit(io);
+    this.#bdev.submit(io);
   }
 
   // Large structured READ: find holes first; an all-hole range is answered without reading.
@@ -265,7 +269,7 @@ export class Transmission implements RequestSink {
     io.fua = false;
     s.buf = this.#opts.pool.get(s.length);
     io.buf = s.buf;
-    this.#x.bdev.submit(io);
+    this.#bdev.submit(io);
   }
 
   async #blockStatus(s: Slot): Promise<void> {

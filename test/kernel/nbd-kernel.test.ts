@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GUEST_FORWARD_ADDRESS, bootVm, type Vm } from '../../src/testing/index.js';
+import { GUEST_FORWARD_ADDRESS, GUEST_SHARE_DIR, bootVm, type Vm } from '../../src/testing/index.js';
 import { REPO_ROOT, requireBuilt, startServer, stopAllServers, type TestServer } from '../helpers/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { tool } from '../helpers/tools.js';
@@ -41,7 +41,8 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
     sock = path.join(dir, 'nbd.sock');
     img = path.join(dir, 'd0.img');
     await serve();
-    vm = await bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }] });
+    // The checkout is shared as /share: the guest's /tmp is its own tmpfs, and CI may clone under /tmp.
+    vm = await bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: REPO_ROOT });
   }, 240_000);
 
   afterAll(async () => {
@@ -96,14 +97,14 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
 
   it('serves a tmpfs image with buffered I/O where the guest kernel refuses O_DIRECT', async () => {
     const node = process.execPath;
-    const bin = path.join(REPO_ROOT, 'bin', 'aionbd.js');
+    const bin = path.posix.join(GUEST_SHARE_DIR, 'bin', 'aionbd.js');
     const out = await sh([
       `(${node} ${bin} serve --aio /tmp/t.img,name=t,size=64M --listen unix:/tmp/a.sock > /tmp/srv.out 2> /tmp/srv.err &)`,
-      'for i in $(seq 1 100); do grep -q exporting /tmp/srv.out 2>/dev/null && break; sleep 0.2; done',
+      'for i in $(seq 1 300); do grep -q exporting /tmp/srv.out 2>/dev/null && break; sleep 0.2; done',
       'nbdinfo --size "nbd+unix:///t?socket=/tmp/a.sock"',
       'grep -c "refuses O_DIRECT" /tmp/srv.err',
       'pkill -TERM -f "aionbd.js serve --aio /tmp/t.img"; sleep 1; pgrep -f "aionbd.js serve" || echo stopped',
-    ].join(' && '), 120_000);
+    ].join(' && '), 150_000);
     expect(out).toContain(String(64 * MiB));
     expect(out).toMatch(/^1$/m);
     expect(out).toContain('stopped');

@@ -58,7 +58,7 @@ describe('transmission (bytes on the wire)', () => {
       [request(CMD.WRITE, { cookie: 13n, offset: 0xfffffffffffffe00n, payload: pattern(1024, 3) }), ERR.ENOSPC],
       [request(CMD.READ, { cookie: 14n, offset: 0, length: 0 }), ERR.EINVAL],                              // length 0
       [request(CMD.TRIM, { cookie: 15n, offset: 0, length: 0 }), ERR.EINVAL],
-      [request(CMD.WRITE, { cookie: 16n, offset: 100, payload: pattern(512, 3) }), ERR.EINVAL],           // unaligned
+      [request(CMD.WRITE, { cookie: 16n, offset: 100, payload: pattern(512, 3) }), 0],                     // unaligned is fine
       [request(42, { cookie: 17n }), ERR.EINVAL],                                                          // unknown command
       [request(CMD.READ, { cookie: 18n, length: 512, flags: 0x8000 }), ERR.EINVAL],                        // unknown flag
       [request(CMD.WRITE, { cookie: 19n, payload: pattern(512, 3), flags: 2 }), ERR.EINVAL],               // NO_HOLE on WRITE
@@ -75,6 +75,40 @@ describe('transmission (bytes on the wire)', () => {
       expect({ cookie: r.cookie, error: r.error }).toEqual({ cookie: req.readBigUInt64BE(8), error: err });
       if (req.readUInt16BE(6) === CMD.READ && err === 0) await c.read(req.readUInt32BE(24));
     }
+  });
+
+  it('serves any byte offset and length, and concurrent unaligned writes into one block both survive', async () => {
+    await handshakeGo(c, 'd0');
+    const c2 = await RawClient.connect(srv.socketPath);
+    await handshakeGo(c2, 'd0');
+    const img = Buffer.alloc(64 * 1024);
+    const writes: [RawClient, number, Buffer][] = [];
+    // Many small writes that share blocks, spread over two connections, all in flight at once.
+    for (let i = 0; i < 64; i++) {
+      const off = 1000 + i * 37 * 7;
+      const data = pattern(37 + (i % 5), i + 1);
+      writes.push([i % 2 === 0 ? c : c2, off, data]);
+    }
+    const disjoint = writes.filter((_, i) => i % 7 !== 3); // skip some so neighbours do not overlap
+    let cookie = 100n;
+    for (const [cl, off, data] of disjoint) cl.write(request(CMD.WRITE, { cookie: cookie++, offset: off, payload: data }));
+    for (const [cl, off, data] of disjoint) {
+      expect((await readSimpleReply(cl)).error).toBe(0);
+      data.copy(img, off);
+    }
+    c.write(request(CMD.READ, { cookie: 1n, offset: 777, length: 30000 }));
+    expect((await readSimpleReply(c)).error).toBe(0);
+    expect((await c.read(30000)).equals(img.subarray(777, 30777))).toBe(true);
+    // Unaligned WRITE_ZEROES and TRIM.
+    c.write(request(CMD.WRITE_ZEROES, { cookie: 2n, offset: 1001, length: 3000 }));
+    expect((await readSimpleReply(c)).error).toBe(0);
+    img.fill(0, 1001, 4001);
+    c.write(request(CMD.TRIM, { cookie: 3n, offset: 50001, length: 10 }));
+    expect((await readSimpleReply(c)).error).toBe(0);
+    c.write(request(CMD.READ, { cookie: 4n, offset: 0, length: 64 * 1024 }));
+    expect((await readSimpleReply(c)).error).toBe(0);
+    expect((await c.read(64 * 1024)).equals(img)).toBe(true);
+    c2.close();
   });
 
   it('refuses writes on a read-only export with EPERM', async () => {

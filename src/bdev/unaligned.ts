@@ -1,0 +1,132 @@
+// Requests at any byte offset and length, over a bdev that only does whole blocks: READs go
+// through a bounce buffer, WRITEs are read-modify-write of the edge blocks under a range lock
+// (two unaligned writes into one block must both survive), WRITE_ZEROES zeroes the edges by RMW
+// and the middle natively, and UNMAP is rounded inwards (a hint, so that is allowed).
+// Aligned requests pass straight through: the common path pays two modulo operations.
+import type { Bdev } from './bdev.js';
+import { bufferPool } from './buffers.js';
+import { IoType, newIo, type BdevIo } from './types.js';
+
+interface Range { start: number; end: number }
+
+class RangeLocks {
+  readonly #held: Range[] = [];
+  readonly #waiting: { r: Range; go: () => void }[] = [];
+
+  acquire(r: Range): Promise<void> {
+    if (!this.#overlaps(r)) { this.#held.push(r); return Promise.resolve(); }
+    return new Promise((go) => this.#waiting.push({ r, go }));
+  }
+
+  release(r: Range): void {
+    this.#held.splice(this.#held.indexOf(r), 1);
+    // Wake waiters in arrival order, as long as they do not overlap what is held now.
+    for (let i = 0; i < this.#waiting.length;) {
+      const w = this.#waiting[i] as { r: Range; go: () => void };
+      if (this.#overlaps(w.r)) { i++; continue; }
+      this.#waiting.splice(i, 1);
+      this.#held.push(w.r);
+      w.go();
+    }
+  }
+
+  #overlaps(r: Range): boolean { return this.#held.some((h) => h.start < r.end && r.start < h.end); }
+}
+
+function submit(bdev: Bdev, type: IoType, offset: number, length: number, buf: Buffer | null, fua = false, noHole = false): Promise<number> {
+  return new Promise((resolve) => {
+    const io = newIo((x) => resolve(x.result));
+    io.type = type; io.offset = offset; io.length = length; io.buf = buf; io.fua = fua; io.noHole = noHole;
+    bdev.submit(io);
+  });
+}
+
+export class UnalignedAdapter {
+  readonly #locks = new RangeLocks();
+
+  constructor(readonly bdev: Bdev) {}
+
+  /** Like bdev.submit(io), for any offset and length; io.done runs once, later. */
+  submit(io: BdevIo): void {
+    const bs = this.bdev.blockSize;
+    if ((io.offset % bs === 0 && io.length % bs === 0) || io.type === IoType.Flush || io.type === IoType.SeekData || io.type === IoType.SeekHole) {
+      this.bdev.submit(io);
+      return;
+    }
+    io.pending = true;
+    void this.#unaligned(io).then((result) => {
+      io.pending = false;
+      io.result = result;
+      io.done(io);
+    });
+  }
+
+  async #unaligned(io: BdevIo): Promise<number> {
+    const bs = this.bdev.blockSize;
+    const start = Math.floor(io.offset / bs) * bs;
+    const end = Math.ceil((io.offset + io.length) / bs) * bs;
+    switch (io.type) {
+      case IoType.Read: {
+        const bounce = bufferPool().get(end - start);
+        try {
+          const r = await submit(this.bdev, IoType.Read, start, end - start, bounce);
+          if (r === 0) bounce.copy(io.buf as Buffer, 0, io.offset - start, io.offset - start + io.length);
+          return r;
+        } finally { bufferPool().put(bounce); }
+      }
+      case IoType.Write:
+        return this.#rmw(io.offset, io.length, io.buf as Buffer, io.fua);
+      case IoType.WriteZeroes: {
+        // Edges by RMW with zeroes, the aligned middle (if any) natively.
+        const innerStart = Math.ceil(io.offset / bs) * bs;
+        const innerEnd = Math.floor((io.offset + io.length) / bs) * bs;
+        if (innerEnd <= innerStart) return this.#rmw(io.offset, io.length, null, io.fua);
+        let r = 0;
+        if (innerStart > io.offset) r = await this.#rmw(io.offset, innerStart - io.offset, null, false);
+        if (r === 0 && io.offset + io.length > innerEnd) r = await this.#rmw(innerEnd, io.offset + io.length - innerEnd, null, false);
+        if (r === 0) r = await submit(this.bdev, IoType.WriteZeroes, innerStart, innerEnd - innerStart, null, io.fua, io.noHole);
+        return r;
+      }
+      case IoType.Unmap: {
+        const innerStart = Math.ceil(io.offset / bs) * bs;
+        const innerEnd = Math.floor((io.offset + io.length) / bs) * bs;
+        return innerEnd > innerStart ? submit(this.bdev, IoType.Unmap, innerStart, innerEnd - innerStart, null, io.fua) : 0;
+      }
+      default:
+        return submit(this.bdev, io.type, io.offset, io.length, io.buf, io.fua, io.noHole);
+    }
+  }
+
+  /** Writes `data` (or zeroes when null) at any offset: reads the partial edge blocks first. */
+  async #rmw(offset: number, length: number, data: Buffer | null, fua: boolean): Promise<number> {
+    const bs = this.bdev.blockSize;
+    const range = { start: Math.floor(offset / bs) * bs, end: Math.ceil((offset + length) / bs) * bs };
+    const size = range.end - range.start;
+    await this.#locks.acquire(range);
+    const bounce = bufferPool().get(size);
+    try {
+      let r = 0;
+      if (offset > range.start) r = await submit(this.bdev, IoType.Read, range.start, bs, bounce);
+      const tail = range.end - bs;
+      if (r === 0 && offset + length < range.end && (tail > range.start || offset === range.start)) {
+        r = await submit(this.bdev, IoType.Read, tail, bs, bounce.subarray(tail - range.start));
+      }
+      if (r !== 0) return r;
+      if (data === null) bounce.fill(0, offset - range.start, offset - range.start + length);
+      else data.copy(bounce, offset - range.start, 0, length);
+      return await submit(this.bdev, IoType.Write, range.start, size, bounce, fua);
+    } finally {
+      bufferPool().put(bounce);
+      this.#locks.release(range);
+    }
+  }
+}
+
+const adapters = new WeakMap<Bdev, UnalignedAdapter>();
+
+/** One adapter per bdev, so every connection and export shares its range locks. */
+export function unalignedAdapter(bdev: Bdev): UnalignedAdapter {
+  let a = adapters.get(bdev);
+  if (a === undefined) { a = new UnalignedAdapter(bdev); adapters.set(bdev, a); }
+  return a;
+}
