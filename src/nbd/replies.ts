@@ -12,16 +12,19 @@ export function chunkHeaderLen(style: ReplyStyle): number {
   return style === ReplyStyle.Extended ? EXTENDED_REPLY_HEADER_LEN : STRUCTURED_REPLY_HEADER_LEN;
 }
 
-/** Writes a chunk header at `into[0..]`; `offset` is the request's offset (extended headers carry it). */
+/**
+ * Writes a chunk header at `into[0..]`. `reqOffset` is the request's offset field as it came
+ * off the wire (8 bytes): extended headers echo it exactly, whatever its value.
+ */
 export function writeChunkHeader(
-  into: Buffer, style: ReplyStyle, flags: number, type: number, cookie: Buffer, offset: number, payloadLen: number,
+  into: Buffer, style: ReplyStyle, flags: number, type: number, cookie: Buffer, reqOffset: Buffer, payloadLen: number,
 ): void {
   if (style === ReplyStyle.Extended) {
     into.writeUInt32BE(NBD_EXTENDED_REPLY_MAGIC, 0);
     into.writeUInt16BE(flags, 4);
     into.writeUInt16BE(type, 6);
     cookie.copy(into, 8, 0, 8);
-    writeU64(into, 16, offset);
+    reqOffset.copy(into, 16, 0, 8);
     writeU64(into, 24, payloadLen);
   } else {
     into.writeUInt32BE(NBD_STRUCTURED_REPLY_MAGIC, 0);
@@ -32,7 +35,7 @@ export function writeChunkHeader(
   }
 }
 
-/** A u64 from a double (exact below 2^53, which every offset we serve is). */
+/** A u64 from a double (exact below 2^53, which every offset and length we produce is). */
 export function writeU64(into: Buffer, at: number, v: number): void {
   into.writeUInt32BE(Math.floor(v / 2 ** 32), at);
   into.writeUInt32BE(v >>> 0, at + 4);
@@ -40,7 +43,7 @@ export function writeU64(into: Buffer, at: number, v: number): void {
 
 /** Header of an OFFSET_DATA chunk carrying `dataLen` bytes at `dataOffset`: chunk header + u64 offset. */
 export function writeDataChunkHeader(
-  into: Buffer, style: ReplyStyle, done: boolean, cookie: Buffer, reqOffset: number, dataOffset: number, dataLen: number,
+  into: Buffer, style: ReplyStyle, done: boolean, cookie: Buffer, reqOffset: Buffer, dataOffset: number, dataLen: number,
 ): number {
   const h = chunkHeaderLen(style);
   writeChunkHeader(into, style, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE.OFFSET_DATA, cookie, reqOffset, 8 + dataLen);
@@ -48,7 +51,7 @@ export function writeDataChunkHeader(
   return h + 8;
 }
 
-export function encodeHoleChunk(style: ReplyStyle, done: boolean, cookie: Buffer, reqOffset: number, holeOffset: number, holeLen: number): Buffer {
+export function encodeHoleChunk(style: ReplyStyle, done: boolean, cookie: Buffer, reqOffset: Buffer, holeOffset: number, holeLen: number): Buffer {
   const h = chunkHeaderLen(style);
   const b = Buffer.alloc(h + 12);
   writeChunkHeader(b, style, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE.OFFSET_HOLE, cookie, reqOffset, 12);
@@ -58,7 +61,7 @@ export function encodeHoleChunk(style: ReplyStyle, done: boolean, cookie: Buffer
 }
 
 /** A final ERROR chunk with a short message (QEMU refuses non-data chunks over 1000 bytes). */
-export function encodeErrorChunk(style: ReplyStyle, cookie: Buffer, reqOffset: number, error: number, message: string): Buffer {
+export function encodeErrorChunk(style: ReplyStyle, cookie: Buffer, reqOffset: Buffer, error: number, message: string): Buffer {
   const msg = Buffer.from(message.slice(0, 200), 'utf8');
   const h = chunkHeaderLen(style);
   const b = Buffer.alloc(h + 6 + msg.length);
@@ -70,7 +73,7 @@ export function encodeErrorChunk(style: ReplyStyle, cookie: Buffer, reqOffset: n
 }
 
 /** Success without data: a simple reply on compact connections, a NONE chunk with extended headers. */
-export function writeDoneReply(into: Buffer, style: ReplyStyle, cookie: Buffer, reqOffset: number): number {
+export function writeDoneReply(into: Buffer, style: ReplyStyle, cookie: Buffer, reqOffset: Buffer): number {
   if (style === ReplyStyle.Extended) {
     writeChunkHeader(into, style, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE.NONE, cookie, reqOffset, 0);
     return EXTENDED_REPLY_HEADER_LEN;
@@ -84,7 +87,7 @@ export function writeDoneReply(into: Buffer, style: ReplyStyle, cookie: Buffer, 
 export interface Extent { length: number; flags: number }
 
 /** One BLOCK_STATUS chunk (compact: 32-bit extents; extended: 64-bit) for one context, DONE set. */
-export function encodeBlockStatus(style: ReplyStyle, cookie: Buffer, reqOffset: number, contextId: number, extents: readonly Extent[]): Buffer {
+export function encodeBlockStatus(style: ReplyStyle, cookie: Buffer, reqOffset: Buffer, contextId: number, extents: readonly Extent[]): Buffer {
   const h = chunkHeaderLen(style);
   if (style === ReplyStyle.Extended) {
     const payload = 8 + 16 * extents.length;

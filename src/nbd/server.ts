@@ -2,6 +2,7 @@
 // TCP and unix listeners; each connection negotiates, then runs a Transmission.
 import fs from 'node:fs';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Bdev } from '../bdev/bdev.js';
 import { bufferPool, type BufferPool } from '../bdev/buffers.js';
 import { ExportExistsError, ListenError, ServerClosedError, UsageError } from '../errors.js';
@@ -32,7 +33,7 @@ export interface ServerOptions {
 type State = 'open' | 'closing' | 'closed';
 
 interface Conn {
-  sock: net.Socket;
+  sock: Duplex;
   t: Transmission | null;
 }
 
@@ -48,6 +49,7 @@ export class NbdServer implements HandshakeHost {
   readonly #exports = new Map<string, Export>();
   readonly #listeners: { server: net.Server; address: ListenAddress }[] = [];
   readonly #conns = new Set<Conn>();
+  readonly #fdListeners: net.Server[] = [];
   #state: State = 'open';
   #closing: Promise<void> | null = null;
   #nextConn = 1;
@@ -86,12 +88,25 @@ export class NbdServer implements HandshakeHost {
   get connections(): number { return this.#conns.size; }
   get addresses(): ListenAddress[] { return this.#listeners.map((l) => l.address); }
 
+  /** Listens on an inherited listening socket (systemd socket activation: LISTEN_FDS). */
+  async listenFd(fd: number): Promise<void> {
+    if (this.#state !== 'open') throw new ServerClosedError();
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => this.accept(sock, sock.remoteFamily !== undefined));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`inherited fd ${fd}`, err)));
+      server.listen({ fd }, () => resolve());
+    });
+    server.on('error', (err) => this.#log.error({ err }, 'listener error'));
+    this.#fdListeners.push(server);
+    this.#log.info({ fd }, 'listening on an inherited socket');
+  }
+
   /** Starts listening; resolves with the bound address (a TCP port 0 becomes the real port). */
   async listen(addr: ListenAddress | string): Promise<ListenAddress> {
     if (this.#state !== 'open') throw new ServerClosedError();
     const a = typeof addr === 'string' ? parseListenAddress(addr) : addr;
     if (a.kind === 'unix') await removeStaleSocket(a.path);
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => this.#onConnection(sock, a.kind === 'tcp'));
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => this.accept(sock, a.kind === 'tcp'));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(formatAddress(a), err)));
       if (a.kind === 'unix') server.listen(a.path, () => resolve());
@@ -105,7 +120,11 @@ export class NbdServer implements HandshakeHost {
     return bound;
   }
 
-  #onConnection(sock: net.Socket, tcp: boolean): void {
+  /**
+   * Serves one already-connected stream (a socket from a listener, stdin/stdout for --stdio,
+   * or one end of a socketpair): handshake, then transmission.
+   */
+  accept(sock: Duplex, tcp = false): void {
     if (this.#state !== 'open' || this.#conns.size >= this.#maxConnections) {
       this.#log.warn({ connections: this.#conns.size }, 'refusing a connection');
       sock.destroy();
@@ -115,7 +134,7 @@ export class NbdServer implements HandshakeHost {
     const conn: Conn = { sock, t: null };
     this.#conns.add(conn);
     sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));
-    if (tcp) sock.setNoDelay(true);
+    if (tcp && sock instanceof net.Socket) sock.setNoDelay(true);
     const timer = setTimeout(() => {
       log.info('handshake not finished in time; dropping the client');
       sock.destroy();
@@ -139,7 +158,13 @@ export class NbdServer implements HandshakeHost {
       (err: unknown) => {
         clearTimeout(timer);
         this.#conns.delete(conn);
-        if (err instanceof HandshakeAborted) { log.debug('client aborted the handshake'); sock.end(); return; }
+        if (err instanceof HandshakeAborted) {
+          // The ACK goes out, then the socket closes: it is paused, so waiting for the
+          // client's FIN (half-open) would keep it forever.
+          log.debug('client aborted the handshake');
+          sock.end(() => sock.destroy());
+          return;
+        }
         if (err instanceof HandshakeViolation) log.info({ reason: err.message }, 'handshake failed; closing');
         else if (!(err instanceof EndOfStream)) log.debug({ err }, 'handshake ended');
         sock.destroy();
@@ -160,10 +185,13 @@ export class NbdServer implements HandshakeHost {
     this.#state = 'closing';
     // net.Server.close() stops accepting at once but calls back only when every connection is
     // gone, so the connections are shut down before that callback is awaited.
-    const listenersClosed = Promise.all(this.#listeners.map(({ server, address }) => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      if (address.kind === 'unix') fs.rmSync(address.path, { force: true });
-    })));
+    const listenersClosed = Promise.all([
+      ...this.#listeners.map(({ server, address }) => new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if (address.kind === 'unix') fs.rmSync(address.path, { force: true });
+      })),
+      ...this.#fdListeners.map((server) => new Promise<void>((resolve) => { server.close(() => resolve()); })),
+    ]);
     const done: Promise<void>[] = [];
     for (const c of this.#conns) {
       if (c.t === null) { c.sock.destroy(); continue; }

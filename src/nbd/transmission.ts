@@ -44,6 +44,8 @@ class Slot {
   /** For SEEK_DATA/SEEK_HOLE (block status, hole scans); made on first use. */
   seekIo: BdevIo | null = null;
   readonly cookie = Buffer.alloc(8);
+  /** The request's offset field as sent: extended replies echo it byte for byte. */
+  readonly offsetRaw = Buffer.alloc(8);
   /** Room for the largest header we write per request: an extended chunk header plus a u64. */
   readonly hdr = Buffer.alloc(48);
   readonly hdrDone: Buffer;
@@ -195,6 +197,7 @@ export class Transmission implements RequestSink {
     s.length = length;
     s.extents = null;
     src.copy(s.cookie, 0, at, at + 8);
+    src.copy(s.offsetRaw, 0, at + 8, at + 16);
     s.errno = this.#opts.closing() ? ESHUTDOWN : validate(type, flags, offset, length, this.#limits);
     if (payload) {
       s.state = SlotState.Payload;
@@ -279,7 +282,7 @@ export class Transmission implements RequestSink {
     const ext = await mapExtents(this.#x.bdev, s.seekIo, s.offset, s.length, max, maxExtent);
     if (this.#dead) { this.release(s); return; }
     s.state = SlotState.Replying;
-    this.#send(encodeBlockStatus(this.#style, s.cookie, s.offset, META_ID_BASE_ALLOCATION, ext), s);
+    this.#send(encodeBlockStatus(this.#style, s.cookie, s.offsetRaw, META_ID_BASE_ALLOCATION, ext), s);
   }
 
   /** Bdev completion (bound per slot). */
@@ -303,14 +306,14 @@ export class Transmission implements RequestSink {
       return;
     }
     if (err !== NBD_ERR.SUCCESS) {
-      this.#send(encodeErrorChunk(this.#style, s.cookie, s.offset, err, errnoMessage(errno)), s);
+      this.#send(encodeErrorChunk(this.#style, s.cookie, s.offsetRaw, err, errnoMessage(errno)), s);
     } else if (s.type !== NBD_CMD.READ) {
-      writeDoneReply(s.hdr, this.#style, s.cookie, s.offset);
+      writeDoneReply(s.hdr, this.#style, s.cookie, s.offsetRaw);
       this.#send(s.hdrDone, s);
     } else if (s.extents !== null) {
       this.#sendExtents(s, s.extents);
     } else {
-      writeDataChunkHeader(s.hdr, this.#style, true, s.cookie, s.offset, s.offset, s.length);
+      writeDataChunkHeader(s.hdr, this.#style, true, s.cookie, s.offsetRaw, s.offset, s.length);
       this.#sendData(s.hdrData, s);
     }
   }
@@ -322,10 +325,10 @@ export class Transmission implements RequestSink {
     ext.forEach((e, i) => {
       const done = i === last;
       if ((e.flags & NBD_STATE_HOLE) !== 0) {
-        this.#write(encodeHoleChunk(this.#style, done, s.cookie, s.offset, pos, e.length), done ? s : null);
+        this.#write(encodeHoleChunk(this.#style, done, s.cookie, s.offsetRaw, pos, e.length), done ? s : null);
       } else {
         const h = Buffer.alloc(48);
-        const n = writeDataChunkHeader(h, this.#style, done, s.cookie, s.offset, pos, e.length);
+        const n = writeDataChunkHeader(h, this.#style, done, s.cookie, s.offsetRaw, pos, e.length);
         this.#write(h.subarray(0, n), null);
         const from = pos - s.offset;
         this.#write((s.buf as Buffer).subarray(from, from + e.length), done ? s : null);

@@ -111,6 +111,29 @@ describe('transmission (bytes on the wire)', () => {
     c2.close();
   });
 
+  it('stops reading from a client that never reads its replies, with memory bounded, and recovers', async () => {
+    await handshakeGo(c, 'd0');
+    c.sock.pause(); // we read nothing: replies pile up in the socket buffers
+    const before = process.memoryUsage();
+    // 800 READs of 1 MiB: 800 MiB of replies if the server kept going.
+    const reqs: Buffer[] = [];
+    for (let i = 0; i < 800; i++) reqs.push(request(CMD.READ, { cookie: BigInt(i), offset: (i % 60) * MiB, length: MiB }));
+    c.write(Buffer.concat(reqs));
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = process.memoryUsage();
+    const grown = (after.rss - before.rss) + (after.arrayBuffers - before.arrayBuffers);
+    expect(grown).toBeLessThan(400 * MiB);
+    // The client reads again: every reply arrives, in full.
+    c.sock.resume();
+    let n = 0;
+    for (; n < 800; n++) {
+      const r = await readSimpleReply(c, 20_000);
+      expect(r.error).toBe(0);
+      await c.read(MiB, 20_000);
+    }
+    expect(n).toBe(800);
+  }, 120_000);
+
   it('refuses writes on a read-only export with EPERM', async () => {
     const { flags } = await handshakeGo(c, 'ro');
     expect(flags & 2).toBe(2);
