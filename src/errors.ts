@@ -91,6 +91,97 @@ export class ServerClosedError extends AionbdError {
   constructor() { super('the server is closed'); }
 }
 
+/** A virtual bdev holds this bdev (SPDK's exclusive_write claim): it cannot be claimed or exported again. */
+export class BdevClaimedError extends AionbdError {
+  readonly code = 'AIONBD_BDEV_CLAIMED';
+  override readonly errno = E.EPERM;
+  constructor(readonly bdev: string, readonly module: string, readonly by: string) {
+    super(`bdev "${bdev}" is claimed by the ${module} module (${by})`);
+  }
+}
+
+/** The bdev cannot be deleted or shrunk while something uses it. */
+export class BdevInUseError extends AionbdError {
+  readonly code = 'AIONBD_BDEV_IN_USE';
+  override readonly errno = E.EBUSY;
+  constructor(readonly bdev: string, why: string) { super(`bdev "${bdev}" is in use: ${why}`); }
+}
+
+/** A module-specific method named a bdev of another module (bdev_aio_delete on a malloc bdev). */
+export class BdevWrongModuleError extends AionbdError {
+  readonly code = 'AIONBD_BDEV_WRONG_MODULE';
+  override readonly errno = E.ENODEV;
+  constructor(readonly bdev: string, readonly module: string, readonly wanted: string) {
+    super(`bdev "${bdev}" is a ${module} bdev, not a ${wanted} bdev`);
+  }
+}
+
+export class ExportNotFoundError extends AionbdError {
+  readonly code = 'AIONBD_EXPORT_NOT_FOUND';
+  override readonly errno = E.ENODEV;
+  constructor(readonly exportName: string) { super(`export "${exportName}" does not exist`); }
+}
+
+/** A path named over RPC lies outside every --allow-path root, or is not a file or block device. */
+export class PathNotAllowedError extends AionbdError {
+  readonly code = 'AIONBD_PATH_NOT_ALLOWED';
+  override readonly errno = E.EACCES;
+}
+
+/** A file named over RPC does not exist (bdev_aio_create never creates one, as SPDK). */
+export class PathNotFoundError extends AionbdError {
+  readonly code = 'AIONBD_PATH_NOT_FOUND';
+  override readonly errno = E.ENOENT;
+  constructor(readonly path: string) { super(`${path}: no such file or directory`); }
+}
+
+/** A parameter value the module does not support (SPDK answers -ENOTSUP). */
+export class UnsupportedError extends AionbdError {
+  readonly code = 'AIONBD_UNSUPPORTED';
+  override readonly errno = E.EOPNOTSUPP;
+}
+
+export class LvstoreNotFoundError extends AionbdError {
+  readonly code = 'AIONBD_LVSTORE_NOT_FOUND';
+  override readonly errno = E.ENODEV;
+  constructor(readonly lvstore: string) { super(`lvstore "${lvstore}" does not exist`); }
+}
+
+export class LvstoreExistsError extends AionbdError {
+  readonly code = 'AIONBD_LVSTORE_EXISTS';
+  override readonly errno = E.EEXIST;
+  constructor(readonly lvstore: string) { super(`an lvstore named "${lvstore}" already exists`); }
+}
+
+/** An lvstore has too few free clusters. */
+export class NoSpaceError extends AionbdError {
+  readonly code = 'AIONBD_NO_SPACE';
+  override readonly errno = E.ENOSPC;
+}
+
+/** A config file (save_config format) that cannot be applied. */
+export class ConfigError extends AionbdError {
+  readonly code = 'AIONBD_CONFIG';
+  override readonly errno = E.EINVAL;
+}
+
+/** JSON-RPC params that do not match the method's schema (code -32602). */
+export class RpcInvalidParamsError extends AionbdError {
+  readonly code = 'AIONBD_RPC_INVALID_PARAMS';
+  override readonly errno = E.EINVAL;
+}
+
+/** The JSON-RPC server answered with an error; `aionbd rpc` prints its message. */
+export class RpcError extends AionbdError {
+  readonly code = 'AIONBD_RPC';
+  constructor(message: string, readonly rpcCode: number, readonly data: unknown) { super(message); }
+}
+
+/** The JSON-RPC socket cannot be reached (no server, wrong path, timeout). */
+export class RpcConnectError extends AionbdError {
+  readonly code = 'AIONBD_RPC_CONNECT';
+}
+
 /** A module or caller broke the bdev I/O contract: a bug, reported loudly. */
 export class BdevIoMisuseError extends Error {
   readonly code = 'AIONBD_BDEV_IO_MISUSE';

@@ -1,10 +1,24 @@
 // The embedded API. Re-exports only.
+
+/** The aionbd target: bdevs, NBD exports and JSON-RPC in one object, promise-based. */
+export { Server, type AionbdServerOptions, type AioParams, type DelayParams, type RaidParams, type ExportParams, type ExportInfo, type IostatQuery } from './target.js';
+/** Module constructors for building bdevs by hand (see Server for the managed way). */
+export { bdevs } from './bdev/modules.js';
 export { NbdServer, type ServerOptions } from './nbd/server.js';
 export { Export, type ExportOptions } from './nbd/export.js';
 export { parseListenAddress, formatAddress, nbdUri, type ListenAddress } from './nbd/address.js';
-export { Bdev } from './bdev/bdev.js';
-export { BdevRegistry } from './bdev/registry.js';
+export { Bdev, type BdevProps, type Claim } from './bdev/bdev.js';
+export { BdevRegistry, flush, type AddOptions } from './bdev/registry.js';
 export { createAioBdev, DEFAULT_QUEUE_DEPTH, type AioBdevOptions } from './bdev/aio.js';
-export { IoType, type BdevIo, type BdevDriver } from './bdev/types.js';
+export { createMallocBdev, type MallocBdevOptions } from './bdev/malloc.js';
+export { createErrorBdev, injectError, resumePending, type Injection, type ErrorType, type InjectIoType } from './bdev/error.js';
+export { createDelayBdev, updateDelayLatency, type DelayBdevOptions, type DelayLatencies, type LatencyType } from './bdev/delay.js';
+export { createRaid0Bdev, type Raid0Options } from './bdev/raid0.js';
+export { createSplitBdevs, type SplitOptions } from './bdev/split.js';
+export { describeBdev } from './bdev/describe.js';
+export { IoStat, TICK_RATE, type ResetMode } from './bdev/iostat.js';
+export { IoType, newIo, type BdevIo, type BdevDriver, type Complete, type ConfigEntry } from './bdev/types.js';
+export { rpcCall } from './rpc/client.js';
+export type { ConfigFile, SubsystemConfig } from './rpc/config.js';
 export * from './errors.js';
 export { logger, setLogger, silentLogger, type Logger } from './log.js';

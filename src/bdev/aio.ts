@@ -4,11 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { native, FileOp, type FileInfo } from '../native.js';
-import { AioMaxNrError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
+import { AioMaxNrError, BdevWrongModuleError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { Bdev } from './bdev.js';
 import { AioQueue } from './aio_queue.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete } from './types.js';
+import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 
@@ -128,6 +128,10 @@ class AioDriver implements BdevDriver {
     };
   }
 
+  config(b: Bdev): ConfigEntry {
+    return { method: 'bdev_aio_create', params: { name: b.name, filename: this.filename, block_size: b.blockSize, readonly: this.readonly, uuid: b.uuid } };
+  }
+
   async destruct(): Promise<void> {
     this.queue.close();
     await new Promise<void>((resolve, reject) => fs.close(this.fd, (err) => (err ? reject(err) : resolve())));
@@ -219,4 +223,10 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
   } finally {
     if (!ok) fs.closeSync(fd);
   }
+}
+
+/** The current size in bytes of the file or device under an AIO bdev (bdev_aio_rescan). */
+export function aioFileSize(b: Bdev): number {
+  if (!(b.driver instanceof AioDriver)) throw new BdevWrongModuleError(b.name, b.module, 'aio');
+  return native().fileInfo(b.driver.fd).size;
 }

@@ -1,5 +1,6 @@
 // The generic bdev: enforces the I/O contract (bounds, alignment, exactly-once completion,
-// never completing inside submit) and keeps statistics, so modules only do I/O.
+// never completing inside submit), keeps statistics and tells its users about removal and
+// resizing, so modules only do I/O.
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -8,6 +9,8 @@ import { IoStat } from './iostat.js';
 import { IoType, IO_TYPE_NAME, type BdevDriver, type BdevIo, type Complete } from './types.js';
 
 const E = constants.errno;
+/** Linux's value; os.constants.errno does not export it. */
+export const ESHUTDOWN = 108;
 
 export interface BdevProps {
   name: string;
@@ -18,55 +21,93 @@ export interface BdevProps {
   aliases?: string[];
   /** Writes need an explicit FLUSH to be durable (a volatile cache below us). */
   writeCache: boolean;
+  /** Split READ/WRITE at multiples of this many bytes (raid strip); 0 = no boundary. */
+  optimalIoBoundary?: number;
 }
+
+/** Who holds a bdev (SPDK's exclusive_write claim): a virtual bdev module over it. */
+export interface Claim {
+  module: string;
+  /** The claiming bdev's name, or the group (split's base) that shares one claim. */
+  by: string;
+  /** How many bdevs of that group hold it (split parts share one claim). */
+  count: number;
+}
+
+type Listener = (bdev: Bdev) => void;
 
 export class Bdev {
   readonly name: string;
   readonly uuid: string;
   readonly aliases: string[];
   readonly blockSize: number;
-  readonly numBlocks: number;
   readonly readonly: boolean;
   readonly writeCache: boolean;
-  readonly stat = new IoStat();
+  readonly optimalIoBoundary: number;
+  readonly stat: IoStat;
   readonly driver: BdevDriver;
+  /** Set and cleared by the registry only. */
+  claim: Claim | null = null;
 
+  #numBlocks: number;
   #outstanding = 0;
   #inSubmit = false;
+  // Two arrays swapped per batch: deferring completions allocates nothing once warm.
   #deferred: BdevIo[] = [];
+  #running: BdevIo[] = [];
   #deferScheduled = false;
   #onIdle: (() => void) | null = null;
   #closing: Promise<void> | null = null;
+  /** Set first thing in close(), before any listener runs. */
+  #shut = false;
+  #removeListeners: Listener[] = [];
+  #resizeListeners: Listener[] = [];
 
   constructor(props: BdevProps, driver: BdevDriver) {
     this.name = props.name;
     this.uuid = props.uuid ?? randomUUID();
     this.aliases = props.aliases ?? [];
     this.blockSize = props.blockSize;
-    this.numBlocks = props.numBlocks;
+    this.#numBlocks = props.numBlocks;
     this.readonly = props.readonly;
     this.writeCache = props.writeCache;
+    this.optimalIoBoundary = props.optimalIoBoundary ?? 0;
     this.driver = driver;
+    this.stat = new IoStat(driver.module === 'aio' ? 'aio_error' : 'failed');
   }
 
   get module(): string { return this.driver.module; }
-  get sizeBytes(): number { return this.blockSize * this.numBlocks; }
+  get numBlocks(): number { return this.#numBlocks; }
+  get sizeBytes(): number { return this.blockSize * this.#numBlocks; }
   get outstanding(): number { return this.#outstanding; }
-  get closed(): boolean { return this.#closing !== null; }
+  get closed(): boolean { return this.#shut; }
 
   supports(type: IoType): boolean { return this.driver.supports(type); }
+
+  /** Runs fn when the bdev is removed (deleted or hot-removed), before in-flight I/O drains. Returns an unsubscribe function. */
+  onRemove(fn: Listener): () => void { return subscribe(this.#removeListeners, fn); }
+  /** Runs fn after the block count changed (rescan of a grown file). */
+  onResize(fn: Listener): () => void { return subscribe(this.#resizeListeners, fn); }
+
+  /** Changes the block count (module use: rescan); listeners learn of it. */
+  resize(numBlocks: number): void {
+    if (numBlocks === this.#numBlocks) return;
+    this.#numBlocks = numBlocks;
+    for (const fn of [...this.#resizeListeners]) fn(this);
+  }
 
   /** Starts one I/O; io.done(io) runs exactly once, later, with io.result set. */
   submit(io: BdevIo): void {
     if (io.pending) throw new BdevIoMisuseError(this.name, 'submitted while pending');
     io.pending = true;
+    io.completed = false;
     io.startMs = performance.now();
     this.#outstanding++;
     this.stat.queueDepth = this.#outstanding;
     this.#inSubmit = true;
     try {
       const errno = this.#check(io);
-      if (errno !== 0) this.#complete(io, -errno);
+      if (errno !== 0) this.#finish(io, -errno, false);
       else this.driver.submit(io, this.#complete);
     } finally {
       this.#inSubmit = false;
@@ -76,7 +117,7 @@ export class Bdev {
   // The NBD layer validates first; this is the layer boundary's own guard, so a caller bug
   // can never reach a file outside the bdev's range.
   #check(io: BdevIo): number {
-    if (this.#closing !== null) return 108; // ESHUTDOWN
+    if (this.#shut) return ESHUTDOWN;
     if (!this.driver.supports(io.type)) return E.ENOTSUP;
     if (io.type === IoType.Flush || io.type === IoType.Reset) return 0;
     const bs = this.blockSize;
@@ -90,17 +131,21 @@ export class Bdev {
     return 0;
   }
 
-  readonly #complete: Complete = (io, result) => {
-    if (!io.pending) throw new BdevIoMisuseError(this.name, `completed twice by module ${this.driver.module}`);
-    io.pending = false;
+  readonly #complete: Complete = (io, result) => { this.#finish(io, result, true); };
+
+  // Requests refused at submit (range, read-only, closing) are not I/O the device did: like
+  // SPDK, they do not enter the statistics.
+  #finish(io: BdevIo, result: number, counted: boolean): void {
+    if (!io.pending || io.completed) throw new BdevIoMisuseError(this.name, `completed twice by module ${this.driver.module}`);
+    io.completed = true;
     io.result = result;
     this.#outstanding--;
     this.stat.queueDepth = this.#outstanding;
-    this.stat.record(io.type, io.length, result, io.startMs, performance.now());
+    if (counted) this.stat.record(io.type, io.length, result, io.startMs, performance.now());
     if (this.#inSubmit) this.#defer(io);
-    else io.done(io);
+    else { io.pending = false; io.done(io); }
     if (this.#outstanding === 0 && this.#onIdle !== null) this.#onIdle();
-  };
+  }
 
   #defer(io: BdevIo): void {
     this.#deferred.push(io);
@@ -111,21 +156,43 @@ export class Bdev {
 
   readonly #runDeferred = (): void => {
     this.#deferScheduled = false;
+    // Callbacks may submit again and defer more; those go to the other array and the next microtask.
     const list = this.#deferred;
-    // Callbacks may submit again and defer more; those wait for the next microtask.
-    this.#deferred = [];
-    for (const io of list) io.done(io);
+    this.#deferred = this.#running;
+    this.#running = list;
+    for (let i = 0; i < list.length; i++) {
+      const io = list[i] as BdevIo;
+      io.pending = false;
+      io.done(io);
+    }
+    list.length = 0;
   };
 
-  /** Refuses new I/O, waits for outstanding I/O, then releases the module's resources. */
+  /**
+   * Refuses new I/O (ESHUTDOWN), tells the remove listeners (exports close their connections),
+   * waits for outstanding I/O, then releases the module's resources. Idempotent.
+   */
   close(): Promise<void> {
+    this.#shut = true;
     this.#closing ??= this.#close();
     return this.#closing;
   }
 
   async #close(): Promise<void> {
+    const listeners = this.#removeListeners.splice(0);
+    this.#resizeListeners.length = 0;
+    for (const fn of listeners) fn(this);
+    this.driver.abort?.();
     if (this.#outstanding > 0) await new Promise<void>((resolve) => { this.#onIdle = resolve; });
     this.#onIdle = null;
     await this.driver.destruct();
   }
+}
+
+function subscribe(list: Listener[], fn: Listener): () => void {
+  list.push(fn);
+  return () => {
+    const i = list.indexOf(fn);
+    if (i >= 0) list.splice(i, 1);
+  };
 }

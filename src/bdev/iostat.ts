@@ -1,40 +1,112 @@
-// Per-bdev I/O statistics, kept in plain number fields so recording allocates nothing.
+// Per-bdev I/O statistics as SPDK's bdev_get_iostat reports them, kept in plain number fields
+// so that recording a completion allocates nothing.
+import { constants } from 'node:os';
 import { IoType } from './types.js';
+
+const E = constants.errno;
 
 /** Latencies are kept in nanosecond ticks (tick_rate 1e9), as SPDK reports ticks and a rate. */
 export const TICK_RATE = 1_000_000_000;
+
+/** What bdev_get_iostat / bdev_reset_iostat may clear. */
+export type ResetMode = 'all' | 'maxmin' | 'error' | 'none';
+
+/** SPDK's status names that key io_error. */
+export type ErrorStatus = 'failed' | 'aio_error' | 'nomem' | 'aborted' | 'miscompare';
+
+class Latency {
+  total = 0;
+  max = 0;
+  /** 0 = none yet: SPDK keeps UINT64_MAX and prints it as 0. */
+  min = 0;
+  add(ticks: number): void {
+    this.total += ticks;
+    if (ticks > this.max) this.max = ticks;
+    if (this.min === 0 || ticks < this.min) this.min = ticks;
+  }
+  resetMaxMin(): void { this.max = 0; this.min = 0; }
+}
 
 export class IoStat {
   bytesRead = 0; numReadOps = 0;
   bytesWritten = 0; numWriteOps = 0;
   bytesUnmapped = 0; numUnmapOps = 0;
+  bytesCopied = 0; numCopyOps = 0;
+  /** Not counted by SPDK; kept because an NBD server is often asked about them. */
   numFlushOps = 0; numWriteZeroesOps = 0; bytesZeroed = 0;
-  readLatencyTicks = 0; writeLatencyTicks = 0; unmapLatencyTicks = 0;
-  maxReadLatencyTicks = 0; minReadLatencyTicks = 0;
-  maxWriteLatencyTicks = 0; minWriteLatencyTicks = 0;
-  ioErrors = 0;
+  readonly read = new Latency();
+  readonly write = new Latency();
+  readonly unmap = new Latency();
+  readonly copy = new Latency();
+  /** Failed completions per SPDK status, device-wide. */
+  errFailed = 0; errAioError = 0; errNomem = 0; errAborted = 0; errMiscompare = 0;
+  /** I/O submitted and not yet completed. */
   queueDepth = 0;
 
+  /** @param errnoStatus how a plain -errno from this module is named ("aio_error" for AIO, else "failed"). */
+  constructor(private readonly errnoStatus: 'failed' | 'aio_error' = 'failed') {}
+
+  get ioErrors(): number { return this.errFailed + this.errAioError + this.errNomem + this.errAborted + this.errMiscompare; }
+
   record(type: IoType, bytes: number, result: number, startMs: number, nowMs: number): void {
-    if (result < 0) { this.ioErrors++; return; }
+    if (result < 0) { this.#error(result); return; }
     const ticks = Math.round((nowMs - startMs) * 1e6);
     switch (type) {
-      case IoType.Read:
-        this.bytesRead += bytes; this.numReadOps++; this.readLatencyTicks += ticks;
-        if (ticks > this.maxReadLatencyTicks) this.maxReadLatencyTicks = ticks;
-        if (this.minReadLatencyTicks === 0 || ticks < this.minReadLatencyTicks) this.minReadLatencyTicks = ticks;
-        break;
-      case IoType.Write:
-        this.bytesWritten += bytes; this.numWriteOps++; this.writeLatencyTicks += ticks;
-        if (ticks > this.maxWriteLatencyTicks) this.maxWriteLatencyTicks = ticks;
-        if (this.minWriteLatencyTicks === 0 || ticks < this.minWriteLatencyTicks) this.minWriteLatencyTicks = ticks;
-        break;
-      case IoType.Unmap:
-        this.bytesUnmapped += bytes; this.numUnmapOps++; this.unmapLatencyTicks += ticks;
-        break;
+      case IoType.Read: this.bytesRead += bytes; this.numReadOps++; this.read.add(ticks); break;
+      case IoType.Write: this.bytesWritten += bytes; this.numWriteOps++; this.write.add(ticks); break;
+      case IoType.Unmap: this.bytesUnmapped += bytes; this.numUnmapOps++; this.unmap.add(ticks); break;
       case IoType.Flush: this.numFlushOps++; break;
       case IoType.WriteZeroes: this.numWriteZeroesOps++; this.bytesZeroed += bytes; break;
       default: break;
     }
   }
+
+  #error(result: number): void {
+    switch (-result) {
+      case E.ENOMEM: this.errNomem++; break;
+      case E.ECANCELED: case 108 /* ESHUTDOWN */: this.errAborted++; break;
+      case E.EILSEQ: this.errMiscompare++; break;
+      default: if (this.errnoStatus === 'aio_error') this.errAioError++; else this.errFailed++;
+    }
+  }
+
+  reset(mode: ResetMode): void {
+    if (mode === 'none') return;
+    if (mode === 'error' || mode === 'all') {
+      this.errFailed = 0; this.errAioError = 0; this.errNomem = 0; this.errAborted = 0; this.errMiscompare = 0;
+    }
+    if (mode === 'maxmin' || mode === 'all') for (const l of [this.read, this.write, this.unmap, this.copy]) l.resetMaxMin();
+    if (mode !== 'all') return;
+    this.bytesRead = 0; this.numReadOps = 0; this.bytesWritten = 0; this.numWriteOps = 0;
+    this.bytesUnmapped = 0; this.numUnmapOps = 0; this.bytesCopied = 0; this.numCopyOps = 0;
+    this.numFlushOps = 0; this.numWriteZeroesOps = 0; this.bytesZeroed = 0;
+    for (const l of [this.read, this.write, this.unmap, this.copy]) l.total = 0;
+  }
+
+  /** The counters in SPDK's field order (then ours), as bdev_get_iostat prints them. */
+  toJSON(): Record<string, unknown> {
+    const io_error: Record<string, number> = {};
+    // SPDK lists only the statuses that occurred.
+    if (this.errFailed > 0) io_error['failed'] = this.errFailed;
+    if (this.errAioError > 0) io_error['aio_error'] = this.errAioError;
+    if (this.errNomem > 0) io_error['nomem'] = this.errNomem;
+    if (this.errAborted > 0) io_error['aborted'] = this.errAborted;
+    if (this.errMiscompare > 0) io_error['miscompare'] = this.errMiscompare;
+    return {
+      bytes_read: this.bytesRead, num_read_ops: this.numReadOps,
+      bytes_written: this.bytesWritten, num_write_ops: this.numWriteOps,
+      bytes_unmapped: this.bytesUnmapped, num_unmap_ops: this.numUnmapOps,
+      bytes_copied: this.bytesCopied, num_copy_ops: this.numCopyOps,
+      read_latency_ticks: this.read.total, max_read_latency_ticks: this.read.max, min_read_latency_ticks: this.read.min,
+      write_latency_ticks: this.write.total, max_write_latency_ticks: this.write.max, min_write_latency_ticks: this.write.min,
+      unmap_latency_ticks: this.unmap.total, max_unmap_latency_ticks: this.unmap.max, min_unmap_latency_ticks: this.unmap.min,
+      copy_latency_ticks: this.copy.total, max_copy_latency_ticks: this.copy.max, min_copy_latency_ticks: this.copy.min,
+      io_error,
+      num_flush_ops: this.numFlushOps, num_write_zeroes_ops: this.numWriteZeroesOps, bytes_zeroed: this.bytesZeroed,
+      queue_depth: this.queueDepth,
+    };
+  }
 }
+
+/** The current tick count (nanoseconds of a monotonic clock), for the "ticks" field. */
+export function ticksNow(): number { return Number(process.hrtime.bigint()); }

@@ -29,8 +29,10 @@ export interface BdevIo {
   buf: Buffer | null;
   /** 0, -errno, or (SEEK_*) the offset found. */
   result: number;
-  /** Owned by the bdev layer between submit and completion. */
+  /** Owned by the bdev layer from submit until done() is called. */
   pending: boolean;
+  /** The module has completed it (done() may still be deferred): a second completion is a bug. */
+  completed: boolean;
   /** performance.now() at submit, for latency statistics. */
   startMs: number;
   /** Called exactly once per submit, never from inside submit(). */
@@ -65,5 +67,5 @@ export interface BdevDriver {
 }
 
 export function newIo(done: (io: BdevIo) => void): BdevIo {
-  return { type: IoType.Read, offset: 0, length: 0, fua: false, noHole: false, fastZero: false, buf: null, result: 0, pending: false, startMs: 0, done };
+  return { type: IoType.Read, offset: 0, length: 0, fua: false, noHole: false, fastZero: false, buf: null, result: 0, pending: false, completed: false, startMs: 0, done };
 }

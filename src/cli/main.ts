@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { AionbdError } from '../errors.js';
 import { logger, setLogLevel } from '../log.js';
-import { serve } from './serve.js';
+import { addRpcCommand } from './rpc.js';
+import { DEFAULT_RPC_SOCKET, serve } from './serve.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -23,6 +24,8 @@ function buildProgram(out: (line: string) => void): Command {
     .description('NBD server for SPDK-style block devices served through Linux kernel AIO')
     // Set before subcommands are added: commander copies these into each one at creation.
     .exitOverride()
+    // `aionbd rpc METHOD -b x`: options after the method belong to it, not to us.
+    .enablePositionalOptions()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
 
   program.command('serve')
@@ -31,12 +34,24 @@ function buildProgram(out: (line: string) => void): Command {
     .option('--aio <spec>', 'AIO bdev FILE[,name=N][,bs=B][,size=S][,readonly], exported under its name (repeatable)', collect, [])
     .option('--queue-depth <n>', 'kernel AIO queue depth per bdev', intArg(1, 65536))
     .option('--data-dir <dir>', 'where the default image lives', 'aionbd-data')
+    .option('--rpc <path>', `JSON-RPC unix socket, mode 0600 (default ${DEFAULT_RPC_SOCKET})`)
+    .option('--no-rpc', 'serve no JSON-RPC socket')
+    .option('--allow-path <dir>', 'where files named over JSON-RPC may live (repeatable; default: the data directory)', collect, [])
+    .option('--config <file>', 'bdevs and exports to create at start, in save_config format')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LEVELS).default('info'))
-    .action(async (o: { listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string }) => {
+    .action(async (o: {
+      listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string;
+      rpc?: string | boolean; allowPath: string[]; config?: string;
+    }) => {
       setLogLevel(o.logLevel);
-      const code = await serve({ listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir) }, logger(), out);
+      const code = await serve({
+        listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir),
+        rpc: o.rpc === false ? false : typeof o.rpc === 'string' ? o.rpc : DEFAULT_RPC_SOCKET,
+        rpcExplicit: typeof o.rpc === 'string', allowPath: o.allowPath, config: o.config,
+      }, logger(), out);
       process.exitCode = code;
     });
+  addRpcCommand(program, out);
   return program;
 }
 

@@ -1,46 +1,56 @@
-// `aionbd serve`: bdevs from flags, exported on listeners, until SIGINT/SIGTERM.
+// `aionbd serve`: bdevs from flags and a config file, exported on listeners, managed over
+// JSON-RPC, until SIGINT/SIGTERM.
 import path from 'node:path';
-import { createAioBdev, DEFAULT_QUEUE_DEPTH } from '../bdev/aio.js';
-import { BdevRegistry } from '../bdev/registry.js';
-import { UsageError } from '../errors.js';
+import { checkName } from '../bdev/names.js';
+import { ListenError, UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseListenAddress, formatAddress, nbdUri, type ListenAddress } from '../nbd/address.js';
 import { DEFAULT_PORT } from '../nbd/constants.js';
 import type { Export } from '../nbd/export.js';
-import { NbdServer } from '../nbd/server.js';
+import { readConfigFile } from '../rpc/config.js';
+import { Server } from '../target.js';
 import { formatSize } from '../util/size.js';
 import { parseAioSpec, type AioSpec } from './aio-spec.js';
+
+export const DEFAULT_RPC_SOCKET = '/var/tmp/aionbd.sock';
 
 export interface ServeOptions {
   listen: string[];
   aio: string[];
   queueDepth: number | undefined;
   dataDir: string;
+  /** JSON-RPC socket; false: none. */
+  rpc: string | false;
+  /** The --rpc flag was given (a busy socket is then an error, not a warning). */
+  rpcExplicit: boolean;
+  /** Roots for paths named over RPC; empty: the data directory. */
+  allowPath: string[];
+  /** A save_config file applied at start (its paths are the operator's own: not restricted). */
+  config: string | undefined;
 }
 
 export const DEFAULT_IMAGE_SIZE = 2 ** 30;
 
 export async function serve(opts: ServeOptions, log: Logger, out: (line: string) => void): Promise<number> {
   const specs: AioSpec[] = opts.aio.map(parseAioSpec);
-  if (specs.length === 0) {
+  const config = opts.config !== undefined ? readConfigFile(opts.config) : undefined;
+  if (specs.length === 0 && config === undefined) {
     // The embedded default: a sparse 1 GiB image, created on first use.
     specs.push({ filename: path.join(opts.dataDir, 'disk0.img'), name: 'disk0', blockSize: undefined, size: DEFAULT_IMAGE_SIZE, readonly: false });
   }
   const addrs: ListenAddress[] = (opts.listen.length > 0 ? opts.listen : [`tcp://127.0.0.1:${DEFAULT_PORT}`]).map(parseListenAddress);
   const names = new Set<string>();
   for (const s of specs) {
+    checkName(s.name);
     if (names.has(s.name)) throw new UsageError(`two bdevs are named "${s.name}": give one of them name=...`);
     names.add(s.name);
   }
+  const allowPaths = (opts.allowPath.length > 0 ? opts.allowPath : [opts.dataDir]).map((p) => path.resolve(p));
 
-  const registry = new BdevRegistry();
-  const server = new NbdServer({ log });
+  const server = new Server({ log, queueDepth: opts.queueDepth });
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      await server.close();
-      await registry.closeAll();
-    })();
+    stopping ??= server.close();
     return stopping;
   };
   // Handlers go in before anything is announced: whoever reads the attach line as "ready" may
@@ -55,17 +65,15 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   process.on('SIGTERM', handler);
   try {
     const startup = (async () => {
-      const exports: Export[] = [];
+      if (config !== undefined) await server.loadConfig(config);
       for (const s of specs) {
-        const bdev = registry.add(createAioBdev({
-          filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly,
-          queueDepth: opts.queueDepth ?? DEFAULT_QUEUE_DEPTH, log,
-        }));
-        exports.push(server.addExport(bdev));
+        await server.createAio({ filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly });
+        server.addExport(s.name);
       }
+      if (opts.rpc !== false) await startRpc(server, opts.rpc, opts.rpcExplicit, allowPaths, log);
       const bound: ListenAddress[] = [];
       for (const a of addrs) bound.push(await server.listen(a));
-      return { exports, bound };
+      return { exports: [...server.nbd.exports()], bound };
     })();
     // A signal during start-up stops it as cleanly as one after.
     const first = await Promise.race([startup.then((r) => ({ ready: r })), signalled.then((sig) => ({ sig }))]);
@@ -87,6 +95,17 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   process.off('SIGINT', handler);
   process.off('SIGTERM', handler);
   return 0;
+}
+
+// The default socket is shared by every server on the machine: when another one holds it, this
+// one runs without RPC (and says so) rather than refusing to start.
+async function startRpc(server: Server, socket: string, explicit: boolean, allowPaths: string[], log: Logger): Promise<void> {
+  try {
+    await server.listenRpc(socket, allowPaths);
+  } catch (err) {
+    if (explicit || !(err instanceof ListenError)) throw err;
+    log.warn({ socket, reason: err.message }, 'JSON-RPC not started: the default socket is in use (give --rpc PATH)');
+  }
 }
 
 function printAttach(x: Export, bound: ListenAddress[], out: (line: string) => void): void {

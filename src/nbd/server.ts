@@ -35,6 +35,8 @@ type State = 'open' | 'closing' | 'closed';
 interface Conn {
   sock: Duplex;
   t: Transmission | null;
+  /** The export it negotiated (hot-remove finds connections by bdev). */
+  x: Export | null;
 }
 
 export class NbdServer implements HandshakeHost {
@@ -53,6 +55,8 @@ export class NbdServer implements HandshakeHost {
   #state: State = 'open';
   #closing: Promise<void> | null = null;
   #nextConn = 1;
+  /** Bdevs whose removal this server listens for (hot-remove). */
+  readonly #watched = new WeakSet<Bdev>();
 
   constructor(opts: ServerOptions = {}) {
     this.maxPayload = opts.maxPayload ?? DEFAULT_MAX_PAYLOAD;
@@ -80,7 +84,25 @@ export class NbdServer implements HandshakeHost {
     const x = new Export(bdev, opts);
     if (this.#exports.has(x.name)) throw new ExportExistsError(x.name);
     this.#exports.set(x.name, x);
+    if (!this.#watched.has(bdev)) {
+      this.#watched.add(bdev);
+      bdev.onRemove(() => this.removeExportsOf(bdev));
+    }
     return x;
+  }
+
+  /**
+   * Hot-remove (the bdev is being deleted): drops every export of `bdev` and shuts down the
+   * connections serving them. Requests in flight are answered; the closing bdev fails any new
+   * one with ESHUTDOWN. Returns the names of the exports removed.
+   */
+  removeExportsOf(bdev: Bdev): string[] {
+    const removed: string[] = [];
+    for (const [name, x] of this.#exports) {
+      if (x.bdev === bdev) { this.#exports.delete(name); removed.push(name); }
+    }
+    for (const c of this.#conns) if (c.x !== null && c.x.bdev === bdev) c.t?.shutdown();
+    return removed;
   }
 
   removeExport(name: string): boolean { return this.#exports.delete(name); }
@@ -91,7 +113,7 @@ export class NbdServer implements HandshakeHost {
   /** Listens on an inherited listening socket (systemd socket activation: LISTEN_FDS). */
   async listenFd(fd: number): Promise<void> {
     if (this.#state !== 'open') throw new ServerClosedError();
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => this.accept(sock, sock.remoteFamily !== undefined));
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.accept(sock, sock.remoteFamily !== undefined); });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`inherited fd ${fd}`, err)));
       server.listen({ fd }, () => resolve());
@@ -106,7 +128,7 @@ export class NbdServer implements HandshakeHost {
     if (this.#state !== 'open') throw new ServerClosedError();
     const a = typeof addr === 'string' ? parseListenAddress(addr) : addr;
     if (a.kind === 'unix') await removeStaleSocket(a.path);
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => this.accept(sock, a.kind === 'tcp'));
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.accept(sock, a.kind === 'tcp'); });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(formatAddress(a), err)));
       if (a.kind === 'unix') server.listen(a.path, () => resolve());
@@ -122,16 +144,17 @@ export class NbdServer implements HandshakeHost {
 
   /**
    * Serves one already-connected stream (a socket from a listener, stdin/stdout for --stdio,
-   * or one end of a socketpair): handshake, then transmission.
+   * or one end of a socketpair): handshake, then transmission. Resolves when the connection
+   * is over and every buffer it used is back.
    */
-  accept(sock: Duplex, tcp = false): void {
+  accept(sock: Duplex, tcp = false): Promise<void> {
     if (this.#state !== 'open' || this.#conns.size >= this.#maxConnections) {
       this.#log.warn({ connections: this.#conns.size }, 'refusing a connection');
       sock.destroy();
-      return;
+      return Promise.resolve();
     }
     const log = this.#log.child({ conn: this.#nextConn++ });
-    const conn: Conn = { sock, t: null };
+    const conn: Conn = { sock, t: null, x: null };
     this.#conns.add(conn);
     sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));
     if (tcp && sock instanceof net.Socket) sock.setNoDelay(true);
@@ -141,10 +164,10 @@ export class NbdServer implements HandshakeHost {
     }, this.#handshakeTimeoutMs);
     timer.unref();
     sock.resume();
-    negotiate(sock, this, log).then(
+    return negotiate(sock, this, log).then(
       ({ export: x, socket, style, blockStatus, leftover }) => {
         clearTimeout(timer);
-        if (socket.destroyed) { this.#conns.delete(conn); return; }
+        if (socket.destroyed) { this.#conns.delete(conn); return undefined; }
         log.debug({ export: x.name, style, blockStatus }, 'transmission');
         conn.sock = socket;
         const t = new Transmission(socket, x, {
@@ -152,8 +175,9 @@ export class NbdServer implements HandshakeHost {
           closing: () => this.closing(),
         }, leftover);
         conn.t = t;
-        if (this.#state !== 'open') t.shutdown();
-        void t.done.then(() => this.#conns.delete(conn));
+        conn.x = x;
+        if (this.#state !== 'open' || x.bdev.closed) t.shutdown();
+        return t.done.then(() => { this.#conns.delete(conn); });
       },
       (err: unknown) => {
         clearTimeout(timer);
@@ -163,11 +187,12 @@ export class NbdServer implements HandshakeHost {
           // client's FIN (half-open) would keep it forever.
           log.debug('client aborted the handshake');
           sock.end(() => sock.destroy());
-          return;
+          return undefined;
         }
         if (err instanceof HandshakeViolation) log.info({ reason: err.message }, 'handshake failed; closing');
         else if (!(err instanceof EndOfStream)) log.debug({ err }, 'handshake ended');
         sock.destroy();
+        return undefined;
       },
     );
   }

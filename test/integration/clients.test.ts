@@ -85,7 +85,7 @@ describe('clients against two AIO bdevs (d0 256M, c0 64M) on a unix socket', () 
       can_trim: true,
       can_zero: true,
       can_multi_conn: true,
-      block_size_minimum: 512,
+      block_size_minimum: 1,
     });
   }, 30_000);
 

@@ -1,0 +1,161 @@
+// raid0 (SPDK's bdev_raid, level 0): strips of strip_size_kb laid round-robin over the base
+// bdevs. READ/WRITE are split at strip boundaries; FLUSH and RESET go to every base; UNMAP and
+// WRITE_ZEROES become one contiguous range per base.
+import { constants } from 'node:os';
+import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
+import { Bdev } from './bdev.js';
+import { ChildPool, type ChildIo } from './child_io.js';
+import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+
+const E = constants.errno;
+
+export interface Raid0Options {
+  name: string;
+  stripSizeKb: number;
+  uuid?: string | undefined;
+}
+
+/** A parent I/O being served by several children. Pooled by index: children carry it in their tag. */
+interface Task { parent: BdevIo | null; remaining: number; result: number }
+
+class Raid0Driver implements BdevDriver {
+  readonly module = 'raid';
+  readonly #children = new ChildPool((c) => this.#childDone(c));
+  readonly #tasks: Task[] = [];
+  readonly #freeTasks: number[] = [];
+  #complete: Complete | null = null;
+
+  /** @param usable bytes used on each base (the smallest base, rounded down to a strip) */
+  constructor(readonly bases: Bdev[], readonly strip: number, readonly usable: number) {}
+
+  supports(type: IoType): boolean {
+    if (type === IoType.Read || type === IoType.Write) return true;
+    if (type === IoType.Flush || type === IoType.Unmap || type === IoType.WriteZeroes || type === IoType.Reset) {
+      return this.bases.every((b) => b.supports(type));
+    }
+    return false;
+  }
+
+  submit(io: BdevIo, complete: Complete): void {
+    this.#complete = complete;
+    switch (io.type) {
+      case IoType.Read: case IoType.Write: this.#rw(io); return;
+      case IoType.Flush: case IoType.Reset: this.#everyBase(io); return;
+      case IoType.Unmap: case IoType.WriteZeroes: this.#ranges(io); return;
+      default: complete(io, -E.ENOTSUP);
+    }
+  }
+
+  #task(parent: BdevIo, children: number): number {
+    let t = this.#freeTasks.pop();
+    if (t === undefined) { t = this.#tasks.length; this.#tasks.push({ parent: null, remaining: 0, result: 0 }); }
+    const task = this.#tasks[t] as Task;
+    task.parent = parent; task.remaining = children; task.result = 0;
+    return t;
+  }
+
+  #child(parent: BdevIo, t: number, type: IoType, offset: number, length: number, buf: Buffer | null): ChildIo {
+    const c = this.#children.get(parent);
+    c.tag = t; c.type = type; c.offset = offset; c.length = length;
+    c.fua = parent.fua; c.noHole = parent.noHole; c.buf = buf;
+    return c;
+  }
+
+  #rw(io: BdevIo): void {
+    const s = this.strip, n = this.bases.length;
+    const first = Math.floor(io.offset / s), last = Math.floor((io.offset + io.length - 1) / s);
+    const t = this.#task(io, last - first + 1);
+    let pos = 0;
+    for (let k = first; k <= last; k++) {
+      const inStrip = k === first ? io.offset % s : 0;
+      const len = Math.min(s - inStrip, io.length - pos);
+      const base = this.bases[k % n] as Bdev;
+      // A child that covers the whole parent shares its buffer; others get a view into it.
+      const buf = io.buf === null ? null : first === last ? io.buf : io.buf.subarray(pos, pos + len);
+      base.submit(this.#child(io, t, io.type, Math.floor(k / n) * s + inStrip, len, buf));
+      pos += len;
+    }
+  }
+
+  #everyBase(io: BdevIo): void {
+    const t = this.#task(io, this.bases.length);
+    for (const b of this.bases) b.submit(this.#child(io, t, io.type, 0, 0, null));
+  }
+
+  // A contiguous raid range covers a contiguous range on each base.
+  #ranges(io: BdevIo): void {
+    const s = this.strip, n = this.bases.length;
+    const a = io.offset, end = io.offset + io.length;
+    const sa = Math.floor(a / s), sb = Math.floor((end - 1) / s);
+    const spans: [number, number, number][] = [];
+    for (let i = 0; i < n; i++) {
+      const k1 = sa + ((i - (sa % n)) + n) % n;
+      if (k1 > sb) continue;
+      const kl = sb - (((sb % n) - i) + n) % n;
+      const from = Math.floor(k1 / n) * s + (k1 === sa ? a % s : 0);
+      const to = Math.floor(kl / n) * s + (kl === sb ? ((end - 1) % s) + 1 : s);
+      spans.push([i, from, to - from]);
+    }
+    const t = this.#task(io, spans.length);
+    for (const [i, from, len] of spans) (this.bases[i] as Bdev).submit(this.#child(io, t, io.type, from, len, null));
+  }
+
+  #childDone(c: ChildIo): void {
+    const t = c.tag, task = this.#tasks[t] as Task;
+    if (c.result < 0 && task.result === 0) task.result = c.result;
+    this.#children.put(c);
+    if (--task.remaining > 0) return;
+    const parent = task.parent as BdevIo;
+    task.parent = null;
+    this.#freeTasks.push(t);
+    (this.#complete as Complete)(parent, task.result);
+  }
+
+  info(): Record<string, unknown> { return { raid: this.describe(null) }; }
+
+  /** One bdev_raid_get_bdevs entry (SPDK's fields, without its duplicated "uuid" key). */
+  describe(b: Bdev | null): Record<string, unknown> {
+    const bs = this.bases[0]?.blockSize ?? 512;
+    return {
+      ...(b === null ? {} : { name: b.name, uuid: b.uuid }),
+      strip_size_kb: this.strip / 1024, state: 'online', raid_level: 'raid0', superblock: false,
+      num_base_bdevs: this.bases.length, num_base_bdevs_discovered: this.bases.length, num_base_bdevs_operational: this.bases.length,
+      base_bdevs_list: this.bases.map((x) => ({ name: x.name, uuid: x.uuid, is_configured: true, data_offset: 0, data_size: this.usable / bs })),
+    };
+  }
+
+  config(b: Bdev): ConfigEntry {
+    return {
+      method: 'bdev_raid_create',
+      params: { name: b.name, raid_level: 'raid0', strip_size_kb: this.strip / 1024, base_bdevs: this.bases.map((x) => x.name), uuid: b.uuid, superblock: false },
+    };
+  }
+
+  destruct(): Promise<void> { return Promise.resolve(); }
+}
+
+/** Accepts SPDK's spellings of raid level 0. */
+export function isRaid0Level(level: string): boolean { return level === 'raid0' || level === '0'; }
+
+/** The caller registers it with a claim on every base. */
+export function createRaid0Bdev(bases: Bdev[], opts: Raid0Options): Bdev {
+  if (bases.length === 0) throw new InvalidBdevError('raid0 needs at least one base bdev');
+  const bs = (bases[0] as Bdev).blockSize;
+  if (bases.some((b) => b.blockSize !== bs)) throw new InvalidBdevError('the base bdevs of a raid must have the same block size');
+  const kb = opts.stripSizeKb;
+  const strip = kb * 1024;
+  if (!Number.isInteger(kb) || kb <= 0 || (kb & (kb - 1)) !== 0) throw new InvalidBdevError(`strip size ${kb} KiB must be a power of two`);
+  if (strip < bs) throw new InvalidBdevError(`strip size ${kb} KiB is smaller than the ${bs}-byte block size`);
+  const usable = Math.floor(Math.min(...bases.map((b) => b.sizeBytes)) / strip) * strip;
+  if (usable === 0) throw new InvalidBdevError(`the smallest base bdev holds no whole ${kb} KiB strip`);
+  const driver = new Raid0Driver([...bases], strip, usable);
+  return new Bdev({
+    name: opts.name, blockSize: bs, numBlocks: (usable / bs) * bases.length, readonly: bases.some((b) => b.readonly),
+    uuid: opts.uuid, writeCache: false, optimalIoBoundary: strip,
+  }, driver);
+}
+
+export function describeRaid(b: Bdev): Record<string, unknown> {
+  if (!(b.driver instanceof Raid0Driver)) throw new BdevWrongModuleError(b.name, b.module, 'raid');
+  return b.driver.describe(b);
+}

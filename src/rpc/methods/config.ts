@@ -1,0 +1,48 @@
+// save_config / load_config / framework_get_config. SPDK composes save and load in rpc.py;
+// here they are server methods, so `aionbd rpc save_config` is one request.
+import type { JSONSchemaType } from 'ajv';
+import { ConfigError } from '../../errors.js';
+import type { Server } from '../../target.js';
+import type { Registrar } from '../dispatcher.js';
+
+interface Entry { method: string; params?: Record<string, unknown> }
+interface Sub { subsystem: string; config?: Entry[] }
+interface LoadConfig { subsystems: Sub[] }
+const entry: JSONSchemaType<Entry> = {
+  type: 'object',
+  properties: { method: { type: 'string' }, params: { type: 'object', nullable: true, required: [] } },
+  required: ['method'],
+  additionalProperties: false,
+};
+const loadConfig: JSONSchemaType<LoadConfig> = {
+  type: 'object',
+  properties: {
+    subsystems: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { subsystem: { type: 'string' }, config: { type: 'array', items: entry, nullable: true } },
+        required: ['subsystem'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['subsystems'],
+  additionalProperties: false,
+};
+
+interface GetConfig { name: string }
+const getConfig: JSONSchemaType<GetConfig> = {
+  type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false,
+};
+
+export function registerConfigMethods(r: Registrar, s: Server): void {
+  r.method0('save_config', () => s.saveConfig());
+  r.method('framework_get_config', getConfig, (p) => {
+    const sub = s.saveConfig().subsystems.find((x) => x.subsystem === p.name);
+    if (sub === undefined) throw new ConfigError(`no subsystem "${p.name}" (aionbd has: bdev, nbd)`);
+    return sub.config;
+  });
+  // Paths in the config are checked like any RPC path: the entries run with the caller's context.
+  r.method('load_config', loadConfig, async (p, ctx) => { await s.loadConfig(p, ctx.allowed ?? undefined); return true; });
+}

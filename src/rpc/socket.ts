@@ -1,0 +1,108 @@
+// The JSON-RPC server: a unix stream socket (mode 0600), values parsed as they stream in,
+// each response one JSON object and a newline, in request order per connection.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { ListenError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { RPC_PARSE_ERROR, type CallContext, type RpcDispatcher } from './dispatcher.js';
+import { JsonStream, JsonStreamError } from './json_stream.js';
+import { errorResponse, handleMessage } from './protocol.js';
+
+/** Longest request accepted (a load_config of a large setup fits easily). */
+export const MAX_REQUEST_CHARS = 16 * 1024 * 1024;
+/** As SPDK: more clients at once are refused. */
+export const MAX_RPC_CONNECTIONS = 64;
+
+export class RpcSocketServer {
+  readonly #server: net.Server;
+  readonly #conns = new Set<net.Socket>();
+  #path: string | null = null;
+  #closing: Promise<void> | null = null;
+
+  constructor(private readonly d: RpcDispatcher, private readonly ctx: CallContext, private readonly log: Logger) {
+    this.#server = net.createServer((s) => this.#onConnection(s));
+  }
+
+  get path(): string | null { return this.#path; }
+
+  async listen(socketPath: string): Promise<void> {
+    const p = path.resolve(socketPath);
+    await removeStale(p);
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`unix:${p} (JSON-RPC)`, err)));
+      // The socket file is created by bind() inside listen(): a umask that leaves only the owner
+      // bits closes the window in which another user could connect before the chmod below.
+      const old = process.umask(0o177);
+      try {
+        this.#server.listen(p, () => resolve());
+      } finally {
+        process.umask(old);
+      }
+    });
+    fs.chmodSync(p, 0o600);
+    this.#server.on('error', (err) => this.log.error({ err }, 'JSON-RPC listener error'));
+    this.#path = p;
+    this.log.info({ socket: p }, 'JSON-RPC listening');
+  }
+
+  #onConnection(sock: net.Socket): void {
+    if (this.#closing !== null || this.#conns.size >= MAX_RPC_CONNECTIONS) {
+      this.log.warn({ connections: this.#conns.size }, 'refusing a JSON-RPC connection');
+      sock.destroy();
+      return;
+    }
+    this.#conns.add(sock);
+    sock.on('close', () => this.#conns.delete(sock));
+    sock.on('error', (err) => this.log.debug({ err: err.message }, 'JSON-RPC connection error'));
+    const stream = new JsonStream(MAX_REQUEST_CHARS);
+    // Requests of one connection run one after the other, so responses keep their order.
+    let chain: Promise<void> = Promise.resolve();
+    sock.on('data', (chunk: Buffer) => {
+      let values: unknown[];
+      let parseError: string | null = null;
+      try {
+        values = stream.push(chunk);
+      } catch (err) {
+        if (!(err instanceof JsonStreamError)) throw err;
+        values = err.parsed;
+        parseError = `Parse error: ${err.message}`;
+      }
+      for (const v of values) {
+        chain = chain.then(async () => {
+          const r = await handleMessage(v, this.d, this.ctx, this.log);
+          if (r !== null && !sock.destroyed) sock.write(`${JSON.stringify(r)}\n`);
+        });
+      }
+      if (parseError !== null) {
+        // As SPDK: a parse error is answered, then the connection is closed (no resync).
+        sock.removeAllListeners('data');
+        const message = parseError;
+        chain = chain.then(() => { sock.end(`${JSON.stringify(errorResponse(null, { code: RPC_PARSE_ERROR, message }))}\n`); });
+      }
+    });
+  }
+
+  /** Stops accepting, drops the connections and removes the socket file. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= new Promise<void>((resolve) => {
+      for (const s of this.#conns) s.destroy();
+      if (!this.#server.listening) { resolve(); return; }
+      this.#server.close(() => resolve());
+    });
+    return this.#closing;
+  }
+}
+
+// A socket file left by a server that died is removed; one that answers is in use.
+async function removeStale(p: string): Promise<void> {
+  let st: fs.Stats;
+  try { st = fs.statSync(p); } catch { return; }
+  if (!st.isSocket()) return; // listen() fails with EADDRINUSE naming the path: not ours to delete
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = net.connect(p);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+  if (!alive) fs.rmSync(p, { force: true });
+}

@@ -1,0 +1,315 @@
+// The aionbd target: one bdev registry, one NBD server and optional JSON-RPC sockets, with the
+// operations SPDK's RPCs perform. The JSON-RPC methods and the embedded API both call these,
+// so a bdev made over RPC and one made in-process go through the same code.
+import { aioFileSize, createAioBdev, DEFAULT_QUEUE_DEPTH } from './bdev/aio.js';
+import type { Bdev } from './bdev/bdev.js';
+import { createDelayBdev, updateDelayLatency, type DelayLatencies, type LatencyType } from './bdev/delay.js';
+import { describeBdev } from './bdev/describe.js';
+import { createErrorBdev, injectError, resumePending, type Injection } from './bdev/error.js';
+import { ticksNow, TICK_RATE, type ResetMode } from './bdev/iostat.js';
+import { Lvstores, type LvstoreInfo } from './bdev/lvol.js';
+import { createMallocBdev } from './bdev/malloc.js';
+import { checkName } from './bdev/names.js';
+import { createRaid0Bdev, describeRaid, isRaid0Level } from './bdev/raid0.js';
+import { BdevRegistry, type AddOptions } from './bdev/registry.js';
+import { createSplitBdevs, splitBaseOf } from './bdev/split.js';
+import type { ConfigEntry } from './bdev/types.js';
+import { BdevInUseError, BdevNotFoundError, ExportNotFoundError, InvalidBdevError } from './errors.js';
+import { logger, type Logger } from './log.js';
+import type { ListenAddress } from './nbd/address.js';
+import type { Export } from './nbd/export.js';
+import { NbdServer, type ServerOptions as NbdServerOptions } from './nbd/server.js';
+import { applyConfig, type ConfigFile } from './rpc/config.js';
+import { RpcDispatcher, type CallContext } from './rpc/dispatcher.js';
+import { registerAll } from './rpc/methods/index.js';
+import { RpcSocketServer } from './rpc/socket.js';
+import { AllowedPaths } from './rpc/allow_path.js';
+
+export interface AionbdServerOptions {
+  log?: Logger;
+  /** Kernel AIO queue depth of each AIO bdev (default 128). */
+  queueDepth?: number;
+  /** Options of the NBD server (payload limit, timeouts, connection limits). */
+  nbd?: Omit<NbdServerOptions, 'log'>;
+}
+
+export interface AioParams {
+  filename: string;
+  name: string;
+  blockSize?: number | undefined;
+  readonly?: boolean | undefined;
+  uuid?: string | undefined;
+  /** Create the file sparse with this size when missing (never over RPC, as SPDK). */
+  size?: number | undefined;
+}
+
+export interface DelayParams extends DelayLatencies { name: string; baseBdevName: string; uuid?: string | undefined }
+export interface RaidParams { name: string; raidLevel: string; baseBdevs: string[]; stripSizeKb: number; uuid?: string | undefined }
+export interface ExportParams { name?: string | undefined; readonly?: boolean | undefined; description?: string | undefined }
+export interface ExportInfo { name: string; bdev_name: string; readonly: boolean; description: string; size: number }
+export interface IostatQuery { names?: string[] | undefined; perChannel?: boolean | undefined; resetMode?: ResetMode | undefined }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function checkUuid(u: string | undefined): string | undefined {
+  if (u !== undefined && !UUID.test(u)) throw new InvalidBdevError(`"${u}" is not a UUID`);
+  return u?.toLowerCase();
+}
+
+/** bdevs + NBD exports + JSON-RPC: what `aionbd serve` runs, usable in-process. */
+export class Server {
+  readonly bdevs = new BdevRegistry();
+  /** Logical volume stores, found on new bdevs (examine) or made by createLvstore(). */
+  readonly lvstores: Lvstores;
+  readonly nbd: NbdServer;
+  readonly log: Logger;
+  /** Every JSON-RPC method, callable in-process with call(). */
+  readonly rpc = new RpcDispatcher();
+  readonly #queueDepth: number;
+  readonly #rpcSockets: RpcSocketServer[] = [];
+  readonly #resizeWatched = new WeakSet<Bdev>();
+  #closing: Promise<void> | null = null;
+
+  constructor(opts: AionbdServerOptions = {}) {
+    this.log = opts.log ?? logger();
+    this.nbd = new NbdServer({ ...opts.nbd, log: this.log });
+    this.lvstores = new Lvstores(this.bdevs, this.log);
+    this.#queueDepth = opts.queueDepth ?? DEFAULT_QUEUE_DEPTH;
+    registerAll(this.rpc, this);
+  }
+
+  // ---- bdevs -------------------------------------------------------------------------------
+
+  /**
+   * Registers b (claiming opts.claims), or releases it when that fails; then examines it, as
+   * SPDK does before a create RPC answers: an lvstore on it comes back with its lvols.
+   */
+  async #register(b: Bdev, opts: AddOptions = {}): Promise<Bdev> {
+    try {
+      this.bdevs.add(b, opts);
+    } catch (err) {
+      await b.close();
+      throw err;
+    }
+    await this.lvstores.examine(b);
+    return b;
+  }
+
+  async createAio(p: AioParams): Promise<Bdev> {
+    checkName(p.name);
+    const b = createAioBdev({
+      filename: p.filename, name: p.name, blockSize: p.blockSize, readonly: p.readonly, uuid: checkUuid(p.uuid),
+      size: p.size, queueDepth: this.#queueDepth, log: this.log,
+    });
+    return this.#register(b);
+  }
+
+  /**
+   * bdev_aio_rescan: reads the file's size again. A grown file grows the bdev (connections made
+   * from now on see the new size); shrinking is refused while a virtual bdev claims it; a file
+   * now empty hot-removes the bdev, as SPDK does.
+   */
+  async rescanAio(name: string): Promise<void> {
+    const b = this.bdevs.get(name);
+    const blocks = Math.floor(aioFileSize(b) / b.blockSize);
+    if (blocks === b.numBlocks) return;
+    if (blocks < b.numBlocks && b.claim !== null) throw new BdevInUseError(b.name, `cannot shrink while the ${b.claim.module} module claims it`);
+    if (blocks === 0) { await this.bdevs.delete(b.name); return; }
+    this.log.info({ bdev: b.name, from: b.numBlocks, to: blocks }, 'bdev resized');
+    b.resize(blocks);
+  }
+
+  async createMalloc(p: { name?: string | undefined; blockSize: number; numBlocks: number; uuid?: string | undefined }): Promise<Bdev> {
+    if (p.name !== undefined) checkName(p.name);
+    return this.#register(createMallocBdev({ ...p, uuid: checkUuid(p.uuid) }));
+  }
+
+  async createError(baseName: string, opts: { uuid?: string | undefined } = {}): Promise<Bdev> {
+    const base = this.bdevs.get(baseName);
+    return this.#register(createErrorBdev(base, { uuid: checkUuid(opts.uuid) }), { claims: [base] });
+  }
+
+  injectError(name: string, j: Injection): void { injectError(this.bdevs.get(name), j); }
+  resumePending(name: string): number { return resumePending(this.bdevs.get(name)); }
+
+  async createDelay(p: DelayParams): Promise<Bdev> {
+    checkName(p.name);
+    const base = this.bdevs.get(p.baseBdevName);
+    return this.#register(createDelayBdev(base, { ...p, uuid: checkUuid(p.uuid) }), { claims: [base] });
+  }
+
+  updateDelayLatency(name: string, type: LatencyType, us: number): void { updateDelayLatency(this.bdevs.get(name), type, us); }
+
+  async createRaid(p: RaidParams): Promise<Bdev> {
+    checkName(p.name);
+    if (!isRaid0Level(p.raidLevel)) throw new InvalidBdevError(`raid level "${p.raidLevel}" is not supported (only raid0)`);
+    const bases = p.baseBdevs.map((n) => this.bdevs.get(n));
+    return this.#register(createRaid0Bdev(bases, { name: p.name, stripSizeKb: p.stripSizeKb, uuid: checkUuid(p.uuid) }), { claims: bases });
+  }
+
+  /** bdev_raid_get_bdevs: every raid is "online" (ours never wait for a base). */
+  raidBdevs(category: string): Record<string, unknown>[] {
+    const raids = this.bdevs.list().filter((b) => b.module === 'raid');
+    return category === 'all' || category === 'online' ? raids.map(describeRaid) : [];
+  }
+
+  /** bdev_split_create: returns the names of the parts. */
+  async createSplit(baseName: string, splitCount: number, splitSizeMb?: number): Promise<string[]> {
+    const base = this.bdevs.get(baseName);
+    const parts = createSplitBdevs(base, { splitCount, splitSizeMb });
+    const added: Bdev[] = [];
+    try {
+      for (const p of parts) added.push(this.bdevs.add(p, { claims: [base], claimGroup: base.name }));
+      for (const p of parts) await this.lvstores.examine(p);
+    } catch (err) {
+      for (const p of added) await this.bdevs.delete(p.name);
+      for (const p of parts) if (!added.includes(p)) await p.close();
+      throw err;
+    }
+    return parts.map((p) => p.name);
+  }
+
+  /** bdev_split_delete: deletes every part cut from `baseName`. */
+  async deleteSplit(baseName: string): Promise<void> {
+    const base = this.bdevs.get(baseName);
+    const parts = this.bdevs.list().filter((b) => splitBaseOf(b) === base);
+    if (parts.length === 0) throw new BdevNotFoundError(`${baseName}p0`);
+    for (const p of parts) await this.bdevs.delete(p.name, 'split');
+  }
+
+  // ---- logical volumes --------------------------------------------------------------------
+
+  /** bdev_lvol_create_lvstore: returns the lvstore's UUID. */
+  createLvstore(baseName: string, lvsName: string, clusterSize?: number, clearMethod?: 'unmap' | 'write_zeroes' | 'none'): Promise<string> {
+    return this.lvstores.create(baseName, lvsName, clusterSize, clearMethod);
+  }
+
+  /** bdev_lvol_create: returns the lvol's UUID, which is its bdev name (alias "lvs/lvol"). */
+  createLvol(p: { lvsName: string; lvolName: string; sizeMib: number; thin?: boolean | undefined; uuid?: string | undefined }): Promise<string> {
+    return this.lvstores.createLvol(p.lvsName, p.lvolName, p.sizeMib, p.thin ?? false, checkUuid(p.uuid));
+  }
+
+  getLvstores(filter: { uuid?: string | undefined; lvsName?: string | undefined } = {}): LvstoreInfo[] { return this.lvstores.list(filter); }
+  deleteLvol(name: string): Promise<void> { return this.lvstores.deleteLvol(name); }
+  resizeLvol(name: string, sizeMib: number): Promise<void> { return this.lvstores.resizeLvol(name, sizeMib); }
+  deleteLvstore(nameOrUuid: string): Promise<void> { return this.lvstores.deleteStore(nameOrUuid); }
+
+  /** Hot-remove: exports of it close their connections; in-flight I/O completes first. */
+  deleteBdev(name: string, module?: string): Promise<void> { return this.bdevs.delete(name, module); }
+
+  getBdevs(name?: string): Record<string, unknown>[] {
+    if (name !== undefined) return [describeBdev(this.bdevs.get(name))];
+    return this.bdevs.list().map(describeBdev);
+  }
+
+  /** bdev_get_iostat: SPDK's shape; the reset mode applies after reading. */
+  iostat(q: IostatQuery = {}): Record<string, unknown> {
+    const list = q.names !== undefined && q.names.length > 0 ? q.names.map((n) => this.bdevs.get(n)) : [...this.bdevs.list()];
+    const head = { tick_rate: TICK_RATE, ticks: ticksNow() };
+    let out: Record<string, unknown>;
+    if (q.perChannel === true) {
+      if (q.names?.length !== 1) throw new InvalidBdevError('per_channel needs exactly one bdev in names');
+      const b = list[0] as Bdev;
+      // One channel: all I/O runs on the main thread. Error counts are device-wide, as SPDK.
+      out = { ...head, name: b.name, channels: [{ thread_id: 1, ...b.stat.toJSON(), io_error: {} }] };
+    } else {
+      out = { ...head, bdevs: list.map((b) => ({ name: b.name, ...b.stat.toJSON() })) };
+    }
+    for (const b of list) b.stat.reset(q.resetMode ?? 'none');
+    return out;
+  }
+
+  resetIostat(name: string | undefined, mode: ResetMode): void {
+    const list = name !== undefined ? [this.bdevs.get(name)] : this.bdevs.list();
+    for (const b of list) b.stat.reset(mode);
+  }
+
+  // ---- exports -----------------------------------------------------------------------------
+
+  /** nbd_export_add: exports a bdev (by name, alias or UUID); a claimed bdev is refused. */
+  addExport(bdevName: string, p: ExportParams = {}): Export {
+    const bdev = this.bdevs.get(bdevName);
+    this.bdevs.checkUnclaimed(bdev);
+    if (p.name !== undefined) checkName(p.name, 'export name');
+    const x = this.nbd.addExport(bdev, { name: p.name ?? bdev.name, readonly: p.readonly ?? false, description: p.description ?? '' });
+    if (!this.#resizeWatched.has(bdev)) {
+      this.#resizeWatched.add(bdev);
+      bdev.onResize(() => this.#refreshExports(bdev));
+    }
+    return x;
+  }
+
+  // An export reads its size when it is made: after a resize the exports are made again, in
+  // the same order, so new connections see the new size (established ones keep theirs).
+  #refreshExports(bdev: Bdev): void {
+    const all = [...this.nbd.exports()];
+    if (!all.some((x) => x.bdev === bdev)) return;
+    for (const x of all) this.nbd.removeExport(x.name);
+    for (const x of all) this.nbd.addExport(x.bdev, { name: x.name, readonly: x.readonly, description: x.description });
+  }
+
+  /** nbd_export_remove: new clients can no longer open it; established connections run on. */
+  removeExport(name: string): void {
+    if (!this.nbd.removeExport(name)) throw new ExportNotFoundError(name);
+  }
+
+  getExports(name?: string): ExportInfo[] {
+    const all = [...this.nbd.exports()].filter((x) => name === undefined || x.name === name);
+    if (name !== undefined && all.length === 0) throw new ExportNotFoundError(name);
+    return all.map((x) => ({ name: x.name, bdev_name: x.bdev.name, readonly: x.readonly, description: x.description, size: x.size }));
+  }
+
+  // ---- configuration -----------------------------------------------------------------------
+
+  /** save_config: SPDK's format, plus an "nbd" subsystem of nbd_export_add entries. */
+  saveConfig(): ConfigFile {
+    const bdev: ConfigEntry[] = [];
+    for (const b of this.bdevs.list()) {
+      const e = b.driver.config?.(b) ?? null;
+      if (e !== null) bdev.push(e);
+    }
+    bdev.push({ method: 'bdev_wait_for_examine' });
+    const nbd: ConfigEntry[] = [...this.nbd.exports()].map((x) => ({
+      method: 'nbd_export_add',
+      params: { bdev_name: x.bdev.name, name: x.name, readonly: x.readonly, description: x.description },
+    }));
+    return { subsystems: [{ subsystem: 'bdev', config: bdev }, { subsystem: 'nbd', config: nbd }] };
+  }
+
+  /**
+   * Applies a config (save_config format) entry by entry through the RPC methods. With
+   * `allowed`, file paths in it are checked as RPC paths are; without, they are the operator's.
+   */
+  async loadConfig(cfg: unknown, allowed?: AllowedPaths): Promise<void> {
+    const ctx: CallContext = { allowed: allowed ?? null };
+    const skipped: string[] = [];
+    await applyConfig(cfg, (method, params) => this.rpc.call(method, params, ctx), skipped);
+    if (skipped.length > 0) this.log.warn({ subsystems: skipped }, 'config: subsystems aionbd does not have were skipped');
+  }
+
+  /** Calls one JSON-RPC method in-process (paths unchecked: the caller is trusted). */
+  call(method: string, params?: unknown): Promise<unknown> { return this.rpc.call(method, params, { allowed: null }); }
+
+  // ---- listeners and lifecycle -------------------------------------------------------------
+
+  /** Starts an NBD listener (tcp://HOST:PORT or unix:PATH). */
+  listen(addr: ListenAddress | string): Promise<ListenAddress> { return this.nbd.listen(addr); }
+
+  /** Serves JSON-RPC on a unix socket (mode 0600); paths in requests must lie under allowPaths. */
+  async listenRpc(path: string, allowPaths: string[]): Promise<void> {
+    const s = new RpcSocketServer(this.rpc, { allowed: new AllowedPaths(allowPaths) }, this.log);
+    await s.listen(path);
+    this.#rpcSockets.push(s);
+  }
+
+  /** Stops RPC and NBD (answering requests in flight), then flushes and closes every bdev. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(this.#rpcSockets.map((s) => s.close()));
+      await this.nbd.close();
+      await this.bdevs.closeAll();
+      this.lvstores.clear();
+    })();
+    return this.#closing;
+  }
+}
