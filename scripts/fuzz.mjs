@@ -165,7 +165,7 @@ const aioCtx = (pid) => fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')
 async function main() {
   const dir = fs.mkdtempSync(path.join(fs.existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir(), 'aionbd-fuzz-'));
   const sock = path.join(dir, 's.sock');
-  const srv = spawn(process.execPath, [path.join(ROOT, 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`,
+  const srv = spawn(process.execPath, [path.join(ROOT, 'bin', 'aionbd.js'), 'serve', '--no-rpc', '--listen', `unix:${sock}`,
     '--aio', `${path.join(dir, 'f.img')},name=d0,size=${SIZE}`, '--log-level', process.env.FUZZ_DEBUG ? 'debug' : 'error'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   srv.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); if (process.env.FUZZ_DEBUG) fs.appendFileSync('/tmp/fuzz-srv.log', d); });

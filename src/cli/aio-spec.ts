@@ -10,12 +10,14 @@ export interface AioSpec {
   blockSize: number | undefined;
   size: number | undefined;
   readonly: boolean;
+  /** NBD_INFO_DESCRIPTION of the export (no commas: they separate keys). */
+  description?: string | undefined;
 }
 
 export function parseAioSpec(spec: string): AioSpec {
   const parts = spec.split(',');
   const filename = parts[0] ?? '';
-  if (filename === '') throw new UsageError(`bad --aio "${spec}": the file name comes first (--aio FILE[,name=N][,bs=B][,size=S][,readonly])`);
+  if (filename === '') throw new UsageError(`bad --aio "${spec}": the file name comes first (--aio FILE[,name=N][,bs=B][,size=S][,readonly][,description=D])`);
   const out: AioSpec = { filename, name: defaultName(filename), blockSize: undefined, size: undefined, readonly: false };
   for (const p of parts.slice(1)) {
     const eq = p.indexOf('=');
@@ -29,6 +31,7 @@ export function parseAioSpec(spec: string): AioSpec {
       case 'name': out.name = checkName(need()); break;
       case 'bs': case 'block_size': out.blockSize = parseSize(need(), 'block size'); break;
       case 'size': out.size = parseSize(need(), 'size'); break;
+      case 'description': case 'desc': out.description = need(); break;
       case 'readonly': case 'ro':
         if (val !== undefined && !['1', 'true', 'yes', 'on'].includes(val)) {
           if (!['0', 'false', 'no', 'off'].includes(val)) throw new UsageError(`bad --aio "${spec}": readonly takes no value (or true/false)`);
@@ -37,7 +40,7 @@ export function parseAioSpec(spec: string): AioSpec {
         }
         break;
       default:
-        throw new UsageError(`bad --aio "${spec}": unknown key "${key}" (known: name, bs, size, readonly)`);
+        throw new UsageError(`bad --aio "${spec}": unknown key "${key}" (known: name, bs, size, readonly, description)`);
     }
   }
   return out;

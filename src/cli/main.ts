@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { AionbdError } from '../errors.js';
 import { logger, setLogLevel } from '../log.js';
 import { addRpcCommand } from './rpc.js';
+import { addNbdOptions, serverOptionsFrom, type NbdCliOptions } from './nbd-options.js';
 import { DEFAULT_RPC_SOCKET, serve } from './serve.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -28,26 +29,30 @@ function buildProgram(out: (line: string) => void): Command {
     .enablePositionalOptions()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
 
-  program.command('serve')
+  const serveCmd = program.command('serve')
     .description('serve bdevs over NBD (default: a sparse 1 GiB image ./aionbd-data/disk0.img as "disk0" on tcp://127.0.0.1:10809)')
     .option('--listen <addr>', 'listen on tcp://HOST:PORT or unix:PATH (repeatable)', collect, [])
-    .option('--aio <spec>', 'AIO bdev FILE[,name=N][,bs=B][,size=S][,readonly], exported under its name (repeatable)', collect, [])
+    .option('--aio <spec>', 'AIO bdev FILE[,name=N][,bs=B][,size=S][,readonly][,description=D], exported under its name (repeatable)', collect, [])
     .option('--queue-depth <n>', 'kernel AIO queue depth per bdev', intArg(1, 65536))
     .option('--data-dir <dir>', 'where the default image lives', 'aionbd-data')
     .option('--rpc <path>', `JSON-RPC unix socket, mode 0600 (default ${DEFAULT_RPC_SOCKET})`)
     .option('--no-rpc', 'serve no JSON-RPC socket')
     .option('--allow-path <dir>', 'where files named over JSON-RPC may live (repeatable; default: the data directory)', collect, [])
     .option('--config <file>', 'bdevs and exports to create at start, in save_config format')
-    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LEVELS).default('info'))
-    .action(async (o: {
+    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LEVELS).default('info'));
+  addNbdOptions(serveCmd)
+    .action(async (o: NbdCliOptions & {
       listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string;
       rpc?: string | boolean; allowPath: string[]; config?: string;
     }) => {
       setLogLevel(o.logLevel);
+      // With --stdio, stdout is the NBD stream: no RPC socket unless one is asked for.
+      const rpcDefault = o.stdio === true ? false : DEFAULT_RPC_SOCKET;
       const code = await serve({
         listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir),
-        rpc: o.rpc === false ? false : typeof o.rpc === 'string' ? o.rpc : DEFAULT_RPC_SOCKET,
+        rpc: o.rpc === false ? false : typeof o.rpc === 'string' ? o.rpc : rpcDefault,
         rpcExplicit: typeof o.rpc === 'string', allowPath: o.allowPath, config: o.config,
+        nbd: serverOptionsFrom(o), stdio: o.stdio === true,
       }, logger(), out);
       process.exitCode = code;
     });

@@ -8,7 +8,9 @@ import { parseListenAddress, formatAddress, nbdUri, type ListenAddress } from '.
 import { DEFAULT_PORT } from '../nbd/constants.js';
 import type { Export } from '../nbd/export.js';
 import { readConfigFile } from '../rpc/config.js';
+import type { ServerOptions as NbdServerOptions } from '../nbd/server.js';
 import { Server } from '../target.js';
+import { inheritedFds, stdioStream } from './nbd-options.js';
 import { formatSize } from '../util/size.js';
 import { parseAioSpec, type AioSpec } from './aio-spec.js';
 
@@ -27,6 +29,10 @@ export interface ServeOptions {
   allowPath: string[];
   /** A save_config file applied at start (its paths are the operator's own: not restricted). */
   config: string | undefined;
+  /** Protocol options: TLS, limits. */
+  nbd?: Omit<NbdServerOptions, 'log'>;
+  /** Serve one connection on stdin/stdout, then exit. */
+  stdio?: boolean;
 }
 
 export const DEFAULT_IMAGE_SIZE = 2 ** 30;
@@ -47,7 +53,8 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   }
   const allowPaths = (opts.allowPath.length > 0 ? opts.allowPath : [opts.dataDir]).map((p) => path.resolve(p));
 
-  const server = new Server({ log, queueDepth: opts.queueDepth });
+  const server = new Server({ log, queueDepth: opts.queueDepth, ...(opts.nbd !== undefined ? { nbd: opts.nbd } : {}) });
+  const inherited = opts.listen.length === 0 && opts.stdio !== true ? inheritedFds() : [];
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= server.close();
@@ -68,11 +75,14 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
       if (config !== undefined) await server.loadConfig(config);
       for (const s of specs) {
         await server.createAio({ filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly });
-        server.addExport(s.name);
+        server.addExport(s.name, { description: s.description });
       }
       if (opts.rpc !== false) await startRpc(server, opts.rpc, opts.rpcExplicit, allowPaths, log);
       const bound: ListenAddress[] = [];
-      for (const a of addrs) bound.push(await server.listen(a));
+      if (opts.stdio === true) return { exports: [], bound };
+      // Socket activation: systemd's sockets replace the default listener.
+      for (const fd of inherited) await server.nbd.listenFd(fd);
+      if (inherited.length === 0) for (const a of addrs) bound.push(await server.listen(a));
       return { exports: [...server.nbd.exports()], bound };
     })();
     // A signal during start-up stops it as cleanly as one after.
@@ -83,7 +93,17 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
       await stop();
       return 0;
     }
-    for (const x of first.ready.exports) printAttach(x, first.ready.bound, out);
+    if (opts.stdio === true) {
+      // One client on stdin/stdout (libnbd's nbd_connect_command): its end is our end.
+      const done = server.nbd.accept(stdioStream());
+      const ended = await Promise.race([done.then(() => null), signalled]);
+      log.info({ signal: ended }, 'stdio client finished; stopping');
+      await stop();
+      return 0;
+    }
+    // Socket-activated, our stdout is often the activating client's: announce on stderr.
+    const say = inherited.length > 0 ? (l: string): void => { process.stderr.write(`${l}\n`); } : out;
+    for (const x of first.ready.exports) printAttach(x, first.ready.bound, say, inherited);
   } catch (err) {
     await stop();
     throw err;
@@ -108,9 +128,10 @@ async function startRpc(server: Server, socket: string, explicit: boolean, allow
   }
 }
 
-function printAttach(x: Export, bound: ListenAddress[], out: (line: string) => void): void {
+function printAttach(x: Export, bound: ListenAddress[], out: (line: string) => void, inherited: number[] = []): void {
   const b = x.bdev;
-  out(`aionbd: exporting "${x.name}" (${formatSize(x.size)}, ${b.module} bdev, block size ${b.blockSize}${x.readonly ? ', read-only' : ''}) on ${bound.map(formatAddress).join(', ')}`);
+  const where = [...bound.map(formatAddress), ...inherited.map((fd) => `inherited fd ${fd}`)].join(', ');
+  out(`aionbd: exporting "${x.name}" (${formatSize(x.size)}, ${b.module} bdev, block size ${b.blockSize}${x.readonly ? ', read-only' : ''}) on ${where}`);
   for (const a of bound) {
     const where = a.kind === 'unix' ? `-unix ${a.path}` : `${a.host.includes(':') ? `[${a.host}]` : a.host} ${a.port}`;
     out(`  attach (as root, after "modprobe nbd"): nbd-client ${where} /dev/nbd0 -N ${x.name} -b ${b.blockSize}`);

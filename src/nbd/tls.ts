@@ -43,10 +43,12 @@ export function loadTls(f: TlsFiles): TlsSettings | null {
   if (haveX509 && (f.cert === undefined || f.key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (f.ca !== undefined && !haveX509) throw new UsageError('--tls-ca (client verification) needs --tls-cert and --tls-key');
   const psk = f.psk !== undefined ? parsePskFile(read(f.psk, 'PSK file').toString('utf8'), f.psk) : null;
+  const cert = haveX509 ? { cert: read(f.cert as string, 'certificate'), key: read(f.key as string, 'key') } : {};
+  const ca = f.ca !== undefined ? { ca: read(f.ca, 'CA certificate') } : {};
   try {
     const context = createSecureContext({
-      ...(haveX509 ? { cert: read(f.cert as string, 'certificate'), key: read(f.key as string, 'key') } : {}),
-      ...(f.ca !== undefined ? { ca: read(f.ca, 'CA certificate') } : {}),
+      ...cert,
+      ...ca,
       // PSK suites are off by default in OpenSSL; add them next to the defaults when a PSK file is given.
       ...(psk !== null ? { ciphers: haveX509 ? 'DEFAULT:PSK' : 'PSK' } : {}),
       minVersion: 'TLSv1.2',
