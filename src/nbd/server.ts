@@ -13,6 +13,7 @@ import { Export, type ExportOptions } from './export.js';
 import { HandshakeAborted, HandshakeViolation, negotiate, type HandshakeHost, type TlsSettings } from './handshake.js';
 import { EndOfStream } from './byte_reader.js';
 import { Transmission } from './transmission.js';
+import { ReplyStyle } from './replies.js';
 
 export interface ServerOptions {
   /** Largest READ/WRITE payload (bytes). Default 32 MiB. */
@@ -195,6 +196,26 @@ export class NbdServer implements HandshakeHost {
         return undefined;
       },
     );
+  }
+
+  /**
+   * Serves `sock` directly in transmission phase, with no handshake: the kernel's end of a
+   * socketpair handed over by netlink or ioctl attach, which learns size and flags from the
+   * attach call instead. Compact requests, simple replies. Resolves when the stream is done.
+   */
+  serveDirect(sock: Duplex, exportName: string): Promise<void> {
+    const x = this.#exports.get(exportName);
+    if (x === undefined) throw new UsageError(`no export named "${exportName}"`);
+    if (this.#state !== 'open') throw new ServerClosedError();
+    const log = this.#log.child({ conn: this.#nextConn++, direct: true });
+    sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));
+    const t = new Transmission(sock, x, {
+      maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, log, style: ReplyStyle.Simple, blockStatus: false,
+      closing: () => this.closing(),
+    }, null);
+    const conn: Conn = { sock, t, x };
+    this.#conns.add(conn);
+    return t.done.then(() => { this.#conns.delete(conn); });
   }
 
   /**
