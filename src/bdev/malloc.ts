@@ -43,34 +43,24 @@ class MallocDriver implements BdevDriver {
     switch (io.type) {
       case IoType.Read: this.#copy(io.offset, io.length, io.buf as Buffer, false); break;
       case IoType.Write: this.#copy(io.offset, io.length, io.buf as Buffer, true); break;
-      case IoType.Unmap: case IoType.WriteZeroes: this.#zero(io.offset, io.length); break;
+      case IoType.Unmap: case IoType.WriteZeroes: this.#copy(io.offset, io.length, null, true); break;
       case IoType.Flush: case IoType.Reset: break;
       default: complete(io, -E.ENOTSUP); return;
     }
     complete(io, 0);
   }
 
-  #copy(offset: number, length: number, buf: Buffer, write: boolean): void {
+  /** Walks the chunks a range spans: copies in (write), out (read), or zeroes (buf null). */
+  #copy(offset: number, length: number, buf: Buffer | null, write: boolean): void {
     let done = 0;
     while (done < length) {
       const at = offset + done;
       const chunk = this.#chunks[Math.floor(at / CHUNK)] as Buffer;
       const inChunk = at % CHUNK;
       const n = Math.min(length - done, CHUNK - inChunk);
-      if (write) buf.copy(chunk, inChunk, done, done + n);
+      if (buf === null) chunk.fill(0, inChunk, inChunk + n);
+      else if (write) buf.copy(chunk, inChunk, done, done + n);
       else chunk.copy(buf, done, inChunk, inChunk + n);
-      done += n;
-    }
-  }
-
-  #zero(offset: number, length: number): void {
-    let done = 0;
-    while (done < length) {
-      const at = offset + done;
-      const chunk = this.#chunks[Math.floor(at / CHUNK)] as Buffer;
-      const inChunk = at % CHUNK;
-      const n = Math.min(length - done, CHUNK - inChunk);
-      chunk.fill(0, inChunk, inChunk + n);
       done += n;
     }
   }
