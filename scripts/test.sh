@@ -30,7 +30,7 @@ fi
 # npm packages and the native build. `npm ci` also runs our install script (node-gyp) and
 # prepare (tsc); a later `npm run build` keeps both current when only sources changed.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 fi
 npm run --silent build >/dev/null
 
