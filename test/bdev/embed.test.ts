@@ -1,6 +1,7 @@
 // The embedded API, used as the README shows, releases everything it opened on close():
 // every file descriptor (images, sockets, eventfds) and every kernel AIO context.
 import fs from 'node:fs';
+import { aioContexts } from '../helpers/aio.js';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Server, rpcCall, silentLogger, IoType, newIo } from '../../src/index.js';
@@ -12,7 +13,7 @@ function openFds(): string[] {
     try { return `${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`; } catch { return `${fd} -> ?`; }
   }).sort();
 }
-function aioNr(): number { return Number(fs.readFileSync('/proc/sys/fs/aio-nr', 'utf8')); }
+function aioNr(): number { return aioContexts(); }
 
 describe('embedded API', () => {
   it('creates, exports, serves, reports and closes, leaving no fd or AIO context behind', async () => {

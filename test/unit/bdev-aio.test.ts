@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { aioContexts } from '../helpers/aio.js';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ import { rmrf, tmpDir } from '../helpers/tmp.js';
 const E = constants.errno;
 const MiB = 1024 * 1024;
 
-function aioNr(): number { return Number(fs.readFileSync('/proc/sys/fs/aio-nr', 'utf8')); }
+function aioNr(): number { return aioContexts(); }
 
 describe('native slot layout', () => {
   it('matches between native/slot_layout.h and src/native.ts', () => {

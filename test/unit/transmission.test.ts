@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { aioContexts } from '../helpers/aio.js';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startInProcess, type TestServer } from '../helpers/inproc.js';
@@ -220,7 +221,7 @@ describe('transmission (bytes on the wire)', () => {
   });
 
   it('a client that disconnects mid-WRITE or with requests in flight leaks nothing', async () => {
-    const aioBefore = Number(fs.readFileSync('/proc/sys/fs/aio-nr', 'utf8'));
+    const aioBefore = aioContexts();
     const fdsBefore = fs.readdirSync('/proc/self/fd').length;
     for (let round = 0; round < 20; round++) {
       const d = await RawClient.connect(srv.socketPath);
@@ -236,7 +237,7 @@ describe('transmission (bytes on the wire)', () => {
     while (srv.server.connections > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(srv.server.connections).toBeLessThanOrEqual(1); // only the test's own idle client
     expect(srv.registry.get('d0').outstanding).toBe(0);
-    expect(Number(fs.readFileSync('/proc/sys/fs/aio-nr', 'utf8'))).toBe(aioBefore);
+    expect(aioContexts()).toBe(aioBefore);
     expect(fs.readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fdsBefore);
   });
 });
