@@ -73,6 +73,10 @@ export class Server {
   constructor(opts: AionbdServerOptions = {}) {
     this.log = opts.log ?? logger();
     this.nbd = new NbdServer({ ...opts.nbd, log: this.log });
+    this.bdevs.writer = (b) => {
+      for (const x of this.nbd.exports()) if (x.bdev === b) return `it is exported as "${x.name}"`;
+      return null;
+    };
     this.lvstores = new Lvstores(this.bdevs, this.log);
     this.#queueDepth = opts.queueDepth ?? DEFAULT_QUEUE_DEPTH;
     registerAll(this.rpc, this);

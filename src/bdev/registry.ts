@@ -15,6 +15,13 @@ export class BdevRegistry {
   readonly #byName = new Map<string, Bdev>();
   readonly #all: Bdev[] = [];
   readonly #claimsOf = new Map<Bdev, Bdev[]>();
+  /**
+   * Whether something outside the bdev layer writes to b (an NBD export). A claim is exclusive
+   * write access, as in SPDK, so a bdev with such a writer cannot be claimed; otherwise a
+   * client and a virtual bdev would write the same blocks, and save_config would record an
+   * export that load_config cannot re-create.
+   */
+  writer: (b: Bdev) => string | null = () => null;
 
   /** Registers b under its name, aliases and UUID, claiming opts.claims; all or nothing. */
   add(b: Bdev, opts: AddOptions = {}): Bdev {
@@ -24,6 +31,8 @@ export class BdevRegistry {
     const by = opts.claimGroup ?? b.name;
     for (const base of bases) {
       if (!this.#all.includes(base) || base.closed) throw new BdevNotFoundError(base.name);
+      const w = this.writer(base);
+      if (w !== null) throw new BdevInUseError(base.name, `${w}; remove it before claiming the bdev`);
       const c = base.claim;
       if (c !== null && !(opts.claimGroup !== undefined && c.by === by && c.module === b.module)) {
         throw new BdevClaimedError(base.name, c.module, c.by);
@@ -58,6 +67,8 @@ export class BdevRegistry {
   claimFor(base: Bdev, module: string, by: string): void {
     if (!this.#all.includes(base) || base.closed) throw new BdevNotFoundError(base.name);
     if (base.claim !== null) throw new BdevClaimedError(base.name, base.claim.module, base.claim.by);
+    const w = this.writer(base);
+    if (w !== null) throw new BdevInUseError(base.name, `${w}; remove it before claiming the bdev`);
     base.claim = { module, by, count: 1 };
   }
 
