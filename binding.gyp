@@ -7,6 +7,7 @@
         "native/aio_engine.cc",
         "native/aligned.cc",
         "native/file_ops.cc",
+        "native/sock_io.cc",
         "native/os_error.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

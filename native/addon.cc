@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "aio_engine.h"
+#include "sock_io.h"
 #include "slot_layout.h"
 
 namespace aionbd {
@@ -34,6 +35,7 @@ Napi::Value SlotLayoutOf(const Napi::CallbackInfo& info) {
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   using namespace aionbd;
   exports.Set("AioEngine", AioEngine::Init(env));
+  exports.Set("SockIo", SockIo::Init(env));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned, "allocAligned"));
   exports.Set("fileOp", Napi::Function::New(env, FileOpAsync, "fileOp"));
   exports.Set("fileInfo", Napi::Function::New(env, FileInfo, "fileInfo"));

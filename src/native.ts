@@ -20,6 +20,25 @@ export interface AioEngineHandle {
   close(): void;
 }
 
+/** Events SockIo reports (bits); mirrors native/sock_io.cc. */
+export const SockEvent = { Readable: 1, Writable: 2, Error: 4 } as const;
+
+/** Socket I/O of one connection on a dup of its fd; see native/sock_io.h. */
+export interface SockIoHandle {
+  /** One recv into buf[offset..offset+length): bytes read, 0 at end of stream, or -errno (-EAGAIN: nothing now). */
+  read(buf: Uint8Array, offset: number, length: number): number;
+  /** One sendmsg of queue entries head.. (modulo the ring), at most count: bytes sent or -errno. */
+  writev(head: number, count: number): number;
+  /** Replaces the write ring (after it grew). */
+  setQueue(bufs: (Uint8Array | null)[], offsets: Uint32Array, lengths: Uint32Array): void;
+  /** What to be told about: SockEvent.Readable | SockEvent.Writable, or 0. */
+  poll(mask: number): void;
+  /** shutdown(SHUT_WR): 0 or -errno. */
+  shutdown(): number;
+  /** Stops polling and closes the dup. Idempotent. */
+  close(): void;
+}
+
 export interface FileInfo {
   type: 'file' | 'block' | 'other';
   size: number;
@@ -39,6 +58,7 @@ export type FileOp = (typeof FileOp)[keyof typeof FileOp];
 
 export interface NativeAddon {
   AioEngine: new (fd: number, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
+  SockIo: new (fd: number, bufs: (Uint8Array | null)[], offsets: Uint32Array, lengths: Uint32Array, onEvent: (events: number) => void) => SockIoHandle;
   allocAligned(size: number, alignment: number): ArrayBuffer;
   fileOp(op: FileOp, fd: number, offset: number, length: number, cb: (result: number) => void): void;
   fileInfo(fd: number): FileInfo;

@@ -50,24 +50,22 @@ export class RequestFramer {
   stop(): void { this.#stopped = true; }
 
   /**
-   * Returns the bytes consumed. Fewer than chunk.length means no request slot is free: the
-   * caller keeps the rest (one reference, no copy) and pushes it again when a slot frees.
+   * Parses chunk[start..end) and returns the bytes consumed. Fewer than offered means no
+   * request slot is free: the caller keeps the rest (one reference, no copy) and pushes it
+   * again when a slot frees.
    */
-  push(chunk: Buffer): number {
-    let pos = 0;
-    const end = chunk.length;
+  push(chunk: Buffer, start = 0, end = chunk.length): number {
+    let pos = start;
     const hlen = this.#hlen;
     while (pos < end && !this.#stopped) {
       if (this.#payloadLeft > 0) {
         // Payload goes straight to its pooled, aligned home.
         const n = Math.min(this.#payloadLeft, end - pos);
         if (this.#dst !== null) chunk.copy(this.#dst, this.#dstPos, pos, pos + n);
-        this.#dstPos += n;
-        this.#payloadLeft -= n;
         pos += n;
-        if (this.#payloadLeft === 0) { this.#dst = null; this.sink.payloadDone(); }
+        this.#payloadAdvance(n);
       } else if (this.#scratchLen === 0 && !this.sink.hasFreeSlot()) {
-        return pos; // backpressure, never allocation
+        return pos - start; // backpressure, never allocation
       } else if (this.#scratchLen === 0 && end - pos >= hlen) {
         this.#header(chunk, pos); // common case: parse in place
         pos += hlen;
@@ -77,13 +75,33 @@ export class RequestFramer {
         this.#scratchLen += n;
         pos += n;
         if (this.#scratchLen === hlen) {
-          if (!this.sink.hasFreeSlot()) return pos; // header complete; parsed when a slot frees
+          if (!this.sink.hasFreeSlot()) return pos - start; // header complete; parsed when a slot frees
           this.#scratchLen = 0;
           this.#header(this.#scratch, 0);
         }
       }
     }
-    return pos;
+    return pos - start;
+  }
+
+  /**
+   * Where the rest of the current WRITE payload goes, for a transport that reads it straight
+   * from the socket: null when no payload is expected or it is being discarded.
+   */
+  get payloadDst(): Buffer | null { return this.#payloadLeft > 0 ? this.#dst : null; }
+  /** Offset in payloadDst of the next payload byte. */
+  get payloadPos(): number { return this.#dstPos; }
+
+  /** `n` payload bytes (at most payloadLeft) were written into payloadDst at payloadPos. */
+  payloadReceived(n: number): void {
+    if (n > this.#payloadLeft || this.#stopped) return;
+    this.#payloadAdvance(n);
+  }
+
+  #payloadAdvance(n: number): void {
+    this.#dstPos += n;
+    this.#payloadLeft -= n;
+    if (this.#payloadLeft === 0) { this.#dst = null; this.sink.payloadDone(); }
   }
 
   /** Parses a complete header parked in scratch while no slot was free. */

@@ -17,6 +17,7 @@ import { RequestFramer, type RequestSink } from './framing.js';
 import {
   ReplyStyle, encodeBlockStatus, encodeErrorChunk, encodeHoleChunk, writeDataChunkHeader, writeDoneReply, type Extent,
 } from './replies.js';
+import { openTransport, type Transport, type TransportHost } from './transport.js';
 import { validate, type ExportLimits } from './validate.js';
 import { writeSimpleReply } from './wire.js';
 
@@ -24,8 +25,6 @@ const E = constants.errno;
 
 const enum SlotState { Free, Payload, InFlight, Replying }
 
-/** Reply bytes queued in the socket before we stop reading requests from it. */
-const WRITE_BACKLOG_LIMIT = 16 * 1024 * 1024;
 /** Structured READs at least this long look for holes first and send them as OFFSET_HOLE. */
 export const HOLE_SCAN_MIN = 256 * 1024;
 /** Extents one READ is split into, at most; the rest is sent as data. */
@@ -75,8 +74,8 @@ export interface TransmissionOptions {
   closing(): boolean;
 }
 
-export class Transmission implements RequestSink {
-  readonly #sock: Duplex;
+export class Transmission implements RequestSink, TransportHost {
+  readonly #transport: Transport;
   readonly #x: Export;
   /** Every request goes through it: aligned ones straight to the bdev, others bounced. */
   readonly #bdev: UnalignedAdapter;
@@ -88,9 +87,6 @@ export class Transmission implements RequestSink {
   readonly #free: Slot[] = [];
   #busy = 0;
   #payloadSlot: Slot | null = null;
-  #held: Buffer | null = null;
-  #writePaused = false;
-  #corked = false;
   #ending = false;
   #dead = false;
   #resolveDone: (() => void) | null = null;
@@ -98,7 +94,6 @@ export class Transmission implements RequestSink {
   readonly done: Promise<void>;
 
   constructor(sock: Duplex, x: Export, opts: TransmissionOptions, leftover: Buffer | null) {
-    this.#sock = sock;
     this.#x = x;
     this.#bdev = unalignedAdapter(x.bdev);
     this.#opts = opts;
@@ -114,16 +109,13 @@ export class Transmission implements RequestSink {
     this.#framer = new RequestFramer(this, extended ? opts.maxPayload : 2 * opts.maxPayload, extended);
     for (let i = 0; i < opts.depth; i++) this.#free.push(new Slot(this, opts.style));
     this.done = new Promise((resolve) => { this.#resolveDone = resolve; });
-    sock.on('data', this.#onData);
-    sock.on('end', this.#onEnd);
-    sock.on('close', this.#onClose);
-    sock.on('error', this.#onError);
-    sock.on('drain', this.#onDrain);
-    if (leftover !== null) this.#onData(leftover);
-    sock.resume();
+    this.#transport = openTransport(sock, this, opts.pool, this.#log, leftover);
+    this.#transport.start();
   }
 
   get inflight(): number { return this.#busy; }
+  /** 'native' when the socket's bytes move through the addon (plain TCP and unix sockets). */
+  get transportKind(): 'native' | 'stream' { return this.#transport.kind; }
 
   /** Stop taking requests; answer those in flight, then close. */
   shutdown(): void {
@@ -133,33 +125,31 @@ export class Transmission implements RequestSink {
   }
 
   /** Drop the client now; in-flight I/O still completes before its buffers are released. */
-  destroy(): void { this.#sock.destroy(); }
+  destroy(): void { this.#transport.destroy(); }
 
-  readonly #onData = (chunk: Buffer): void => {
-    if (this.#framer.stopped) return; // after DISC: bytes are ignored
-    const used = this.#framer.push(chunk);
-    if (used < chunk.length && !this.#framer.stopped) {
-      this.#held = used === 0 ? chunk : chunk.subarray(used);
-      this.#sock.pause();
-    }
-  };
+  // TransportHost
+  get framer(): RequestFramer { return this.#framer; }
 
-  readonly #onEnd = (): void => {
+  input(buf: Buffer, start: number, end: number): number {
+    if (this.#framer.stopped) return end - start; // after DISC: bytes are ignored
+    const used = this.#framer.push(buf, start, end);
+    return this.#framer.stopped ? end - start : used;
+  }
+
+  inputEnded(): void {
     // The client will send nothing more; finish what it asked for.
     this.#framer.stop();
-    this.#held = null;
     this.#ending = true;
     this.#dropPartialWrite();
     this.#maybeFinish();
-  };
+  }
 
-  readonly #onClose = (): void => {
+  closed(): void {
     this.#dead = true;
     this.#framer.stop();
-    this.#held = null;
     this.#dropPartialWrite();
     this.#maybeFinish();
-  };
+  }
 
   // A WRITE whose payload was cut short by the disconnect never reaches the bdev.
   #dropPartialWrite(): void {
@@ -169,16 +159,6 @@ export class Transmission implements RequestSink {
       this.release(p);
     }
   }
-
-  readonly #onError = (err: NodeJS.ErrnoException): void => {
-    this.#log.debug({ err: err.message, code: err.code }, 'connection error');
-  };
-
-  readonly #onDrain = (): void => {
-    if (!this.#writePaused) return;
-    this.#writePaused = false;
-    if (this.#held === null && !this.#dead) this.#sock.resume();
-  };
 
   // RequestSink
   hasFreeSlot(): boolean { return this.#free.length > 0; }
@@ -220,8 +200,7 @@ export class Transmission implements RequestSink {
 
   protocolError(reason: string): void {
     this.#log.info({ reason }, 'protocol violation; closing the connection');
-    this.#held = null;
-    this.#sock.destroy();
+    this.#transport.destroy();
   }
 
   #dispatch(s: Slot): void {
@@ -322,50 +301,29 @@ export class Transmission implements RequestSink {
   #sendExtents(s: Slot, ext: Extent[]): void {
     let pos = s.offset;
     const last = ext.length - 1;
+    const t = this.#transport;
     ext.forEach((e, i) => {
       const done = i === last;
       if ((e.flags & NBD_STATE_HOLE) !== 0) {
-        this.#write(encodeHoleChunk(this.#style, done, s.cookie, s.offsetRaw, pos, e.length), done ? s : null);
+        const b = encodeHoleChunk(this.#style, done, s.cookie, s.offsetRaw, pos, e.length);
+        t.write(b, 0, b.length, done ? s : null);
       } else {
         const h = Buffer.alloc(48);
         const n = writeDataChunkHeader(h, this.#style, done, s.cookie, s.offsetRaw, pos, e.length);
-        this.#write(h.subarray(0, n), null);
-        const from = pos - s.offset;
-        this.#write((s.buf as Buffer).subarray(from, from + e.length), done ? s : null);
+        t.write(h, 0, n, null);
+        t.write(s.buf as Buffer, pos - s.offset, e.length, done ? s : null);
       }
       pos += e.length;
     });
   }
 
-  #send(b: Buffer, s: Slot): void { this.#write(b, s); }
+  /** The slot's buffers are released once the piece that carries it has been sent. */
+  #send(b: Buffer, s: Slot): void { this.#transport.write(b, 0, b.length, s); }
 
   #sendData(header: Buffer, s: Slot): void {
-    const buf = s.buf as Buffer;
-    this.#write(header, null);
-    this.#write(buf.length === s.length ? buf : buf.subarray(0, s.length), s);
+    this.#transport.write(header, 0, header.length, null);
+    this.#transport.write(s.buf as Buffer, 0, s.length, s);
   }
-
-  /** Writes one piece; the slot's buffers are released when the piece that carries it is written. */
-  #write(b: Buffer, s: Slot | null): void {
-    const sock = this.#sock;
-    if (!this.#corked) {
-      // Replies finished in one completion batch leave in one writev.
-      this.#corked = true;
-      sock.cork();
-      queueMicrotask(this.#uncork);
-    }
-    const ok = s === null ? sock.write(b) : sock.write(b, s.onWritten);
-    if (!ok && sock.writableLength > WRITE_BACKLOG_LIMIT && !this.#writePaused) {
-      // The client is not reading its replies: stop reading its requests until it does.
-      this.#writePaused = true;
-      sock.pause();
-    }
-  }
-
-  readonly #uncork = (): void => {
-    this.#corked = false;
-    this.#sock.uncork();
-  };
 
   /** Returns a slot and its buffer to the pools (write callback, or completion on a dead socket). */
   release(s: Slot): void {
@@ -375,16 +333,10 @@ export class Transmission implements RequestSink {
     s.state = SlotState.Free;
     this.#free.push(s);
     this.#busy--;
-    const held = this.#held;
-    if (held !== null && !this.#dead) {
+    if (!this.#dead) {
+      // A header parked for want of a slot goes first, then the bytes held behind it.
       this.#framer.resume();
-      const used = this.#framer.push(held);
-      if (used === held.length || this.#framer.stopped) {
-        this.#held = null;
-        if (!this.#writePaused) this.#sock.resume();
-      } else {
-        this.#held = held.subarray(used);
-      }
+      this.#transport.resume();
     }
     this.#maybeFinish();
   }
@@ -395,10 +347,8 @@ export class Transmission implements RequestSink {
       const r = this.#resolveDone;
       this.#resolveDone = null;
       r?.();
-    } else if (this.#ending && this.#payloadSlot === null && !this.#sock.writableEnded) {
-      this.#sock.end();
-      // Everything is answered; a peer that keeps its half open does not hold us up for long.
-      setTimeout(() => this.#sock.destroy(), 1000).unref();
+    } else if (this.#ending && this.#payloadSlot === null) {
+      this.#transport.end(); // everything is answered
     }
   }
 }
