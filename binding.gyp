@@ -8,7 +8,9 @@
         "native/aligned.cc",
         "native/file_ops.cc",
         "native/sock_io.cc",
-        "native/os_error.cc"
+        "native/os_error.cc",
+        "native/nbd_attach.cc",
+        "native/nbd_netlink.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "aio_engine.h"
+#include "nbd_attach.h"
 #include "sock_io.h"
 #include "slot_layout.h"
 
@@ -39,6 +40,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned, "allocAligned"));
   exports.Set("fileOp", Napi::Function::New(env, FileOpAsync, "fileOp"));
   exports.Set("fileInfo", Napi::Function::New(env, FileInfo, "fileInfo"));
+  exports.Set("nbd", NbdAttachInit(env));
   exports.Set("slotLayout", Napi::Function::New(env, SlotLayoutOf, "slotLayout"));
   // Kernel ABI values, taken from the headers we build against rather than retyped in JS.
   Napi::Object k = Napi::Object::New(env);

@@ -182,6 +182,45 @@ export class RpcConnectError extends AionbdError {
   readonly code = 'AIONBD_RPC_CONNECT';
 }
 
+/** Attaching or detaching /dev/nbdX needs CAP_SYS_ADMIN. */
+export class NbdNotPermittedError extends AionbdError {
+  readonly code = 'AIONBD_NBD_NOT_ROOT';
+  override readonly errno = E.EPERM;
+  constructor(what: string) { super(`${what} needs root (CAP_SYS_ADMIN): run it as root`); }
+}
+
+export class NoNbdDriverError extends AionbdError {
+  readonly code = 'AIONBD_NO_NBD_DRIVER';
+  override readonly errno = E.ENODEV;
+  constructor() { super('the kernel has no nbd driver: run "modprobe nbd" as root'); }
+}
+
+export class NoFreeNbdDeviceError extends AionbdError {
+  readonly code = 'AIONBD_NBD_NO_FREE_DEVICE';
+  override readonly errno = E.ENODEV;
+  constructor() { super('no free /dev/nbdX: detach one ("aionbd detach /dev/nbdN"), or reload the driver with more ("modprobe -r nbd && modprobe nbd nbds_max=64")'); }
+}
+
+export class NbdDeviceBusyError extends AionbdError {
+  readonly code = 'AIONBD_NBD_DEVICE_BUSY';
+  override readonly errno = E.EBUSY;
+  constructor(readonly device: string) { super(`${device} is busy: it is attached already, or something holds it open`); }
+}
+
+/** nbd_stop_disk / nbd_get_disks named a device this server did not attach. */
+export class NbdDiskNotFoundError extends AionbdError {
+  readonly code = 'AIONBD_NBD_DISK_NOT_FOUND';
+  override readonly errno = E.ENODEV;
+  constructor(readonly device: string) { super(`${device} is not attached by this server`); }
+}
+
+/** The kernel refused an attach, detach or reconnect for a reason without a row above. */
+export class NbdKernelError extends AionbdError {
+  readonly code = 'AIONBD_NBD_KERNEL';
+  override readonly errno: number;
+  constructor(message: string, errno: number) { super(message); this.errno = errno; }
+}
+
 /** A module or caller broke the bdev I/O contract: a bug, reported loudly. */
 export class BdevIoMisuseError extends Error {
   readonly code = 'AIONBD_BDEV_IO_MISUSE';

@@ -1,11 +1,15 @@
 // The embedded API. Re-exports only.
 
 /** The aionbd target: bdevs, NBD exports and JSON-RPC in one object, promise-based. */
-export { Server, type AionbdServerOptions, type AioParams, type DelayParams, type RaidParams, type ExportParams, type ExportInfo, type IostatQuery } from './target.js';
+export { Server, type AionbdServerOptions, type AioParams, type DelayParams, type RaidParams, type ExportParams, type ExportInfo, type IostatQuery, type DiskParams } from './target.js';
 /** Module constructors for building bdevs by hand (see Server for the managed way). */
 export { bdevs } from './bdev/modules.js';
 export { NbdServer, type ServerOptions } from './nbd/server.js';
 export { Export, type ExportOptions } from './nbd/export.js';
+/** Kernel devices without nbd-client (Server.startDisk attaches; this detaches any /dev/nbdN). */
+export { KernelDisk, type KernelDiskOptions } from './nbd/kernel/disk.js';
+export type { DiskInfo } from './nbd/kernel/disks.js';
+export { detachDevice } from './nbd/kernel/detach.js';
 export { parseListenAddress, formatAddress, nbdUri, type ListenAddress } from './nbd/address.js';
 export { Bdev, type BdevProps, type Claim } from './bdev/bdev.js';
 export { BdevRegistry, flush, type AddOptions } from './bdev/registry.js';

@@ -56,6 +56,38 @@ export const FileOp = {
 } as const;
 export type FileOp = (typeof FileOp)[keyof typeof FileOp];
 
+/** Kernel NBD attach (native/nbd_attach.cc). Promises reject with an OsError (errno < 0). */
+export interface NbdNative {
+  /** AF_UNIX stream socketpair, close-on-exec: one end for the kernel, one served by us. */
+  socketpair(): [number, number];
+  /** The generic-netlink family; rejects with ENOENT when the kernel has none. */
+  family(): Promise<{ id: number; mcastGroup: number }>;
+  /** NBD_CMD_CONNECT: resolves with the device index the kernel used. */
+  connect(p: NbdConnectParams): Promise<number>;
+  disconnect(index: number): Promise<void>;
+  reconfigure(index: number, fds: number[], backendId: string): Promise<void>;
+  status(index?: number): Promise<{ index: number; connected: boolean }[]>;
+  /** LINK_DEAD and other multicast messages of the family; cmd 0: events were lost. */
+  Events: new (familyId: number, group: number, onEvent: (cmd: number, index: number) => void) => { close(): void };
+  /** The ioctl path on a thread of its own: onEvent(0, errno) once set up, onEvent(1, errno) when NBD_DO_IT returned. */
+  ioctlStart(path: string, p: { sizeBytes: number; blockSize: number; flags: number; timeout: number }, fds: number[], onEvent: (phase: number, errno: number) => void): void;
+  ioctlDisconnect(path: string): Promise<void>;
+  constants: { CMD_LINK_DEAD: number; CFLAG_DESTROY_ON_DISCONNECT: number; CFLAG_DISCONNECT_ON_CLOSE: number };
+}
+
+export interface NbdConnectParams {
+  /** Omitted: the kernel picks a free device. */
+  index?: number;
+  sizeBytes: number;
+  blockSize: number;
+  serverFlags: number;
+  clientFlags?: number;
+  timeout?: number;
+  deadConnTimeout?: number;
+  backendId?: string;
+  fds: number[];
+}
+
 export interface NativeAddon {
   AioEngine: new (fd: number, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
   SockIo: new (fd: number, bufs: (Uint8Array | null)[], offsets: Uint32Array, lengths: Uint32Array, onEvent: (events: number) => void) => SockIoHandle;
@@ -63,6 +95,7 @@ export interface NativeAddon {
   fileOp(op: FileOp, fd: number, offset: number, length: number, cb: (result: number) => void): void;
   fileInfo(fd: number): FileInfo;
   slotLayout(depth: number): SlotLayout;
+  nbd: NbdNative;
   constants: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number };
 }
 

@@ -17,7 +17,9 @@ import type { ConfigEntry } from './bdev/types.js';
 import { BdevInUseError, BdevNotFoundError, ExportNotFoundError, InvalidBdevError } from './errors.js';
 import { logger, type Logger } from './log.js';
 import type { ListenAddress } from './nbd/address.js';
-import type { Export } from './nbd/export.js';
+import { Export } from './nbd/export.js';
+import type { KernelDisk, KernelDiskOptions } from './nbd/kernel/disk.js';
+import { KernelDisks, type DiskInfo } from './nbd/kernel/disks.js';
 import { NbdServer, type ServerOptions as NbdServerOptions } from './nbd/server.js';
 import { applyConfig, type ConfigFile } from './rpc/config.js';
 import { RpcDispatcher, type CallContext } from './rpc/dispatcher.js';
@@ -47,6 +49,10 @@ export interface DelayParams extends DelayLatencies { name: string; baseBdevName
 export interface RaidParams { name: string; raidLevel: string; baseBdevs: string[]; stripSizeKb: number; uuid?: string | undefined }
 export interface ExportParams { name?: string | undefined; readonly?: boolean | undefined; description?: string | undefined }
 export interface ExportInfo { name: string; bdev_name: string; readonly: boolean; description: string; size: number }
+export interface DiskParams extends KernelDiskOptions {
+  /** Attach read-only (default: as exported, else writable). */
+  readonly?: boolean | undefined;
+}
 export interface IostatQuery { names?: string[] | undefined; perChannel?: boolean | undefined; resetMode?: ResetMode | undefined }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -62,6 +68,8 @@ export class Server {
   /** Logical volume stores, found on new bdevs (examine) or made by createLvstore(). */
   readonly lvstores: Lvstores;
   readonly nbd: NbdServer;
+  /** Exports attached to this machine's kernel as /dev/nbdN (nbd_start_disk). */
+  readonly disks: KernelDisks;
   readonly log: Logger;
   /** Every JSON-RPC method, callable in-process with call(). */
   readonly rpc = new RpcDispatcher();
@@ -73,9 +81,11 @@ export class Server {
   constructor(opts: AionbdServerOptions = {}) {
     this.log = opts.log ?? logger();
     this.nbd = new NbdServer({ ...opts.nbd, log: this.log });
+    this.disks = new KernelDisks(this.nbd, this.log);
     this.bdevs.writer = (b) => {
       for (const x of this.nbd.exports()) if (x.bdev === b) return `it is exported as "${x.name}"`;
-      return null;
+      const dev = this.disks.deviceOf(b);
+      return dev !== null ? `it is attached to the kernel as ${dev}` : null;
     };
     this.lvstores = new Lvstores(this.bdevs, this.log);
     this.#queueDepth = opts.queueDepth ?? DEFAULT_QUEUE_DEPTH;
@@ -263,6 +273,29 @@ export class Server {
     return all.map((x) => ({ name: x.name, bdev_name: x.bdev.name, readonly: x.readonly, description: x.description, size: x.size }));
   }
 
+  // ---- kernel devices ---------------------------------------------------------------------
+
+  /**
+   * nbd_start_disk: attaches a bdev (by name, alias or UUID) or an export (by name) to this
+   * machine's kernel as /dev/nbdN, served in-process over socketpairs. Needs root and the nbd
+   * driver. A claimed bdev is refused, as for exports.
+   */
+  async startDisk(name: string, p: DiskParams = {}): Promise<KernelDisk> {
+    const exported = this.nbd.getExport(name);
+    const bdev = this.bdevs.find(name) ?? exported?.bdev ?? this.bdevs.get(name);
+    this.bdevs.checkUnclaimed(bdev);
+    // An export of that name lends its read-only setting; a bare bdev is attached writable.
+    const x = exported !== undefined && exported.bdev === bdev && p.readonly === undefined ? exported
+      : new Export(bdev, { name: bdev.name, readonly: p.readonly ?? exported?.readonly ?? false });
+    return this.disks.start(x, p);
+  }
+
+  /** nbd_stop_disk: detaches; resolves once the kernel has let go of the device. */
+  stopDisk(device: string): Promise<void> { return this.disks.stop(device); }
+
+  /** nbd_get_disks: SPDK's shape, [{ nbd_device, bdev_name }]. */
+  getDisks(device?: string): DiskInfo[] { return this.disks.list(device); }
+
   // ---- configuration -----------------------------------------------------------------------
 
   /** save_config: SPDK's format, plus an "nbd" subsystem of nbd_export_add entries. */
@@ -277,6 +310,8 @@ export class Server {
       method: 'nbd_export_add',
       params: { bdev_name: x.bdev.name, name: x.name, readonly: x.readonly, description: x.description },
     }));
+    // As SPDK: one nbd_start_disk per kernel device, so a loaded config attaches them again.
+    for (const d of this.disks.list()) nbd.push({ method: 'nbd_start_disk', params: { ...d } });
     return { subsystems: [{ subsystem: 'bdev', config: bdev }, { subsystem: 'nbd', config: nbd }] };
   }
 
@@ -310,6 +345,9 @@ export class Server {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.all(this.#rpcSockets.map((s) => s.close()));
+      // Detached before the connections close: users of the devices get EIO at once, not a
+      // dead connection to wait on.
+      await this.disks.stopAll();
       await this.nbd.close();
       await this.bdevs.closeAll();
       this.lvstores.clear();

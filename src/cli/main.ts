@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { AionbdError } from '../errors.js';
 import { logger, setLogLevel } from '../log.js';
+import { addAttachCommands } from './attach.js';
 import { addRpcCommand } from './rpc.js';
 import { addNbdOptions, serverOptionsFrom, type NbdCliOptions } from './nbd-options.js';
 import { DEFAULT_RPC_SOCKET, serve } from './serve.js';
@@ -57,6 +58,7 @@ function buildProgram(out: (line: string) => void): Command {
       process.exitCode = code;
     });
   addRpcCommand(program, out);
+  addAttachCommands(program, out);
   return program;
 }
 

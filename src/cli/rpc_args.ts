@@ -80,6 +80,15 @@ export const FORMS: Readonly<Record<string, Form>> = {
   },
   nbd_export_remove: { args: [s('name')] },
   nbd_get_exports: { flags: [f(['-n', '--name'], 'name')] },
+  // rpc.py's forms; the flags after them are our own attach settings.
+  nbd_start_disk: {
+    args: [s('bdev_name'), s('nbd_device', true)],
+    flags: [f(['-c', '--num-connections'], 'num_connections', 'int'), f(['-t', '--timeout'], 'timeout', 'int'),
+      f(['--dead-conn-timeout'], 'dead_conn_timeout', 'int'), f(['-b', '--block-size'], 'block_size', 'int'),
+      f(['-r', '--readonly'], 'readonly', 'bool')],
+  },
+  nbd_stop_disk: { args: [s('nbd_device')] },
+  nbd_get_disks: { flags: [f(['-n', '--nbd-device'], 'nbd_device')] },
   rpc_get_methods: { flags: [f(['-c', '--current'], 'current', 'bool'), f(['-i', '--include-aliases'], 'include_aliases', 'bool')] },
   framework_get_config: { args: [s('name')] },
 };

@@ -202,10 +202,11 @@ export class NbdServer implements HandshakeHost {
    * Serves `sock` directly in transmission phase, with no handshake: the kernel's end of a
    * socketpair handed over by netlink or ioctl attach, which learns size and flags from the
    * attach call instead. Compact requests, simple replies. Resolves when the stream is done.
+   * `exportName` may be an Export not listed here (a bdev attached to the kernel only).
    */
-  serveDirect(sock: Duplex, exportName: string): Promise<void> {
-    const x = this.#exports.get(exportName);
-    if (x === undefined) throw new UsageError(`no export named "${exportName}"`);
+  serveDirect(sock: Duplex, exportName: string | Export): Promise<void> {
+    const x = typeof exportName === 'string' ? this.#exports.get(exportName) : exportName;
+    if (x === undefined) throw new UsageError(`no export named "${String(exportName)}"`);
     if (this.#state !== 'open') throw new ServerClosedError();
     const log = this.#log.child({ conn: this.#nextConn++, direct: true });
     sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));

@@ -2,7 +2,6 @@
 export {
   bootVm,
   withVm,
-  withKernel,
   ensureKernelAssets,
   VmError,
   VmTimeoutError,
@@ -10,3 +9,5 @@ export {
   GUEST_SHARE_DIR,
 } from './vm.js';
 export type { Vm, VmOptions, VmForward, VmAccel, ShOptions, ShResult, KernelAssets } from './vm.js';
+export { withKernel, startKernel, KernelCommandError } from './kernel.js';
+export type { Kernel, KernelOptions, KernelExport, AttachSettings } from './kernel.js';

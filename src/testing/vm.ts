@@ -683,8 +683,5 @@ export async function withVm<T>(opts: VmOptions, fn: (vm: Vm) => Promise<T>): Pr
   }
 }
 
-/** The name design.md gives the rig's entry point (`aionbd/testing`). */
-export const withKernel = withVm;
-
 export { ensureKernelAssets };
 export type { KernelAssets };

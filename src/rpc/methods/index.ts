@@ -11,6 +11,7 @@ import { registerLvolMethods } from './lvol.js';
 import { registerMallocMethods } from './malloc.js';
 import { registerMiscMethods } from './misc.js';
 import { registerNbdMethods } from './nbd.js';
+import { registerNbdDiskMethods } from './nbd_disk.js';
 import { registerRaidMethods } from './raid.js';
 import { registerSplitMethods } from './split.js';
 
@@ -25,5 +26,6 @@ export function registerAll(r: Registrar, s: Server): void {
   registerSplitMethods(r, s);
   registerLvolMethods(r, s);
   registerNbdMethods(r, s);
+  registerNbdDiskMethods(r, s);
   registerConfigMethods(r, s);
 }
