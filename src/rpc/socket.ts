@@ -21,7 +21,9 @@ export class RpcSocketServer {
   #closing: Promise<void> | null = null;
 
   constructor(private readonly d: RpcDispatcher, private readonly ctx: CallContext, private readonly log: Logger) {
-    this.#server = net.createServer((s) => this.#onConnection(s));
+    // Half-open: a client that shuts its side after the request (socat, nc -N) still gets the
+    // answers to what it sent; the socket ends once they are out.
+    this.#server = net.createServer({ allowHalfOpen: true }, (s) => this.#onConnection(s));
   }
 
   get path(): string | null { return this.#path; }
@@ -77,10 +79,12 @@ export class RpcSocketServer {
       if (parseError !== null) {
         // As SPDK: a parse error is answered, then the connection is closed (no resync).
         sock.removeAllListeners('data');
+        sock.removeAllListeners('end');
         const message = parseError;
         chain = chain.then(() => { sock.end(`${JSON.stringify(errorResponse(null, { code: RPC_PARSE_ERROR, message }))}\n`); });
       }
     });
+    sock.on('end', () => { chain = chain.then(() => { sock.end(); }); });
   }
 
   /** Stops accepting, drops the connections and removes the socket file. Idempotent. */
