@@ -16,6 +16,8 @@ import { WORKLOADS } from './bench/workloads.mjs';
 
 /** Seconds a run costs beyond its runtime and ramp: fio start-up, connect, JSON. */
 const RUN_OVERHEAD_SEC = 0.6;
+/** Where the time goes and what was tried, written by hand; copied into performance.md. */
+const ANALYSIS_FILE = path.join(REPO_ROOT, 'docs', 'performance.notes.md');
 /** Seconds to start and stop a server. */
 const SERVER_OVERHEAD_SEC = 1;
 
@@ -44,6 +46,15 @@ async function fillImage(image, size, dir) {
   if (got !== size) throw new Error(`${image} is ${got} bytes after filling, not ${size}`);
 }
 
+/** The hand-written analysis that goes into performance.md, if the repository has one. */
+function readAnalysis() {
+  try {
+    return fs.readFileSync(ANALYSIS_FILE, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Writes performance.json, performance.md and performance.png into outDir. Returns the PNG's
  * name, or null when the chart could not be drawn (the Markdown then has no picture).
@@ -69,7 +80,7 @@ async function writeOutputs(report, outDir, json = true) {
     png = null;
   }
   if (json) fs.writeFileSync(path.join(outDir, 'performance.json'), `${JSON.stringify(report, null, 2)}\n`);
-  fs.writeFileSync(path.join(outDir, 'performance.md'), markdown(report, png));
+  fs.writeFileSync(path.join(outDir, 'performance.md'), markdown(report, png, readAnalysis()));
   return png;
 }
 
@@ -177,7 +188,7 @@ async function main() {
             try {
               if (isServer && (srv === null || !srv.running())) {
                 if (srv !== null) await srv.stop();
-                srv = await startServer(t, image, work);
+                srv = await startServer(t, image, work, opts.baseline);
                 commands[t] = srv.command.split(work).join('$BENCH_DIR');
               }
               const on = srv !== null ? { uri: srv.uri, pid: srv.pid } : { file: image };

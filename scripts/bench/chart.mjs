@@ -5,7 +5,7 @@ import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 
-const COLORS = Object.freeze({ aionbd: '#d62728', 'qemu-nbd': '#1f77b4', nbdkit: '#2ca02c', 'fio libaio': '#7f7f7f' });
+const COLORS = Object.freeze({ aionbd: '#d62728', 'aionbd (baseline)': '#ff9896', 'qemu-nbd': '#1f77b4', nbdkit: '#2ca02c', 'fio libaio': '#7f7f7f' });
 
 /**
  * @param {import('./report.mjs').Row[]} rows

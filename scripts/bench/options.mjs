@@ -1,8 +1,12 @@
 // Command-line options of `npm run bench` and the three presets (full, --quick, --smoke).
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SMOKE_WORKLOADS, WORKLOADS, workloadById } from './workloads.mjs';
 
 export const TARGET_IDS = Object.freeze(['aionbd', 'qemu-nbd', 'nbdkit', 'libaio']);
+/** The extra target that --baseline adds. */
+export const BASELINE_TARGET = 'aionbd-base';
 
 export const USAGE = `Usage: npm run bench -- [options]
 
@@ -19,6 +23,8 @@ performance.md, performance.json and performance.png.
   --ramp SEC           unmeasured warm-up seconds per run (default 1)
   --workloads A,B      workload ids (default: all; see --list)
   --targets A,B        of ${TARGET_IDS.join(', ')} (default: all)
+  --baseline DIR       also run another aionbd checkout (built, in DIR) as target
+                       aionbd-base, interleaved with the others: for before/after numbers
   --out-dir DIR        where the outputs go (default: docs/ of the repository)
   --image FILE         use (and overwrite) this file instead of a temporary image; it must be
                        on a file system that supports O_DIRECT (not tmpfs)
@@ -38,6 +44,7 @@ performance.md, performance.json and performance.png.
  * @property {number} ramp           seconds
  * @property {import('./workloads.mjs').Workload[]} workloads
  * @property {string[]} targets
+ * @property {string|null} baseline  another aionbd checkout, run as target aionbd-base
  * @property {string|null} outDir    null: the default for the mode
  * @property {string|null} image
  * @property {string} tmpDir
@@ -91,7 +98,7 @@ export function parseOptions(argv) {
       options: {
         quick: { type: 'boolean' }, smoke: { type: 'boolean' },
         size: { type: 'string' }, repeat: { type: 'string' }, runtime: { type: 'string' }, ramp: { type: 'string' },
-        workloads: { type: 'string' }, targets: { type: 'string' },
+        workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
         'out-dir': { type: 'string' }, image: { type: 'string' }, 'tmp-dir': { type: 'string' },
         'no-install': { type: 'boolean' }, render: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
@@ -115,6 +122,13 @@ export function parseOptions(argv) {
   const targets = tg === undefined ? [...TARGET_IDS] : tg.split(',').map((t) => t.trim()).filter((t) => t !== '');
   for (const t of targets) if (!TARGET_IDS.includes(t)) throw new UsageError(`--targets: unknown target "${t}" (known: ${TARGET_IDS.join(', ')})`);
   if (targets.length === 0) throw new UsageError('--targets: name at least one target');
+  const baseline = str('baseline') ?? null;
+  if (baseline !== null) {
+    if (!fs.existsSync(path.join(baseline, 'bin', 'aionbd.js'))) throw new UsageError(`--baseline ${baseline}: no bin/aionbd.js there`);
+    // Right after aionbd, so the two alternate run by run.
+    const at = targets.indexOf('aionbd');
+    targets.splice(at < 0 ? 0 : at + 1, 0, BASELINE_TARGET);
+  }
   let workloads;
   try {
     workloads = (wl === undefined ? preset.workloads : wl.split(',').map((w) => w.trim()).filter((w) => w !== '')).map(workloadById);
@@ -132,6 +146,7 @@ export function parseOptions(argv) {
     ramp: num('--ramp', str('ramp') ?? String(preset.ramp), 0, 600),
     workloads,
     targets,
+    baseline: baseline === null ? null : path.resolve(baseline),
     outDir: str('out-dir') ?? null,
     image: str('image') ?? null,
     tmpDir: str('tmp-dir') ?? '/var/tmp',

@@ -198,9 +198,11 @@ function r2(v) { return v == null ? '—' : `${v.toFixed(2)}x`; }
 /**
  * @param {Report} rep
  * @param {string|null} pngName   the chart's file name beside the Markdown, or null
+ * @param {string|null} [analysis]  hand-written Markdown (docs/performance.notes.md): where the
+ *                                  time goes and what was tried; placed after the summary tables
  * @returns {string}
  */
-export function markdown(rep, pngName) {
+export function markdown(rep, pngName, analysis = null) {
   const s = rep.settings;
   const L = [];
   L.push('# Performance', '');
@@ -233,6 +235,7 @@ export function markdown(rep, pngName) {
       + `${r2(a.vsQemuNbd?.latMeanUs)} | ${r2(a.vsQemuNbd?.latP99Us)} | ${r2(a.vsQemuNbd?.cpuPerMIo)} | ${f(a.median.peakRssMiB)} MiB |`);
   }
   L.push('');
+  if (analysis !== null && analysis.trim() !== '') L.push(analysis.trim(), '');
 
   L.push('## All results', '');
   L.push('CPU is the server\'s user+system CPU seconds per million I/Os over the measured window; RSS is the server\'s peak resident set during the run. '

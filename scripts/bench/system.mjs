@@ -11,7 +11,7 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 /** Executable -> the Debian package that ships it. */
 const TOOL_PACKAGES = Object.freeze({ fio: 'fio', 'qemu-nbd': 'qemu-utils', nbdkit: 'nbdkit' });
 /** Which tool each target needs besides fio. */
-export const TARGET_TOOL = Object.freeze({ aionbd: null, 'qemu-nbd': 'qemu-nbd', nbdkit: 'nbdkit', libaio: null });
+export const TARGET_TOOL = Object.freeze({ aionbd: null, 'aionbd-base': null, 'qemu-nbd': 'qemu-nbd', nbdkit: 'nbdkit', libaio: null });
 /** The chart's text needs a font; resvg draws none without one. */
 const FONT_PACKAGE = 'fonts-dejavu-core';
 

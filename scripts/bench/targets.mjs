@@ -25,6 +25,8 @@ export const TARGETS = Object.freeze({
     description: 'qemu-nbd -f raw --cache=none --aio=native --shared=8 --persistent (O_DIRECT, Linux AIO)' },
   nbdkit: { id: 'nbdkit', label: 'nbdkit', server: true,
     description: 'nbdkit file IMAGE cache=none (nbdkit 1.32 has no O_DIRECT: buffered I/O, then fadvise(DONTNEED) to drop what it read or wrote)' },
+  'aionbd-base': { id: 'aionbd-base', label: 'aionbd (baseline)', server: true,
+    description: 'another aionbd checkout (--baseline DIR), run the same way as aionbd' },
   libaio: { id: 'libaio', label: 'fio libaio', server: false,
     description: 'fio --ioengine=libaio --direct=1 on the image itself: the ceiling, no NBD and no server' },
 });
@@ -43,13 +45,15 @@ export const TARGETS = Object.freeze({
  * @param {string} id
  * @param {string} image
  * @param {string} dir   where the socket goes
+ * @param {string|null} [baseline]  the checkout target aionbd-base runs
  * @returns {{cmd: string, args: string[]}}
  */
-function serverCommand(id, image, dir) {
+function serverCommand(id, image, dir, baseline) {
   const sock = path.join(dir, `${id}.sock`);
   switch (id) {
     case 'aionbd':
-      return { cmd: process.execPath, args: [path.join(REPO_ROOT, 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`,
+    case 'aionbd-base':
+      return { cmd: process.execPath, args: [path.join(id === 'aionbd' ? REPO_ROOT : baseline ?? '', 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`,
         '--aio', `${image},name=${EXPORT_NAME}`, '--log-level', 'warn'] };
     case 'qemu-nbd':
       // --persistent: stay up after a client leaves; --shared: the 4-connection workloads.
@@ -67,10 +71,11 @@ function serverCommand(id, image, dir) {
  * @param {string} id
  * @param {string} image
  * @param {string} dir
+ * @param {string|null} [baseline]
  * @returns {Promise<RunningServer>}
  */
-export async function startServer(id, image, dir) {
-  const { cmd, args } = serverCommand(id, image, dir);
+export async function startServer(id, image, dir, baseline = null) {
+  const { cmd, args } = serverCommand(id, image, dir, baseline);
   const sock = path.join(dir, `${id}.sock`);
   fs.rmSync(sock, { force: true });
   const child = startChild(cmd, args, { cwd: dir });
@@ -79,7 +84,7 @@ export async function startServer(id, image, dir) {
     for (;;) {
       if (!child.running()) return false;
       // aionbd says when it is ready; the others are ready once their socket accepts.
-      if (id === 'aionbd' ? /^aionbd: exporting "/m.test(child.stdout()) : await canConnect(sock)) return true;
+      if (id.startsWith('aionbd') ? /^aionbd: exporting "/m.test(child.stdout()) : await canConnect(sock)) return true;
       if (Date.now() > deadline) return false;
       await delay(50);
     }
