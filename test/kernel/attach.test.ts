@@ -234,4 +234,18 @@ describe.skipIf(!have)('aionbd attach/detach and nbd_*_disk against the guest ke
     await sh('umount /mnt', 60_000);
     expect(await started(dev)).toBe(false);
   }, 120_000);
+
+  it('no free device on the ioctl path: one line naming the way out, exit 1', async () => {
+    // Netlink makes a new device when all are taken; the ioctl interface cannot, so it is the
+    // path that runs out. The driver is reloaded with a single device for it.
+    await sh('rmmod nbd && modprobe nbd nbds_max=1 && test -e /dev/nbd0 && ! test -e /dev/nbd1');
+    await sh(`(${A} attach --ioctl --aio /tmp/f0.img,size=16M > /tmp/f0.out 2>&1 &)`);
+    await until('grep -q /dev/nbd0 /tmp/f0.out', 60);
+    const r = await vm.sh(`${A} attach --ioctl --aio /tmp/f1.img,size=16M`, { timeoutMs: 60_000 });
+    expect(r.code).toBe(1);
+    expect(r.output.trim().split('\n').pop()).toMatch(/^aionbd: no free \/dev\/nbdX: detach one/);
+    await sh(`${A} detach /dev/nbd0`);
+    await until('! pgrep -f f0.img > /dev/null');
+    expect(await started('/dev/nbd0')).toBe(false);
+  }, 120_000);
 });
