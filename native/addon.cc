@@ -16,18 +16,7 @@ namespace {
 
 // slotLayout(depth): the layout the engine uses, so JS can check its own copy in a test.
 Napi::Value SlotLayoutOf(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  SlotLayout l = ComputeSlotLayout(info[0].As<Napi::Number>().Uint32Value());
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("op", l.op);
-  o.Set("rwFlags", l.rwFlags);
-  o.Set("len", l.len);
-  o.Set("sq", l.sq);
-  o.Set("cqSlot", l.cqSlot);
-  o.Set("offset", l.offset);
-  o.Set("cqRes", l.cqRes);
-  o.Set("size", l.size);
-  return o;
+  return SlotLayoutObject(info.Env(), ComputeSlotLayout(info[0].As<Napi::Number>().Uint32Value()));
 }
 
 }  // namespace

@@ -39,6 +39,19 @@ long IoGetevents(aio_context_t ctx, long min, long max, io_event* ev, timespec* 
 
 }  // namespace
 
+Napi::Object SlotLayoutObject(Napi::Env env, const SlotLayout& l) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("op", l.op);
+  o.Set("rwFlags", l.rwFlags);
+  o.Set("len", l.len);
+  o.Set("sq", l.sq);
+  o.Set("cqSlot", l.cqSlot);
+  o.Set("offset", l.offset);
+  o.Set("cqRes", l.cqRes);
+  o.Set("size", l.size);
+  return o;
+}
+
 Napi::Function AioEngine::Init(Napi::Env env) {
   return DefineClass(env, "AioEngine",
                      {
@@ -110,16 +123,7 @@ AioEngine::AioEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AioEngin
 
   Napi::Object self = info.This().As<Napi::Object>();
   self.Set("table", table);
-  Napi::Object lay = Napi::Object::New(env);
-  lay.Set("op", layout_.op);
-  lay.Set("rwFlags", layout_.rwFlags);
-  lay.Set("len", layout_.len);
-  lay.Set("sq", layout_.sq);
-  lay.Set("cqSlot", layout_.cqSlot);
-  lay.Set("offset", layout_.offset);
-  lay.Set("cqRes", layout_.cqRes);
-  lay.Set("size", layout_.size);
-  self.Set("layout", lay);
+  self.Set("layout", SlotLayoutObject(env, layout_));
 
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);

@@ -10,6 +10,9 @@
 
 namespace aionbd {
 
+// The slot table's offsets as a JS object: the engine's `layout`, and slotLayout(depth) for tests.
+Napi::Object SlotLayoutObject(Napi::Env env, const SlotLayout& l);
+
 // One Linux AIO context bound to one file descriptor. JS fills the slot table and calls
 // submit(n) once per batch; completions are signalled on an eventfd polled by libuv and handed
 // to JS in batches, one call per batch. The engine never owns the fd, and never keeps a

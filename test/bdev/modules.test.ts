@@ -1,5 +1,6 @@
 // The conformance suite against every module and the stacks the issue names.
 import path from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { createAioBdev } from '../../src/bdev/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { createDelayBdev } from '../../src/bdev/delay.js';
@@ -9,13 +10,21 @@ import { createRaid0Bdev } from '../../src/bdev/raid0.js';
 import type { BdevRegistry } from '../../src/bdev/registry.js';
 import { createSplitBdevs } from '../../src/bdev/split.js';
 import { Lvstores } from '../../src/bdev/lvol.js';
+import { bdevs } from '../../src/bdev/modules.js';
 import { silentLogger } from '../../src/log.js';
-import { bdevConformance } from './conformance.js';
+import { bdevConformance as runConformance, type Target } from './conformance.js';
 
 const log = silentLogger();
+/** The modules the targets below cover, by the name their entry in `bdevs` has. */
+const covered = new Set<string>();
 
 function aio(reg: BdevRegistry, dir: string, name: string, bs: number, size: number): Bdev {
   return reg.add(createAioBdev({ filename: path.join(dir, `${name}.img`), name, size, blockSize: bs, log }));
+}
+
+function bdevConformance(t: Target): void {
+  for (const m of t.module.split(/[^a-z0-9]+/)) covered.add(m);
+  runConformance(t);
 }
 
 const aioSupports = { unmap: true, writeZeroes: true, reset: false, flush: true };
@@ -99,4 +108,10 @@ bdevConformance({
   blockSizes: [4096],
   create: async (reg, dir, bs, n) => lvolOver(reg, aio(reg, dir, 'a0', bs, bs * n + (2 << 20)), bs, n, false),
   supports: { unmap: true, writeZeroes: true, reset: false, flush: true },
+});
+
+describe('the conformance targets', () => {
+  it('cover every module in the bdevs table, and lvol', () => {
+    for (const m of [...Object.keys(bdevs), 'lvol']) expect(covered, m).toContain(m);
+  });
 });
