@@ -210,12 +210,17 @@ export function markdown(rep, pngName, analysis = null) {
   L.push(`Every workload ran against each target, one server at a time, on the same ${String(s['sizeHuman'])} image, filled with data first. `
     + `NBD servers were driven by \`fio --ioengine=nbd\` over a unix socket; \`fio libaio\` is fio on the image itself (\`ioengine=libaio direct=1\`), the ceiling. `
     + `Each run measured ${String(s['runtime'])} s after ${String(s['ramp'])} s of warm-up, ${String(s['repeat'])} repetition(s); the tables show the median of each metric.`, '');
-  const load = Math.max(Number(rep.machine['loadAverageAtStart']), Number(rep.machine['loadAverageAtEnd']));
+  // Only the load before the first run says anything about other work: by the end the
+  // benchmark's own last runs (fio with 4 jobs) are in the average.
+  const load = Number(rep.machine['loadAverageAtStart']);
   const cores = Number(rep.machine['cores']);
   if (Number.isFinite(load) && Number.isFinite(cores) && load > cores / 2) {
-    L.push(`**The machine was not idle**: its 1-minute load average was ${String(rep.machine['loadAverageAtStart'])} before the first run and ${String(rep.machine['loadAverageAtEnd'])} at the end `
+    L.push(`**The machine was not idle**: its 1-minute load average was ${String(rep.machine['loadAverageAtStart'])} before the first run `
       + `(${cores} cores). Other work shared the CPUs and the disk, so absolute numbers are low and noisy; `
       + 'the targets ran interleaved, repetition by repetition, so the ratios are fairer than the absolute numbers.', '');
+  } else if (Number.isFinite(load)) {
+    L.push(`The machine was quiet before the first run (1-minute load average ${String(rep.machine['loadAverageAtStart'])}, ${cores} cores); `
+      + 'the NBD targets still vary more than fio libaio from run to run (see the notes below), so the ratios of one run carry that noise.', '');
   }
   if (pngName !== null) L.push(`![IOPS of each target relative to fio libaio on the file, per workload](${pngName})`, '');
 
