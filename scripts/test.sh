@@ -27,12 +27,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# npm packages and the native build. `npm ci` also runs our install script (node-gyp) and
-# prepare (tsc); a later `npm run build` keeps both current when only sources changed.
+# npm packages and the native build. `npm ci` also runs our install script (the addon,
+# skipped when it is newer than native/) and prepare (tsc); running both again keeps them
+# current when only sources changed, without a second full node-gyp build.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 fi
-npm run --silent build >/dev/null
+npm run --silent install >/dev/null
+npm run --silent prepare >/dev/null
 
 mkdir -p test-results
 set +e
