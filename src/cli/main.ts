@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { AionbdError } from '../errors.js';
 import { logger, setLogLevel } from '../log.js';
+import { packageVersion } from '../version.js';
 import { addAttachCommands } from './attach.js';
 import { addRpcCommand } from './rpc.js';
 import { addNbdOptions, serverOptionsFrom, type NbdCliOptions } from './nbd-options.js';
@@ -24,6 +25,7 @@ function collect(v: string, prev: string[]): string[] { return [...prev, v]; }
 function buildProgram(out: (line: string) => void): Command {
   const program = new Command('aionbd')
     .description('NBD server for SPDK-style block devices served through Linux kernel AIO')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     // Set before subcommands are added: commander copies these into each one at creation.
     .exitOverride()
     // `aionbd rpc METHOD -b x`: options after the method belong to it, not to us.

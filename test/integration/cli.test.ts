@@ -242,6 +242,15 @@ describe('bad usage: exit 2, one line, no stack trace, nothing created', () => {
     expect(r.stdout).toContain('--aio');
     expect(r.stdout).toContain('--listen');
   }, 30_000);
+
+  it('--version and -V print the package version and exit 0', async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(path.dirname(BIN), '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await aionbd([flag]);
+      expect(r.code, explain(r)).toBe(0);
+      expect(r.stdout).toBe(`${version}\n`);
+    }
+  }, 30_000);
 });
 
 describe('runtime failures: exit 1, one line, no stack trace', () => {

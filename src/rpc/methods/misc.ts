@@ -1,6 +1,6 @@
 // rpc_get_methods and aionbd_get_version (our spdk_get_version).
-import fs from 'node:fs';
 import type { JSONSchemaType } from 'ajv';
+import { packageVersion } from '../../version.js';
 import type { Registrar } from '../dispatcher.js';
 
 interface GetMethods { current?: boolean; include_aliases?: boolean }
@@ -10,16 +10,11 @@ const getMethods: JSONSchemaType<GetMethods> = {
   additionalProperties: false,
 };
 
-function version(): string {
-  const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-}
-
 export function registerMiscMethods(r: Registrar): void {
   // Every method is callable in every state (we have no start-up phase), so "current" changes nothing.
   r.method('rpc_get_methods', getMethods, () => r.names());
   r.method0('aionbd_get_version', () => {
-    const v = version();
+    const v = packageVersion();
     const m = /^(\d+)\.(\d+)\.(\d+)(.*)$/.exec(v);
     return {
       version: `aionbd v${v}`,
