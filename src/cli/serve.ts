@@ -77,13 +77,13 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
         await server.createAio({ filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly });
         server.addExport(s.name, { description: s.description });
       }
-      if (opts.rpc !== false) await startRpc(server, opts.rpc, opts.rpcExplicit, allowPaths, log);
+      const rpc = opts.rpc !== false ? await startRpc(server, opts.rpc, opts.rpcExplicit, allowPaths, log) : null;
       const bound: ListenAddress[] = [];
-      if (opts.stdio === true) return { exports: [], bound };
+      if (opts.stdio === true) return { exports: [], bound, rpc };
       // Socket activation: systemd's sockets replace the default listener.
       for (const fd of inherited) await server.nbd.listenFd(fd);
       if (inherited.length === 0) for (const a of addrs) bound.push(await server.listen(a));
-      return { exports: [...server.nbd.exports()], bound };
+      return { exports: [...server.nbd.exports()], bound, rpc };
     })();
     // A signal during start-up stops it as cleanly as one after.
     const first = await Promise.race([startup.then((r) => ({ ready: r })), signalled.then((sig) => ({ sig }))]);
@@ -103,7 +103,7 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
     }
     // Socket-activated, our stdout is often the activating client's: announce on stderr.
     const say = inherited.length > 0 ? (l: string): void => { process.stderr.write(`${l}\n`); } : out;
-    for (const x of first.ready.exports) printAttach(x, first.ready.bound, say, inherited);
+    for (const x of first.ready.exports) printAttach(x, first.ready.bound, first.ready.rpc, say, inherited);
   } catch (err) {
     await stop();
     throw err;
@@ -119,16 +119,19 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
 
 // The default socket is shared by every server on the machine: when another one holds it, this
 // one runs without RPC (and says so) rather than refusing to start.
-async function startRpc(server: Server, socket: string, explicit: boolean, allowPaths: string[], log: Logger): Promise<void> {
+// Returns the socket it listens on, or null.
+async function startRpc(server: Server, socket: string, explicit: boolean, allowPaths: string[], log: Logger): Promise<string | null> {
   try {
     await server.listenRpc(socket, allowPaths);
+    return socket;
   } catch (err) {
     if (explicit || !(err instanceof ListenError)) throw err;
     log.warn({ socket, reason: err.message }, 'JSON-RPC not started: the default socket is in use (give --rpc PATH)');
+    return null;
   }
 }
 
-function printAttach(x: Export, bound: ListenAddress[], out: (line: string) => void, inherited: number[] = []): void {
+function printAttach(x: Export, bound: ListenAddress[], rpc: string | null, out: (line: string) => void, inherited: number[] = []): void {
   const b = x.bdev;
   const where = [...bound.map(formatAddress), ...inherited.map((fd) => `inherited fd ${fd}`)].join(', ');
   out(`aionbd: exporting "${x.name}" (${formatSize(x.size)}, ${b.module} bdev, block size ${b.blockSize}${x.readonly ? ', read-only' : ''}) on ${where}`);
@@ -137,4 +140,6 @@ function printAttach(x: Export, bound: ListenAddress[], out: (line: string) => v
     out(`  attach (as root, after "modprobe nbd"): nbd-client ${where} /dev/nbd0 -N ${x.name} -b ${b.blockSize}`);
     out(`  inspect: nbdinfo '${nbdUri(a, x.name)}'`);
   }
+  // The kernel attach of our own (nbd_start_disk through this server's JSON-RPC socket).
+  if (rpc !== null) out(`  or, as root, without nbd-client: aionbd attach ${x.name}${rpc === DEFAULT_RPC_SOCKET ? '' : ` -s ${rpc}`}`);
 }

@@ -104,15 +104,17 @@ describe('aionbd serve with no arguments (but a free port)', () => {
   it('creates a sparse 1 GiB aionbd-data/disk0.img, prints the attach line, serves it, exits 0 on SIGTERM', async () => {
     const port = await freePort();
     const before = aioNr();
-    const srv = await startServer({ rawArgs: ['--listen', `tcp://127.0.0.1:${port}`] });
+    const rpc = path.join(tmpDir(), 'rpc.sock');
+    const srv = await startServer({ rawArgs: ['--listen', `tcp://127.0.0.1:${port}`, '--rpc', rpc] });
     expect(srv.port).toBe(port);
 
-    // The three lines, exactly as documented.
-    await srv.waitForStdout(/inspect: .*\n/);
+    // The four lines, exactly as documented.
+    await srv.waitForStdout(/without nbd-client: .*\n/);
     expect(srv.stdout).toBe([
       `aionbd: exporting "disk0" (1G, aio bdev, block size 512) on tcp://127.0.0.1:${port}`,
       `  attach (as root, after "modprobe nbd"): nbd-client 127.0.0.1 ${port} /dev/nbd0 -N disk0 -b 512`,
       `  inspect: nbdinfo 'nbd://127.0.0.1:${port}/disk0'`,
+      `  or, as root, without nbd-client: aionbd attach disk0 -s ${rpc}`,
       '',
     ].join('\n'));
 
