@@ -288,6 +288,10 @@ void AioEngine::Destroy() {
     delete async_;
     async_ = nullptr;
   }
+  // The callback closes over the JS bdev that holds this object's wrapper: kept past close(),
+  // that cycle runs through a GC root and the bdev, its buffers and the wrapper never go.
+  if (!onComplete_.IsEmpty()) onComplete_.Reset();
+  if (!bufs_.IsEmpty()) bufs_.Reset();
 }
 
 // The process is exiting without close(): release the kernel context so aio-nr drops.

@@ -255,6 +255,8 @@ class Events : public Napi::ObjectWrap<Events> {
       napi_remove_env_cleanup_hook(env_, CleanupHook, this);
       hooked_ = false;
     }
+    // As for the AIO engine and socket I/O: no strong reference back into JS after close().
+    if (!onEvent_.IsEmpty()) onEvent_.Reset();
   }
 
   napi_env env_ = nullptr;

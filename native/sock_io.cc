@@ -250,6 +250,10 @@ void SockIo::Destroy() {
     delete async_;
     async_ = nullptr;
   }
+  // The callback closes over the JS transport that holds this object's wrapper: a strong
+  // reference kept past close() is a cycle through a GC root, and every connection's transport
+  // and request slots would live for ever.
+  if (!onEvent_.IsEmpty()) onEvent_.Reset();
 }
 
 void SockIo::CleanupHook(void* arg) {

@@ -10,6 +10,7 @@ import { AioMaxNrError, InvalidBdevError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { native, slotLayout } from '../../src/native.js';
 import { pattern, readBytes, run, writeBytes } from '../helpers/bdev.js';
+import { aliveAfterGc } from '../helpers/gc.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 
 const E = constants.errno;
@@ -38,6 +39,16 @@ describe('AIO bdev', () => {
     expect(fs.statSync(f).blocks).toBeLessThan(64); // sparse: almost nothing allocated
     expect(bdev.blockSize).toBe(512);
     expect(bdev.numBlocks).toBe(64 * MiB / 512);
+  });
+
+  it('a closed bdev can be garbage-collected: its native engine lets go of it', async () => {
+    const open = async (i: number): Promise<WeakRef<Bdev>> => {
+      const b = createAioBdev({ filename: path.join(dir, `g${i}.img`), name: `g${i}`, size: 8 * MiB, log });
+      await writeBytes(b, 0, pattern(4096, i));
+      await b.close();
+      return new WeakRef(b);
+    };
+    expect(await aliveAfterGc([await open(0), await open(1), await open(2)])).toBe(0);
   });
 
   it('is real kernel AIO on an O_DIRECT fd', async () => {

@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/log.js';
 import { Export } from '../../src/nbd/export.js';
 import { ReplyStyle } from '../../src/nbd/replies.js';
 import { Transmission } from '../../src/nbd/transmission.js';
+import { aliveAfterGc } from '../helpers/gc.js';
 import { RawClient, request, readSimpleReply } from '../helpers/wire.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 
@@ -67,7 +68,9 @@ describe('transmission transports', () => {
   async function connect(): Promise<{ client: RawClient; server: net.Socket }> {
     const got = new Promise<net.Socket>((r) => { accepted = r; });
     const client = await RawClient.connect(sockPath);
-    return { client, server: await got };
+    const server = await got;
+    accepted = null; // its promise holds the socket: no test should keep a connection alive by accident
+    return { client, server };
   }
 
   /** One request at a time, so the reply stream is deterministic; returns every byte received. */
@@ -187,5 +190,21 @@ describe('transmission transports', () => {
     client.close();
     await t.done;
     expect(t.inflight).toBe(0);
+  });
+
+  it('lets a closed connection be garbage-collected: the native handle does not keep its transport alive', async () => {
+    // In a function of its own, so that nothing on this stack refers to the transmission.
+    const open = async (): Promise<WeakRef<Transmission>> => {
+      const { client, server } = await connect();
+      const t = serve(server);
+      expect(t.transportKind).toBe('native');
+      client.write(request(CMD.READ, { cookie: 1n, offset: 0, length: 4096 }));
+      expect((await readSimpleReply(client)).error).toBe(0);
+      await client.read(4096);
+      client.close();
+      await t.done;
+      return new WeakRef(t);
+    };
+    expect(await aliveAfterGc([await open(), await open(), await open()])).toBe(0);
   });
 });
