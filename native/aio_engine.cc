@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "os_error.h"
+#include "uv_poll.h"
 
 namespace aionbd {
 
@@ -261,8 +262,6 @@ Napi::Value AioEngine::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void AioEngine::OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
-
 void AioEngine::Destroy() {
   if (closed_) return;
   closed_ = true;
@@ -270,11 +269,7 @@ void AioEngine::Destroy() {
     IoDestroy(ctx_);
     ctx_ = 0;
   }
-  if (poll_ != nullptr) {
-    uv_poll_stop(poll_);
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), OnPollClosed);
-    poll_ = nullptr;
-  }
+  ClosePoll(poll_);
   if (efd_ >= 0) {
     close(efd_);
     efd_ = -1;

@@ -30,7 +30,6 @@ class AioEngine : public Napi::ObjectWrap<AioEngine> {
   Napi::Value GetUserRing(const Napi::CallbackInfo& info);
 
   static void OnReadable(uv_poll_t* handle, int status, int events);
-  static void OnPollClosed(uv_handle_t* handle);
   static void CleanupHook(void* arg);
   uint32_t Reap();
   void UpdateRef();

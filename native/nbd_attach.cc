@@ -17,6 +17,7 @@
 
 #include "nbd_netlink.h"
 #include "os_error.h"
+#include "uv_poll.h"
 
 namespace aionbd {
 
@@ -242,11 +243,7 @@ class Events : public Napi::ObjectWrap<Events> {
   }
 
   void Destroy() {
-    if (poll_ != nullptr) {
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
+    ClosePoll(poll_);
     if (fd_ >= 0) {
       close(fd_);
       fd_ = -1;

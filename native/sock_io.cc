@@ -10,6 +10,7 @@
 #include <climits>
 
 #include "os_error.h"
+#include "uv_poll.h"
 
 namespace aionbd {
 
@@ -228,16 +229,10 @@ Napi::Value SockIo::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-void SockIo::OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
-
 void SockIo::Destroy() {
   if (closed_) return;
   closed_ = true;
-  if (poll_ != nullptr) {
-    uv_poll_stop(poll_);
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), OnPollClosed);
-    poll_ = nullptr;
-  }
+  ClosePoll(poll_);
   if (fd_ >= 0) {
     close(fd_);
     fd_ = -1;

@@ -29,7 +29,6 @@ class SockIo : public Napi::ObjectWrap<SockIo> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   static void OnPoll(uv_poll_t* handle, int status, int events);
-  static void OnPollClosed(uv_handle_t* handle);
   static void CleanupHook(void* arg);
   void Destroy();
 
