@@ -25,6 +25,12 @@ const E = constants.errno;
 
 const enum SlotState { Free, Payload, InFlight, Replying }
 
+/**
+ * After the server shuts a connection down (hot-remove, server close), requests that still
+ * arrive are answered with ESHUTDOWN for this long before our side of the stream ends: a
+ * client that sent one just before (the kernel, for one) gets an answer instead of none.
+ */
+export const SHUTDOWN_REFUSE_MS = 100;
 /** Structured READs at least this long look for holes first and send them as OFFSET_HOLE. */
 export const HOLE_SCAN_MIN = 256 * 1024;
 /** Extents one READ is split into, at most; the rest is sent as data. */
@@ -88,6 +94,8 @@ export class Transmission implements RequestSink, TransportHost {
   #busy = 0;
   #payloadSlot: Slot | null = null;
   #ending = false;
+  /** The server shut this connection down: new requests get ESHUTDOWN until input stops. */
+  #refusing = false;
   #dead = false;
   #resolveDone: (() => void) | null = null;
   /** Resolves when the socket is closed and every request has released its buffers. */
@@ -117,8 +125,18 @@ export class Transmission implements RequestSink, TransportHost {
   /** 'native' when the socket's bytes move through the addon (plain TCP and unix sockets). */
   get transportKind(): 'native' | 'stream' { return this.#transport.kind; }
 
-  /** Stop taking requests; answer those in flight, then close. */
+  /**
+   * The server's side of a shutdown: answers requests in flight, answers those that arrive in
+   * the next SHUTDOWN_REFUSE_MS with ESHUTDOWN (as the protocol asks), then closes.
+   */
   shutdown(): void {
+    if (this.#refusing || this.#ending) return;
+    this.#refusing = true;
+    setTimeout(() => { this.#stopInput(); }, SHUTDOWN_REFUSE_MS).unref();
+  }
+
+  /** No more requests (DISC, end of the refuse window): answer those in flight, then close. */
+  #stopInput(): void {
     this.#framer.stop();
     this.#ending = true;
     this.#maybeFinish();
@@ -166,7 +184,7 @@ export class Transmission implements RequestSink, TransportHost {
   request(type: number, flags: number, src: Buffer, at: number, offset: number, length: number, payload: boolean): Buffer | null {
     if (type === NBD_CMD.DISC) {
       this.#log.debug('client sent NBD_CMD_DISC');
-      this.shutdown();
+      this.#stopInput();
       return null;
     }
     const s = this.#free.pop() as Slot;
@@ -178,7 +196,7 @@ export class Transmission implements RequestSink, TransportHost {
     s.extents = null;
     src.copy(s.cookie, 0, at, at + 8);
     src.copy(s.offsetRaw, 0, at + 8, at + 16);
-    s.errno = this.#opts.closing() ? ESHUTDOWN : validate(type, flags, offset, length, this.#limits);
+    s.errno = this.#refusing || this.#opts.closing() ? ESHUTDOWN : validate(type, flags, offset, length, this.#limits);
     if (payload) {
       s.state = SlotState.Payload;
       this.#payloadSlot = s;

@@ -202,6 +202,21 @@ describe('transmission (bytes on the wire)', () => {
     expect(c.buffered).toBe(0);
   });
 
+  it('server shutdown: requests that arrive after it are answered with ESHUTDOWN, not dropped, then the socket closes', async () => {
+    await handshakeGo(c, 'd0');
+    const before = fs.readFileSync(path.join(srv.dir, 'd0.img')).subarray(0, 8192);
+    const closing = srv.server.close();
+    c.write(Buffer.concat([
+      request(CMD.READ, { cookie: 5n, length: 4096 }),
+      request(CMD.WRITE, { cookie: 6n, offset: 0, payload: pattern(8192, 3) }),
+      request(CMD.FLUSH, { cookie: 7n }),
+    ]));
+    for (const cookie of [5n, 6n, 7n]) await expectReply(cookie, 108);
+    expect(await c.waitClosed(3000)).toBe(true);
+    await closing;
+    expect(fs.readFileSync(path.join(srv.dir, 'd0.img')).subarray(0, 8192).equals(before)).toBe(true);
+  });
+
   it('closes on a bad request magic and on an absurd WRITE length, and keeps serving others', async () => {
     await handshakeGo(c, 'd0');
     const bad = request(CMD.READ, { cookie: 1n, length: 512 });
