@@ -126,11 +126,7 @@ AioEngine::AioEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AioEngin
   self.Set("table", table);
   self.Set("layout", SlotLayoutObject(env, layout_));
 
-  uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
-  poll_ = new uv_poll_t;
-  uv_poll_init(loop, poll_, efd_);
-  poll_->data = this;
+  poll_ = OpenPoll(env, efd_, this);
   uv_poll_start(poll_, UV_READABLE, OnReadable);
   UpdateRef();
   napi_add_env_cleanup_hook(env, CleanupHook, this);

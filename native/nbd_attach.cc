@@ -198,11 +198,7 @@ class Events : public Napi::ObjectWrap<Events> {
     }
     onEvent_ = Napi::Persistent(info[2].As<Napi::Function>());
     async_ = std::make_unique<Napi::AsyncContext>(env, "aionbd:nbd-events");
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    poll_ = new uv_poll_t;
-    uv_poll_init(loop, poll_, fd_);
-    poll_->data = this;
+    poll_ = OpenPoll(env, fd_, this);
     uv_poll_start(poll_, UV_READABLE, OnReadable);
     // Listening alone must not keep a process alive: the attached devices' sockets do that.
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));

@@ -81,11 +81,7 @@ SockIo::SockIo(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SockIo>(info) 
   async_ = new Napi::AsyncContext(env, "aionbd:socket");
   iov_.resize(kMaxIov);
 
-  uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
-  poll_ = new uv_poll_t;
-  uv_poll_init_socket(loop, poll_, fd_);
-  poll_->data = this;
+  poll_ = OpenPoll(env, fd_, this);
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   hookAdded_ = true;
 }
