@@ -6,7 +6,7 @@
 // - --aio FILE[,...]: this process creates the AIO bdev, attaches it and serves it in the
 //   foreground until the device is detached (aionbd detach) or a signal arrives; both detach
 //   and flush before it exits.
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { logger, setLogLevel } from '../log.js';
 import { detachDevice } from '../nbd/kernel/detach.js';
@@ -16,6 +16,7 @@ import { rpcCall } from '../rpc/client.js';
 import { Server } from '../target.js';
 import { formatSize } from '../util/size.js';
 import { parseAioSpec } from './aio-spec.js';
+import { collect, intArg, LOG_LEVELS } from './args.js';
 import { DEFAULT_RPC_SOCKET } from './serve.js';
 
 interface AttachOpts {
@@ -23,15 +24,6 @@ interface AttachOpts {
   blockSize?: number; readonly?: boolean; ioctl?: boolean; logLevel: string;
 }
 
-function whole(min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function collect(v: string, prev: string[]): string[] { return [...prev, v]; }
 
 export function addAttachCommands(program: Command, out: (line: string) => void): void {
   program.command('attach')
@@ -40,13 +32,13 @@ export function addAttachCommands(program: Command, out: (line: string) => void)
     .option('-s, --socket <path>', 'JSON-RPC socket of the running "aionbd serve" that serves EXPORT', DEFAULT_RPC_SOCKET)
     .option('--aio <spec>', 'serve this AIO bdev (FILE[,name=N][,bs=B][,size=S][,readonly]) from this process, in the foreground until detached (repeatable)', collect, [])
     .option('--device <path>', '/dev/nbdN to use (default: a free one)')
-    .option('--connections <n>', 'socket connections (the kernel\'s hardware queues)', whole(1, MAX_CONNECTIONS), 1)
-    .option('--timeout <s>', 'seconds before the kernel fails a request with EIO (0: never)', whole(0, 86_400), DEFAULT_TIMEOUT_S)
-    .option('--dead-conn-timeout <s>', 'seconds I/O waits while a dead connection is replaced (0: fail at once)', whole(0, 86_400), 0)
-    .option('--block-size <b>', 'logical block size of the device: 512, 1024, 2048 or 4096 (default: the bdev\'s)', whole(512, 4096))
+    .option('--connections <n>', 'socket connections (the kernel\'s hardware queues)', intArg(1, MAX_CONNECTIONS), 1)
+    .option('--timeout <s>', 'seconds before the kernel fails a request with EIO (0: never)', intArg(0, 86_400), DEFAULT_TIMEOUT_S)
+    .option('--dead-conn-timeout <s>', 'seconds I/O waits while a dead connection is replaced (0: fail at once)', intArg(0, 86_400), 0)
+    .option('--block-size <b>', 'logical block size of the device: 512, 1024, 2048 or 4096 (default: the bdev\'s)', intArg(512, 4096))
     .option('--readonly', 'attach read-only')
     .option('--ioctl', 'use the ioctl interface instead of netlink (as nbd-client -L)')
-    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').default('warn'))
+    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('warn'))
     .action(async (name: string | undefined, o: AttachOpts) => {
       setLogLevel(o.logLevel);
       if (o.device !== undefined) parseNbdDevice(o.device);

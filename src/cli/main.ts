@@ -1,26 +1,16 @@
 // The aionbd command line. Expected failures end as one line on stderr and an exit code
 // (0 ok, 1 runtime failure, 2 bad usage); anything else is a bug and keeps its stack.
 import path from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { AionbdError } from '../errors.js';
 import { logger, setLogLevel } from '../log.js';
 import { packageVersion } from '../version.js';
+import { collect, intArg, LOG_LEVELS } from './args.js';
 import { addAttachCommands } from './attach.js';
 import { addRpcCommand } from './rpc.js';
 import { addNbdOptions, serverOptionsFrom, type NbdCliOptions } from './nbd-options.js';
 import { DEFAULT_RPC_SOCKET, serve } from './serve.js';
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-function intArg(min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function collect(v: string, prev: string[]): string[] { return [...prev, v]; }
 
 function buildProgram(out: (line: string) => void): Command {
   const program = new Command('aionbd')
@@ -42,7 +32,7 @@ function buildProgram(out: (line: string) => void): Command {
     .option('--no-rpc', 'serve no JSON-RPC socket')
     .option('--allow-path <dir>', 'where files named over JSON-RPC may live (repeatable; default: the data directory)', collect, [])
     .option('--config <file>', 'bdevs and exports to create at start, in save_config format')
-    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LEVELS).default('info'));
+    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info'));
   addNbdOptions(serveCmd)
     .action(async (o: NbdCliOptions & {
       listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string;
