@@ -27,14 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# npm packages and the native build. `npm ci` also runs our install script (the addon,
-# skipped when it is newer than native/) and prepare (tsc); running both again keeps them
-# current when only sources changed, without a second full node-gyp build.
+# npm packages and the native build. `npm ci` runs our install script (the addon) and prepare
+# (tsc) itself; otherwise both run here, so that changed sources are built (the install script
+# skips node-gyp when the addon is newer than native/).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund || npm install --no-audit --no-fund
+else
+  npm run --silent install >/dev/null
+  npm run --silent prepare >/dev/null
 fi
-npm run --silent install >/dev/null
-npm run --silent prepare >/dev/null
 
 mkdir -p test-results
 set +e
