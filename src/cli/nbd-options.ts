@@ -38,8 +38,8 @@ export function addNbdOptions(cmd: Command): Command {
     .addOption(new Option('--tls <mode>', 'STARTTLS: off, on (offered), require (default "require" when credentials are given)').choices(['off', 'on', 'require']))
     .option('--tls-cert <file>', 'X.509 server certificate (PEM)')
     .option('--tls-key <file>', 'X.509 server key (PEM)')
-    .option('--tls-ca <file>', 'CA certificate: clients must present a certificate it signed')
-    .option('--tls-psk <file>', 'pre-shared keys, "identity:hexkey" lines (psktool format)')
+    .option('--tls-ca <file>', 'CA certificate(s): clients must present a certificate they signed (or prove a --tls-psk identity)')
+    .option('--tls-psk <file>', 'pre-shared keys, "identity:hexkey" lines (psktool format); with --tls-cert it needs --tls-ca')
     .option('--max-payload <size>', 'largest READ/WRITE payload (power of two, default 32M)', sizeArg)
     .option('--handshake-timeout <seconds>', 'drop clients that have not finished the handshake (default 10)', positive(3600))
     .option('--max-connections <n>', 'connections at once (default 1024)', positive(1_000_000))
@@ -47,7 +47,7 @@ export function addNbdOptions(cmd: Command): Command {
     .option('--stdio', 'serve one connection on stdin/stdout, then exit (for nbd_connect_command)');
 }
 
-/** Server options from the flags; TLS files are read here, so a bad one is a usage error at start. */
+/** Server options from the flags; TLS files are read and checked here, so a bad one or a contradiction is a usage error at start. */
 export function serverOptionsFrom(o: NbdCliOptions): ServerOptions {
   const tls = loadTls({ mode: o.tls, cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa, psk: o.tlsPsk });
   return {

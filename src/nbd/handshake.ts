@@ -1,7 +1,7 @@
 // Fixed-newstyle option haggling, from the greeting to NBD_OPT_GO or NBD_OPT_EXPORT_NAME,
 // including STARTTLS (the socket is replaced by its TLS wrapping) and metadata contexts.
 import type { Duplex } from 'node:stream';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import { ByteReader } from './byte_reader.js';
 import {
@@ -10,6 +10,7 @@ import {
 } from './constants.js';
 import type { Export } from './export.js';
 import { ReplyStyle } from './replies.js';
+import { TlsRefused, acceptTls, type TlsPeer } from './tls_accept.js';
 import {
   encodeExportNameReply, encodeGreeting, encodeInfoBlockSize, encodeInfoExport, encodeInfoString, encodeOptionReply,
   encodeServerEntry,
@@ -19,10 +20,11 @@ export type TlsMode = 'off' | 'on' | 'require';
 
 export interface TlsSettings {
   mode: TlsMode;
-  context: SecureContext;
-  /** Ask for and verify a client certificate (--tls-ca). */
+  /** Certificate, key, CA and ciphers, checked at start; each STARTTLS makes its context from them. */
+  options: SecureContextOptions;
+  /** Clients must prove a certificate signed by the CA (--tls-ca), or a PSK identity when there are both. */
   verifyClient: boolean;
-  /** PSK identities and keys (--tls-psk). */
+  /** PSK identities and keys (--tls-psk): each is a credential of its own. */
   psk: Map<string, Buffer> | null;
 }
 
@@ -166,20 +168,14 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
 async function startTls(st: State, tls: TlsSettings, log: Logger): Promise<void> {
   const early = st.reader.detach();
   if (early !== null) throw new HandshakeViolation('data after STARTTLS before the TLS handshake');
-  const psk = tls.psk;
-  const secure = new TLSSocket(st.sock, {
-    isServer: true,
-    secureContext: tls.context,
-    requestCert: tls.verifyClient,
-    rejectUnauthorized: tls.verifyClient,
-    ...(psk !== null ? { pskCallback: (_s: TLSSocket, identity: string) => psk.get(identity) ?? null } : {}),
-  });
-  await new Promise<void>((resolve, reject) => {
-    secure.once('secure', resolve);
-    secure.once('error', (err) => reject(new HandshakeViolation(`TLS handshake failed: ${err.message}`)));
-    secure.once('close', () => reject(new HandshakeViolation('closed during the TLS handshake')));
-  });
-  log.debug({ protocol: secure.getProtocol(), cipher: secure.getCipher().name }, 'TLS on');
+  let peer: TlsPeer;
+  try {
+    peer = await acceptTls(st.sock, tls);
+  } catch (err) {
+    throw new HandshakeViolation(err instanceof TlsRefused ? err.message : `TLS handshake failed: ${(err as Error).message}`);
+  }
+  const secure = peer.socket;
+  log.debug({ protocol: secure.getProtocol(), cipher: secure.getCipher().name, client: peer.client }, 'TLS on');
   st.sock = secure;
   st.reader = new ByteReader(secure);
   st.tls = true;

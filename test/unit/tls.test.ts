@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadTls, parsePskFile } from '../../src/nbd/tls.js';
+import { loadTls, parsePskFile, type TlsFiles } from '../../src/nbd/tls.js';
 import { UsageError } from '../../src/errors.js';
+import { makeCerts, type Certs } from '../helpers/certs.js';
 import { startInProcess, type TestServer } from '../helpers/inproc.js';
 import { run } from '../helpers/run.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
@@ -14,39 +14,91 @@ import { RawClient, goData, option, readOptReply } from '../helpers/wire.js';
 const have = tool('openssl', 'nbdinfo', 'qemu-img');
 const REP = { ACK: 1, ERR_INVALID: 0x80000003, ERR_POLICY: 0x80000002, ERR_TLS_REQD: 0x80000005 };
 
-function openssl(args: string[], cwd: string): void { execFileSync('openssl', args, { cwd, stdio: 'ignore' }); }
-
-/** A CA, a server certificate for localhost and a client certificate, as libnbd and QEMU want them in a directory. */
-function makeCerts(dir: string): void {
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca-cert.pem', '-days', '2', '-subj', '/CN=aionbd test CA'], dir);
-  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  for (const who of ['server', 'client']) {
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}-key.pem`, '-out', `${who}.csr`, '-subj', `/CN=${who === 'server' ? 'localhost' : 'aionbd client'}`], dir);
-    openssl(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca-cert.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${who}-cert.pem`, '-days', '2', '-extfile', 'ext.cnf'], dir);
-  }
-  fs.writeFileSync(path.join(dir, 'keys.psk'), `alice:${'5a'.repeat(32)}\n`);
-}
-
 describe('PSK files', () => {
-  it('parses identity:hexkey lines and refuses anything else', () => {
-    const m = parsePskFile('# made by psktool\nalice:0a0b0c\nbob:ffee\n');
+  const k1 = '0a'.repeat(16);
+  const k2 = 'ff'.repeat(32);
+  it('parses identity:hexkey lines, skipping blanks and comments', () => {
+    const m = parsePskFile(`# made by psktool\r\nalice:${k1}\r\n\n  bob:${k2.toUpperCase()}  \n`);
     expect([...m.keys()]).toEqual(['alice', 'bob']);
-    expect(m.get('alice')?.toString('hex')).toBe('0a0b0c');
-    expect(() => parsePskFile('alice:xyz\n')).toThrow(UsageError);
-    expect(() => parsePskFile('\n')).toThrow(/no identity/);
+    expect(m.get('alice')?.toString('hex')).toBe(k1);
+    expect(m.get('bob')?.toString('hex')).toBe(k2);
   });
-  it('needs credentials for TLS, and pairs cert with key', () => {
+  it.each([
+    ['no entry at all', '# nothing\n\n', /holds no identity:hexkey line/],
+    ['no colon', `alice ${k1}\n`, /line 1: expected identity:hexkey/],
+    ['an empty identity', `:${k1}\n`, /line 1: expected identity:hexkey/],
+    ['two colons', `a:b:${k1}\n`, /line 1: expected identity:hexkey/],
+    ['a key that is not hex', 'alice:xyz\n', /line 1: expected identity:hexkey/],
+    ['an empty key', 'alice:\n', /line 1: the key is 0 bytes; it must be 16 to 512/],
+    ['an odd number of hex digits', `alice:${k1}a\n`, /line 1: the key has an odd number of hex digits/],
+    ['a key under 128 bits', 'alice:0a0b0c\n', /line 1: the key is 3 bytes/],
+    ['a key over 512 bytes', `alice:${'ab'.repeat(513)}\n`, /line 1: the key is 513 bytes/],
+    ['an all-zero key', `alice:${'00'.repeat(32)}\n`, /line 1: the key is all zero bytes/],
+    ['a duplicate identity', `alice:${k1}\n# again\nalice:${k2}\n`, /line 3: identity "alice" is already on line 1/],
+    ['an identity over 128 bytes', `${'a'.repeat(129)}:${k1}\n`, /line 1: the identity is longer than 128 bytes/],
+    ['a control character in the identity', `al\u0001ice:${k1}\n`, /line 1: the identity holds a control character/],
+  ])('refuses %s', (_name, text, message) => {
+    expect(() => parsePskFile(text, 'keys.psk')).toThrow(UsageError);
+    expect(() => parsePskFile(text, 'keys.psk')).toThrow(message);
+  });
+});
+
+describe('loadTls: flags that do not make one policy', () => {
+  it('no flags is no TLS; a mode without credentials, or half a pair, is an error', () => {
     expect(loadTls({})).toBeNull();
+    expect(loadTls({ mode: 'off' })).toBeNull();
     expect(() => loadTls({ mode: 'require' })).toThrow(/--tls-cert and --tls-key, or --tls-psk/);
     expect(() => loadTls({ cert: '/nonexistent' })).toThrow(/go together/);
     expect(() => loadTls({ cert: '/nonexistent/c.pem', key: '/nonexistent/k.pem' })).toThrow(/cannot read the TLS certificate/);
+  });
+  it('--tls-ca alone never falls back to plaintext', () => {
+    expect(() => loadTls({ ca: '/nonexistent/ca.pem' })).toThrow(/--tls-ca \(client verification\) needs --tls-cert and --tls-key/);
+  });
+  it('--tls off with any credential, and --tls on with an authenticating one, contradict themselves', () => {
+    expect(() => loadTls({ mode: 'off', psk: 'k.psk' })).toThrow(/--tls off contradicts --tls-psk/);
+    expect(() => loadTls({ mode: 'off', cert: 'c', key: 'k', ca: 'ca' })).toThrow(/--tls off contradicts --tls-cert, --tls-key, --tls-ca/);
+    expect(() => loadTls({ mode: 'on', psk: 'k.psk' })).toThrow(/--tls on lets clients skip TLS, so --tls-psk/);
+    expect(() => loadTls({ mode: 'on', cert: 'c', key: 'k', ca: 'ca' })).toThrow(/--tls on lets clients skip TLS, so --tls-ca/);
+    expect(() => loadTls({ cert: 'c', key: 'k', psk: 'k.psk' })).toThrow(/--tls-psk with --tls-cert\/--tls-key also needs --tls-ca/);
+  });
+});
+
+describe.skipIf(!have)('loadTls: credential files', () => {
+  let c: Certs;
+  beforeAll(() => { c = makeCerts(tmpDir('aionbd-tls-load-')); }, 60_000);
+  afterAll(() => rmrf(c.dir));
+  const server = (): TlsFiles => ({ cert: c.file('server-cert.pem'), key: c.file('server-key.pem') });
+
+  it('good credentials give the mode, the options and who is verified', () => {
+    const x = loadTls({ ...server(), ca: c.file('ca-cert.pem'), psk: c.file('keys.psk') });
+    expect(x?.mode).toBe('require');
+    expect(x?.verifyClient).toBe(true);
+    expect(x?.psk?.get('alice')).toEqual(c.alicePsk);
+    expect(x?.options.ciphers).toMatch(/^TLS_AES_128_GCM_SHA256:.*:DEFAULT:PSK$/);
+    expect(loadTls({ ...server(), mode: 'on' })?.verifyClient).toBe(false);
+    expect(loadTls({ psk: c.file('keys.psk') })?.options.ciphers).toMatch(/:PSK$/);
+  });
+  it('refuses files without what they should hold', () => {
+    expect(() => loadTls({ ...server(), ca: '/etc/passwd' })).toThrow(/the TLS CA file \/etc\/passwd holds no PEM certificate/);
+    expect(() => loadTls({ ...server(), cert: '/etc/passwd' })).toThrow(/the TLS certificate file \/etc\/passwd holds no PEM certificate/);
+    expect(() => loadTls({ ...server(), key: c.file('server-cert.pem') })).toThrow(/holds no PEM private key/);
+    expect(() => loadTls({ ...server(), key: c.file('encrypted-key.pem') })).toThrow(/is encrypted/);
+    expect(() => loadTls({ ...server(), key: c.file('client-key.pem') })).toThrow(/does not match the certificate/);
+  });
+  it('judges validity against the clock', () => {
+    const expired = { cert: c.file('expired-cert.pem'), key: c.file('expired-key.pem') };
+    expect(() => loadTls(expired)).toThrow(/CN=localhost in .*expired-cert\.pem expired on 2020-01-02/);
+    expect(loadTls(expired, new Date('2020-01-01T12:00:00Z'))?.mode).toBe('require');
+    expect(() => loadTls({ cert: c.file('future-cert.pem'), key: c.file('future-key.pem') })).toThrow(/is not valid before 2099-01-01/);
+    // A CA file whose every certificate is out of date can verify no one.
+    expect(() => loadTls({ ...server(), ca: c.file('ca-cert.pem') }, new Date('2099-06-01T00:00:00Z'))).toThrow(/outside its validity|expired/);
   });
 });
 
 describe.skipIf(!have)('STARTTLS with real clients', () => {
   let certs: string;
   let srv: TestServer | null = null;
-  beforeAll(() => { certs = tmpDir('aionbd-tls-'); makeCerts(certs); }, 60_000);
+  beforeAll(() => { certs = makeCerts(tmpDir('aionbd-tls-')).dir; }, 60_000);
   afterAll(() => rmrf(certs));
   afterEach(async () => { await srv?.close(); srv = null; });
 
