@@ -47,7 +47,8 @@ export class RpcSocketServer {
 
   #onConnection(sock: net.Socket): void {
     if (this.#closing !== null || this.#conns.size >= MAX_RPC_CONNECTIONS) {
-      this.log.warn({ connections: this.#conns.size }, 'refusing a JSON-RPC connection');
+      const why = this.#closing !== null ? 'the server is shutting down' : `${this.#conns.size} clients are connected, the limit`;
+      this.log.warn({ connections: this.#conns.size }, `refusing a JSON-RPC connection: ${why}`);
       sock.destroy();
       return;
     }
