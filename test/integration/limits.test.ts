@@ -61,6 +61,24 @@ describe('connection limits', () => {
     expect(again).not.toBeNull();
   });
 
+  it('by default one address holds at most 256 connections, idle after the handshake, and others still get in', async () => {
+    const srv = await startServer({ transport: 'tcp', aio: ['d.img,name=d0,size=1M'], args: ['--no-rpc'] });
+    const port = srv.port as number;
+    // 256 handshakes, 32 at a time (bounded in count and, per client, in time).
+    for (let batch = 0; batch < 8; batch++) {
+      const opened = await Promise.all(Array.from({ length: 32 }, () => RawClient.connectTcp('127.0.0.1', port, '127.0.0.1')));
+      clients.push(...opened);
+      await Promise.all(opened.map((c) => handshakeGo(c, 'd0')));
+    }
+    const over = await RawClient.connectTcp('127.0.0.1', port, '127.0.0.1');
+    clients.push(over);
+    expect(await refusedAtOnce(over)).toBe(true);
+    const other = await RawClient.connectTcp('127.0.0.1', port, '127.0.0.2');
+    clients.push(other);
+    await readOnce(other, 'd0');
+    expect(srv.stderr).toMatch(/127\.0\.0\.1 has 256 connections open, the per-client limit \(--max-connections-per-client 256\)/);
+  });
+
   it('--max-connections: the refusal log says the server-wide limit was reached', async () => {
     const srv = await startServer({ transport: 'tcp', aio: ['d.img,name=d0,size=1M'], args: ['--max-connections', '2', '--no-rpc'] });
     const port = srv.port as number;
