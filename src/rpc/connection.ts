@@ -76,12 +76,18 @@ export class RpcConnection {
 
   /** Reads on only while both the queue and the unsent replies are within their bounds. */
   #flow(): void {
+    if (this.#parseError !== null) {
+      // Nothing more is read as requests; what still comes is let through and dropped, so the
+      // client's end of stream is seen and the connection can close.
+      if (this.#paused) { this.#paused = false; this.sock.resume(); }
+      return;
+    }
     const over = this.#queued >= MAX_QUEUED_REQUESTS || this.sock.writableLength > MAX_UNSENT_REPLY_BYTES;
     if (over && !this.#paused) {
       this.#paused = true;
       this.sock.pause();
       this.log.debug({ queued: this.#queued, unsent: this.sock.writableLength }, 'JSON-RPC client is behind; not reading it');
-    } else if (!over && this.#paused && this.#parseError === null) {
+    } else if (!over && this.#paused) {
       this.#paused = false;
       this.sock.resume();
     }
