@@ -17,6 +17,8 @@ export interface NbdCliOptions {
   maxPayload?: number;
   handshakeTimeout?: number;
   maxConnections?: number;
+  maxConnectionsPerClient?: number;
+  idleTimeout?: number;
   extendedHeaders: boolean;
   stdio?: boolean;
 }
@@ -33,6 +35,14 @@ function positive(max: number) {
   };
 }
 
+function atLeastZero(max: number) {
+  return (v: string): number => {
+    const n = v.trim() === '' ? NaN : Number(v);
+    if (!Number.isFinite(n) || n < 0 || n > max) throw new InvalidArgumentError(`must be a number from 0 to ${max}`);
+    return n;
+  };
+}
+
 export function addNbdOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--tls <mode>', 'STARTTLS: off, on (offered), require (default "require" when credentials are given)').choices(['off', 'on', 'require']))
@@ -43,6 +53,8 @@ export function addNbdOptions(cmd: Command): Command {
     .option('--max-payload <size>', 'largest READ/WRITE payload (power of two, default 32M)', sizeArg)
     .option('--handshake-timeout <seconds>', 'drop clients that have not finished the handshake (default 10)', positive(3600))
     .option('--max-connections <n>', 'connections at once (default 1024)', positive(1_000_000))
+    .option('--max-connections-per-client <n>', 'connections at once from one TCP client address (default 256; unix-socket clients count only toward --max-connections)', positive(1_000_000))
+    .option('--idle-timeout <seconds>', 'close connections with no request in flight for this long (default 0: never; the kernel keeps idle connections while a device is attached)', atLeastZero(2_000_000))
     .option('--no-extended-headers', 'do not offer NBD_OPT_EXTENDED_HEADERS')
     .option('--stdio', 'serve one connection on stdin/stdout, then exit (for nbd_connect_command)');
 }
@@ -56,6 +68,8 @@ export function serverOptionsFrom(o: NbdCliOptions): ServerOptions {
     ...(o.maxPayload !== undefined ? { maxPayload: o.maxPayload } : {}),
     ...(o.handshakeTimeout !== undefined ? { handshakeTimeoutMs: Math.round(o.handshakeTimeout * 1000) } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: Math.floor(o.maxConnections) } : {}),
+    ...(o.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: Math.floor(o.maxConnectionsPerClient) } : {}),
+    ...(o.idleTimeout !== undefined ? { idleTimeoutMs: Math.round(o.idleTimeout * 1000) } : {}),
   };
 }
 

@@ -8,6 +8,7 @@ import { bufferPool, type BufferPool } from '../bdev/buffers.js';
 import { ExportExistsError, ListenError, ServerClosedError, UsageError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { formatAddress, parseListenAddress, type ListenAddress } from './address.js';
+import { Admission, clientKey, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './admission.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD } from './constants.js';
 import { Export, type ExportOptions } from './export.js';
 import { HandshakeAborted, HandshakeViolation, negotiate, type HandshakeHost, type TlsSettings } from './handshake.js';
@@ -24,6 +25,19 @@ export interface ServerOptions {
   requestsPerConnection?: number;
   /** Connections at once; more are refused. Default 1024. */
   maxConnections?: number;
+  /**
+   * Connections at once from one TCP client address; more from it are refused. Default 256.
+   * Unix-socket clients (mode 0600: the server's own user) count only toward maxConnections.
+   */
+  maxConnectionsPerClient?: number;
+  /**
+   * A connection in transmission with no request in flight and nothing received for this long
+   * is closed (as a server shutdown closes it). Default 0: never. Off by default because the
+   * kernel's NBD client keeps its connections open, idle, for as long as a device is attached,
+   * and loses the device when one is closed. Connections served with serveDirect() (kernel
+   * attach over a socketpair) are never closed for idleness.
+   */
+  idleTimeoutMs?: number;
   /** STARTTLS: off (default), on (offered), or require (nothing else until TLS is on). */
   tls?: TlsSettings | null;
   /** Offer NBD_OPT_EXTENDED_HEADERS (default true). */
@@ -35,6 +49,8 @@ type State = 'open' | 'closing' | 'closed';
 
 interface Conn {
   sock: Duplex;
+  /** The client address it is counted under (TCP), or null. */
+  peer: string | null;
   t: Transmission | null;
   /** The export it negotiated (hot-remove finds connections by bdev). */
   x: Export | null;
@@ -46,7 +62,8 @@ export class NbdServer implements HandshakeHost {
   readonly extendedHeaders: boolean;
   readonly #handshakeTimeoutMs: number;
   readonly #depth: number;
-  readonly #maxConnections: number;
+  readonly #admission: Admission;
+  readonly #idleTimeoutMs: number;
   readonly #log: Logger;
   readonly #pool: BufferPool = bufferPool();
   readonly #exports = new Map<string, Export>();
@@ -68,8 +85,13 @@ export class NbdServer implements HandshakeHost {
     this.extendedHeaders = opts.extendedHeaders ?? true;
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#depth = opts.requestsPerConnection ?? 128;
-    this.#maxConnections = opts.maxConnections ?? 1024;
     this.#log = opts.log ?? logger();
+    this.#admission = new Admission(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      opts.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT, this.#log);
+    this.#idleTimeoutMs = opts.idleTimeoutMs ?? 0;
+    if (!Number.isFinite(this.#idleTimeoutMs) || this.#idleTimeoutMs < 0 || this.#idleTimeoutMs > 2 ** 31 - 1) {
+      throw new UsageError(`idle timeout ${this.#idleTimeoutMs} ms must be 0 (off) or a positive number of milliseconds`);
+    }
   }
 
   // HandshakeHost
@@ -149,13 +171,15 @@ export class NbdServer implements HandshakeHost {
    * is over and every buffer it used is back.
    */
   accept(sock: Duplex, tcp = false): Promise<void> {
-    if (this.#state !== 'open' || this.#conns.size >= this.#maxConnections) {
-      this.#log.warn({ connections: this.#conns.size }, 'refusing a connection');
+    const peer = tcp ? clientKey(sock) : null;
+    const refusal = this.#admission.admit(peer, this.#conns.size, this.#state !== 'open');
+    if (refusal !== null) {
+      this.#admission.refused(peer, refusal);
       sock.destroy();
       return Promise.resolve();
     }
     const log = this.#log.child({ conn: this.#nextConn++ });
-    const conn: Conn = { sock, t: null, x: null };
+    const conn: Conn = { sock, peer, t: null, x: null };
     this.#conns.add(conn);
     sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));
     if (tcp && sock instanceof net.Socket) sock.setNoDelay(true);
@@ -168,7 +192,7 @@ export class NbdServer implements HandshakeHost {
     return negotiate(sock, this, log).then(
       ({ export: x, socket, style, blockStatus, leftover }) => {
         clearTimeout(timer);
-        if (socket.destroyed) { this.#conns.delete(conn); return undefined; }
+        if (socket.destroyed) { this.#drop(conn); return undefined; }
         log.debug({ export: x.name, style, blockStatus }, 'transmission');
         conn.sock = socket;
         const t = new Transmission(socket, x, {
@@ -178,11 +202,12 @@ export class NbdServer implements HandshakeHost {
         conn.t = t;
         conn.x = x;
         if (this.#state !== 'open' || x.bdev.closed) t.shutdown();
-        return t.done.then(() => { this.#conns.delete(conn); });
+        else if (this.#idleTimeoutMs > 0) this.#closeWhenIdle(t, log);
+        return t.done.then(() => { this.#drop(conn); });
       },
       (err: unknown) => {
         clearTimeout(timer);
-        this.#conns.delete(conn);
+        this.#drop(conn);
         if (err instanceof HandshakeAborted) {
           // The ACK goes out, then the socket closes: it is paused, so waiting for the
           // client's FIN (half-open) would keep it forever.
@@ -214,9 +239,34 @@ export class NbdServer implements HandshakeHost {
       maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, log, style: ReplyStyle.Simple, blockStatus: false,
       closing: () => this.closing(),
     }, null);
-    const conn: Conn = { sock, t, x };
+    const conn: Conn = { sock, peer: null, t, x };
     this.#conns.add(conn);
-    return t.done.then(() => { this.#conns.delete(conn); });
+    return t.done.then(() => { this.#drop(conn); });
+  }
+
+  #drop(conn: Conn): void {
+    if (this.#conns.delete(conn)) this.#admission.release(conn.peer);
+  }
+
+  // One timer per connection, re-armed for the time left: a request in flight or bytes received
+  // start the count again.
+  #closeWhenIdle(t: Transmission, log: Logger): void {
+    const limit = this.#idleTimeoutMs;
+    let timer: NodeJS.Timeout | null = null;
+    const check = (): void => {
+      const left = limit - t.idleFor(performance.now());
+      if (left > 0) {
+        timer = setTimeout(check, left);
+        timer.unref();
+        return;
+      }
+      timer = null;
+      log.info({ idleSeconds: limit / 1000 }, 'connection idle for the idle timeout; closing it');
+      t.shutdown();
+    };
+    timer = setTimeout(check, limit);
+    timer.unref();
+    void t.done.then(() => { if (timer !== null) clearTimeout(timer); });
   }
 
   /**

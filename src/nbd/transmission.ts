@@ -97,6 +97,8 @@ export class Transmission implements RequestSink, TransportHost {
   /** The server shut this connection down: new requests get ESHUTDOWN until input stops. */
   #refusing = false;
   #dead = false;
+  /** When bytes last arrived or the last request in flight was answered (performance.now()). */
+  #lastActive = performance.now();
   #resolveDone: (() => void) | null = null;
   /** Resolves when the socket is closed and every request has released its buffers. */
   readonly done: Promise<void>;
@@ -122,6 +124,12 @@ export class Transmission implements RequestSink, TransportHost {
   }
 
   get inflight(): number { return this.#busy; }
+
+  /** How long the connection has been idle at `now` (performance.now()): 0 while a request is in flight. */
+  idleFor(now: number): number {
+    if (this.#busy > 0 || this.#payloadSlot !== null) return 0;
+    return now - this.#lastActive;
+  }
   /** 'native' when the socket's bytes move through the addon (plain TCP and unix sockets). */
   get transportKind(): 'native' | 'stream' { return this.#transport.kind; }
 
@@ -149,6 +157,7 @@ export class Transmission implements RequestSink, TransportHost {
   get framer(): RequestFramer { return this.#framer; }
 
   input(buf: Buffer, start: number, end: number): number {
+    this.#lastActive = performance.now();
     if (this.#framer.stopped) return end - start; // after DISC: bytes are ignored
     const used = this.#framer.push(buf, start, end);
     return this.#framer.stopped ? end - start : used;
@@ -350,7 +359,7 @@ export class Transmission implements RequestSink, TransportHost {
     s.extents = null;
     s.state = SlotState.Free;
     this.#free.push(s);
-    this.#busy--;
+    if (--this.#busy === 0) this.#lastActive = performance.now();
     if (!this.#dead) {
       // A header parked for want of a slot goes first, then the bytes held behind it.
       this.#framer.resume();

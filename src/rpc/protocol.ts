@@ -45,7 +45,8 @@ export async function handleMessage(msg: unknown, d: RpcDispatcher, ctx: CallCon
   return out.length > 0 ? out : null;
 }
 
-async function handleRequest(req: unknown, d: RpcDispatcher, ctx: CallContext, log: Logger): Promise<RpcResponse | null> {
+/** Answers one request of a message; null for a notification that succeeded. */
+export async function handleRequest(req: unknown, d: RpcDispatcher, ctx: CallContext, log: Logger): Promise<RpcResponse | null> {
   if (!isObject(req)) return errorResponse(null, { code: RPC_INVALID_REQUEST, message: 'Invalid request: not an object' });
   const id = req['id'];
   if (id !== undefined && id !== null && typeof id !== 'string' && typeof id !== 'number') {

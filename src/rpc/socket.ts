@@ -1,16 +1,13 @@
-// The JSON-RPC server: a unix stream socket (mode 0600), values parsed as they stream in,
-// each response one JSON object and a newline, in request order per connection.
+// The JSON-RPC server: a unix stream socket (mode 0600). Each connection (connection.ts) gets
+// its responses as one JSON object and a newline each, in request order.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { RPC_PARSE_ERROR, type CallContext, type RpcDispatcher } from './dispatcher.js';
-import { JsonStream, JsonStreamError } from './json_stream.js';
-import { errorResponse, handleMessage } from './protocol.js';
+import { RpcConnection } from './connection.js';
+import type { CallContext, RpcDispatcher } from './dispatcher.js';
 
-/** Longest request accepted (a load_config of a large setup fits easily). */
-export const MAX_REQUEST_CHARS = 16 * 1024 * 1024;
 /** As SPDK: more clients at once are refused. */
 export const MAX_RPC_CONNECTIONS = 64;
 
@@ -50,41 +47,15 @@ export class RpcSocketServer {
 
   #onConnection(sock: net.Socket): void {
     if (this.#closing !== null || this.#conns.size >= MAX_RPC_CONNECTIONS) {
-      this.log.warn({ connections: this.#conns.size }, 'refusing a JSON-RPC connection');
+      const why = this.#closing !== null ? 'the server is shutting down' : `${this.#conns.size} clients are connected, the limit`;
+      this.log.warn({ connections: this.#conns.size }, `refusing a JSON-RPC connection: ${why}`);
       sock.destroy();
       return;
     }
     this.#conns.add(sock);
     sock.on('close', () => this.#conns.delete(sock));
     sock.on('error', (err) => this.log.debug({ err: err.message }, 'JSON-RPC connection error'));
-    const stream = new JsonStream(MAX_REQUEST_CHARS);
-    // Requests of one connection run one after the other, so responses keep their order.
-    let chain: Promise<void> = Promise.resolve();
-    sock.on('data', (chunk: Buffer) => {
-      let values: unknown[];
-      let parseError: string | null = null;
-      try {
-        values = stream.push(chunk);
-      } catch (err) {
-        if (!(err instanceof JsonStreamError)) throw err;
-        values = err.parsed;
-        parseError = `Parse error: ${err.message}`;
-      }
-      for (const v of values) {
-        chain = chain.then(async () => {
-          const r = await handleMessage(v, this.d, this.ctx, this.log);
-          if (r !== null && !sock.destroyed) sock.write(`${JSON.stringify(r)}\n`);
-        });
-      }
-      if (parseError !== null) {
-        // As SPDK: a parse error is answered, then the connection is closed (no resync).
-        sock.removeAllListeners('data');
-        sock.removeAllListeners('end');
-        const message = parseError;
-        chain = chain.then(() => { sock.end(`${JSON.stringify(errorResponse(null, { code: RPC_PARSE_ERROR, message }))}\n`); });
-      }
-    });
-    sock.on('end', () => { chain = chain.then(() => { sock.end(); }); });
+    new RpcConnection(sock, this.d, this.ctx, this.log);
   }
 
   /** Stops accepting, drops the connections and removes the socket file. Idempotent. */

@@ -23,6 +23,16 @@ export class RawClient {
     });
   }
 
+  /** TCP, optionally from a given local address (another loopback address is another client). */
+  static connectTcp(host: string, port: number, localAddress?: string, timeoutMs = 5000): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host, port, ...(localAddress !== undefined ? { localAddress } : {}) });
+      const t = setTimeout(() => { s.destroy(); reject(new Error('connect timeout')); }, timeoutMs);
+      s.once('connect', () => { clearTimeout(t); resolve(new RawClient(s)); });
+      s.once('error', (e) => { clearTimeout(t); reject(e); });
+    });
+  }
+
   #wake(): void { const w = this.#waiters; this.#waiters = []; for (const f of w) f(); }
 
   get closed(): boolean { return this.#closed; }
