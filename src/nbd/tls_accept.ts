@@ -56,6 +56,7 @@ export function acceptTls(sock: Duplex, tls: TlsSettings): Promise<TlsPeer> {
       reject(new TlsRefused(`TLS handshake failed: ${why}`));
     });
     server.once('secureConnection', (s: TLSSocket) => {
+      s.allowHalfOpen = halfOpen;
       const refuse = (why: string): void => { s.destroy(); reject(new TlsRefused(why)); };
       if (identity !== null && usedPsk(s)) { resolve({ socket: s, client: `psk:${identity}` }); return; }
       if (psk !== null && !tls.verifyClient) { refuse('no PSK identity was proved'); return; }
@@ -66,6 +67,13 @@ export function acceptTls(sock: Duplex, tls: TlsSettings): Promise<TlsPeer> {
       if (!s.authorized) { refuse(`client certificate refused: ${String(s.authorizationError)} (${subject})`); return; }
       resolve({ socket: s, client: `cert:${subject}` });
     });
+    // The TLS socket takes allowHalfOpen from `sock`. Half-open, a client's end of stream in the
+    // middle of the TLS handshake closes nothing, and the tls.Server only gives up on a close:
+    // the connection would sit until the handshake timer. So it is off until the client is in,
+    // then back as the transmission phase wants it (replies still go out after the client's FIN).
+    const halfOpen = sock.allowHalfOpen;
+    sock.allowHalfOpen = false;
     server.emit('connection', sock);
+    sock.allowHalfOpen = halfOpen;
   });
 }

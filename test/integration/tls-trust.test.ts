@@ -207,6 +207,28 @@ describe.skipIf(!have)('TLS: only authenticated clients get past STARTTLS', () =
     const ok = await run('nbdinfo', ['--size', `nbds+unix://alice@/d0?socket=${sock}&tls-psk-file=${certs.file('keys.psk')}`], { timeoutMs: 20_000 });
     expect(ok.stdout.trim()).toBe(String(1 << 20));
   }, 60_000);
+
+  it('a client that goes away after the STARTTLS ACK, or halfway through the TLS handshake, is let go at once', async () => {
+    await start(x509());
+    const sock = srv?.socketPath as string;
+    const gone = async (): Promise<number> => {
+      const deadline = Date.now() + 2000; // the handshake timeout is 10 s: far beyond this
+      while ((srv?.server.connections ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return srv?.server.connections ?? -1;
+    };
+    for (let round = 0; round < 2; round++) {
+      const c = await RawClient.connect(sock);
+      await c.read(18);
+      c.write(Buffer.from([0, 0, 0, 3]));
+      c.write(option(NBD_OPT_STARTTLS));
+      expect((await readOptReply(c)).type).toBe(NBD_REP_ACK);
+      // Round 0: close before any TLS byte; round 1: close after half a ClientHello.
+      if (round === 1) c.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
+      await new Promise((r) => setTimeout(r, 50));
+      c.close();
+      expect(await gone()).toBe(0);
+    }
+  }, 30_000);
 });
 
 describe.skipIf(!have)('TLS settings that cannot be honoured stop `aionbd serve` (exit 2, one line)', () => {
