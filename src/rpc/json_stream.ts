@@ -12,10 +12,9 @@ const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d |
 
 export class JsonStream {
   readonly #decoder = new StringDecoder('utf8');
-  /** Unconsumed text: empty, or starting at the value being scanned. */
-  #text = '';
-  /** Where scanning resumes in #text. */
-  #pos = 0;
+  /** Text of the value being scanned that came in earlier chunks (joined once, when it ends). */
+  #parts: string[] = [];
+  #partsLen = 0;
   #depth = 0;
   #inString = false;
   #escape = false;
@@ -25,11 +24,12 @@ export class JsonStream {
 
   /** Values completed by this chunk. Throws JsonStreamError on bad JSON or an oversized value. */
   push(chunk: Buffer): unknown[] {
-    const t = this.#text + this.#decoder.write(chunk);
+    // Only the new text is scanned, and earlier pieces of an unfinished value are kept as they
+    // are: a value sent in many chunks costs its length once, not once per chunk.
+    const t = this.#decoder.write(chunk);
     const out: unknown[] = [];
     let start = this.#depth > 0 ? 0 : -1;
-    let i = this.#pos;
-    for (; i < t.length; i++) {
+    for (let i = 0; i < t.length; i++) {
       const c = t.charCodeAt(i);
       if (this.#inString) {
         if (this.#escape) this.#escape = false;
@@ -48,21 +48,23 @@ export class JsonStream {
       } else if (c === 0x7b || c === 0x5b) {
         this.#depth++;
       } else if ((c === 0x7d || c === 0x5d) && --this.#depth === 0) {
+        const tail = t.slice(start, i + 1);
+        const text = this.#parts.length === 0 ? tail : this.#parts.join('') + tail;
+        this.#parts = [];
+        this.#partsLen = 0;
+        if (text.length > this.maxChars) throw new JsonStreamError(`a JSON value longer than ${this.maxChars} characters`, out);
         try {
-          out.push(JSON.parse(t.slice(start, i + 1)));
+          out.push(JSON.parse(text));
         } catch (err) {
           throw new JsonStreamError((err as Error).message, out);
         }
         start = -1;
       }
     }
-    if (start < 0) {
-      this.#text = '';
-      this.#pos = 0;
-    } else {
-      this.#text = t.slice(start);
-      this.#pos = i - start;
-      if (this.#text.length > this.maxChars) throw new JsonStreamError(`a JSON value longer than ${this.maxChars} characters`, out);
+    if (start >= 0) {
+      this.#parts.push(start === 0 ? t : t.slice(start));
+      this.#partsLen += t.length - start;
+      if (this.#partsLen > this.maxChars) throw new JsonStreamError(`a JSON value longer than ${this.maxChars} characters`, out);
     }
     return out;
   }
