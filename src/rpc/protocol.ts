@@ -18,7 +18,14 @@ export type RpcResponse =
 
 function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
-export function errorResponse(id: RpcId, error: RpcErrorObject): RpcResponse { return { jsonrpc: '2.0', id, error }; }
+/** Error messages quote what the client sent (names, methods): a long one is cut here. */
+export const MAX_ERROR_MESSAGE = 1024;
+
+export function errorResponse(id: RpcId, error: RpcErrorObject): RpcResponse {
+  // A 16 MiB bdev name must not come back as a 16 MiB error.
+  const e = error.message.length <= MAX_ERROR_MESSAGE ? error : { ...error, message: `${error.message.slice(0, MAX_ERROR_MESSAGE)}...` };
+  return { jsonrpc: '2.0', id, error: e };
+}
 
 /** Turns whatever a method threw into an error object; a bug is logged with its stack. */
 export function toRpcError(err: unknown, log: Logger): RpcErrorObject {

@@ -49,6 +49,15 @@ describe('JSON-RPC over the unix socket', () => {
     expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
   });
 
+  it('cuts error messages that quote a huge name, so a request of 2 MiB is not answered with 2 MiB', async () => {
+    const name = 'n'.repeat(2 * 2 ** 20);
+    const r = await exchange(sock, [JSON.stringify({ id: 1, method: 'bdev_get_bdevs', params: { name } }), JSON.stringify({ id: 2, method: name })], 2);
+    const [byName, byMethod] = r.responses as { error: { message: string } }[];
+    expect(byName?.error.message).toMatch(/^No such device: bdev "nnnn+\.\.\.$/);
+    expect(byName?.error.message.length).toBe(1024 + 3);
+    expect(byMethod?.error.message).toBe('Method not found');
+  });
+
   it('parses concatenated requests with no separator, split at every byte', async () => {
     const wire = '{"jsonrpc":"2.0","id":1,"method":"bdev_malloc_create","params":{"name":"m{0}","block_size":512,"num_blocks":8}}'
       + '{"id":"two","method":"bdev_get_bdevs","params":{"name":"m{0}"}}';
