@@ -2,6 +2,7 @@
 // outside directory (renameat2 RENAME_EXCHANGE in a loop) while bdev_aio_create names a file
 // in it. The check and the open must be one act: not one open may reach the outside file
 // (told apart by its size).
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,6 +52,57 @@ describe('--allow-path under a directory/symlink swap race', () => {
       expect(refused).toBeGreaterThan(5);
       expect(outside).toBe(0);
       for (const w of why) expect(w).toMatch(/outside the allowed paths|changed while it was (checked|opened)|no such file/);
+    } finally {
+      await t.cleanup();
+    }
+  }, 60_000);
+});
+
+describe('a regular file swapped with a FIFO while bdev_aio_create opens it read-only', () => {
+  it('never blocks the server: every call and a second client are answered promptly', async () => {
+    const t = await startTarget({
+      allowPath: ['allowed'],
+      prepare: (dir) => {
+        fs.mkdirSync(path.join(dir, 'allowed'));
+        makeFile(path.join(dir, 'allowed', 'x.img'), MiB);
+        execFileSync('mkfifo', [path.join(dir, 'allowed', 'p')]);
+      },
+    });
+    try {
+      const seconds = 3;
+      const swapper = await startSwapper(t.file('allowed/x.img'), t.file('allowed/p'), seconds);
+      let pings = 0, slowest = 0, stop = false;
+      const pinger = (async () => {
+        while (!stop && pings < 10_000) {
+          const t0 = Date.now();
+          await rpcCall(t.rpcSock, 'rpc_get_methods', {}, 2000);
+          slowest = Math.max(slowest, Date.now() - t0);
+          pings++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      let opened = 0, refused = 0;
+      const deadline = Date.now() + seconds * 1000;
+      try {
+        for (let i = 0; i < 20_000 && Date.now() < deadline; i++) {
+          try {
+            await rpcCall(t.rpcSock, 'bdev_aio_create', { filename: t.file('allowed/x.img'), name: 'x', readonly: true }, 5000);
+            opened++;
+            await rpcCall(t.rpcSock, 'bdev_aio_delete', { name: 'x' }, 5000);
+          } catch (err) {
+            if (!(err instanceof RpcError)) throw err;
+            refused++;
+          }
+        }
+      } finally {
+        stop = true;
+        await pinger;
+      }
+      await swapper.done();
+      console.log(`fifo race: ${opened} opened, ${refused} refused, ${pings} pings, slowest ${slowest} ms`);
+      expect(opened).toBeGreaterThan(5);
+      expect(refused).toBeGreaterThan(5);
+      expect(slowest).toBeLessThan(1000);
     } finally {
       await t.cleanup();
     }
