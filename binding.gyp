@@ -7,6 +7,7 @@
         "native/aio_engine.cc",
         "native/aligned.cc",
         "native/file_ops.cc",
+        "native/open_file.cc",
         "native/sock_io.cc",
         "native/os_error.cc",
         "native/nbd_attach.cc",

@@ -19,6 +19,17 @@ const char* ErrnoName(int err) {
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EIO: return "EIO";
     case ENOSPC: return "ENOSPC";
+    case ENOENT: return "ENOENT";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EXDEV: return "EXDEV";
+    case ELOOP: return "ELOOP";
+    case ENXIO: return "ENXIO";
+    case EROFS: return "EROFS";
+    case EBUSY: return "EBUSY";
+    case ETXTBSY: return "ETXTBSY";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EMFILE: return "EMFILE";
     default: return "EUNKNOWN";
   }
 }

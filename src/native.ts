@@ -50,6 +50,26 @@ export interface FileInfo {
   fsBlockSize: number;
 }
 
+/** What openFile() found: fd is -1 (nothing left open) unless kind is 'file' or 'block'. */
+export interface OpenedFile {
+  fd: number;
+  kind: 'file' | 'block' | 'character device' | 'fifo' | 'socket' | 'directory' | 'symlink' | 'other';
+  nlink: number;
+  /** O_DIRECT is on (asked for, and the file system took it). */
+  direct: boolean;
+  /** How the name was resolved: by plain path, openat2 beneath the root, or the O_NOFOLLOW walk. */
+  resolve: 'path' | 'openat2' | 'walk';
+}
+
+export interface OpenFileOptions {
+  /** Resolve `path` (relative) beneath this directory only; see native/open_file.cc. */
+  root?: string | undefined;
+  write: boolean;
+  direct: boolean;
+  /** Use the O_NOFOLLOW walk even where openat2 exists (tests of the fallback). */
+  walk?: boolean | undefined;
+}
+
 /** Codes of the operations fileOp() runs on the thread pool; mirrors FileOp in native/file_ops.cc. */
 export const FileOp = {
   PunchHole: 0, ZeroRange: 1, Discard: 2, ZeroOut: 3, Fdatasync: 4, SeekData: 5, SeekHole: 6, WriteZeroes: 7, ZeroRangeFast: 8, PunchOrZero: 9,
@@ -94,6 +114,8 @@ export interface NativeAddon {
   allocAligned(size: number, alignment: number): ArrayBuffer;
   fileOp(op: FileOp, fd: number, offset: number, length: number, cb: (result: number) => void): void;
   fileInfo(fd: number): FileInfo;
+  /** Opens without blocking and judges the fd; throws an OsError (code, errno, syscall). */
+  openFile(path: string, opts: OpenFileOptions): OpenedFile;
   slotLayout(depth: number): SlotLayout;
   nbd: NbdNative;
   constants: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number };

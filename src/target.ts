@@ -14,7 +14,7 @@ import { createRaid0Bdev, describeRaid, isRaid0Level } from './bdev/raid0.js';
 import { BdevRegistry, type AddOptions } from './bdev/registry.js';
 import { createSplitBdevs, splitBaseOf } from './bdev/split.js';
 import type { ConfigEntry } from './bdev/types.js';
-import { BdevInUseError, BdevNotFoundError, ExportNotFoundError, InvalidBdevError } from './errors.js';
+import { BdevExistsError, BdevInUseError, BdevNotFoundError, ExportNotFoundError, InvalidBdevError } from './errors.js';
 import { logger, type Logger } from './log.js';
 import type { ListenAddress } from './nbd/address.js';
 import { Export } from './nbd/export.js';
@@ -43,6 +43,8 @@ export interface AioParams {
   uuid?: string | undefined;
   /** Create the file sparse with this size when missing (never over RPC, as SPDK). */
   size?: number | undefined;
+  /** An --allow-path root the file must be opened beneath (RPC callers). */
+  within?: string | undefined;
 }
 
 export interface DelayParams extends DelayLatencies { name: string; baseBdevName: string; uuid?: string | undefined }
@@ -111,9 +113,11 @@ export class Server {
 
   async createAio(p: AioParams): Promise<Bdev> {
     checkName(p.name);
+    // Before the file is opened (or created): a taken name would only be refused after it.
+    if (this.bdevs.has(p.name)) throw new BdevExistsError(p.name);
     const b = createAioBdev({
       filename: p.filename, name: p.name, blockSize: p.blockSize, readonly: p.readonly, uuid: checkUuid(p.uuid),
-      size: p.size, queueDepth: this.#queueDepth, log: this.log,
+      size: p.size, within: p.within, queueDepth: this.#queueDepth, log: this.log,
     });
     return this.#register(b);
   }

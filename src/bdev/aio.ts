@@ -6,6 +6,7 @@ import { constants } from 'node:os';
 import { native, FileOp, type FileInfo } from '../native.js';
 import { AioMaxNrError, BdevWrongModuleError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
+import { openServedFile, type OpenedImage } from './open_file.js';
 import { Bdev } from './bdev.js';
 import { AioQueue } from './aio_queue.js';
 import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
@@ -26,6 +27,11 @@ export interface AioBdevOptions {
   /** Kernel AIO queue depth of this bdev (io_setup). */
   queueDepth?: number | undefined;
   uuid?: string | undefined;
+  /**
+   * An --allow-path root: the file (a real path under it) is opened beneath it with no symlink
+   * followed, and refused when it has more than one hard link. Never created.
+   */
+  within?: string | undefined;
   log?: Logger | undefined;
 }
 
@@ -138,76 +144,112 @@ class AioDriver implements BdevDriver {
   }
 }
 
-function isPowerOfTwo(n: number): boolean { return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0; }
+/**
+ * The largest block size an AIO bdev takes: Linux's largest logical block size, and the most
+ * the NBD spec lets a server ask as a minimum block size (2^16). Beyond it every I/O would be a
+ * read-modify-write of huge buffers.
+ */
+export const MAX_BLOCK_SIZE = 65536;
+
+/** Exact for every safe integer (a 32-bit `n & (n - 1)` would wrap: 12G would pass). */
+function isPowerOfTwo(n: number): boolean { return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n; }
+
+function checkBlockSize(n: number): void {
+  if (!isPowerOfTwo(n) || n < 512 || n > MAX_BLOCK_SIZE) {
+    throw new InvalidBdevError(`block size ${n} must be a power of two of at least 512 and at most ${MAX_BLOCK_SIZE}`);
+  }
+}
 
 function readSysctl(name: string): number | null {
   try { return Number(fs.readFileSync(`/proc/sys/fs/${name}`, 'utf8').trim()); } catch { return null; }
 }
 
-function openImage(opts: AioBdevOptions, log: Logger): { fd: number; created: boolean } {
+/** What openImage() made on disk, so that a failure later removes it again. */
+interface Created { file: string | null; dirs: string[] }
+
+function undoCreated(c: Created): void {
+  if (c.file !== null) { try { fs.unlinkSync(c.file); } catch { /* already gone */ } }
+  for (const d of [...c.dirs].reverse()) { try { fs.rmdirSync(d); } catch { /* not empty, or gone */ } }
+}
+
+function creationError(what: string, err: unknown): SystemError {
+  const e = err as NodeJS.ErrnoException;
+  return new SystemError(`cannot create ${describeOpenError(what, e)}`, -(e.errno ?? -E.EIO), { cause: e });
+}
+
+/**
+ * mkdir -p, one component at a time. Node's recursive mkdir retries forever where mkdir says
+ * ENOENT under a parent that exists (/proc/nope); here each missing directory gets one try.
+ */
+function makeParents(dir: string, c: Created): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) {
+    missing.push(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    try { fs.mkdirSync(d); } catch (err) { throw creationError(d, err); }
+    c.dirs.push(d);
+  }
+}
+
+function openImage(opts: AioBdevOptions, c: Created): OpenedImage {
   const file = opts.filename;
-  const access = opts.readonly === true ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
-  let created = false;
-  if (!fs.existsSync(file)) {
+  // Only the operator's own files are created (over RPC a file must exist, as in SPDK).
+  if (opts.within === undefined && !fs.existsSync(file)) {
     if (opts.size === undefined) {
       throw new InvalidBdevError(`${file}: no such file; give a size (size=1G on the command line, or "size" in the API) to create it sparse`);
     }
     if (opts.readonly === true) throw new InvalidBdevError(`${file}: no such file, and a readonly bdev cannot create it`);
-    try {
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
-      try { fs.ftruncateSync(fd, opts.size); } finally { fs.closeSync(fd); }
-      created = true;
-      log.info({ filename: file, size: opts.size }, 'created sparse image');
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new SystemError(`cannot create ${describeOpenError(file, e)}`, -(e.errno ?? -E.EIO), { cause: e });
+    // Judged before anything is made: a file too small to hold one block would only fail later.
+    const least = Math.max(512, opts.blockSize ?? 0);
+    if (!Number.isSafeInteger(opts.size) || opts.size < least) {
+      throw new InvalidBdevError(`size ${opts.size} is smaller than one ${least}-byte block: ${file} is not created`);
     }
+    makeParents(path.dirname(file), c);
+    try {
+      const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NONBLOCK, 0o644);
+      c.file = file;
+      try { fs.ftruncateSync(fd, opts.size); } finally { fs.closeSync(fd); }
+    } catch (err) {
+      throw creationError(file, err);
+    }
+    opts.log?.info({ filename: file, size: opts.size }, 'created sparse image');
   }
-  try {
-    return { fd: fs.openSync(file, access | fs.constants.O_DIRECT), created };
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code !== 'EINVAL') throw new SystemError(`cannot open ${describeOpenError(file, e)}`, -(e.errno ?? -E.EIO), { cause: e });
-  }
-  // O_DIRECT refused (tmpfs and a few others): serve buffered; FLUSH still reaches stable storage.
-  try {
-    const fd = fs.openSync(file, access);
-    log.warn({ filename: file }, 'the file system refuses O_DIRECT; serving this bdev with buffered I/O (the page cache is used, FLUSH still syncs)');
-    return { fd, created };
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new SystemError(`cannot open ${describeOpenError(file, e)}`, -(e.errno ?? -E.EIO), { cause: e });
-  }
+  return openServedFile(file, { readonly: opts.readonly === true, direct: true, within: opts.within });
 }
 
-/** Opens (or creates) the file and builds an AIO bdev over it. */
+/** Opens (or creates) the file and builds an AIO bdev over it; a failure leaves nothing it created. */
 export function createAioBdev(opts: AioBdevOptions): Bdev {
   const log = (opts.log ?? logger()).child({ bdev: opts.name });
   const depth = opts.queueDepth ?? DEFAULT_QUEUE_DEPTH;
   if (!Number.isInteger(depth) || depth < 1 || depth > 65536) throw new InvalidBdevError(`queue depth ${depth} is not in 1..65536`);
-  const { fd } = openImage(opts, log);
+  const wanted = opts.blockSize !== undefined && opts.blockSize !== 0 ? opts.blockSize : undefined;
+  if (wanted !== undefined) checkBlockSize(wanted);
+  const created: Created = { file: null, dirs: [] };
+  let fd = -1;
   let ok = false;
   try {
+    const opened = openImage({ ...opts, blockSize: wanted, log }, created);
+    fd = opened.fd;
+    // Said only now: the fd is known to be a regular file or a block device.
+    if (!opened.direct) log.warn({ filename: opts.filename }, 'the file system refuses O_DIRECT; serving this bdev with buffered I/O (the page cache is used, FLUSH still syncs)');
     const info = native().fileInfo(fd);
     if (info.type === 'other') throw new InvalidBdevError(`${opts.filename}: not a regular file or a block device`);
     // What the device needs: its logical sector size, and for O_DIRECT files the file system's alignment.
     const detected = Math.max(info.type === 'block' ? info.logicalBlockSize : 512, info.direct ? info.dioOffsetAlign : 0, 512);
     let blockSize = detected;
-    if (opts.blockSize !== undefined && opts.blockSize !== 0) {
-      if (!isPowerOfTwo(opts.blockSize) || opts.blockSize < 512) {
-        throw new InvalidBdevError(`block size ${opts.blockSize} must be a power of two of at least 512`);
+    if (wanted !== undefined) {
+      if (wanted < detected) {
+        throw new InvalidBdevError(`block size ${wanted} is below the ${detected}-byte sectors of ${opts.filename}`);
       }
-      if (opts.blockSize < detected) {
-        throw new InvalidBdevError(`block size ${opts.blockSize} is below the ${detected}-byte sectors of ${opts.filename}`);
-      }
-      blockSize = opts.blockSize;
+      blockSize = wanted;
     }
     const numBlocks = Math.floor(info.size / blockSize);
+    if (numBlocks === 0) throw new InvalidBdevError(`${opts.filename} is smaller than one ${blockSize}-byte block`);
     if (info.size % blockSize !== 0) {
       log.warn({ size: info.size, blockSize, usable: numBlocks * blockSize }, 'size is not a multiple of the block size; the tail is not exported');
     }
-    if (numBlocks === 0) throw new InvalidBdevError(`${opts.filename} is smaller than one ${blockSize}-byte block`);
     let driver: AioDriver;
     try {
       driver = new AioDriver(fd, opts.filename, info, opts.readonly === true, blockSize !== detected, depth);
@@ -221,7 +263,10 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
     ok = true;
     return new Bdev({ name: opts.name, blockSize, numBlocks, readonly: opts.readonly === true, uuid: opts.uuid, writeCache: true }, driver);
   } finally {
-    if (!ok) fs.closeSync(fd);
+    if (!ok) {
+      if (fd >= 0) fs.closeSync(fd);
+      undoCreated(created);
+    }
   }
 }
 

@@ -1,9 +1,12 @@
 // --allow-path: files named over JSON-RPC are judged by their real path (symlinks and ".."
-// resolved) and must be regular files or block devices under an allowed root. Names are
-// validated. Files named on the command line or in --config are the operator's own.
+// resolved), opened beneath their allowed root and judged by the opened fd: a regular file
+// with one link, or a block device. Names are validated. Files named on the command line or in
+// --config are the operator's own.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rpcCall } from '../../src/rpc/client.js';
 import { explain, run } from '../helpers/run.js';
 import { BIN } from '../helpers/server.js';
 import { makeFile, startTarget, type RpcTarget } from './target.js';
@@ -27,6 +30,9 @@ describe('paths and names over JSON-RPC', () => {
         fs.symlinkSync(path.join(dir, 'outside', 'secret.img'), path.join(dir, 'allowed', 'escape.img'));
         fs.symlinkSync(path.join(dir, 'allowed', 'in.img'), path.join(dir, 'allowed', 'sub', 'link.img'));
         fs.symlinkSync('/dev/null', path.join(dir, 'allowed', 'null.img'));
+        execFileSync('mkfifo', [path.join(dir, 'allowed', 'fifo')]);
+        // A second name, inside the root, of a file outside it.
+        fs.linkSync(path.join(dir, 'outside', 'secret.img'), path.join(dir, 'allowed', 'hard.img'));
       },
     });
   });
@@ -58,6 +64,20 @@ describe('paths and names over JSON-RPC', () => {
     await refused(t.file('allowed/sub'), /Permission denied: .*sub is not a regular file or a block device/);
     await refused(t.file('allowed/null.img'), /not a regular file or a block device|outside the allowed paths/);
     await refused(t.file('allowed/missing.img'), /^aionbd: No such file or directory: .*missing\.img: no such file or directory/);
+  });
+
+  it('refuses a FIFO at once, answering another client meanwhile', async () => {
+    const t0 = Date.now();
+    const create = rpcCall(t.rpcSock, 'bdev_aio_create', { filename: t.file('allowed/fifo'), name: 'f' }, 5000).then(() => null, (e: Error) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await rpcCall(t.rpcSock, 'bdev_get_bdevs', {}, 5000)).toEqual([]);
+    expect((await create)?.message).toMatch(/fifo is not a regular file or a block device \(it is a fifo\)/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('refuses a file with a second hard link under the root (the other name may be outside)', async () => {
+    await refused(t.file('allowed/hard.img'), /^aionbd: Permission denied: .*hard\.img has 2 hard links; a file under an --allow-path root must have only one/);
+    expect(await t.json('bdev_get_bdevs')).toEqual([]);
   });
 
   it('checks paths inside load_config too', async () => {

@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { pino } from 'pino';
 import { aioContexts } from '../helpers/aio.js';
 import path from 'node:path';
 import { constants } from 'node:os';
@@ -193,5 +195,68 @@ describe('AIO bdev', () => {
     }
     const onDisk = fs.readFileSync(f);
     expect(onDisk.subarray(8 * MiB - 4096).equals(pattern(4096, 5))).toBe(true);
+  });
+});
+
+// Issue 12, item 5: failures at creation are one clear error and leave nothing behind.
+describe('AIO bdev creation failures', () => {
+  let dir: string;
+  const log = silentLogger();
+  beforeEach(() => { dir = tmpDir(); });
+  afterEach(() => { rmrf(dir); });
+
+  function warnings(): { log: ReturnType<typeof silentLogger>; lines: string[] } {
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (s: string) => { lines.push(s); } });
+    return { log, lines };
+  }
+
+  it('checks block sizes exactly past 32 bits, and caps them at 64 KiB', () => {
+    const f = path.join(dir, 'big.img');
+    fs.closeSync(fs.openSync(f, 'w'));
+    fs.truncateSync(f, 16 * 2 ** 30); // sparse: large enough for the biggest block asked for below
+    for (const bs of [2 ** 31, 2 ** 32, 12 * 2 ** 30, 3 * 2 ** 32, 128 * 1024, 2 ** 53]) {
+      expect(() => createAioBdev({ filename: f, name: 'b', blockSize: bs, log }), String(bs)).toThrow(/must be a power of two of at least 512 and at most 65536/);
+    }
+    const b = createAioBdev({ filename: f, name: 'b', blockSize: 65536, log });
+    expect(b.blockSize).toBe(65536);
+    return b.close();
+  });
+
+  it('a size below one block is refused before the file is created', () => {
+    const f = path.join(dir, 'new', 'deeper', 'tiny.img');
+    expect(() => createAioBdev({ filename: f, name: 't', size: 100, log })).toThrow(/size 100 is smaller than one 512-byte block/);
+    expect(() => createAioBdev({ filename: f, name: 't', size: 4096, blockSize: 8192, log })).toThrow(/smaller than one 8192-byte block/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('removes the file and the directories it made when the bdev cannot be built after all', async () => {
+    // io_setup fails only after the file exists: take every AIO context first (as above).
+    const max = Number(fs.readFileSync('/proc/sys/fs/aio-max-nr', 'utf8'));
+    const hog = createAioBdev({ filename: path.join(dir, 'h.img'), name: 'h', size: MiB, queueDepth: Math.min(max, 65536), log });
+    const f = path.join(dir, 'a', 'b', 'x.img');
+    try {
+      expect(() => createAioBdev({ filename: f, name: 'x', size: MiB, log })).toThrow(AioMaxNrError);
+    } finally { await hog.close(); }
+    expect(fs.readdirSync(dir)).toEqual(['h.img']);
+  });
+
+  it('a parent directory that cannot be made fails at once (no mkdir loop under /proc)', () => {
+    const t0 = Date.now();
+    expect(() => createAioBdev({ filename: '/proc/nope/disk0.img', name: 'd', size: MiB, log })).toThrow(/^cannot create \/proc\/nope: no such file or directory$/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(fs.existsSync('/proc/nope')).toBe(false);
+  });
+
+  it('/dev/null and a FIFO are refused for what they are, with no O_DIRECT warning and without blocking', () => {
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const [f, kind] of [['/dev/null', 'character device'], [fifo, 'fifo']] as const) {
+      const w = warnings();
+      const t0 = Date.now();
+      expect(() => createAioBdev({ filename: f, name: 'n', readonly: true, log: w.log })).toThrow(`${f} is not a regular file or a block device (it is a ${kind})`);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(w.lines.join('')).not.toMatch(/O_DIRECT/);
+    }
   });
 });

@@ -30,8 +30,9 @@ export function registerAioMethods(r: Registrar, s: Server): void {
   r.method('bdev_aio_create', aioCreate, async (p, ctx) => {
     if (p.nowait === true) throw new UnsupportedError('nowait (RWF_NOWAIT) is not supported by this AIO bdev');
     // Over RPC a file must already exist (as SPDK) and lie under an --allow-path root.
-    const filename = ctx.allowed !== null ? ctx.allowed.check(p.filename) : p.filename;
-    const b = await s.createAio({ filename, name: p.name, blockSize: p.block_size, readonly: p.readonly, uuid: p.uuid });
+    // The file is then opened beneath the root it was found under, and judged by its fd.
+    const at = ctx.allowed !== null ? ctx.allowed.check(p.filename) : { filename: p.filename, root: undefined };
+    const b = await s.createAio({ filename: at.filename, within: at.root, name: p.name, blockSize: p.block_size, readonly: p.readonly, uuid: p.uuid });
     return b.name;
   });
   r.method('bdev_aio_delete', byName, async (p) => { await s.deleteBdev(p.name, 'aio'); return true; });
