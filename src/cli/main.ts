@@ -20,7 +20,12 @@ function buildProgram(out: (line: string) => void): Command {
     .exitOverride()
     // `aionbd rpc METHOD -b x`: options after the method belong to it, not to us.
     .enablePositionalOptions()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      writeOut: (s) => process.stdout.write(s),
+      // commander's own usage errors ("error: unknown option ...") read like ours.
+      outputError: (s, write) => write(s.replace(/^error: /, 'aionbd: ')),
+    });
 
   const serveCmd = program.command('serve')
     .description('serve bdevs over NBD (default: a sparse 1 GiB image ./aionbd-data/disk0.img as "disk0" on tcp://127.0.0.1:10809)')
@@ -56,6 +61,11 @@ function buildProgram(out: (line: string) => void): Command {
 
 export async function run(argv: string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   process.exitCode = 0;
+  // commander answers a bare "aionbd" with its help on stderr: a usage error should be one line.
+  if (argv.length <= 2) {
+    process.stderr.write('aionbd: give a command: serve, rpc, attach or detach ("aionbd --help" says more)\n');
+    return 2;
+  }
   try {
     await buildProgram(out).parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

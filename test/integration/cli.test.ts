@@ -93,7 +93,8 @@ function expectUsageError(r: RunResult & { cwd: string }): void {
   expect(r.code, explain(r)).toBe(2);
   const lines = humanLines(r.stderr);
   expect(lines, explain(r)).toHaveLength(1);
-  expect(lines[0]).toMatch(/^(aionbd: |error: )/);
+  // commander's own errors too: every usage error reads "aionbd: ...".
+  expect(lines[0]).toMatch(/^aionbd: /);
   expect(r.stderr).not.toContain('    at ');
   expect(r.stdout).toBe('');
   // Bad usage is caught before anything is created.
@@ -223,6 +224,12 @@ describe('bad usage: exit 2, one line, no stack trace, nothing created', () => {
     ['an unknown --log-level', ['serve', '--log-level', 'loud']],
     ['an unknown option of serve', ['serve', '--bogus']],
     ['an unknown command', ['frobnicate']],
+    ['no command at all', []],
+    ['an option without its argument', ['serve', '--aio']],
+    ['a choice not among the allowed ones', ['serve', '--tls', 'maybe']],
+    ['rpc without its method', ['rpc']],
+    ['detach without its device', ['detach']],
+    ['an unknown option of attach', ['attach', '--bogus', 'x']],
   ];
   for (const [what, args] of cases) {
     it(what, async () => {
