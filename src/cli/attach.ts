@@ -16,7 +16,7 @@ import { rpcCall } from '../rpc/client.js';
 import { Server } from '../target.js';
 import { formatSize } from '../util/size.js';
 import { parseAioSpec } from './aio-spec.js';
-import { collect, intArg, LOG_LEVELS } from './args.js';
+import { collect, intArg, LOG_LEVELS, powerOfTwoArg } from './args.js';
 import { DEFAULT_RPC_SOCKET } from './serve.js';
 
 interface AttachOpts {
@@ -35,7 +35,7 @@ export function addAttachCommands(program: Command, out: (line: string) => void)
     .option('--connections <n>', 'socket connections (the kernel\'s hardware queues)', intArg(1, MAX_CONNECTIONS), 1)
     .option('--timeout <s>', 'seconds before the kernel fails a request with EIO (0: never)', intArg(0, 86_400), DEFAULT_TIMEOUT_S)
     .option('--dead-conn-timeout <s>', 'seconds I/O waits while a dead connection is replaced (0: fail at once)', intArg(0, 86_400), 0)
-    .option('--block-size <b>', 'logical block size of the device: 512, 1024, 2048 or 4096 (default: the bdev\'s)', intArg(512, 4096))
+    .option('--block-size <b>', 'logical block size of the device: 512, 1024, 2048 or 4096 (default: the bdev\'s)', powerOfTwoArg(512, 4096, String))
     .option('--readonly', 'attach read-only')
     .option('--ioctl', 'use the ioctl interface instead of netlink (as nbd-client -L)')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('warn'))

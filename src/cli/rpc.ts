@@ -1,18 +1,13 @@
 // `aionbd rpc [-s SOCK] [-t SEC] METHOD [args]`: rpc.py for aionbd. The result is printed as
 // JSON (a string bare, as rpc.py does); a server error exits 1 with the server's message.
 import fs from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
+import { secondsArg } from './args.js';
 import { UsageError } from '../errors.js';
 import { readConfigFile } from '../rpc/config.js';
 import { rpcCall } from '../rpc/client.js';
 import { paramsFromArgs } from './rpc_args.js';
 import { DEFAULT_RPC_SOCKET } from './serve.js';
-
-function seconds(v: string): number {
-  const x = Number(v);
-  if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
-  return x;
-}
 
 /** Formats a result as rpc.py does: strings bare, everything else indented JSON. */
 export function formatResult(result: unknown, indent = 2): string {
@@ -42,7 +37,7 @@ export function addRpcCommand(program: Command, out: (line: string) => void): vo
   program.command('rpc')
     .description('call a JSON-RPC method of a running "aionbd serve", as SPDK\'s rpc.py does (e.g. aionbd rpc bdev_get_bdevs -b aio0)')
     .option('-s, --socket <path>', 'the server\'s JSON-RPC socket', DEFAULT_RPC_SOCKET)
-    .option('-t, --timeout <seconds>', 'give up after this long', seconds, 60)
+    .option('-t, --timeout <seconds>', 'give up after this long', secondsArg(0.001, 86_400), 60)
     .argument('<method>', 'the method, e.g. bdev_aio_create')
     .argument('[args...]', 'rpc.py\'s positional arguments and flags for the method, or its params as one JSON object')
     .allowUnknownOption()
