@@ -8,10 +8,12 @@ import { parseListenAddress, formatAddress, nbdUri, type ListenAddress } from '.
 import { DEFAULT_PORT } from '../nbd/constants.js';
 import type { Export } from '../nbd/export.js';
 import { readConfigFile } from '../rpc/config.js';
+import { rpcAddress } from '../rpc/socket.js';
 import type { ServerOptions as NbdServerOptions } from '../nbd/server.js';
 import { Server } from '../target.js';
 import { inheritedFds, stdioStream } from './nbd-options.js';
 import { formatSize } from '../util/size.js';
+import { checkSocketPath } from '../util/unix-socket.js';
 import { parseAioSpec, type AioSpec } from './aio-spec.js';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/aionbd.sock';
@@ -52,6 +54,10 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
     names.add(s.name);
   }
   const allowPaths = (opts.allowPath.length > 0 ? opts.allowPath : [opts.dataDir]).map((p) => path.resolve(p));
+  // Socket paths that cannot work fail the start before any image is created. The default RPC
+  // socket is not judged here: a problem with it only costs the RPC (see startRpc).
+  for (const a of addrs) if (a.kind === 'unix') checkSocketPath(formatAddress(a), a.path);
+  if (opts.rpc !== false && opts.rpcExplicit) checkSocketPath(rpcAddress(path.resolve(opts.rpc)), path.resolve(opts.rpc));
 
   const server = new Server({ log, queueDepth: opts.queueDepth, ...(opts.nbd !== undefined ? { nbd: opts.nbd } : {}) });
   const inherited = opts.listen.length === 0 && opts.stdio !== true ? inheritedFds() : [];

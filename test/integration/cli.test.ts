@@ -244,6 +244,9 @@ describe('bad usage: exit 2, one line, no stack trace, nothing created', () => {
     ['--max-connections that is not a number', ['serve', '--max-connections', 'lots']],
     ['attach --block-size 1000', ['attach', '--block-size', '1000', '-s', 'no.sock', 'x']],
     ['attach --timeout with no digits', ['attach', '--timeout', ' ', '-s', 'no.sock', 'x']],
+    // libuv would cut it to sun_path's 108 bytes and bind a socket at another path.
+    ['a unix socket path longer than sun_path', ['serve', '--listen', `unix:${'s'.repeat(120)}.sock`]],
+    ['an --rpc path longer than sun_path', ['serve', '--rpc', `${'r'.repeat(120)}.sock`]],
     ['rpc -t beyond a 32-bit timer', ['rpc', '-t', '1e12', '-s', 'no.sock', 'bdev_get_bdevs']],
     ['no command at all', []],
     ['an option without its argument', ['serve', '--aio']],
@@ -320,6 +323,43 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }
   }, 30_000);
+
+  // Each fails before anything is created: size=1M would otherwise leave x.img behind.
+  describe('a socket path where no socket can be bound', () => {
+    const cases: [string, () => string[], string][] = [
+      ['--listen in a missing directory', () => ['--listen', 'unix:/nonexistent-aionbd/dir/s.sock', '--no-rpc'],
+        'aionbd: cannot listen on unix:/nonexistent-aionbd/dir/s.sock: directory /nonexistent-aionbd/dir does not exist'],
+      ['--rpc in a missing directory', () => ['--listen', 'unix:s.sock', '--rpc', '/nonexistent-aionbd/dir/r.sock'],
+        'aionbd: cannot listen on unix:/nonexistent-aionbd/dir/r.sock (JSON-RPC): directory /nonexistent-aionbd/dir does not exist'],
+      ['--listen under a regular file', () => ['--listen', 'unix:plain/s.sock', '--no-rpc'],
+        'aionbd: cannot listen on unix:plain/s.sock: plain is not a directory'],
+      ['--listen at a regular file', () => ['--listen', 'unix:plain', '--no-rpc'],
+        'aionbd: cannot listen on unix:plain: plain exists and is a regular file, not a socket (left alone)'],
+      ['--rpc at a regular file', () => ['--listen', 'unix:s.sock', '--rpc', 'plain'],
+        ''],
+      ['--listen at a symbolic link', () => ['--listen', 'unix:link', '--no-rpc'],
+        'aionbd: cannot listen on unix:link: link exists and is a symbolic link, not a socket (left alone)'],
+    ];
+    for (const [what, args, line] of cases) {
+      it(what, async () => {
+        requireBuilt();
+        const cwd = tmpDir('aionbd-cli-');
+        dirs.push(cwd);
+        fs.writeFileSync(path.join(cwd, 'plain'), 'keep me\n');
+        fs.symlinkSync(path.join(cwd, 'plain'), path.join(cwd, 'link'));
+        const r = await run(process.execPath, [BIN, 'serve', '--aio', 'x.img,size=1M', ...args()], { cwd, timeoutMs: 20_000 });
+        expect(r.code, explain(r)).toBe(1);
+        const want = line !== '' ? line
+          : `aionbd: cannot listen on unix:${path.join(cwd, 'plain')} (JSON-RPC): ${path.join(cwd, 'plain')} exists and is a regular file, not a socket (left alone)`;
+        expect(r.stderr.split('\n').filter((l) => l !== ''), explain(r)).toEqual([want]);
+        expect(r.stdout).toBe('');
+        expect(fs.readFileSync(path.join(cwd, 'plain'), 'utf8')).toBe('keep me\n');
+        expect(fs.lstatSync(path.join(cwd, 'link')).isSymbolicLink()).toBe(true);
+        expect(fs.existsSync(path.join(cwd, 'x.img')), 'x.img was created').toBe(false);
+        expect(fs.existsSync(path.join(cwd, 's.sock')), 's.sock was left').toBe(false);
+      }, 30_000);
+    }
+  });
 
   it('a missing file without size= names "size"', async () => {
     const r = await aionbd(['serve', '--listen', 'unix:s.sock', '--aio', 'missing.img']);
