@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { secondsArg } from './args.js';
-import { UsageError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
 import { readConfigFile } from '../rpc/config.js';
 import { rpcCall } from '../rpc/client.js';
 import { paramsFromArgs } from './rpc_args.js';
@@ -27,10 +27,25 @@ function clientSide(method: string, words: string[]): { params: unknown; indent:
     return { params: undefined, indent };
   }
   // load_config
-  if (words.length === 0) return { params: JSON.parse(fs.readFileSync(0, 'utf8')) as unknown, indent };
+  if (words.length === 0) return { params: configFromStdin(), indent };
   if (words.length === 2 && (words[0] === '-j' || words[0] === '--json-conf')) return { params: readConfigFile(words[1] ?? ''), indent };
   if (words.length === 1 && (words[0] ?? '').trimStart().startsWith('{')) return { params: paramsFromArgs(method, words), indent };
   throw new UsageError('load_config: give -j FILE, or the config on stdin');
+}
+
+// As -j FILE: a config that cannot be read or parsed is a ConfigError (exit 1), not a stack.
+function configFromStdin(): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(0, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read the config on stdin: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ConfigError(`the config on stdin is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export function addRpcCommand(program: Command, out: (line: string) => void): void {

@@ -361,6 +361,16 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
     }
   });
 
+  it('rpc load_config with no JSON on stdin is one line, not a SyntaxError stack', async () => {
+    requireBuilt();
+    for (const input of ['', '{"subsystems": [']) {
+      const r = await run(process.execPath, [BIN, 'rpc', '-s', '/nonexistent-aionbd.sock', 'load_config'], { input, timeoutMs: 20_000 });
+      expect(r.code, explain(r)).toBe(1);
+      expect(r.stderr, explain(r)).toMatch(/^aionbd: the config on stdin is not valid JSON: [^\n]*\n$/);
+      expect(r.stdout).toBe('');
+    }
+  }, 30_000);
+
   it('a missing file without size= names "size"', async () => {
     const r = await aionbd(['serve', '--listen', 'unix:s.sock', '--aio', 'missing.img']);
     expect(r.code, explain(r)).toBe(1);
