@@ -15,6 +15,8 @@ import { inheritedFds, stdioStream } from './nbd-options.js';
 import { formatSize } from '../util/size.js';
 import { checkSocketPath } from '../util/unix-socket.js';
 import { parseAioSpec, type AioSpec } from './aio-spec.js';
+import { CreatedFiles } from './created-files.js';
+import type { HeldLog } from './held-log.js';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/aionbd.sock';
 
@@ -35,6 +37,8 @@ export interface ServeOptions {
   nbd?: Omit<NbdServerOptions, 'log'>;
   /** Serve one connection on stdin/stdout, then exit. */
   stdio?: boolean;
+  /** The destination of `log`, holding the start-up's records until the start succeeds. */
+  heldLog?: HeldLog;
 }
 
 export const DEFAULT_IMAGE_SIZE = 2 ** 30;
@@ -71,16 +75,21 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   let onSignal: (s: NodeJS.Signals) => void = () => undefined;
   const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
   const handler = (sig: NodeJS.Signals): void => {
+    opts.heldLog?.release(); // a stop, not a failure: the start-up's records are true
     if (stopping !== null) { log.warn('second signal: exiting without waiting'); process.exit(1); }
     onSignal(sig);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  const created = new CreatedFiles();
+  let started = false;
   try {
     const startup = (async () => {
       if (config !== undefined) await server.loadConfig(config);
       for (const s of specs) {
+        created.before(s.filename);
         await server.createAio({ filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly });
+        created.after();
         server.addExport(s.name, { description: s.description });
       }
       const rpc = opts.rpc !== false ? await startRpc(server, opts.rpc, opts.rpcExplicit, allowPaths, log) : null;
@@ -99,6 +108,8 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
       await stop();
       return 0;
     }
+    started = true;
+    opts.heldLog?.release();
     if (opts.stdio === true) {
       // One client on stdin/stdout (libnbd's nbd_connect_command): its end is our end.
       const done = server.nbd.accept(stdioStream());
@@ -112,6 +123,10 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
     for (const x of first.ready.exports) printAttach(x, first.ready.bound, first.ready.rpc, say, inherited);
   } catch (err) {
     await stop();
+    if (!started) {
+      created.undo();
+      opts.heldLog?.fail(log.level);
+    }
     throw err;
   }
 

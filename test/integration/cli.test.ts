@@ -306,6 +306,60 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
     }
   }, 30_000);
 
+  // A failed start ends with its one line, alone: "created sparse image" or "listening" records
+  // before it would describe a file and listeners that are gone.
+  describe('a start that fails after creating things', () => {
+    async function withBusyPort<T>(fn: (port: number) => Promise<T>): Promise<T> {
+      const blocker = net.createServer();
+      await new Promise<void>((resolve, reject) => { blocker.once('error', reject); blocker.listen({ host: '127.0.0.1', port: 0 }, resolve); });
+      try {
+        const addr = blocker.address();
+        return await fn(addr !== null && typeof addr === 'object' ? addr.port : 0);
+      } finally {
+        await new Promise<void>((resolve) => blocker.close(() => resolve()));
+      }
+    }
+
+    it('prints only its aionbd: line and leaves no image, directory or socket behind', async () => {
+      await withBusyPort(async (port) => {
+        const r = await aionbd(['serve', '--listen', 'unix:first.sock', '--listen', `tcp://127.0.0.1:${port}`, '--rpc', 'r.sock',
+          '--aio', 'made/deeper/x.img,size=1M']);
+        expect(r.code, explain(r)).toBe(1);
+        expect(r.stderr, explain(r)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use\n`);
+        expect(r.stdout).toBe('');
+        expect(fs.readdirSync(r.cwd), 'left in the cwd').toEqual([]);
+      });
+    }, 30_000);
+
+    it('the default image and aionbd-data go too; an image that was there stays', async () => {
+      await withBusyPort(async (port) => {
+        const r = await aionbd(['serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc']);
+        expect(r.code, explain(r)).toBe(1);
+        expect(r.stderr, explain(r)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use\n`);
+        expect(fs.existsSync(path.join(r.cwd, 'aionbd-data')), 'aionbd-data was left').toBe(false);
+
+        const cwd = tmpDir('aionbd-cli-');
+        dirs.push(cwd);
+        fs.writeFileSync(path.join(cwd, 'old.img'), Buffer.alloc(4096, 7));
+        const r2 = await run(process.execPath, [BIN, 'serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc', '--aio', 'old.img', '--aio', 'new.img,size=1M'], { cwd, timeoutMs: 20_000 });
+        expect(r2.code, explain(r2)).toBe(1);
+        expect(fs.readFileSync(path.join(cwd, 'old.img')).equals(Buffer.alloc(4096, 7))).toBe(true);
+        expect(fs.existsSync(path.join(cwd, 'new.img')), 'new.img was left').toBe(false);
+      });
+    }, 30_000);
+
+    it('with --log-level debug the start-up records come first, and the aionbd: line is still last', async () => {
+      await withBusyPort(async (port) => {
+        const r = await aionbd(['serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc', '--aio', 'x.img,size=1M', '--log-level', 'debug']);
+        expect(r.code, explain(r)).toBe(1);
+        const lines = r.stderr.split('\n').filter((l) => l !== '');
+        expect(lines.at(-1)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use`);
+        expect(lines.slice(0, -1).every(isJsonRecord), explain(r)).toBe(true);
+        expect(r.stderr).toContain('created sparse image');
+      });
+    }, 30_000);
+  });
+
   it('a unix socket path already held by a live listener', async () => {
     const dir = tmpDir('aionbd-cli-sock-');
     dirs.push(dir);
