@@ -360,6 +360,15 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
     }, 30_000);
   });
 
+  // Only where attach must fail (no root, or no nbd driver): elsewhere it would attach for real.
+  const attachFails = process.getuid?.() !== 0 || !fs.existsSync('/sys/module/nbd');
+  it.runIf(attachFails)('attach --aio that cannot attach leaves no image and prints one line', async () => {
+    const r = await aionbd(['attach', '--aio', 'sub/x.img,size=1M', '--log-level', 'info']);
+    expect(r.code, explain(r)).toBe(1);
+    expect(r.stderr, explain(r)).toMatch(/^aionbd: [^\n]*(nbd driver|needs root)[^\n]*\n$/);
+    expect(fs.readdirSync(r.cwd), 'left in the cwd').toEqual([]);
+  }, 30_000);
+
   it('a unix socket path already held by a live listener', async () => {
     const dir = tmpDir('aionbd-cli-sock-');
     dirs.push(dir);
