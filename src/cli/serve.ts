@@ -138,8 +138,9 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   return 0;
 }
 
-// The default socket is shared by every server on the machine: when another one holds it, this
-// one runs without RPC (and says so) rather than refusing to start.
+// The default socket is shared by every server on the machine: when another one holds it (or
+// something else stands at its path), this one runs without RPC (and says why) rather than
+// refusing to start.
 // Returns the socket it listens on, or null.
 async function startRpc(server: Server, socket: string, explicit: boolean, allowPaths: string[], log: Logger): Promise<string | null> {
   try {
@@ -147,7 +148,7 @@ async function startRpc(server: Server, socket: string, explicit: boolean, allow
     return socket;
   } catch (err) {
     if (explicit || !(err instanceof ListenError)) throw err;
-    log.warn({ socket, reason: err.message }, 'JSON-RPC not started: the default socket is in use (give --rpc PATH)');
+    log.warn({ socket, reason: err.message }, 'JSON-RPC not started: the default socket cannot be used (give --rpc PATH)');
     return null;
   }
 }
