@@ -75,13 +75,19 @@ export class ExportExistsError extends AionbdError {
 export class ListenError extends AionbdError {
   readonly code = 'AIONBD_LISTEN';
   override readonly errno: number | undefined;
-  constructor(address: string, cause: NodeJS.ErrnoException) {
-    const why = cause.code === 'EADDRINUSE' ? 'address already in use'
-      : cause.code === 'EACCES' ? 'permission denied'
-      : cause.code === 'EADDRNOTAVAIL' ? 'address not available on this machine'
-      : cause.message;
+  /** `why` replaces the words made from the errno where the caller knows more (a missing directory). */
+  constructor(address: string, cause: NodeJS.ErrnoException, why: string = describeListenErrno(cause)) {
     super(`cannot listen on ${address}: ${why}`, { cause });
     this.errno = typeof cause.errno === 'number' ? -cause.errno : undefined;
+  }
+}
+
+function describeListenErrno(cause: NodeJS.ErrnoException): string {
+  switch (cause.code) {
+    case 'EADDRINUSE': return 'address already in use';
+    case 'EACCES': return 'permission denied';
+    case 'EADDRNOTAVAIL': return 'address not available on this machine';
+    default: return cause.message;
   }
 }
 

@@ -2,7 +2,16 @@
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { checkName } from '../bdev/names.js';
-import { parseSize } from '../util/size.js';
+import { formatSize, parseSize } from '../util/size.js';
+import { isPowerOfTwo } from './args.js';
+
+/**
+ * The largest bs= taken: 2^16, the NBD spec's ceiling for a minimum block size (and far above
+ * the 4096 that the kernel's nbd driver and O_DIRECT need).
+ */
+export const MAX_BLOCK_SIZE = 64 * 1024;
+/** The block size of a file without bs= (the bdev's default), which size= must be a multiple of. */
+const DEFAULT_FILE_BLOCK_SIZE = 512;
 
 export interface AioSpec {
   filename: string;
@@ -29,7 +38,7 @@ export function parseAioSpec(spec: string): AioSpec {
     };
     switch (key) {
       case 'name': out.name = checkName(need()); break;
-      case 'bs': case 'block_size': out.blockSize = parseSize(need(), 'block size'); break;
+      case 'bs': case 'block_size': out.blockSize = blockSize(spec, need()); break;
       case 'size': out.size = parseSize(need(), 'size'); break;
       case 'description': case 'desc': out.description = need(); break;
       case 'readonly': case 'ro':
@@ -43,7 +52,20 @@ export function parseAioSpec(spec: string): AioSpec {
         throw new UsageError(`bad --aio "${spec}": unknown key "${key}" (known: name, bs, size, readonly, description)`);
     }
   }
+  // Checked before the file is created: a size that is not whole blocks would be created, then refused.
+  const bs = out.blockSize ?? DEFAULT_FILE_BLOCK_SIZE;
+  if (out.size !== undefined && out.size % bs !== 0) {
+    throw new UsageError(`bad --aio "${spec}": size must be a whole number of ${bs}-byte blocks`);
+  }
   return out;
+}
+
+function blockSize(spec: string, v: string): number {
+  const n = parseSize(v, 'block size');
+  if (n < 512 || n > MAX_BLOCK_SIZE || !isPowerOfTwo(n)) {
+    throw new UsageError(`bad --aio "${spec}": bs must be a power of two from 512 to ${formatSize(MAX_BLOCK_SIZE)}`);
+  }
+  return n;
 }
 
 function defaultName(filename: string): string {

@@ -8,7 +8,7 @@
 //   and flush before it exits.
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { logger, setLogLevel } from '../log.js';
+import { logger, setLogger, setLogLevel } from '../log.js';
 import { detachDevice } from '../nbd/kernel/detach.js';
 import { parseNbdDevice } from '../nbd/kernel/devices.js';
 import { DEFAULT_TIMEOUT_S, MAX_CONNECTIONS } from '../nbd/kernel/disk.js';
@@ -16,7 +16,9 @@ import { rpcCall } from '../rpc/client.js';
 import { Server } from '../target.js';
 import { formatSize } from '../util/size.js';
 import { parseAioSpec } from './aio-spec.js';
-import { collect, intArg, LOG_LEVELS } from './args.js';
+import { collect, intArg, LOG_LEVELS, powerOfTwoArg } from './args.js';
+import { CreatedFiles } from './created-files.js';
+import { HeldLog, heldLogger } from './held-log.js';
 import { DEFAULT_RPC_SOCKET } from './serve.js';
 
 interface AttachOpts {
@@ -35,14 +37,21 @@ export function addAttachCommands(program: Command, out: (line: string) => void)
     .option('--connections <n>', 'socket connections (the kernel\'s hardware queues)', intArg(1, MAX_CONNECTIONS), 1)
     .option('--timeout <s>', 'seconds before the kernel fails a request with EIO (0: never)', intArg(0, 86_400), DEFAULT_TIMEOUT_S)
     .option('--dead-conn-timeout <s>', 'seconds I/O waits while a dead connection is replaced (0: fail at once)', intArg(0, 86_400), 0)
-    .option('--block-size <b>', 'logical block size of the device: 512, 1024, 2048 or 4096 (default: the bdev\'s)', intArg(512, 4096))
+    .option('--block-size <b>', 'logical block size of the device: 512, 1024, 2048 or 4096 (default: the bdev\'s)', powerOfTwoArg(512, 4096, String))
     .option('--readonly', 'attach read-only')
     .option('--ioctl', 'use the ioctl interface instead of netlink (as nbd-client -L)')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('warn'))
     .action(async (name: string | undefined, o: AttachOpts) => {
-      setLogLevel(o.logLevel);
       if (o.device !== undefined) parseNbdDevice(o.device);
-      process.exitCode = o.aio.length > 0 ? await attachHere(name, o, out) : await attachRemote(name, o, out);
+      if (o.aio.length === 0) {
+        setLogLevel(o.logLevel);
+        process.exitCode = await attachRemote(name, o, out);
+        return;
+      }
+      // As serve: the start-up's records wait until the device is attached.
+      const heldLog = new HeldLog();
+      setLogger(heldLogger(o.logLevel, heldLog));
+      process.exitCode = await attachHere(name, o, out, heldLog);
     });
 
   program.command('detach')
@@ -70,7 +79,7 @@ async function attachRemote(name: string | undefined, o: AttachOpts, out: (line:
   return 0;
 }
 
-async function attachHere(name: string | undefined, o: AttachOpts, out: (line: string) => void): Promise<number> {
+async function attachHere(name: string | undefined, o: AttachOpts, out: (line: string) => void, heldLog: HeldLog): Promise<number> {
   const specs = o.aio.map(parseAioSpec);
   const log = logger();
   const server = new Server({ log });
@@ -78,19 +87,32 @@ async function attachHere(name: string | undefined, o: AttachOpts, out: (line: s
   const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const created = new CreatedFiles();
+  let attached = false;
   try {
     for (const s of specs) {
+      created.before(s.filename);
       await server.createAio({ filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly });
+      created.after();
     }
     const disk = await server.startDisk(name ?? (specs[0]?.name as string), {
       device: o.device, connections: o.connections, timeout: o.timeout, deadConnTimeout: o.deadConnTimeout,
       blockSize: o.blockSize, readonly: o.readonly, netlink: o.ioctl !== true,
     });
+    attached = true;
+    heldLog.release();
     out(disk.device);
     process.stderr.write(`aionbd: "${disk.export.name}" (${formatSize(disk.export.size)}) is ${disk.device}, ${disk.connections} connection(s) over ${disk.mode}; ` +
       `"aionbd detach ${disk.device}", SIGINT or SIGTERM detaches it\n`);
     const why = await Promise.race([disk.ended.then(() => 'detached'), signalled]);
     log.info({ why }, 'stopping');
+  } catch (err) {
+    if (!attached) {
+      await server.close();
+      created.undo();
+      heldLog.fail(log.level);
+    }
+    throw err;
   } finally {
     // Detaches first (users see EIO rather than a dead connection), then flushes and closes.
     await server.close();

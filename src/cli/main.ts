@@ -3,10 +3,11 @@
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { AionbdError } from '../errors.js';
-import { logger, setLogLevel } from '../log.js';
+import { logger, setLogger } from '../log.js';
 import { packageVersion } from '../version.js';
 import { collect, intArg, LOG_LEVELS } from './args.js';
 import { addAttachCommands } from './attach.js';
+import { HeldLog, heldLogger } from './held-log.js';
 import { addRpcCommand } from './rpc.js';
 import { addNbdOptions, serverOptionsFrom, type NbdCliOptions } from './nbd-options.js';
 import { DEFAULT_RPC_SOCKET, serve } from './serve.js';
@@ -20,7 +21,12 @@ function buildProgram(out: (line: string) => void): Command {
     .exitOverride()
     // `aionbd rpc METHOD -b x`: options after the method belong to it, not to us.
     .enablePositionalOptions()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      writeOut: (s) => process.stdout.write(s),
+      // commander's own usage errors ("error: unknown option ...") read like ours.
+      outputError: (s, write) => write(s.replace(/^error: /, 'aionbd: ')),
+    });
 
   const serveCmd = program.command('serve')
     .description('serve bdevs over NBD (default: a sparse 1 GiB image ./aionbd-data/disk0.img as "disk0" on tcp://127.0.0.1:10809)')
@@ -38,14 +44,16 @@ function buildProgram(out: (line: string) => void): Command {
       listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string;
       rpc?: string | boolean; allowPath: string[]; config?: string;
     }) => {
-      setLogLevel(o.logLevel);
+      // The start-up's records wait until it succeeds: a failed start ends with its one line.
+      const heldLog = new HeldLog();
+      setLogger(heldLogger(o.logLevel, heldLog));
       // With --stdio, stdout is the NBD stream: no RPC socket unless one is asked for.
       const rpcDefault = o.stdio === true ? false : DEFAULT_RPC_SOCKET;
       const code = await serve({
         listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir),
         rpc: o.rpc === false ? false : typeof o.rpc === 'string' ? o.rpc : rpcDefault,
         rpcExplicit: typeof o.rpc === 'string', allowPath: o.allowPath, config: o.config,
-        nbd: serverOptionsFrom(o), stdio: o.stdio === true,
+        nbd: serverOptionsFrom(o), stdio: o.stdio === true, heldLog,
       }, logger(), out);
       process.exitCode = code;
     });
@@ -56,14 +64,20 @@ function buildProgram(out: (line: string) => void): Command {
 
 export async function run(argv: string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   process.exitCode = 0;
+  // commander answers a bare "aionbd" with its help on stderr: a usage error should be one line.
+  if (argv.length <= 2) {
+    process.stderr.write('aionbd: give a command: serve, rpc, attach or detach ("aionbd --help" says more)\n');
+    return 2;
+  }
   try {
     await buildProgram(out).parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed why
     if (!(err instanceof AionbdError)) throw err;
-    process.stderr.write(`aionbd: ${err.message}\n`);
+    // The line comes last: it is what a failed command ends with, whatever the log level.
     logger().debug({ err, code: err.code }, err.message);
+    process.stderr.write(`aionbd: ${err.message}\n`);
     return err.exitCode;
   }
 }

@@ -2,11 +2,12 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { TlsMode } from '../nbd/handshake.js';
 import type { ServerOptions } from '../nbd/server.js';
 import { loadTls } from '../nbd/tls.js';
-import { parseSize } from '../util/size.js';
+import { formatSize } from '../util/size.js';
+import { intArg, powerOfTwoArg, secondsArg } from './args.js';
 
 export interface NbdCliOptions {
   tls?: TlsMode;
@@ -23,26 +24,6 @@ export interface NbdCliOptions {
   stdio?: boolean;
 }
 
-function sizeArg(v: string): number {
-  try { return parseSize(v, 'size'); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
-}
-
-function positive(max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`must be a number above 0 and at most ${max}`);
-    return n;
-  };
-}
-
-function atLeastZero(max: number) {
-  return (v: string): number => {
-    const n = v.trim() === '' ? NaN : Number(v);
-    if (!Number.isFinite(n) || n < 0 || n > max) throw new InvalidArgumentError(`must be a number from 0 to ${max}`);
-    return n;
-  };
-}
-
 export function addNbdOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--tls <mode>', 'STARTTLS: off, on (offered), require (default "require" when credentials are given)').choices(['off', 'on', 'require']))
@@ -50,11 +31,11 @@ export function addNbdOptions(cmd: Command): Command {
     .option('--tls-key <file>', 'X.509 server key (PEM)')
     .option('--tls-ca <file>', 'CA certificate(s): clients must present a certificate they signed (or prove a --tls-psk identity)')
     .option('--tls-psk <file>', 'pre-shared keys, "identity:hexkey" lines (psktool format); with --tls-cert it needs --tls-ca')
-    .option('--max-payload <size>', 'largest READ/WRITE payload (power of two, default 32M)', sizeArg)
-    .option('--handshake-timeout <seconds>', 'drop clients that have not finished the handshake (default 10)', positive(3600))
-    .option('--max-connections <n>', 'connections at once (default 1024)', positive(1_000_000))
-    .option('--max-connections-per-client <n>', 'connections at once from one TCP client address (default 256; unix-socket clients count only toward --max-connections)', positive(1_000_000))
-    .option('--idle-timeout <seconds>', 'close connections with no request in flight for this long (default 0: never; the kernel keeps idle connections while a device is attached)', atLeastZero(2_000_000))
+    .option('--max-payload <size>', 'largest READ/WRITE payload (power of two, default 32M)', powerOfTwoArg(4096, 2 ** 31, formatSize))
+    .option('--handshake-timeout <seconds>', 'drop clients that have not finished the handshake (default 10)', secondsArg(0.001, 3600))
+    .option('--max-connections <n>', 'connections at once (default 1024)', intArg(1, 1_000_000))
+    .option('--max-connections-per-client <n>', 'connections at once from one TCP client address (default 256; unix-socket clients count only toward --max-connections)', intArg(1, 1_000_000))
+    .option('--idle-timeout <seconds>', 'close connections with no request in flight for this long (default 0: never; the kernel keeps idle connections while a device is attached)', secondsArg(0, 2_000_000))
     .option('--no-extended-headers', 'do not offer NBD_OPT_EXTENDED_HEADERS')
     .option('--stdio', 'serve one connection on stdin/stdout, then exit (for nbd_connect_command)');
 }
@@ -67,8 +48,8 @@ export function serverOptionsFrom(o: NbdCliOptions): ServerOptions {
     extendedHeaders: o.extendedHeaders,
     ...(o.maxPayload !== undefined ? { maxPayload: o.maxPayload } : {}),
     ...(o.handshakeTimeout !== undefined ? { handshakeTimeoutMs: Math.round(o.handshakeTimeout * 1000) } : {}),
-    ...(o.maxConnections !== undefined ? { maxConnections: Math.floor(o.maxConnections) } : {}),
-    ...(o.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: Math.floor(o.maxConnectionsPerClient) } : {}),
+    ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
+    ...(o.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: o.maxConnectionsPerClient } : {}),
     ...(o.idleTimeout !== undefined ? { idleTimeoutMs: Math.round(o.idleTimeout * 1000) } : {}),
   };
 }

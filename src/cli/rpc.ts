@@ -1,18 +1,13 @@
 // `aionbd rpc [-s SOCK] [-t SEC] METHOD [args]`: rpc.py for aionbd. The result is printed as
 // JSON (a string bare, as rpc.py does); a server error exits 1 with the server's message.
 import fs from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
-import { UsageError } from '../errors.js';
+import type { Command } from 'commander';
+import { secondsArg } from './args.js';
+import { ConfigError, UsageError } from '../errors.js';
 import { readConfigFile } from '../rpc/config.js';
 import { rpcCall } from '../rpc/client.js';
 import { paramsFromArgs } from './rpc_args.js';
 import { DEFAULT_RPC_SOCKET } from './serve.js';
-
-function seconds(v: string): number {
-  const x = Number(v);
-  if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
-  return x;
-}
 
 /** Formats a result as rpc.py does: strings bare, everything else indented JSON. */
 export function formatResult(result: unknown, indent = 2): string {
@@ -32,17 +27,32 @@ function clientSide(method: string, words: string[]): { params: unknown; indent:
     return { params: undefined, indent };
   }
   // load_config
-  if (words.length === 0) return { params: JSON.parse(fs.readFileSync(0, 'utf8')) as unknown, indent };
+  if (words.length === 0) return { params: configFromStdin(), indent };
   if (words.length === 2 && (words[0] === '-j' || words[0] === '--json-conf')) return { params: readConfigFile(words[1] ?? ''), indent };
   if (words.length === 1 && (words[0] ?? '').trimStart().startsWith('{')) return { params: paramsFromArgs(method, words), indent };
   throw new UsageError('load_config: give -j FILE, or the config on stdin');
+}
+
+// As -j FILE: a config that cannot be read or parsed is a ConfigError (exit 1), not a stack.
+function configFromStdin(): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(0, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read the config on stdin: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ConfigError(`the config on stdin is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export function addRpcCommand(program: Command, out: (line: string) => void): void {
   program.command('rpc')
     .description('call a JSON-RPC method of a running "aionbd serve", as SPDK\'s rpc.py does (e.g. aionbd rpc bdev_get_bdevs -b aio0)')
     .option('-s, --socket <path>', 'the server\'s JSON-RPC socket', DEFAULT_RPC_SOCKET)
-    .option('-t, --timeout <seconds>', 'give up after this long', seconds, 60)
+    .option('-t, --timeout <seconds>', 'give up after this long', secondsArg(0.001, 86_400), 60)
     .argument('<method>', 'the method, e.g. bdev_aio_create')
     .argument('[args...]', 'rpc.py\'s positional arguments and flags for the method, or its params as one JSON object')
     .allowUnknownOption()

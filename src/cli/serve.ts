@@ -8,11 +8,15 @@ import { parseListenAddress, formatAddress, nbdUri, type ListenAddress } from '.
 import { DEFAULT_PORT } from '../nbd/constants.js';
 import type { Export } from '../nbd/export.js';
 import { readConfigFile } from '../rpc/config.js';
+import { rpcAddress } from '../rpc/socket.js';
 import type { ServerOptions as NbdServerOptions } from '../nbd/server.js';
 import { Server } from '../target.js';
 import { inheritedFds, stdioStream } from './nbd-options.js';
 import { formatSize } from '../util/size.js';
+import { checkSocketPath } from '../util/unix-socket.js';
 import { parseAioSpec, type AioSpec } from './aio-spec.js';
+import { CreatedFiles } from './created-files.js';
+import type { HeldLog } from './held-log.js';
 
 export const DEFAULT_RPC_SOCKET = '/var/tmp/aionbd.sock';
 
@@ -33,6 +37,8 @@ export interface ServeOptions {
   nbd?: Omit<NbdServerOptions, 'log'>;
   /** Serve one connection on stdin/stdout, then exit. */
   stdio?: boolean;
+  /** The destination of `log`, holding the start-up's records until the start succeeds. */
+  heldLog?: HeldLog;
 }
 
 export const DEFAULT_IMAGE_SIZE = 2 ** 30;
@@ -52,6 +58,10 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
     names.add(s.name);
   }
   const allowPaths = (opts.allowPath.length > 0 ? opts.allowPath : [opts.dataDir]).map((p) => path.resolve(p));
+  // Socket paths that cannot work fail the start before any image is created. The default RPC
+  // socket is not judged here: a problem with it only costs the RPC (see startRpc).
+  for (const a of addrs) if (a.kind === 'unix') checkSocketPath(formatAddress(a), a.path);
+  if (opts.rpc !== false && opts.rpcExplicit) checkSocketPath(rpcAddress(path.resolve(opts.rpc)), path.resolve(opts.rpc));
 
   const server = new Server({ log, queueDepth: opts.queueDepth, ...(opts.nbd !== undefined ? { nbd: opts.nbd } : {}) });
   const inherited = opts.listen.length === 0 && opts.stdio !== true ? inheritedFds() : [];
@@ -65,16 +75,21 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   let onSignal: (s: NodeJS.Signals) => void = () => undefined;
   const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
   const handler = (sig: NodeJS.Signals): void => {
+    opts.heldLog?.release(); // a stop, not a failure: the start-up's records are true
     if (stopping !== null) { log.warn('second signal: exiting without waiting'); process.exit(1); }
     onSignal(sig);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  const created = new CreatedFiles();
+  let started = false;
   try {
     const startup = (async () => {
       if (config !== undefined) await server.loadConfig(config);
       for (const s of specs) {
+        created.before(s.filename);
         await server.createAio({ filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly });
+        created.after();
         server.addExport(s.name, { description: s.description });
       }
       const rpc = opts.rpc !== false ? await startRpc(server, opts.rpc, opts.rpcExplicit, allowPaths, log) : null;
@@ -93,6 +108,8 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
       await stop();
       return 0;
     }
+    started = true;
+    opts.heldLog?.release();
     if (opts.stdio === true) {
       // One client on stdin/stdout (libnbd's nbd_connect_command): its end is our end.
       const done = server.nbd.accept(stdioStream());
@@ -106,6 +123,10 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
     for (const x of first.ready.exports) printAttach(x, first.ready.bound, first.ready.rpc, say, inherited);
   } catch (err) {
     await stop();
+    if (!started) {
+      created.undo();
+      opts.heldLog?.fail(log.level);
+    }
     throw err;
   }
 
@@ -117,8 +138,9 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   return 0;
 }
 
-// The default socket is shared by every server on the machine: when another one holds it, this
-// one runs without RPC (and says so) rather than refusing to start.
+// The default socket is shared by every server on the machine: when another one holds it (or
+// something else stands at its path), this one runs without RPC (and says why) rather than
+// refusing to start.
 // Returns the socket it listens on, or null.
 async function startRpc(server: Server, socket: string, explicit: boolean, allowPaths: string[], log: Logger): Promise<string | null> {
   try {
@@ -126,7 +148,7 @@ async function startRpc(server: Server, socket: string, explicit: boolean, allow
     return socket;
   } catch (err) {
     if (explicit || !(err instanceof ListenError)) throw err;
-    log.warn({ socket, reason: err.message }, 'JSON-RPC not started: the default socket is in use (give --rpc PATH)');
+    log.warn({ socket, reason: err.message }, 'JSON-RPC not started: the default socket cannot be used (give --rpc PATH)');
     return null;
   }
 }

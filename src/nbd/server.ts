@@ -9,6 +9,7 @@ import { ExportExistsError, ListenError, ServerClosedError, UsageError } from '.
 import { logger, type Logger } from '../log.js';
 import { formatAddress, parseListenAddress, type ListenAddress } from './address.js';
 import { Admission, clientKey, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './admission.js';
+import { claimSocketPath, listenUnix } from '../util/unix-socket.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD } from './constants.js';
 import { Export, type ExportOptions } from './export.js';
 import { HandshakeAborted, HandshakeViolation, negotiate, type HandshakeHost, type TlsSettings } from './handshake.js';
@@ -150,14 +151,16 @@ export class NbdServer implements HandshakeHost {
   async listen(addr: ListenAddress | string): Promise<ListenAddress> {
     if (this.#state !== 'open') throw new ServerClosedError();
     const a = typeof addr === 'string' ? parseListenAddress(addr) : addr;
-    if (a.kind === 'unix') await removeStaleSocket(a.path);
+    if (a.kind === 'unix') await claimSocketPath(formatAddress(a), a.path);
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.accept(sock, a.kind === 'tcp'); });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(formatAddress(a), err)));
-      if (a.kind === 'unix') server.listen(a.path, () => resolve());
-      else server.listen({ host: a.host, port: a.port }, () => resolve());
-    });
-    if (a.kind === 'unix') fs.chmodSync(a.path, 0o600);
+    if (a.kind === 'unix') {
+      await listenUnix(server, formatAddress(a), a.path);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(formatAddress(a), err)));
+        server.listen({ host: a.host, port: a.port }, () => resolve());
+      });
+    }
     server.on('error', (err) => this.#log.error({ err }, 'listener error'));
     const bound: ListenAddress = a.kind === 'tcp' ? { ...a, port: (server.address() as net.AddressInfo).port } : a;
     this.#listeners.push({ server, address: bound });
@@ -310,17 +313,4 @@ export class NbdServer implements HandshakeHost {
     this.#state = 'closed';
     this.#log.debug('server closed');
   }
-}
-
-// A socket file left by a server that died is removed; one that answers is in use.
-async function removeStaleSocket(path: string): Promise<void> {
-  let st: fs.Stats;
-  try { st = fs.statSync(path); } catch { return; }
-  if (!st.isSocket()) return; // listen() reports EADDRINUSE with the path: not ours to delete
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = net.connect(path);
-    c.once('connect', () => { c.destroy(); resolve(true); });
-    c.once('error', () => resolve(false));
-  });
-  if (!alive) fs.rmSync(path, { force: true });
 }

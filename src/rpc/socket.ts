@@ -1,15 +1,17 @@
 // The JSON-RPC server: a unix stream socket (mode 0600). Each connection (connection.ts) gets
 // its responses as one JSON object and a newline each, in request order.
-import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ListenError } from '../errors.js';
+import { claimSocketPath, listenUnix } from '../util/unix-socket.js';
 import type { Logger } from '../log.js';
 import { RpcConnection } from './connection.js';
 import type { CallContext, RpcDispatcher } from './dispatcher.js';
 
 /** As SPDK: more clients at once are refused. */
 export const MAX_RPC_CONNECTIONS = 64;
+
+/** How errors name the JSON-RPC socket at absolute path `p`. */
+export function rpcAddress(p: string): string { return `unix:${p} (JSON-RPC)`; }
 
 export class RpcSocketServer {
   readonly #server: net.Server;
@@ -27,19 +29,9 @@ export class RpcSocketServer {
 
   async listen(socketPath: string): Promise<void> {
     const p = path.resolve(socketPath);
-    await removeStale(p);
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`unix:${p} (JSON-RPC)`, err)));
-      // The socket file is created by bind() inside listen(): a umask that leaves only the owner
-      // bits closes the window in which another user could connect before the chmod below.
-      const old = process.umask(0o177);
-      try {
-        this.#server.listen(p, () => resolve());
-      } finally {
-        process.umask(old);
-      }
-    });
-    fs.chmodSync(p, 0o600);
+    const address = rpcAddress(p);
+    await claimSocketPath(address, p);
+    await listenUnix(this.#server, address, p);
     this.#server.on('error', (err) => this.log.error({ err }, 'JSON-RPC listener error'));
     this.#path = p;
     this.log.info({ socket: p }, 'JSON-RPC listening');
@@ -67,17 +59,4 @@ export class RpcSocketServer {
     });
     return this.#closing;
   }
-}
-
-// A socket file left by a server that died is removed; one that answers is in use.
-async function removeStale(p: string): Promise<void> {
-  let st: fs.Stats;
-  try { st = fs.statSync(p); } catch { return; }
-  if (!st.isSocket()) return; // listen() fails with EADDRINUSE naming the path: not ours to delete
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = net.connect(p);
-    c.once('connect', () => { c.destroy(); resolve(true); });
-    c.once('error', () => resolve(false));
-  });
-  if (!alive) fs.rmSync(p, { force: true });
 }

@@ -93,7 +93,8 @@ function expectUsageError(r: RunResult & { cwd: string }): void {
   expect(r.code, explain(r)).toBe(2);
   const lines = humanLines(r.stderr);
   expect(lines, explain(r)).toHaveLength(1);
-  expect(lines[0]).toMatch(/^(aionbd: |error: )/);
+  // commander's own errors too: every usage error reads "aionbd: ...".
+  expect(lines[0]).toMatch(/^aionbd: /);
   expect(r.stderr).not.toContain('    at ');
   expect(r.stdout).toBe('');
   // Bad usage is caught before anything is created.
@@ -223,6 +224,36 @@ describe('bad usage: exit 2, one line, no stack trace, nothing created', () => {
     ['an unknown --log-level', ['serve', '--log-level', 'loud']],
     ['an unknown option of serve', ['serve', '--bogus']],
     ['an unknown command', ['frobnicate']],
+    // Block sizes and sizes are judged by the parser, before a file is opened or created.
+    ['bs=1000, not a power of two', ['serve', '--aio', 'x.img,size=1M,bs=1000']],
+    ['bs=256, below 512', ['serve', '--aio', 'x.img,size=1M,bs=256']],
+    ['bs=128K, above 64K', ['serve', '--aio', 'x.img,size=1M,bs=128K']],
+    ['bs=4G (wrapped to 0 in 32 bits)', ['serve', '--aio', 'x.img,size=1M,bs=4G']],
+    ['bs=12G (passed a 32-bit power-of-two test)', ['serve', '--aio', 'x.img,size=1M,bs=12G']],
+    ['size=0', ['serve', '--aio', 'x.img,size=0']],
+    ['size=-1', ['serve', '--aio', 'x.img,size=-1']],
+    ['size=100, not whole blocks', ['serve', '--aio', 'x.img,size=100']],
+    ['size=6K with bs=4K, not whole blocks', ['serve', '--aio', 'x.img,size=6K,bs=4K']],
+    ['size beyond 2^53 bytes', ['serve', '--aio', 'x.img,size=9P']],
+    ['--queue-depth above its maximum', ['serve', '--queue-depth', '65537']],
+    ['--max-payload that is not a power of two', ['serve', '--max-payload', '1000K']],
+    ['--max-payload above 2G', ['serve', '--max-payload', '4G']],
+    ['--handshake-timeout 0', ['serve', '--handshake-timeout', '0']],
+    ['--handshake-timeout that rounds to 0 ms', ['serve', '--handshake-timeout', '0.0001']],
+    ['--max-connections 0.5 (floored to 0)', ['serve', '--max-connections', '0.5']],
+    ['--max-connections that is not a number', ['serve', '--max-connections', 'lots']],
+    ['attach --block-size 1000', ['attach', '--block-size', '1000', '-s', 'no.sock', 'x']],
+    ['attach --timeout with no digits', ['attach', '--timeout', ' ', '-s', 'no.sock', 'x']],
+    // libuv would cut it to sun_path's 108 bytes and bind a socket at another path.
+    ['a unix socket path longer than sun_path', ['serve', '--listen', `unix:${'s'.repeat(120)}.sock`]],
+    ['an --rpc path longer than sun_path', ['serve', '--rpc', `${'r'.repeat(120)}.sock`]],
+    ['rpc -t beyond a 32-bit timer', ['rpc', '-t', '1e12', '-s', 'no.sock', 'bdev_get_bdevs']],
+    ['no command at all', []],
+    ['an option without its argument', ['serve', '--aio']],
+    ['a choice not among the allowed ones', ['serve', '--tls', 'maybe']],
+    ['rpc without its method', ['rpc']],
+    ['detach without its device', ['detach']],
+    ['an unknown option of attach', ['attach', '--bogus', 'x']],
   ];
   for (const [what, args] of cases) {
     it(what, async () => {
@@ -275,6 +306,69 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
     }
   }, 30_000);
 
+  // A failed start ends with its one line, alone: "created sparse image" or "listening" records
+  // before it would describe a file and listeners that are gone.
+  describe('a start that fails after creating things', () => {
+    async function withBusyPort<T>(fn: (port: number) => Promise<T>): Promise<T> {
+      const blocker = net.createServer();
+      await new Promise<void>((resolve, reject) => { blocker.once('error', reject); blocker.listen({ host: '127.0.0.1', port: 0 }, resolve); });
+      try {
+        const addr = blocker.address();
+        return await fn(addr !== null && typeof addr === 'object' ? addr.port : 0);
+      } finally {
+        await new Promise<void>((resolve) => blocker.close(() => resolve()));
+      }
+    }
+
+    it('prints only its aionbd: line and leaves no image, directory or socket behind', async () => {
+      await withBusyPort(async (port) => {
+        const r = await aionbd(['serve', '--listen', 'unix:first.sock', '--listen', `tcp://127.0.0.1:${port}`, '--rpc', 'r.sock',
+          '--aio', 'made/deeper/x.img,size=1M']);
+        expect(r.code, explain(r)).toBe(1);
+        expect(r.stderr, explain(r)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use\n`);
+        expect(r.stdout).toBe('');
+        expect(fs.readdirSync(r.cwd), 'left in the cwd').toEqual([]);
+      });
+    }, 30_000);
+
+    it('the default image and aionbd-data go too; an image that was there stays', async () => {
+      await withBusyPort(async (port) => {
+        const r = await aionbd(['serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc']);
+        expect(r.code, explain(r)).toBe(1);
+        expect(r.stderr, explain(r)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use\n`);
+        expect(fs.existsSync(path.join(r.cwd, 'aionbd-data')), 'aionbd-data was left').toBe(false);
+
+        const cwd = tmpDir('aionbd-cli-');
+        dirs.push(cwd);
+        fs.writeFileSync(path.join(cwd, 'old.img'), Buffer.alloc(4096, 7));
+        const r2 = await run(process.execPath, [BIN, 'serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc', '--aio', 'old.img', '--aio', 'new.img,size=1M'], { cwd, timeoutMs: 20_000 });
+        expect(r2.code, explain(r2)).toBe(1);
+        expect(fs.readFileSync(path.join(cwd, 'old.img')).equals(Buffer.alloc(4096, 7))).toBe(true);
+        expect(fs.existsSync(path.join(cwd, 'new.img')), 'new.img was left').toBe(false);
+      });
+    }, 30_000);
+
+    it('with --log-level debug the start-up records come first, and the aionbd: line is still last', async () => {
+      await withBusyPort(async (port) => {
+        const r = await aionbd(['serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc', '--aio', 'x.img,size=1M', '--log-level', 'debug']);
+        expect(r.code, explain(r)).toBe(1);
+        const lines = r.stderr.split('\n').filter((l) => l !== '');
+        expect(lines.at(-1)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use`);
+        expect(lines.slice(0, -1).every(isJsonRecord), explain(r)).toBe(true);
+        expect(r.stderr).toContain('created sparse image');
+      });
+    }, 30_000);
+  });
+
+  // Only where attach must fail (no root, or no nbd driver): elsewhere it would attach for real.
+  const attachFails = process.getuid?.() !== 0 || !fs.existsSync('/sys/module/nbd');
+  it.runIf(attachFails)('attach --aio that cannot attach leaves no image and prints one line', async () => {
+    const r = await aionbd(['attach', '--aio', 'sub/x.img,size=1M', '--log-level', 'info']);
+    expect(r.code, explain(r)).toBe(1);
+    expect(r.stderr, explain(r)).toMatch(/^aionbd: [^\n]*(nbd driver|needs root)[^\n]*\n$/);
+    expect(fs.readdirSync(r.cwd), 'left in the cwd').toEqual([]);
+  }, 30_000);
+
   it('a unix socket path already held by a live listener', async () => {
     const dir = tmpDir('aionbd-cli-sock-');
     dirs.push(dir);
@@ -290,6 +384,53 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
       expect(fs.statSync(sock).isSocket()).toBe(true);
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  }, 30_000);
+
+  // Each fails before anything is created: size=1M would otherwise leave x.img behind.
+  describe('a socket path where no socket can be bound', () => {
+    const cases: [string, () => string[], string][] = [
+      ['--listen in a missing directory', () => ['--listen', 'unix:/nonexistent-aionbd/dir/s.sock', '--no-rpc'],
+        'aionbd: cannot listen on unix:/nonexistent-aionbd/dir/s.sock: directory /nonexistent-aionbd/dir does not exist'],
+      ['--rpc in a missing directory', () => ['--listen', 'unix:s.sock', '--rpc', '/nonexistent-aionbd/dir/r.sock'],
+        'aionbd: cannot listen on unix:/nonexistent-aionbd/dir/r.sock (JSON-RPC): directory /nonexistent-aionbd/dir does not exist'],
+      ['--listen under a regular file', () => ['--listen', 'unix:plain/s.sock', '--no-rpc'],
+        'aionbd: cannot listen on unix:plain/s.sock: plain is not a directory'],
+      ['--listen at a regular file', () => ['--listen', 'unix:plain', '--no-rpc'],
+        'aionbd: cannot listen on unix:plain: plain exists and is a regular file, not a socket (left alone)'],
+      ['--rpc at a regular file', () => ['--listen', 'unix:s.sock', '--rpc', 'plain'],
+        ''],
+      ['--listen at a symbolic link', () => ['--listen', 'unix:link', '--no-rpc'],
+        'aionbd: cannot listen on unix:link: link exists and is a symbolic link, not a socket (left alone)'],
+    ];
+    for (const [what, args, line] of cases) {
+      it(what, async () => {
+        requireBuilt();
+        const cwd = tmpDir('aionbd-cli-');
+        dirs.push(cwd);
+        fs.writeFileSync(path.join(cwd, 'plain'), 'keep me\n');
+        fs.symlinkSync(path.join(cwd, 'plain'), path.join(cwd, 'link'));
+        const r = await run(process.execPath, [BIN, 'serve', '--aio', 'x.img,size=1M', ...args()], { cwd, timeoutMs: 20_000 });
+        expect(r.code, explain(r)).toBe(1);
+        const want = line !== '' ? line
+          : `aionbd: cannot listen on unix:${path.join(cwd, 'plain')} (JSON-RPC): ${path.join(cwd, 'plain')} exists and is a regular file, not a socket (left alone)`;
+        expect(r.stderr.split('\n').filter((l) => l !== ''), explain(r)).toEqual([want]);
+        expect(r.stdout).toBe('');
+        expect(fs.readFileSync(path.join(cwd, 'plain'), 'utf8')).toBe('keep me\n');
+        expect(fs.lstatSync(path.join(cwd, 'link')).isSymbolicLink()).toBe(true);
+        expect(fs.existsSync(path.join(cwd, 'x.img')), 'x.img was created').toBe(false);
+        expect(fs.existsSync(path.join(cwd, 's.sock')), 's.sock was left').toBe(false);
+      }, 30_000);
+    }
+  });
+
+  it('rpc load_config with no JSON on stdin is one line, not a SyntaxError stack', async () => {
+    requireBuilt();
+    for (const input of ['', '{"subsystems": [']) {
+      const r = await run(process.execPath, [BIN, 'rpc', '-s', '/nonexistent-aionbd.sock', 'load_config'], { input, timeoutMs: 20_000 });
+      expect(r.code, explain(r)).toBe(1);
+      expect(r.stderr, explain(r)).toMatch(/^aionbd: the config on stdin is not valid JSON: [^\n]*\n$/);
+      expect(r.stdout).toBe('');
     }
   }, 30_000);
 
