@@ -12,6 +12,7 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info);
 Napi::Value FileOpAsync(const Napi::CallbackInfo& info);
 Napi::Value FileInfo(const Napi::CallbackInfo& info);
 Napi::Value OpenFile(const Napi::CallbackInfo& info);
+Napi::Value PeerCred(const Napi::CallbackInfo& info);
 
 namespace {
 
@@ -31,6 +32,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("fileOp", Napi::Function::New(env, FileOpAsync, "fileOp"));
   exports.Set("fileInfo", Napi::Function::New(env, FileInfo, "fileInfo"));
   exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("nbd", NbdAttachInit(env));
   exports.Set("slotLayout", Napi::Function::New(env, SlotLayoutOf, "slotLayout"));
   // Kernel ABI values, taken from the headers we build against rather than retyped in JS.

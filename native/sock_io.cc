@@ -252,5 +252,25 @@ void SockIo::CleanupHook(void* arg) {
   self->hookAdded_ = false;
   self->Destroy();
 }
+// SO_PEERCRED of a connected unix socket: who is at the other end, as the kernel recorded it at
+// connect time. A client judges the server by this, not by who owns the socket's path.
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "peerCred(fd)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  struct ucred cred {};
+  socklen_t len = sizeof cred;
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    ThrowOsError(env, "getsockopt", errno);
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", static_cast<double>(cred.pid));
+  o.Set("uid", static_cast<double>(cred.uid));
+  o.Set("gid", static_cast<double>(cred.gid));
+  return o;
+}
 
 }  // namespace aionbd

@@ -114,6 +114,8 @@ export interface NativeAddon {
   allocAligned(size: number, alignment: number): ArrayBuffer;
   fileOp(op: FileOp, fd: number, offset: number, length: number, cb: (result: number) => void): void;
   fileInfo(fd: number): FileInfo;
+  /** SO_PEERCRED of a connected unix socket; throws an OsError. */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Opens without blocking and judges the fd; throws an OsError (code, errno, syscall). */
   openFile(path: string, opts: OpenFileOptions): OpenedFile;
   slotLayout(depth: number): SlotLayout;

@@ -1,12 +1,27 @@
 // The JSON-RPC client `aionbd rpc` uses: one request over the unix socket, one response.
 import net from 'node:net';
 import { RpcConnectError, RpcError } from '../errors.js';
+import { native } from '../native.js';
 import { JsonStream, JsonStreamError } from './json_stream.js';
 
 /** Largest response accepted (SPDK caps its responses at 32 MiB). */
 const MAX_RESPONSE_CHARS = 32 * 1024 * 1024;
 
 function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
+
+/**
+ * Who serves the socket, when it is neither this user nor root: the path may sit in a directory
+ * anyone can write (/var/tmp), so another user could have bound it first to read our requests
+ * (file paths) and forge answers (the device `aionbd attach` prints). Judged by the kernel's
+ * record of the peer (SO_PEERCRED), not by who owns the path.
+ */
+function serverNotTrusted(sock: net.Socket): string | null {
+  const fd = (sock as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null; // not a unix socket of ours (nothing to judge)
+  const { uid, pid } = native().peerCred(fd);
+  const me = process.geteuid?.() ?? uid;
+  return uid === me || uid === 0 ? null : `uid ${uid} (pid ${pid})`;
+}
 
 /** Calls `method`; resolves with its result or rejects with RpcError (the server's message) / RpcConnectError. */
 export function rpcCall(socketPath: string, method: string, params: unknown, timeoutMs = 60_000): Promise<unknown> {
@@ -23,6 +38,8 @@ export function rpcCall(socketPath: string, method: string, params: unknown, tim
     };
     const timer = setTimeout(() => finish(new RpcConnectError(`no answer from ${socketPath} to ${method} within ${timeoutMs / 1000} s`)), timeoutMs);
     sock.once('connect', () => {
+      const stranger = serverNotTrusted(sock);
+      if (stranger !== null) { finish(new RpcConnectError(`${socketPath} is served by ${stranger}, neither you nor root: not sending it ${method}`)); return; }
       const req: Record<string, unknown> = { jsonrpc: '2.0', method, id: 1 };
       if (params !== undefined) req['params'] = params;
       sock.write(JSON.stringify(req));
