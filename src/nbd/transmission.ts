@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type { Logger } from '../log.js';
 import type { BufferPool } from '../bdev/buffers.js';
+import { kickSubmissions } from '../bdev/submit_kick.js';
 import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
 import { IoType, newIo, type BdevIo } from '../bdev/types.js';
 import {
@@ -162,6 +163,8 @@ export class Transmission implements RequestSink, TransportHost {
     const used = this.#framer.push(buf, start, end);
     return this.#framer.stopped ? end - start : used;
   }
+
+  readDone(): void { kickSubmissions(); }
 
   inputEnded(): void {
     // The client will send nothing more; finish what it asked for.

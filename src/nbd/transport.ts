@@ -38,6 +38,11 @@ export interface TransportHost {
   readonly framer: RequestFramer;
   /** Bytes buf[start..end) arrived: returns how many were taken (fewer: no free slot now). */
   input(buf: Buffer, start: number, end: number): number;
+  /**
+   * What one read brought has been handed over (input(), or payload read in place): start the
+   * requests it completed now, before the next read, so none waits for more bytes.
+   */
+  readDone(): void;
   /** The client sent end of stream. */
   inputEnded(): void;
   /** The connection is gone; called once. Pieces still queued are released after it. */
@@ -118,6 +123,7 @@ export class StreamTransport implements Transport {
 
   readonly #onData = (chunk: Buffer): void => {
     const used = this.#host.input(chunk, 0, chunk.length);
+    this.#host.readDone();
     if (used < chunk.length && !this.#closed) {
       this.#held = chunk;
       this.#heldAt = used;
@@ -150,6 +156,7 @@ export class StreamTransport implements Transport {
     const held = this.#held;
     if (held === null || this.#closed) return;
     this.#heldAt += this.#host.input(held, this.#heldAt, held.length);
+    this.#host.readDone();
     if (this.#heldAt >= held.length || this.#closed) {
       this.#held = null;
       if (!this.#writePaused && !this.#closed) this.#sock.resume();
@@ -290,7 +297,7 @@ export class NativeTransport implements Transport {
         // The rest of a large WRITE payload: straight into its pooled buffer, no copy.
         want = framer.payloadLeft;
         n = this.#io.read(dst, framer.payloadPos, want);
-        if (n > 0) framer.payloadReceived(n);
+        if (n > 0) { framer.payloadReceived(n); this.#host.readDone(); }
       } else {
         // Not held, so recv is empty: rEnd is 0.
         want = this.#recv.length - this.#rEnd;
@@ -310,6 +317,7 @@ export class NativeTransport implements Transport {
   /** Hands recv[rStart..rEnd) to the host; what it cannot take yet is held. */
   #feed(): void {
     const used = this.#host.input(this.#recv, this.#rStart, this.#rEnd);
+    this.#host.readDone();
     this.#rStart += used;
     if (this.#rStart < this.#rEnd && !this.#closed) {
       this.#held = true;
