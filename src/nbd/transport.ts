@@ -1,8 +1,9 @@
 // How a Transmission's bytes move: requests in, replies out. Two implementations with the same
 // contract:
-// - NativeTransport, for plain TCP and unix sockets: recv() into a reused receive buffer, or
-//   straight into a WRITE's pooled payload buffer; replies queued in a ring and sent with one
-//   sendmsg per batch. No Buffer per read, no stream machinery per reply.
+// - NativeTransport, for plain TCP and unix sockets: recv() into a reused receive buffer; while
+//   a WRITE payload is due, one scatter read puts its rest straight into its pooled buffer and
+//   what follows into the receive buffer. Replies queued in a ring and sent with one sendmsg
+//   per batch. No Buffer per read, no stream machinery per reply.
 // - StreamTransport, for everything else (TLS, stdio, any Duplex): Node's stream API, corked
 //   per batch.
 // Both stop reading while the host has no free request slot, or while more than
@@ -23,8 +24,6 @@ const E = constants.errno;
 export const WRITE_BACKLOG_LIMIT = 16 * 1024 * 1024;
 /** The receive buffer of a native connection: the requests of one read land here. */
 const RECV_BUFFER = 256 * 1024;
-/** A WRITE payload with at least this much still to come is read straight into its buffer. */
-const DIRECT_READ_MIN = 16 * 1024;
 /** Reads per readable event at most, so one busy client cannot starve the loop. */
 const READS_PER_EVENT = 16;
 /** A peer that keeps its half open after we are done is dropped after this long. */
@@ -293,14 +292,20 @@ export class NativeTransport implements Transport {
       let n: number;
       let want: number;
       const dst = framer.payloadDst;
-      if (dst !== null && framer.payloadLeft >= DIRECT_READ_MIN) {
-        // The rest of a large WRITE payload: straight into its pooled buffer, no copy.
-        want = framer.payloadLeft;
-        n = this.#io.read(dst, framer.payloadPos, want);
-        if (n > 0) { framer.payloadReceived(n); this.#host.readDone(); }
+      // Not held, so recv is empty: rEnd is 0.
+      const room = this.#recv.length - this.#rEnd;
+      if (dst !== null) {
+        // The rest of a WRITE payload straight into its pooled buffer (no copy), and whatever
+        // follows it into recv, in one system call.
+        const left = framer.payloadLeft;
+        want = left + room;
+        n = this.#io.readv(dst, framer.payloadPos, left, this.#recv, this.#rEnd, room);
+        if (n > 0) {
+          framer.payloadReceived(Math.min(n, left));
+          if (n > left && !this.#closed) { this.#rEnd += n - left; this.#feed(); } else this.#host.readDone();
+        }
       } else {
-        // Not held, so recv is empty: rEnd is 0.
-        want = this.#recv.length - this.#rEnd;
+        want = room;
         n = this.#io.read(this.#recv, this.#rEnd, want);
         if (n > 0) { this.#rEnd += n; this.#feed(); }
       }

@@ -16,9 +16,9 @@ import { RawClient, request, readSimpleReply } from '../helpers/wire.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 
 const MiB = 1 << 20;
-const CMD = { READ: 0, WRITE: 1 };
+const CMD = { READ: 0, WRITE: 1, FLUSH: 3 };
 
-type Ev = { kind: 'read'; completes: boolean } | { kind: 'submit'; n: number };
+type Ev = { kind: 'read'; completes: boolean; got: number } | { kind: 'readv'; aLen: number; got: number } | { kind: 'submit'; n: number };
 
 function pattern(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
@@ -46,7 +46,14 @@ describe('continuous flow', () => {
         const got = super.read(buf, offset, length);
         // A read into a payload buffer (1 MiB or more; the receive buffer is smaller) that got
         // all it asked for has completed that WRITE's payload.
-        log?.push({ kind: 'read', completes: buf.length >= MiB && got === length });
+        log?.push({ kind: 'read', completes: buf.length >= MiB && got === length, got });
+        return got;
+      }
+      override readv(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): number {
+        const got = super.readv(a, aOff, aLen, b, bOff, bLen);
+        log?.push({ kind: 'readv', aLen, got });
+        // Payload bytes for a 1 MiB buffer, all it asked for: that WRITE's payload is complete.
+        if (a.length >= MiB && got >= aLen) log?.push({ kind: 'read', completes: true, got });
         return got;
       }
     };
@@ -100,6 +107,7 @@ describe('continuous flow', () => {
     for (let i = 0; i < reqs.length; i++) expect((await readSimpleReply(client, 10_000)).error).toBe(0);
 
     const completing = seen.flatMap((e, i) => (e.kind === 'read' && e.completes ? [i] : []));
+    expect(seen.some((e) => e.kind === 'readv' && e.got > e.aLen)).toBe(true); // payload rest + next header in one read
     expect(completing.length).toBeGreaterThan(0);
     for (const i of completing) expect(seen[i + 1]?.kind).toBe('submit');
 
@@ -109,6 +117,39 @@ describe('continuous flow', () => {
       expect((await readSimpleReply(client)).error).toBe(0);
       expect((await client.read(MiB)).equals(d)).toBe(true);
     }
+    client.close();
+    await t.done;
+  });
+
+  it('reads the rest of a small WRITE payload into its buffer and what follows into the receive buffer', async () => {
+    const { client, t } = await connect();
+    const seen: Ev[] = [];
+    log = seen;
+    const readsDone = async (k: number): Promise<void> => {
+      const deadline = Date.now() + 3000;
+      while (seen.filter((e) => (e.kind === 'read' || e.kind === 'readv') && e.got > 0).length < k) {
+        if (Date.now() > deadline) throw new Error(`the server did not read ${k} times`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    const data = pattern(4096, 77);
+    const write = request(CMD.WRITE, { cookie: 0x1122334455667788n, offset: 8192, payload: data });
+    const flush = request(CMD.FLUSH, { cookie: 0x99n });
+    // Header and 1000 payload bytes; then 2000 more; then the last 1096 with the next request.
+    client.write(write.subarray(0, 28 + 1000));
+    await readsDone(1);
+    client.write(write.subarray(28 + 1000, 28 + 3000));
+    await readsDone(2);
+    client.write(Buffer.concat([write.subarray(28 + 3000), flush]));
+    // Both answered, in either order.
+    const ok = (cookie: string): string => `67446698` + `00000000` + cookie;
+    const replies = [(await client.read(16)).toString('hex'), (await client.read(16)).toString('hex')].sort();
+    expect(replies).toEqual([ok('0000000000000099'), ok('1122334455667788')]);
+    client.write(request(CMD.READ, { cookie: 0x77n, offset: 8192, length: 4096 }));
+    expect((await client.read(16)).toString('hex')).toBe(ok('0000000000000077'));
+    expect((await client.read(4096)).equals(data)).toBe(true);
+    const scatter = seen.filter((e) => e.kind === 'readv');
+    expect(scatter.map((e) => [e.aLen, e.got])).toEqual([[3096, 2000], [1096, 1096 + 28]]);
     client.close();
     await t.done;
   });
