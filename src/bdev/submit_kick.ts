@@ -12,6 +12,7 @@ export interface QueuedSubmitter { submitQueued(): void }
 const pending: (QueuedSubmitter | null)[] = [];
 let count = 0;
 let microtaskScheduled = false;
+let running = false;
 
 /** `q` has started a batch: it is submitted at the next kick, or in a microtask. */
 export function queueSubmission(q: QueuedSubmitter): void {
@@ -24,13 +25,20 @@ export function queueSubmission(q: QueuedSubmitter): void {
 
 /** Submits every batch started so far. Cheap when nothing is queued. */
 export function kickSubmissions(): void {
-  // A submitter's completion path may start another batch meanwhile: it is appended and run here too.
-  for (let i = 0; i < count; i++) {
-    const q = pending[i] as QueuedSubmitter;
-    pending[i] = null;
-    q.submitQueued();
+  // A submitter's completion path may start another batch, or kick, meanwhile: the batch is
+  // appended and run by this loop; the nested kick has nothing to do.
+  if (running) return;
+  running = true;
+  try {
+    for (let i = 0; i < count; i++) {
+      const q = pending[i] as QueuedSubmitter;
+      pending[i] = null;
+      q.submitQueued();
+    }
+  } finally {
+    count = 0;
+    running = false;
   }
-  count = 0;
 }
 
 function runScheduled(): void {
