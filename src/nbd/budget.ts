@@ -106,7 +106,15 @@ export class MemoryBudget {
    */
   #admits(a: BudgetAccount, n: number): boolean {
     if (a.held === 0) return true;
-    return this.#waiting.length === 0 && this.#fits(a, n);
+    return this.#fits(a, n) && (this.#waiting.length === 0 || this.#onlyShareBlocked());
+  }
+
+  // Waiters held back only by their own share wait for their own replies, not for anyone's
+  // memory: a request that fits may go ahead of them.
+  #onlyShareBlocked(): boolean {
+    const share = this.share;
+    for (const w of this.#waiting) if (w.held + w.want <= share) return false;
+    return true;
   }
 
   #fits(a: BudgetAccount, n: number): boolean { return this.#used + n <= this.total && a.held + n <= this.share; }
