@@ -286,9 +286,9 @@ export class NativeTransport implements Transport {
       let n: number;
       let want: number;
       const dst = framer.payloadDst;
-      if (dst !== null && framer.payloadLeft >= DIRECT_READ_MIN) {
-        // The rest of a large WRITE payload: straight into its pooled buffer, no copy.
-        want = framer.payloadLeft;
+      if (dst !== null && framer.payloadRoom >= DIRECT_READ_MIN) {
+        // The rest of a large WRITE payload's piece: straight into its pooled buffer, no copy.
+        want = framer.payloadRoom;
         n = this.#io.read(dst, framer.payloadPos, want);
         if (n > 0) framer.payloadReceived(n);
       } else {
