@@ -72,7 +72,7 @@ async function writeOutputs(report, outDir, json = true) {
       title: 'aionbd, qemu-nbd and nbdkit relative to fio libaio on the same image, same round',
       subtitle: `${String(s['mode'])} run on ${report.generated.slice(0, 10)}: ${String(report.machine['cores'])} cores, `
         + `${String(s['sizeHuman'])} fresh images, ${String(s['rounds'])} paired rounds of ${String(s['runtime'])} s; bar = median, line = min-max`,
-      fillLabels: Object.fromEntries(Object.entries(report.fills).map(([k, v]) => [k, k === 'direct' ? 'O_DIRECT-filled' : k === 'cached' ? 'cache-filled' : v.label])),
+      fillLabels: Object.fromEntries(Object.entries(report.fills).map(([k, v]) => [k, k === 'direct' ? 'O_DIRECT fill' : k === 'cached' ? 'page-cache fill' : v.label])),
     });
     fs.writeFileSync(path.join(outDir, png), chart);
   } catch (err) {

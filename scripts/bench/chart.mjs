@@ -42,12 +42,12 @@ export async function renderChart(rows, text) {
       {
         data: { values },
         encoding: {
-          y: { field: 'workload', type: 'nominal', sort: workloads, title: null, axis: { labelFontSize: 12, labelLimit: 320 } },
+          y: { field: 'workload', type: 'nominal', sort: workloads, title: null, axis: { labelFontSize: 12, labelLimit: 480 } },
           yOffset: { field: 'target', type: 'nominal', sort: targets },
           color: {
             field: 'target', type: 'nominal', sort: targets,
             scale: { domain: targets, range: targets.map((t) => /** @type {Record<string, string>} */ (COLORS)[t] ?? '#999999') },
-            legend: { title: null, orient: 'top', labelFontSize: 12, symbolType: 'square' },
+            legend: { title: null, orient: 'top', labelFontSize: 12, labelLimit: 400, symbolType: 'square' },
           },
         },
         layer: [
