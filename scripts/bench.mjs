@@ -206,7 +206,7 @@ async function main() {
             try {
               if (target.server !== null) {
                 srv = await startServer(target, { image, size: opts.size, dir: work, baseline: opts.baseline });
-                if (target.server !== null) commands[target.server] = srv.command.split(work).join('$BENCH_DIR');
+                commands[t] = srv.command.split(work).join('$BENCH_DIR');
               }
               if (w.cpuHog === true) hog = startHog(opts.runtime + opts.ramp + 30, work);
               const on = srv !== null ? { uri: srv.uri, pid: srv.pid } : { file: image };

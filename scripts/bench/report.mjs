@@ -75,7 +75,7 @@ export const METRICS = Object.freeze(/** @type {const} */ (['iops', 'mibps', 'la
  * @property {Record<string, string|number>} machine
  * @property {Record<string, {label: string, description: string}>} targets
  * @property {Record<string, {label: string, description: string}>} fills
- * @property {Record<string, string>} commands  server id -> the exact command line
+ * @property {Record<string, string>} commands  target id -> the server command line it ran
  * @property {Comparison[]} comparisons
  * @property {Row[]} rows
  * @property {Goal[]} goals
