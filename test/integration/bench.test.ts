@@ -271,6 +271,14 @@ describe.skipIf(!has)('bench script failures', () => {
     }
   });
 
+  it('--help says how long a full run takes and names every row and both kinds of image', async () => {
+    const r = await run(process.execPath, [BENCH, '--help'], { timeoutMs: 30_000 });
+    expect(r.code, explain(r)).toBe(0);
+    expect(r.stdout).toMatch(/A full run \(5 rounds x 2 image kinds x 9 workloads .*\) takes about \d+(\.\d)? (min|h)\b/);
+    for (const t of TARGETS) expect(r.stdout).toContain(t);
+    for (const f of FILLS) expect(r.stdout).toContain(f);
+  });
+
   it('--render of a JSON of the old format is one line and exit 1, writing nothing', async () => {
     const base = tmpDir('aionbd-bench-old-');
     try {
