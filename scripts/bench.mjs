@@ -21,7 +21,7 @@ import { renderChart } from './bench/chart.mjs';
 import { hogCommand, startHog } from './bench/cpuhog.mjs';
 import { runFio } from './bench/fio.mjs';
 import { FILLS, freshImage } from './bench/image.mjs';
-import { markdown } from './bench/markdown.mjs';
+import { markdown, MIN_ROUNDS, MIN_RUNTIME_SEC } from './bench/markdown.mjs';
 import { parseOptions, USAGE, UsageError } from './bench/options.mjs';
 import { estimate, humanDuration, rotated, targetsFor } from './bench/plan.mjs';
 import { stopAll } from './bench/procs.mjs';
@@ -268,6 +268,9 @@ async function main() {
 
     const png = await writeOutputs(report, outDir);
     say(`wrote ${outputs(outDir, png)} in ${Math.round(durationSec)} s`);
+    if (opts.rounds < MIN_ROUNDS || opts.runtime < MIN_RUNTIME_SEC) {
+      say(`fewer than ${MIN_ROUNDS} rounds of ${MIN_RUNTIME_SEC} s: the verdicts below are indicative only`);
+    }
     for (const g of report.goals) say(`${g.met === null ? 'not measured' : g.met ? 'met' : 'NOT MET'}: ${g.goal} (${g.fill} image)`);
     const failed = rows.filter((r) => r.rounds.every((x) => x === null));
     if (failed.length > 0) {

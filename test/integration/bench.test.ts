@@ -195,6 +195,7 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
     expect(md).toContain('](performance.png)');
     expect(md).toContain('smoke run');
     expect(md).toContain('MAX_NBD_REQUESTS');
+    expect(md).toContain('shorter than the method asks');
     const lines = md.split('\n');
     for (const t of TARGETS) expect(lines.some((l) => l.startsWith(`- **${rep.targets[t]?.label ?? '?'}**: `)), t).toBe(true);
     // One aionbd line per image kind, a "median (min-max)" ratio to each of the five other rows.
