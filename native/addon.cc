@@ -9,6 +9,7 @@
 
 namespace aionbd {
 Napi::Value AllocAligned(const Napi::CallbackInfo& info);
+Napi::Value ReleaseAligned(const Napi::CallbackInfo& info);
 Napi::Value FileOpAsync(const Napi::CallbackInfo& info);
 Napi::Value FileInfo(const Napi::CallbackInfo& info);
 Napi::Value OpenFile(const Napi::CallbackInfo& info);
@@ -29,6 +30,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("AioEngine", AioEngine::Init(env));
   exports.Set("SockIo", SockIo::Init(env));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned, "allocAligned"));
+  exports.Set("releaseAligned", Napi::Function::New(env, ReleaseAligned, "releaseAligned"));
   exports.Set("fileOp", Napi::Function::New(env, FileOpAsync, "fileOp"));
   exports.Set("fileInfo", Napi::Function::New(env, FileInfo, "fileInfo"));
   exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));

@@ -27,4 +27,19 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(env, p, n, [](Napi::Env, void* data) { std::free(data); });
 }
 
+// releaseAligned(arrayBuffer): frees the memory of an ArrayBuffer from allocAligned now, by
+// detaching it, instead of whenever the garbage collector next runs (an idle server may not
+// collect for a long time). Every view of it reads as empty afterwards. Only for buffers no I/O
+// refers to any more (the pool's free ones).
+Napi::Value ReleaseAligned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer()) {
+    Napi::TypeError::New(env, "releaseAligned: expected an ArrayBuffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  if (!ab.IsDetached()) ab.Detach();
+  return env.Undefined();
+}
+
 }  // namespace aionbd

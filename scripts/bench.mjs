@@ -1,25 +1,40 @@
 #!/usr/bin/env node
-// `npm run bench`: aionbd against qemu-nbd, nbdkit and fio's own libaio on the same image, each
-// workload of issue 7 repeated, medians reported as docs/performance.{md,json,png}.
-// Options: `npm run bench -- --help`. Servers run one at a time and are always stopped.
+// `npm run bench`: aionbd against the disk (fio libaio on the file), qemu-nbd, a qemu-nbd control
+// without its 16-request cap, nbdkit null (the client/socket ceiling) and nbdkit file, in paired
+// rounds, written as docs/performance.{md,json,png} and the README's benchmark summary.
+//
+// Why paired rounds: on this kind of shared 2-core VM one target's absolute numbers swing by
+// 30-50% between runs minutes apart, and the disk's speed depends on how the image was written.
+// So every round writes a fresh image per (image kind, workload), runs every target on it in a
+// rotated order, and a ratio is only taken inside a round; the report gives the median of the
+// per-round ratios with their min-max.
+//
+// How long: a full run is 5 rounds x 2 image kinds x 9 workloads x 5-6 targets (the qemu-nbd
+// control only on the 4 QD32 workloads) = 490 runs of 8+1 s plus server start-up and 90 image
+// fills of 1 GiB: about 1.5 hours (`--help` prints the estimate from the same constants).
+// --quick is about 13 minutes, --smoke under a minute. Servers run one at a time and are always
+// stopped, images and sockets removed.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { renderChart } from './bench/chart.mjs';
+import { hogCommand, startHog } from './bench/cpuhog.mjs';
 import { runFio } from './bench/fio.mjs';
+import { FILLS, freshImage } from './bench/image.mjs';
+import { markdown, MIN_ROUNDS, MIN_RUNTIME_SEC } from './bench/markdown.mjs';
 import { parseOptions, USAGE, UsageError } from './bench/options.mjs';
-import { startChild, stopAll } from './bench/procs.mjs';
-import { buildRows, checkGoals, markdown } from './bench/report.mjs';
+import { estimate, humanDuration, rotated, targetsFor } from './bench/plan.mjs';
+import { stopAll } from './bench/procs.mjs';
+import { updateReadme } from './bench/readme.mjs';
+import { buildRows, checkGoals, REPORT_FORMAT } from './bench/report.mjs';
 import { ensureBuilt, ensureTools, machineInfo, REPO_ROOT } from './bench/system.mjs';
 import { startServer, TARGETS } from './bench/targets.mjs';
 import { WORKLOADS } from './bench/workloads.mjs';
 
-/** Seconds a run costs beyond its runtime and ramp: fio start-up, connect, JSON. */
-const RUN_OVERHEAD_SEC = 0.6;
-/** Where the time goes and what was tried, written by hand; copied into performance.md. */
+/** Where the time goes and what was tried, written by hand; stored in the JSON, shown in the page. */
 const ANALYSIS_FILE = path.join(REPO_ROOT, 'docs', 'performance.notes.md');
-/** Seconds to start and stop a server. */
-const SERVER_OVERHEAD_SEC = 1;
+const DOCS_DIR = path.join(REPO_ROOT, 'docs');
+const README = path.join(REPO_ROOT, 'README.md');
 
 const say = (/** @type {string} */ line) => { process.stderr.write(`bench: ${line}\n`); };
 
@@ -29,24 +44,7 @@ function human(n) {
   return `${n}`;
 }
 
-/**
- * Writes the whole image once with fio (O_DIRECT, 1 MiB sequential), so reads hit real data.
- * @param {string} image
- * @param {number} size
- * @param {string} dir
- */
-async function fillImage(image, size, dir) {
-  const child = startChild('fio', ['--name=fill', `--filename=${image}`, `--size=${size}`, '--rw=write', '--bs=1M',
-    '--ioengine=libaio', '--direct=1', '--iodepth=8', '--output-format=terse'], { cwd: dir });
-  const timer = setTimeout(() => { void child.stop(2_000); }, 600_000);
-  const st = await child.exited;
-  clearTimeout(timer);
-  if (st.code !== 0) throw new Error(`filling ${image} failed: ${child.stderr().trim().slice(-1000)}`);
-  const got = fs.statSync(image).size;
-  if (got !== size) throw new Error(`${image} is ${got} bytes after filling, not ${size}`);
-}
-
-/** The hand-written analysis that goes into performance.md, if the repository has one. */
+/** The hand-written analysis, if the repository has one. */
 function readAnalysis() {
   try {
     return fs.readFileSync(ANALYSIS_FILE, 'utf8');
@@ -56,11 +54,12 @@ function readAnalysis() {
 }
 
 /**
- * Writes performance.json, performance.md and performance.png into outDir. Returns the PNG's
- * name, or null when the chart could not be drawn (the Markdown then has no picture).
+ * Writes performance.json (unless json is false), performance.md and performance.png into
+ * outDir, and the README summary when outDir is the repository's docs/. Returns the PNG's name,
+ * or null when the chart could not be drawn (the Markdown then has no picture).
  * @param {import('./bench/report.mjs').Report} report
  * @param {string} outDir
- * @param {boolean} [json]  false: leave performance.json as it is (--render)
+ * @param {boolean} [json]
  * @returns {Promise<string|null>}
  */
 async function writeOutputs(report, outDir, json = true) {
@@ -70,9 +69,10 @@ async function writeOutputs(report, outDir, json = true) {
   const s = report.settings;
   try {
     const chart = await renderChart(report.rows, {
-      title: 'aionbd vs qemu-nbd vs nbdkit vs fio libaio (direct I/O on the file)',
+      title: 'aionbd, qemu-nbd and nbdkit relative to fio libaio on the same image, same round',
       subtitle: `${String(s['mode'])} run on ${report.generated.slice(0, 10)}: ${String(report.machine['cores'])} cores, `
-        + `${String(s['sizeHuman'])} image, median of ${String(s['repeat'])}; higher is better`,
+        + `${String(s['sizeHuman'])} fresh images, ${String(s['rounds'])} paired rounds of ${String(s['runtime'])} s; bar = median, line = min-max`,
+      fillLabels: Object.fromEntries(Object.entries(report.fills).map(([k, v]) => [k, k === 'direct' ? 'O_DIRECT fill' : k === 'cached' ? 'page-cache fill' : v.label])),
     });
     fs.writeFileSync(path.join(outDir, png), chart);
   } catch (err) {
@@ -80,7 +80,11 @@ async function writeOutputs(report, outDir, json = true) {
     png = null;
   }
   if (json) fs.writeFileSync(path.join(outDir, 'performance.json'), `${JSON.stringify(report, null, 2)}\n`);
-  fs.writeFileSync(path.join(outDir, 'performance.md'), markdown(report, png, readAnalysis()));
+  fs.writeFileSync(path.join(outDir, 'performance.md'), markdown(report, png));
+  if (path.resolve(outDir) === DOCS_DIR) {
+    if (updateReadme(README, report)) say('regenerated the README\'s benchmark summary');
+    else say('README.md has no benchmark summary markers: left as it is');
+  }
   return png;
 }
 
@@ -93,7 +97,7 @@ function outputs(outDir, png) {
 }
 
 /**
- * --render: the Markdown and the chart again from an earlier run's JSON (no measuring).
+ * --render: the Markdown, the chart (and the README summary) again from an earlier run's JSON.
  * @param {string} jsonFile
  * @param {string|null} outDir
  * @returns {Promise<number>}
@@ -101,7 +105,9 @@ function outputs(outDir, png) {
 async function render(jsonFile, outDir) {
   /** @type {import('./bench/report.mjs').Report} */
   const report = JSON.parse(fs.readFileSync(jsonFile, 'utf8'));
-  if (!Array.isArray(report.rows) || typeof report.settings !== 'object') throw new Error(`${jsonFile} is not a performance.json of this benchmark`);
+  if (report.format !== REPORT_FORMAT || !Array.isArray(report.rows) || !Array.isArray(report.comparisons)) {
+    throw new Error(`${jsonFile} is not a paired-round performance.json (format ${REPORT_FORMAT}); run the benchmark again`);
+  }
   const dir = path.resolve(outDir ?? path.dirname(jsonFile));
   const sameDir = path.resolve(path.dirname(jsonFile)) === dir;
   const png = await writeOutputs(report, dir, !sameDir);
@@ -121,23 +127,25 @@ async function main() {
   }
   if (opts.help) { process.stdout.write(`${USAGE}\n`); return 0; }
   if (opts.list) {
-    for (const w of WORKLOADS) process.stdout.write(`${w.id.padEnd(20)} ${w.label}\n`);
+    for (const w of WORKLOADS) process.stdout.write(`${w.id.padEnd(24)} ${w.label}\n`);
     return 0;
   }
   if (opts.render !== null) return render(opts.render, opts.outDir);
   const started = Date.now();
   // Other work on the machine skews every number: the report says how busy it was.
   const loadAtStart = os.loadavg()[0]?.toFixed(2) ?? '?';
-  if (opts.targets.includes('aionbd')) ensureBuilt(say);
-  const targets = ensureTools(opts.targets, opts.install, say);
+  if (opts.targets.some((t) => t.startsWith('aionbd'))) ensureBuilt(say);
+  const wantHog = opts.workloads.some((w) => w.cpuHog === true);
+  const runnable = ensureTools(opts.targets.map((t) => /** @type {import('./bench/targets.mjs').Target} */ (TARGETS[t])),
+    wantHog ? ['stress-ng'] : [], opts.install, say);
+  const targets = runnable.map((t) => t.id);
   if (targets.length === 0) throw new Error('no target can run');
 
   fs.mkdirSync(opts.tmpDir, { recursive: true });
   const work = fs.mkdtempSync(path.join(opts.tmpDir, 'aionbd-bench-'));
   const outDir = path.resolve(opts.outDir ?? (opts.mode === 'smoke'
     ? fs.mkdtempSync(path.join(os.tmpdir(), 'aionbd-bench-out-'))
-    : path.join(REPO_ROOT, 'docs')));
-  const image = opts.image !== null ? path.resolve(opts.image) : path.join(work, 'disk.img');
+    : DOCS_DIR));
 
   let stopping = false;
   const cleanup = async () => {
@@ -154,97 +162,119 @@ async function main() {
   process.on('SIGTERM', onSignal);
 
   try {
-    const runs = opts.workloads.length * targets.length * opts.repeat;
-    const estimate = runs * (opts.runtime + opts.ramp + RUN_OVERHEAD_SEC)
-      + opts.repeat * targets.filter((t) => TARGETS[t]?.server).length * SERVER_OVERHEAD_SEC;
-    say(`${opts.mode} run: ${opts.workloads.length} workloads x ${targets.length} targets x ${opts.repeat} = ${runs} runs `
-      + `of ${opts.runtime}+${opts.ramp} s, about ${estimate < 120 ? `${Math.ceil(estimate)} s` : `${Math.ceil(estimate / 60)} min`}; image ${image} (${human(opts.size)}), output ${outDir}`);
-    say(`filling ${image}`);
-    await fillImage(image, opts.size, work);
+    const plan = { rounds: opts.rounds, fills: opts.fills, workloads: opts.workloads, targets, runtime: opts.runtime, ramp: opts.ramp, size: opts.size };
+    const est = estimate(plan);
+    say(`${opts.mode} run: ${opts.rounds} rounds x ${opts.fills.length} image kinds (${opts.fills.join(', ')}) x ${opts.workloads.length} workloads `
+      + `x ${targets.length} targets = ${est.runs} runs of ${opts.runtime}+${opts.ramp} s on ${est.comparisons} fresh ${human(opts.size)} images, `
+      + `about ${humanDuration(est.seconds)}; output ${outDir}`);
 
-    /** @type {Map<string, { runs: import('./bench/fio.mjs').RunResult[], errors: string[] }>} */
-    const raw = new Map();
-    const slot = (/** @type {string} */ w, /** @type {string} */ t) => {
-      const k = `${w}/${t}`;
-      let s = raw.get(k);
-      if (s === undefined) { s = { runs: [], errors: [] }; raw.set(k, s); }
-      return s;
-    };
+    /** @type {import('./bench/report.mjs').Comparison[]} */
+    const comparisons = [];
     /** @type {Record<string, string>} */
     const commands = {};
     let done = 0;
-    // Repetitions are the outer loop, so slow drift of the machine spreads over every target.
-    for (let rep = 1; rep <= opts.repeat && !stopping; rep++) {
-      for (const t of targets) {
-        if (stopping) break;
-        const isServer = TARGETS[t]?.server === true;
-        /** @type {import('./bench/targets.mjs').RunningServer|null} */
-        let srv = null;
-        try {
-          for (const w of opts.workloads) {
+    const image = path.join(work, 'disk.img');
+    // Rounds are the outer loop, so slow drift of the machine spreads over every comparison.
+    for (let round = 0; round < opts.rounds && !stopping; round++) {
+      for (const fillId of opts.fills) {
+        const fill = /** @type {import('./bench/image.mjs').Fill} */ (FILLS[fillId]);
+        for (const [wi, w] of opts.workloads.entries()) {
+          if (stopping) break;
+          const order = rotated(targetsFor(targets, w), round, wi);
+          /** @type {import('./bench/report.mjs').Comparison} */
+          const cmp = { round: round + 1, fill: fillId, workload: w.id, order, runs: {}, errors: {} };
+          try {
+            await freshImage(fill, image, opts.size, work);
+          } catch (err) {
+            if (stopping) break;
+            const msg = err instanceof Error ? err.message : String(err);
+            for (const t of order) cmp.errors[t] = msg;
+            say(`round ${round + 1}, ${fillId} image for ${w.id}: FAILED: ${msg}`);
+            comparisons.push(cmp);
+            continue;
+          }
+          for (const t of order) {
             if (stopping) break;
             done++;
-            const tag = `[${done}/${runs}] ${w.id} on ${t}, repetition ${rep}`;
+            const target = /** @type {import('./bench/targets.mjs').Target} */ (TARGETS[t]);
+            const shape = /** @type {{ iodepth: number, numjobs: number }} */ (target.shape(w));
+            const tag = `[${done}/${est.runs}] round ${round + 1}, ${fillId} image, ${w.id} on ${t}`;
+            /** @type {import('./bench/targets.mjs').RunningServer|null} */
+            let srv = null;
+            /** @type {import('./bench/cpuhog.mjs').Hog|null} */
+            let hog = null;
             try {
-              if (isServer && (srv === null || !srv.running())) {
-                if (srv !== null) await srv.stop();
-                srv = await startServer(t, image, work, opts.baseline);
+              if (target.server !== null) {
+                srv = await startServer(target, { image, size: opts.size, dir: work, baseline: opts.baseline });
                 commands[t] = srv.command.split(work).join('$BENCH_DIR');
               }
+              if (w.cpuHog === true) hog = startHog(opts.runtime + opts.ramp + 30, work);
               const on = srv !== null ? { uri: srv.uri, pid: srv.pid } : { file: image };
-              const r = await runFio(w, on, { runtime: opts.runtime, ramp: opts.ramp, dir: work });
+              const r = await runFio(w, shape, on, { runtime: opts.runtime, ramp: opts.ramp, dir: work });
               if (srv !== null && !srv.running()) throw new Error(`${t} exited during the run: ${srv.stderr().slice(-1000)}`);
-              slot(w.id, t).runs.push(r);
+              cmp.runs[t] = r;
               say(`${tag}: ${Math.round(r.iops).toLocaleString('en-US')} IOPS, ${r.mibps.toFixed(1)} MiB/s, `
                 + `mean ${r.latMeanUs.toFixed(1)} µs${r.cpuPerMIo !== null ? `, ${r.cpuPerMIo.toFixed(2)} CPU s/M I/O` : ''}`);
             } catch (err) {
               if (stopping) break;
               const msg = err instanceof Error ? err.message : String(err);
-              slot(w.id, t).errors.push(msg);
+              cmp.errors[t] = msg;
               say(`${tag}: FAILED: ${msg}`);
+            } finally {
+              if (hog !== null) await hog.stop();
+              if (srv !== null) await srv.stop();
             }
           }
-        } finally {
-          if (srv !== null) await srv.stop();
+          comparisons.push(cmp);
         }
       }
     }
+    fs.rmSync(image, { force: true });
     if (stopping) return 130;
 
-    const rows = buildRows(opts.workloads, targets, raw);
+    const rows = buildRows(comparisons, plan);
     const durationSec = (Date.now() - started) / 1000;
     /** @type {import('./bench/report.mjs').Report} */
     const report = {
+      format: REPORT_FORMAT,
       generated: new Date().toISOString(),
       command: ['npm run bench', ...(opts.argv.length > 0 ? ['--', ...opts.argv] : [])].join(' '),
       settings: {
-        mode: opts.mode, size: opts.size, sizeHuman: human(opts.size), repeat: opts.repeat, runtime: opts.runtime, ramp: opts.ramp,
-        workloads: opts.workloads, targets,
+        mode: opts.mode, size: opts.size, sizeHuman: human(opts.size), rounds: opts.rounds, runtime: opts.runtime, ramp: opts.ramp,
+        fills: opts.fills, workloads: opts.workloads, targets,
+        ...(wantHog ? { cpuHog: hogCommand() } : {}),
         fioCommon: '`--time_based --norandommap --randrepeat=0 --group_reporting --unified_rw_reporting=mixed --lat_percentiles=1`; '
           + 'NBD: `--ioengine=nbd --uri=nbd+unix:///bench?socket=...`; libaio: `--ioengine=libaio --direct=1 --filename=IMAGE`',
       },
-      machine: { ...machineInfo(path.dirname(image)), loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg()[0]?.toFixed(2) ?? '?' },
-      targets: Object.fromEntries(targets.map((t) => [t, TARGETS[t]?.description ?? t])),
+      machine: { ...machineInfo(work), loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg()[0]?.toFixed(2) ?? '?' },
+      targets: Object.fromEntries(targets.map((t) => [t, { label: TARGETS[t]?.label ?? t, description: TARGETS[t]?.description ?? t }])),
+      fills: Object.fromEntries(opts.fills.map((f) => [f, { label: FILLS[f]?.label ?? f, description: FILLS[f]?.description ?? f }])),
       commands,
+      comparisons,
       rows,
-      goals: checkGoals(rows),
+      goals: checkGoals(rows, opts.fills),
       notes: [
-        'Each metric is the median of the repetitions, taken on its own (the median IOPS and the median p99 may come from different runs).',
-        'IOPS, MiB/s and latency come from fio\'s JSON report; latency is fio\'s total latency (submission to completion), which for the NBD targets includes fio\'s NBD client (libnbd).',
-        'Server CPU: utime+stime of the server process (all threads) from /proc/PID/stat, from the end of the warm-up (fio\'s first "connected to NBD server" line plus the ramp time) until fio exits, divided by the I/Os fio completed in its measured window. The kernel counts it in clock ticks (10 ms).',
-        'Peak RSS: VmHWM from /proc/PID/status after the run, reset before each run by writing 5 to /proc/PID/clear_refs.',
-        'Each server is started afresh for every repetition and serves every workload in turn; the image is written once before the first run (fio, O_DIRECT, 1 MiB sequential).',
-        'nbdkit 1.32\'s file plugin has no O_DIRECT: cache=none does buffered I/O and then drops the pages it used with posix_fadvise, so it is not an O_DIRECT-to-O_DIRECT comparison.',
-        'All four share one 2-core machine with fio: a server that burns more CPU also slows the client.',
+        'A ratio is aionbd\'s (or a row\'s) number divided by the reference\'s number from the same round, on the same fresh image; the median and min-max are over the rounds. No ratio is ever taken between medians.',
+        'Each comparison (one workload on one kind of image in one round) starts from a newly written image: the old file is deleted and a new one written whole by the stated method, so no comparison runs on blocks an earlier one rewrote. Within a comparison the targets run in an order rotated by round and by workload; a write workload rewrites part of the image for the targets after it, which the rotation spreads over every target.',
+        'Every server is started afresh for each run and stopped after it; the CPU-bound neighbour of the "1 core busy" workloads runs only during the run it belongs to.',
+        'IOPS, MiB/s and latency come from fio\'s JSON report; latency is fio\'s total latency (submission to completion), which for the NBD rows includes fio\'s NBD client (libnbd).',
+        'Server CPU: utime+stime of the server process (all threads) from /proc/PID/stat, from the end of the warm-up (fio\'s first "connected to NBD server" line plus the ramp time) until fio exits, divided by the I/Os fio completed in its measured window; the kernel counts it in 10 ms ticks.',
+        'Peak RSS: VmHWM from /proc/PID/status after the run; the server is new for each run, so it is the peak of that run.',
+        'All rows share one machine with fio: a server that burns more CPU also slows the client.',
       ],
+      analysis: readAnalysis(),
       durationSec,
     };
 
     const png = await writeOutputs(report, outDir);
     say(`wrote ${outputs(outDir, png)} in ${Math.round(durationSec)} s`);
-    const failed = rows.filter((r) => r.median === null);
+    if (opts.rounds < MIN_ROUNDS || opts.runtime < MIN_RUNTIME_SEC) {
+      say(`fewer than ${MIN_ROUNDS} rounds of ${MIN_RUNTIME_SEC} s: the verdicts below are indicative only`);
+    }
+    for (const g of report.goals) say(`${g.met === null ? 'not measured' : g.met ? 'met' : 'NOT MET'}: ${g.goal} (${g.fill} image)`);
+    const failed = rows.filter((r) => r.rounds.every((x) => x === null));
     if (failed.length > 0) {
-      say(`${failed.length} (workload, target) pairs have no successful run: ${failed.map((r) => `${r.workload}/${r.target}`).join(', ')}`);
+      say(`${failed.length} rows have no successful run: ${failed.map((r) => `${r.fill}/${r.workload}/${r.target}`).join(', ')}`);
       return 1;
     }
     return png === null ? 1 : 0;

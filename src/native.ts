@@ -114,6 +114,8 @@ export interface NativeAddon {
   AioEngine: new (fd: number, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
   SockIo: new (fd: number, bufs: (Uint8Array | null)[], offsets: Uint32Array, lengths: Uint32Array, onEvent: (events: number) => void) => SockIoHandle;
   allocAligned(size: number, alignment: number): ArrayBuffer;
+  /** Frees an allocAligned buffer now (detaches it); only for memory no I/O refers to. */
+  releaseAligned(buf: ArrayBuffer): void;
   fileOp(op: FileOp, fd: number, offset: number, length: number, cb: (result: number) => void): void;
   fileInfo(fd: number): FileInfo;
   /** SO_PEERCRED of a connected unix socket; throws an OsError. */

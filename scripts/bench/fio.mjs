@@ -19,18 +19,19 @@ import { cpuSeconds, peakRss, resetPeakRss } from './system.mjs';
 /**
  * fio arguments for a workload: NBD targets through the nbd engine, libaio on the file.
  * @param {import('./workloads.mjs').Workload} w
+ * @param {{ iodepth: number, numjobs: number }} shape   the target's job shape for w
  * @param {{ uri: string } | { file: string }} on
  * @param {{ runtime: number, ramp: number }} t
  * @returns {string[]}
  */
-export function fioArgs(w, on, t) {
+export function fioArgs(w, shape, on, t) {
   const engine = 'uri' in on
     ? ['--ioengine=nbd', `--uri=${on.uri}`]
     : ['--ioengine=libaio', '--direct=1', `--filename=${on.file}`];
   return [
     `--name=${w.id}`, ...engine,
     `--rw=${w.rw}`, ...(w.rwmixread !== undefined ? [`--rwmixread=${w.rwmixread}`] : []),
-    `--bs=${w.bs}`, `--iodepth=${w.iodepth}`, `--numjobs=${w.numjobs}`, '--group_reporting',
+    `--bs=${w.bs}`, `--iodepth=${shape.iodepth}`, `--numjobs=${shape.numjobs}`, '--group_reporting',
     '--time_based', `--runtime=${ms(t.runtime)}`, ...(t.ramp > 0 ? [`--ramp_time=${ms(t.ramp)}`] : []),
     // Random offsets without fio's block map (it only costs the client CPU), seeds differing per run.
     '--norandommap', '--randrepeat=0',
@@ -46,14 +47,15 @@ function ms(sec) { return `${Math.round(sec * 1000)}ms`; }
 
 /**
  * @param {import('./workloads.mjs').Workload} w
+ * @param {{ iodepth: number, numjobs: number }} shape
  * @param {{ uri: string, pid: number } | { file: string }} on
  * @param {{ runtime: number, ramp: number, dir: string }} t
  * @returns {Promise<RunResult>}
  */
-export async function runFio(w, on, t) {
+export async function runFio(w, shape, on, t) {
   const pid = 'pid' in on ? on.pid : null;
   const rssReset = pid !== null && resetPeakRss(pid);
-  const child = startChild('fio', fioArgs(w, on, t), { cwd: t.dir });
+  const child = startChild('fio', fioArgs(w, shape, on, t), { cwd: t.dir });
   const limitMs = (t.runtime + t.ramp) * 1000 + 60_000;
   const timer = setTimeout(() => { void child.stop(2_000); }, limitMs);
   try {

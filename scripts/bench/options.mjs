@@ -2,36 +2,64 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SMOKE_WORKLOADS, WORKLOADS, workloadById } from './workloads.mjs';
+import { FILL_IDS } from './image.mjs';
+import { estimate, humanDuration } from './plan.mjs';
+import { DEFAULT_TARGETS, TARGETS } from './targets.mjs';
+import { DEFAULT_WORKLOADS, SMOKE_WORKLOADS, workloadById } from './workloads.mjs';
 
-export const TARGET_IDS = Object.freeze(['aionbd', 'qemu-nbd', 'nbdkit', 'libaio']);
 /** The extra target that --baseline adds. */
 export const BASELINE_TARGET = 'aionbd-base';
+/** Every target --targets accepts (the baseline comes with --baseline). */
+export const TARGET_IDS = Object.freeze(Object.keys(TARGETS).filter((t) => t !== BASELINE_TARGET));
+
+const GIB = 2 ** 30;
+/** The presets. A full run is what docs/performance.md is regenerated from. */
+const PRESETS = Object.freeze({
+  full: { size: '1G', rounds: 5, runtime: 8, ramp: 1, fills: [...FILL_IDS], workloads: [...DEFAULT_WORKLOADS] },
+  quick: { size: '1G', rounds: 3, runtime: 3, ramp: 0.5, fills: ['direct'], workloads: [...DEFAULT_WORKLOADS] },
+  smoke: { size: '64M', rounds: 2, runtime: 0.5, ramp: 0, fills: [...FILL_IDS], workloads: [...SMOKE_WORKLOADS] },
+});
+
+/** @param {'full'|'quick'} mode */
+function presetDuration(mode) {
+  const p = PRESETS[mode];
+  return humanDuration(estimate({ ...p, size: GIB, workloads: p.workloads.map(workloadById), targets: [...DEFAULT_TARGETS] }).seconds);
+}
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-Runs each workload against aionbd, qemu-nbd, nbdkit (driven by fio's nbd engine over a unix
-socket, one server at a time) and fio's own libaio on the same file, then writes
-performance.md, performance.json and performance.png.
+Measures aionbd against the disk (fio libaio on the file), qemu-nbd, a qemu-nbd control without
+its 16-request cap, nbdkit's null plugin (the client and socket ceiling) and nbdkit's file
+plugin, in paired rounds: every round writes a fresh image for each workload and runs every
+target on it in a rotated order; ratios are taken within a round and reported as the median
+with its min-max over the rounds. Writes performance.md, performance.json and performance.png.
 
-  --quick              one repetition, 2 s runs: about 2-3 minutes
-  --smoke              a few seconds: 64M image, 1 s runs, two workloads (for the tests);
+A full run (${PRESETS.full.rounds} rounds x ${PRESETS.full.fills.length} image kinds x ${PRESETS.full.workloads.length} workloads x 5-6 targets, `
+  + `${PRESETS.full.runtime}+${PRESETS.full.ramp} s a run) takes about ${presetDuration('full')}.
+Run it on a quiet machine: other work skews the servers more than fio libaio.
+
+  --quick              ${PRESETS.quick.rounds} rounds of ${PRESETS.quick.runtime} s, O_DIRECT-filled images only: about ${presetDuration('quick')}
+  --smoke              under a minute: 64M images, 2 rounds of 0.5 s, one workload (for the tests);
                        writes into a fresh temporary directory unless --out-dir is given
+  --rounds N           paired rounds (default ${PRESETS.full.rounds}; a verdict on the targets of issue 13
+                       needs at least 5 rounds of at least 8 s)
+  --runtime SEC        measured seconds per run (default ${PRESETS.full.runtime})
+  --ramp SEC           unmeasured warm-up seconds per run (default ${PRESETS.full.ramp})
   --size S             image size (binary suffixes K M G; default 1G)
-  --repeat N           repetitions per (workload, target); the median is reported (default 3)
-  --runtime SEC        measured seconds per run (default 4)
-  --ramp SEC           unmeasured warm-up seconds per run (default 1)
-  --workloads A,B      workload ids (default: all; see --list)
+  --fills A,B          how each fresh image is written: ${FILL_IDS.join(', ')} (default: both)
+                         direct: O_DIRECT writes; cached: through the page cache, pages dropped after
+  --workloads A,B      workload ids (default: the ${DEFAULT_WORKLOADS.length} the targets are stated on; see --list)
   --targets A,B        of ${TARGET_IDS.join(', ')} (default: all)
-  --baseline DIR       also run another aionbd checkout (built, in DIR) as target
-                       aionbd-base, interleaved with the others: for before/after numbers
-  --out-dir DIR        where the outputs go (default: docs/ of the repository)
-  --image FILE         use (and overwrite) this file instead of a temporary image; it must be
-                       on a file system that supports O_DIRECT (not tmpfs)
-  --tmp-dir DIR        where the temporary image and sockets go (default /var/tmp)
-  --no-install         never apt-get install missing tools (a missing server is skipped)
-  --render FILE        only rebuild performance.md and performance.png from an earlier
-                       performance.json (into --out-dir, default the JSON's directory)
+  --baseline DIR       also run another aionbd checkout (built, in DIR) as target ${BASELINE_TARGET}
+                       in every round: for before/after ratios
+  --out-dir DIR        where the outputs go (default: docs/ of the repository, and then the
+                       README's Benchmarks summary is regenerated too)
+  --tmp-dir DIR        where the images and sockets go (default /var/tmp); it must be on a file
+                       system with O_DIRECT (not tmpfs)
+  --no-install         never apt-get install missing tools (a missing server is skipped;
+                       without stress-ng the busy core is a Node busy loop)
+  --render FILE        only rebuild performance.md, performance.png (and the README summary,
+                       when the output is docs/) from an earlier performance.json
   --list               print the workloads and exit
   -h, --help           this text`;
 
@@ -39,14 +67,14 @@ performance.md, performance.json and performance.png.
  * @typedef {object} BenchOptions
  * @property {'full'|'quick'|'smoke'} mode
  * @property {number} size           bytes
- * @property {number} repeat
+ * @property {number} rounds
  * @property {number} runtime        seconds
  * @property {number} ramp           seconds
+ * @property {string[]} fills        ids of FILLS
  * @property {import('./workloads.mjs').Workload[]} workloads
  * @property {string[]} targets
  * @property {string|null} baseline  another aionbd checkout, run as target aionbd-base
  * @property {string|null} outDir    null: the default for the mode
- * @property {string|null} image
  * @property {string} tmpDir
  * @property {boolean} install
  * @property {string|null} render  an earlier performance.json to render again
@@ -85,6 +113,18 @@ function num(name, s, min, max) {
 }
 
 /**
+ * @param {string} name
+ * @param {string|undefined} given
+ * @param {readonly string[]} dflt
+ * @returns {string[]}
+ */
+function list(name, given, dflt) {
+  const xs = given === undefined ? [...dflt] : given.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  if (xs.length === 0) throw new UsageError(`${name}: name at least one`);
+  return [...new Set(xs)];
+}
+
+/**
  * @param {string[]} argv  process.argv.slice(2)
  * @returns {BenchOptions}
  */
@@ -97,9 +137,9 @@ export function parseOptions(argv) {
       allowPositionals: false,
       options: {
         quick: { type: 'boolean' }, smoke: { type: 'boolean' },
-        size: { type: 'string' }, repeat: { type: 'string' }, runtime: { type: 'string' }, ramp: { type: 'string' },
-        workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
-        'out-dir': { type: 'string' }, image: { type: 'string' }, 'tmp-dir': { type: 'string' },
+        size: { type: 'string' }, rounds: { type: 'string' }, runtime: { type: 'string' }, ramp: { type: 'string' },
+        fills: { type: 'string' }, workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
+        'out-dir': { type: 'string' }, 'tmp-dir': { type: 'string' },
         'no-install': { type: 'boolean' }, render: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -111,44 +151,38 @@ export function parseOptions(argv) {
   if (v['quick'] === true && v['smoke'] === true) throw new UsageError('--quick and --smoke exclude each other');
   /** @type {'full'|'quick'|'smoke'} */
   const mode = v['smoke'] === true ? 'smoke' : v['quick'] === true ? 'quick' : 'full';
-  const preset = {
-    full: { size: '1G', repeat: 3, runtime: 4, ramp: 1, workloads: WORKLOADS.map((w) => w.id) },
-    quick: { size: '1G', repeat: 1, runtime: 2, ramp: 0.5, workloads: WORKLOADS.map((w) => w.id) },
-    smoke: { size: '64M', repeat: 1, runtime: 1, ramp: 0, workloads: [...SMOKE_WORKLOADS] },
-  }[mode];
+  const preset = PRESETS[mode];
 
-  const wl = str('workloads');
-  const tg = str('targets');
-  const targets = tg === undefined ? [...TARGET_IDS] : tg.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  const targets = list('--targets', str('targets'), DEFAULT_TARGETS);
   for (const t of targets) if (!TARGET_IDS.includes(t)) throw new UsageError(`--targets: unknown target "${t}" (known: ${TARGET_IDS.join(', ')})`);
-  if (targets.length === 0) throw new UsageError('--targets: name at least one target');
   const baseline = str('baseline') ?? null;
   if (baseline !== null) {
     if (!fs.existsSync(path.join(baseline, 'bin', 'aionbd.js'))) throw new UsageError(`--baseline ${baseline}: no bin/aionbd.js there`);
-    // Right after aionbd, so the two alternate run by run.
+    // Right after aionbd, so the two run next to each other in every rotation.
     const at = targets.indexOf('aionbd');
     targets.splice(at < 0 ? 0 : at + 1, 0, BASELINE_TARGET);
   }
+  const fills = list('--fills', str('fills'), preset.fills);
+  for (const f of fills) if (!FILL_IDS.includes(f)) throw new UsageError(`--fills: unknown image kind "${f}" (known: ${FILL_IDS.join(', ')})`);
   let workloads;
   try {
-    workloads = (wl === undefined ? preset.workloads : wl.split(',').map((w) => w.trim()).filter((w) => w !== '')).map(workloadById);
+    workloads = list('--workloads', str('workloads'), preset.workloads).map(workloadById);
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     throw new UsageError(`--workloads: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (workloads.length === 0) throw new UsageError('--workloads: name at least one workload');
 
-  const runtime = num('--runtime', str('runtime') ?? String(preset.runtime), 0.5, 600);
   return {
     mode,
     size: parseSize(str('size') ?? preset.size),
-    repeat: Math.floor(num('--repeat', str('repeat') ?? String(preset.repeat), 1, 50)),
-    runtime,
+    rounds: Math.floor(num('--rounds', str('rounds') ?? String(preset.rounds), 1, 100)),
+    runtime: num('--runtime', str('runtime') ?? String(preset.runtime), 0.5, 600),
     ramp: num('--ramp', str('ramp') ?? String(preset.ramp), 0, 600),
+    fills,
     workloads,
     targets,
     baseline: baseline === null ? null : path.resolve(baseline),
     outDir: str('out-dir') ?? null,
-    image: str('image') ?? null,
     tmpDir: str('tmp-dir') ?? '/var/tmp',
     install: v['no-install'] !== true,
     render: str('render') ?? null,
@@ -157,3 +191,4 @@ export function parseOptions(argv) {
     argv,
   };
 }
+

@@ -9,9 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Executable -> the Debian package that ships it. */
-const TOOL_PACKAGES = Object.freeze({ fio: 'fio', 'qemu-nbd': 'qemu-utils', nbdkit: 'nbdkit' });
-/** Which tool each target needs besides fio. */
-export const TARGET_TOOL = Object.freeze({ aionbd: null, 'aionbd-base': null, 'qemu-nbd': 'qemu-nbd', nbdkit: 'nbdkit', libaio: null });
+const TOOL_PACKAGES = Object.freeze({ fio: 'fio', 'qemu-nbd': 'qemu-utils', nbdkit: 'nbdkit', 'stress-ng': 'stress-ng' });
 /** The chart's text needs a font; resvg draws none without one. */
 const FONT_PACKAGE = 'fonts-dejavu-core';
 
@@ -46,15 +44,17 @@ function hasFonts() {
 }
 
 /**
- * Makes fio and the tools of `targets` available: installs the missing ones with apt-get when
- * allowed and root. Returns the targets that can run; throws when fio itself is missing.
- * @param {string[]} targets
+ * Makes fio, the tools of `targets` and the `wanted` extras available: installs the missing
+ * ones with apt-get when allowed and root. Returns the targets that can run; throws when fio
+ * itself is missing. A missing extra is the caller's to work around.
+ * @param {import('./targets.mjs').Target[]} targets
+ * @param {string[]} wanted      optional tools (stress-ng)
  * @param {boolean} install
  * @param {(line: string) => void} say
- * @returns {string[]}
+ * @returns {import('./targets.mjs').Target[]}
  */
-export function ensureTools(targets, install, say) {
-  const needed = ['fio', ...targets.map((t) => /** @type {Record<string, string|null>} */ (TARGET_TOOL)[t]).filter((x) => x != null)];
+export function ensureTools(targets, wanted, install, say) {
+  const needed = [...new Set(['fio', ...wanted, ...targets.map((t) => t.tool).filter((x) => x !== null)])];
   const missing = needed.filter((t) => !onPath(t));
   const pkgs = missing.map((t) => /** @type {Record<string, string>} */ (TOOL_PACKAGES)[t] ?? t);
   if (!hasFonts()) pkgs.push(FONT_PACKAGE);
@@ -74,9 +74,8 @@ export function ensureTools(targets, install, say) {
   }
   if (!onPath('fio')) throw new Error('fio is not installed (Debian: apt-get install fio)');
   return targets.filter((t) => {
-    const need = /** @type {Record<string, string|null>} */ (TARGET_TOOL)[t];
-    if (need == null || onPath(need)) return true;
-    say(`skipping ${t}: ${need} is not installed`);
+    if (t.tool === null || onPath(t.tool)) return true;
+    say(`skipping ${t.id}: ${t.tool} is not installed`);
     return false;
   });
 }
@@ -124,6 +123,7 @@ export function machineInfo(imageDir) {
     fio: firstLine('fio', ['--version']),
     qemuNbd: onPath('qemu-nbd') ? firstLine('qemu-nbd', ['--version']) : 'not installed',
     nbdkit: onPath('nbdkit') ? firstLine('nbdkit', ['--version']) : 'not installed',
+    stressNg: onPath('stress-ng') ? firstLine('stress-ng', ['--version']) : 'not installed',
     aionbdCommit: git.status === 0 ? git.stdout.trim() + (dirty.stdout.trim() !== '' ? ' (with uncommitted changes)' : '') : 'unknown',
   };
 }

@@ -1,5 +1,6 @@
-// The four targets. Each NBD server is started on the same image with a unix socket and an
-// export named "bench"; libaio has no server (fio opens the file itself, O_DIRECT).
+// The targets: the rows of the report. Each NBD server is started on the round's image with a
+// unix socket and an export named "bench", and driven by the same fio nbd client; libaio has
+// no server (fio opens the file itself, O_DIRECT).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -8,28 +9,59 @@ import { REPO_ROOT } from './system.mjs';
 
 export const EXPORT_NAME = 'bench';
 const READY_TIMEOUT_MS = 20_000;
+/**
+ * qemu-nbd 7.2 keeps at most this many requests of one client in flight (MAX_NBD_REQUESTS in
+ * QEMU's nbd/server.c): deeper queues wait in the socket.
+ */
+export const QEMU_NBD_MAX_REQUESTS = 16;
+
+/**
+ * @typedef {'aionbd'|'aionbd-base'|'qemu-nbd'|'nbdkit-null'|'nbdkit-file'} ServerKind
+ */
 
 /**
  * @typedef {object} Target
  * @property {string} id
- * @property {string} label        for the table and the chart
- * @property {string} description  how it is run, for the report
- * @property {boolean} server      false for libaio
+ * @property {string} label         for the tables and the chart
+ * @property {string} description   what the row means and how it is run, for the report
+ * @property {ServerKind|null} server   null: fio on the file (libaio)
+ * @property {string|null} tool     the executable it needs besides fio and node
+ * @property {(w: import('./workloads.mjs').Workload) => { iodepth: number, numjobs: number } | null} shape
+ *   the fio job shape for a workload, or null when the row does not apply to it
  */
+
+/** @type {Target['shape']} */
+const same = (w) => ({ iodepth: w.iodepth, numjobs: w.numjobs });
 
 /** @type {Readonly<Record<string, Target>>} */
 export const TARGETS = Object.freeze({
-  aionbd: { id: 'aionbd', label: 'aionbd', server: true,
-    description: 'aionbd serve --aio IMAGE (AIO bdev, O_DIRECT, default queue depth) on a unix socket' },
-  'qemu-nbd': { id: 'qemu-nbd', label: 'qemu-nbd', server: true,
-    description: 'qemu-nbd -f raw --cache=none --aio=native --shared=8 --persistent (O_DIRECT, Linux AIO)' },
-  nbdkit: { id: 'nbdkit', label: 'nbdkit', server: true,
-    description: 'nbdkit file IMAGE cache=none (nbdkit 1.32 has no O_DIRECT: buffered I/O, then fadvise(DONTNEED) to drop what it read or wrote)' },
-  'aionbd-base': { id: 'aionbd-base', label: 'aionbd (baseline)', server: true,
-    description: 'another aionbd checkout (--baseline DIR), run the same way as aionbd' },
-  libaio: { id: 'libaio', label: 'fio libaio', server: false,
-    description: 'fio --ioengine=libaio --direct=1 on the image itself: the ceiling, no NBD and no server' },
+  aionbd: { id: 'aionbd', label: 'aionbd', server: 'aionbd', tool: null, shape: same,
+    description: 'the server under test: `aionbd serve --aio IMAGE` (AIO bdev, O_DIRECT, default settings) on a unix socket' },
+  'aionbd-base': { id: 'aionbd-base', label: 'aionbd (baseline)', server: 'aionbd-base', tool: null, shape: same,
+    description: 'another aionbd checkout (--baseline DIR), run the same way as aionbd: for before/after ratios' },
+  libaio: { id: 'libaio', label: 'fio libaio', server: null, tool: null, shape: same,
+    description: 'the disk: fio `--ioengine=libaio --direct=1` on the image itself, no NBD and no server. '
+      + 'What the device gives one process with the same queue depth; the 0.8x and 0.9x targets are ratios to it' },
+  'qemu-nbd': { id: 'qemu-nbd', label: 'qemu-nbd', server: 'qemu-nbd', tool: 'qemu-nbd', shape: same,
+    description: `the reference server: \`qemu-nbd --cache=none --aio=native\` (O_DIRECT, Linux AIO), the same fio job as aionbd. `
+      + `qemu-nbd keeps at most ${QEMU_NBD_MAX_REQUESTS} requests of one client in flight (MAX_NBD_REQUESTS), so at QD32 part of `
+      + 'its result is that cap, not its data path; the 1.2x targets are ratios to this row as the issue states them' },
+  'qemu-nbd-qd16': { id: 'qemu-nbd-qd16', label: `qemu-nbd QD${QEMU_NBD_MAX_REQUESTS} conns`, server: 'qemu-nbd', tool: 'qemu-nbd',
+    // The same total depth spread over connections of at most the cap, so the cap holds nothing back.
+    shape: (w) => (w.numjobs === 1 && w.iodepth > QEMU_NBD_MAX_REQUESTS && w.iodepth % QEMU_NBD_MAX_REQUESTS === 0
+      ? { iodepth: QEMU_NBD_MAX_REQUESTS, numjobs: w.iodepth / QEMU_NBD_MAX_REQUESTS } : null),
+    description: `the control for qemu-nbd's cap: the same qemu-nbd, the same total queue depth over connections of QD${QEMU_NBD_MAX_REQUESTS} `
+      + `(two for the QD32 rows), so no request waits for the cap; only on single-connection workloads deeper than ${QEMU_NBD_MAX_REQUESTS}` },
+  'nbdkit-null': { id: 'nbdkit-null', label: 'nbdkit null', server: 'nbdkit-null', tool: 'nbdkit', shape: same,
+    description: 'the client and socket ceiling: `nbdkit null` (no disk: reads return zeros, writes are dropped), the same fio nbd client '
+      + 'over the same kind of socket. A server cannot beat it; the gap between it and libaio-bound rows is the server or the disk' },
+  'nbdkit-file': { id: 'nbdkit-file', label: 'nbdkit file', server: 'nbdkit-file', tool: 'nbdkit', shape: same,
+    description: '`nbdkit file IMAGE cache=none`: nbdkit 1.32 has no O_DIRECT, so this is buffered I/O followed by fadvise(DONTNEED) '
+      + 'of what it touched; not an O_DIRECT-to-O_DIRECT comparison (its QD1 writes and sequential reads get the page cache)' },
 });
+
+/** The default rows, in the order the tables show them. */
+export const DEFAULT_TARGETS = Object.freeze(['aionbd', 'libaio', 'qemu-nbd', 'qemu-nbd-qd16', 'nbdkit-null', 'nbdkit-file']);
 
 /**
  * @typedef {object} RunningServer
@@ -42,51 +74,53 @@ export const TARGETS = Object.freeze({
  */
 
 /**
- * @param {string} id
+ * @param {ServerKind} kind
  * @param {string} image
- * @param {string} dir   where the socket goes
- * @param {string|null} [baseline]  the checkout target aionbd-base runs
+ * @param {number} size    bytes (nbdkit null has no file to take it from)
+ * @param {string} sock
+ * @param {string|null} baseline  the checkout aionbd-base runs
  * @returns {{cmd: string, args: string[]}}
  */
-function serverCommand(id, image, dir, baseline) {
-  const sock = path.join(dir, `${id}.sock`);
-  switch (id) {
+function serverCommand(kind, image, size, sock, baseline) {
+  switch (kind) {
     case 'aionbd':
     case 'aionbd-base':
-      return { cmd: process.execPath, args: [path.join(id === 'aionbd' ? REPO_ROOT : baseline ?? '', 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`,
+      return { cmd: process.execPath, args: [path.join(kind === 'aionbd' ? REPO_ROOT : baseline ?? '', 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`,
         '--aio', `${image},name=${EXPORT_NAME}`, '--log-level', 'warn'] };
     case 'qemu-nbd':
-      // --persistent: stay up after a client leaves; --shared: the 4-connection workloads.
+      // --persistent: stay up between fio's connections; --shared: the multi-connection jobs.
       return { cmd: 'qemu-nbd', args: ['-f', 'raw', '--cache=none', '--aio=native', '--shared=8', '--persistent',
         '-k', sock, '-x', EXPORT_NAME, image] };
-    case 'nbdkit':
+    case 'nbdkit-null':
+      return { cmd: 'nbdkit', args: ['-f', '--exit-with-parent', '-U', sock, '-e', EXPORT_NAME, 'null', `size=${size}`] };
+    case 'nbdkit-file':
       return { cmd: 'nbdkit', args: ['-f', '--exit-with-parent', '-U', sock, '-e', EXPORT_NAME, 'file', image, 'cache=none'] };
     default:
-      throw new Error(`${id} is not a server`);
+      throw new Error(`unknown server kind ${String(kind)}`);
   }
 }
 
 /**
- * Starts the server of target `id` and resolves once it accepts connections.
- * @param {string} id
- * @param {string} image
- * @param {string} dir
- * @param {string|null} [baseline]
+ * Starts the server of a target and resolves once it accepts connections.
+ * @param {Target} target
+ * @param {{ image: string, size: number, dir: string, baseline: string|null }} at
  * @returns {Promise<RunningServer>}
  */
-export async function startServer(id, image, dir, baseline = null) {
-  const { cmd, args } = serverCommand(id, image, dir, baseline);
-  const sock = path.join(dir, `${id}.sock`);
+export async function startServer(target, at) {
+  if (target.server === null) throw new Error(`${target.id} has no server`);
+  const sock = path.join(at.dir, `${target.server}.sock`);
+  const { cmd, args } = serverCommand(target.server, at.image, at.size, sock, at.baseline);
   fs.rmSync(sock, { force: true });
-  const child = startChild(cmd, args, { cwd: dir });
+  const child = startChild(cmd, args, { cwd: at.dir });
+  const isAionbd = target.server.startsWith('aionbd');
   const deadline = Date.now() + READY_TIMEOUT_MS;
   const ready = async () => {
     for (;;) {
       if (!child.running()) return false;
       // aionbd says when it is ready; the others are ready once their socket accepts.
-      if (id.startsWith('aionbd') ? /^aionbd: exporting "/m.test(child.stdout()) : await canConnect(sock)) return true;
+      if (isAionbd ? /^aionbd: exporting "/m.test(child.stdout()) : await canConnect(sock)) return true;
       if (Date.now() > deadline) return false;
-      await delay(50);
+      await delay(20);
     }
   };
   if (!(await ready())) {
@@ -100,7 +134,7 @@ export async function startServer(id, image, dir, baseline = null) {
     command: child.command,
     running: child.running,
     stderr: child.stderr,
-    stop: () => child.stop(),
+    stop: async () => { await child.stop(); fs.rmSync(sock, { force: true }); },
   };
 }
 

@@ -1,5 +1,10 @@
-// The workloads of issue 7, each one fio job. `id` is what --workloads takes and what the JSON
-// keys on; `label` is what the table and the chart show.
+// The workloads, each one fio job. `id` is what --workloads takes and what the JSON keys on;
+// `label` is what the tables and the chart show. The default set is the one the targets of
+// issue 13 are judged on; the others can be named with --workloads.
+
+/**
+ * @typedef {'iops'|'mibps'|'latMeanUs'} MetricId
+ */
 
 /**
  * @typedef {object} Workload
@@ -10,6 +15,9 @@
  * @property {number} iodepth     per connection (per fio job)
  * @property {number} numjobs     fio jobs = NBD connections
  * @property {number} [rwmixread] percentage of reads, for randrw
+ * @property {MetricId} metric    the number this workload is judged on
+ * @property {boolean} [cpuHog]   a CPU-bound process (one core) runs beside every target
+ * @property {boolean} [rss]      the server's peak RSS is what this workload is for
  */
 
 const K4 = 4096;
@@ -17,23 +25,34 @@ const M1 = 1 << 20;
 
 /** @type {readonly Workload[]} */
 export const WORKLOADS = Object.freeze([
-  { id: 'randread-4k-qd1', label: '4k randread QD1', rw: 'randread', bs: K4, iodepth: 1, numjobs: 1 },
-  { id: 'randread-4k-qd32', label: '4k randread QD32', rw: 'randread', bs: K4, iodepth: 32, numjobs: 1 },
-  { id: 'randread-4k-qd128', label: '4k randread QD128', rw: 'randread', bs: K4, iodepth: 128, numjobs: 1 },
-  { id: 'randwrite-4k-qd1', label: '4k randwrite QD1', rw: 'randwrite', bs: K4, iodepth: 1, numjobs: 1 },
-  { id: 'randwrite-4k-qd32', label: '4k randwrite QD32', rw: 'randwrite', bs: K4, iodepth: 32, numjobs: 1 },
-  { id: 'randwrite-4k-qd128', label: '4k randwrite QD128', rw: 'randwrite', bs: K4, iodepth: 128, numjobs: 1 },
-  { id: 'randrw70-4k-qd32', label: '4k randrw 70% read QD32', rw: 'randrw', rwmixread: 70, bs: K4, iodepth: 32, numjobs: 1 },
-  { id: 'read-1m-qd8', label: '1M seq read QD8', rw: 'read', bs: M1, iodepth: 8, numjobs: 1 },
-  { id: 'write-1m-qd8', label: '1M seq write QD8', rw: 'write', bs: M1, iodepth: 8, numjobs: 1 },
-  // Multi-conn: the same total depth as QD128 spread over 4 connections, then 4 x QD128 (the
-  // issue's RSS target is stated at 4 connections x iodepth 128).
-  { id: 'randread-4k-4x32', label: '4k randread 4 conns x QD32', rw: 'randread', bs: K4, iodepth: 32, numjobs: 4 },
-  { id: 'randread-4k-4x128', label: '4k randread 4 conns x QD128', rw: 'randread', bs: K4, iodepth: 128, numjobs: 4 },
+  { id: 'randread-4k-qd32', label: '4k randread QD32', rw: 'randread', bs: K4, iodepth: 32, numjobs: 1, metric: 'iops' },
+  { id: 'randwrite-4k-qd32', label: '4k randwrite QD32', rw: 'randwrite', bs: K4, iodepth: 32, numjobs: 1, metric: 'iops' },
+  { id: 'randread-4k-qd1', label: '4k randread QD1', rw: 'randread', bs: K4, iodepth: 1, numjobs: 1, metric: 'latMeanUs' },
+  { id: 'randwrite-4k-qd1', label: '4k randwrite QD1', rw: 'randwrite', bs: K4, iodepth: 1, numjobs: 1, metric: 'latMeanUs' },
+  { id: 'read-1m-qd8', label: '1M seq read QD8', rw: 'read', bs: M1, iodepth: 8, numjobs: 1, metric: 'mibps' },
+  { id: 'write-1m-qd8', label: '1M seq write QD8', rw: 'write', bs: M1, iodepth: 8, numjobs: 1, metric: 'mibps' },
+  // The issue's RSS target is stated at 4 connections x iodepth 128.
+  { id: 'randread-4k-4x128', label: '4k randread 4 conns x QD128', rw: 'randread', bs: K4, iodepth: 128, numjobs: 4, metric: 'iops', rss: true },
+  // The QD32 pair again with one core kept busy by another process: a single-threaded server
+  // pays for every lost time slice in line, which the quiet rounds never show.
+  { id: 'randread-4k-qd32-busy', label: '4k randread QD32, 1 core busy', rw: 'randread', bs: K4, iodepth: 32, numjobs: 1, metric: 'iops', cpuHog: true },
+  { id: 'randwrite-4k-qd32-busy', label: '4k randwrite QD32, 1 core busy', rw: 'randwrite', bs: K4, iodepth: 32, numjobs: 1, metric: 'iops', cpuHog: true },
+  // Not in the default set: no target is stated on them.
+  { id: 'randread-4k-qd128', label: '4k randread QD128', rw: 'randread', bs: K4, iodepth: 128, numjobs: 1, metric: 'iops' },
+  { id: 'randwrite-4k-qd128', label: '4k randwrite QD128', rw: 'randwrite', bs: K4, iodepth: 128, numjobs: 1, metric: 'iops' },
+  { id: 'randrw70-4k-qd32', label: '4k randrw 70% read QD32', rw: 'randrw', rwmixread: 70, bs: K4, iodepth: 32, numjobs: 1, metric: 'iops' },
+  { id: 'randread-4k-4x32', label: '4k randread 4 conns x QD32', rw: 'randread', bs: K4, iodepth: 32, numjobs: 4, metric: 'iops' },
 ]);
 
-/** The subset a --smoke run uses: one random small-block path and one large sequential write. */
-export const SMOKE_WORKLOADS = Object.freeze(['randread-4k-qd32', 'write-1m-qd8']);
+/** What a full run measures: every workload a target of issue 13 is stated on. */
+export const DEFAULT_WORKLOADS = Object.freeze(['randread-4k-qd32', 'randwrite-4k-qd32', 'randread-4k-qd1', 'randwrite-4k-qd1',
+  'read-1m-qd8', 'write-1m-qd8', 'randread-4k-4x128', 'randread-4k-qd32-busy', 'randwrite-4k-qd32-busy']);
+
+/**
+ * What --smoke uses: one QD32 random workload with the CPU hog, so that every row (the qemu-nbd
+ * control included), the hog and both kinds of image run, in as few runs as that takes.
+ */
+export const SMOKE_WORKLOADS = Object.freeze(['randwrite-4k-qd32-busy']);
 
 /**
  * @param {string} id

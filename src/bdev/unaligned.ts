@@ -1,10 +1,11 @@
 // Requests at any byte offset and length, over a bdev that only does whole blocks: READs go
-// through a bounce buffer, WRITEs are read-modify-write of the edge blocks under a range lock
+// through a bounce buffer (at most IO_CHUNK, reused piece by piece), WRITEs are
+// read-modify-write of the edge blocks under a range lock, in pieces of at most IO_CHUNK
 // (two unaligned writes into one block must both survive), WRITE_ZEROES zeroes the edges by RMW
 // and the middle natively, and UNMAP is rounded inwards (a hint, so that is allowed).
 // Aligned requests pass straight through: the common path pays two modulo operations.
 import type { Bdev } from './bdev.js';
-import { bufferPool } from './buffers.js';
+import { bufferPool, IO_CHUNK } from './buffers.js';
 import { IoType, newIo, type BdevIo } from './types.js';
 
 interface Range { start: number; end: number }
@@ -67,15 +68,31 @@ export class UnalignedAdapter {
     const end = Math.ceil((io.offset + io.length) / bs) * bs;
     switch (io.type) {
       case IoType.Read: {
-        const bounce = bufferPool().get(end - start);
+        // Through a bounce buffer of at most IO_CHUNK, piece by piece.
+        const bounce = bufferPool().get(Math.min(end - start, IO_CHUNK));
         try {
-          const r = await submit(this.bdev, IoType.Read, start, end - start, bounce);
-          if (r === 0) bounce.copy(io.buf as Buffer, 0, io.offset - start, io.offset - start + io.length);
-          return r;
+          for (let at = start; at < end; at += IO_CHUNK) {
+            const n = Math.min(IO_CHUNK, end - at);
+            const r = await submit(this.bdev, IoType.Read, at, n, bounce.subarray(0, n));
+            if (r !== 0) return r;
+            const from = Math.max(at, io.offset);
+            const to = Math.min(at + n, io.offset + io.length);
+            bounce.copy(io.buf as Buffer, from - io.offset, from - at, to - at);
+          }
+          return 0;
         } finally { bufferPool().put(bounce); }
       }
-      case IoType.Write:
-        return this.#rmw(io.offset, io.length, io.buf as Buffer, io.fua);
+      case IoType.Write: {
+        // Pieces that end on block boundaries, so each bounce buffer stays within IO_CHUNK.
+        const data = io.buf as Buffer;
+        let r = 0;
+        for (let at = io.offset; r === 0 && at < io.offset + io.length;) {
+          const next = Math.min(io.offset + io.length, Math.floor(at / bs) * bs + IO_CHUNK);
+          r = await this.#rmw(at, next - at, data.subarray(at - io.offset, next - io.offset), io.fua);
+          at = next;
+        }
+        return r;
+      }
       case IoType.WriteZeroes: {
         // Edges by RMW with zeroes, the aligned middle (if any) natively.
         const innerStart = Math.ceil(io.offset / bs) * bs;

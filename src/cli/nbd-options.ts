@@ -2,11 +2,12 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET } from '../nbd/budget.js';
 import type { TlsMode } from '../nbd/handshake.js';
 import type { ServerOptions } from '../nbd/server.js';
 import { loadTls } from '../nbd/tls.js';
-import { formatSize } from '../util/size.js';
+import { formatSize, parseSize } from '../util/size.js';
 import { intArg, powerOfTwoArg, secondsArg } from './args.js';
 
 export interface NbdCliOptions {
@@ -16,6 +17,7 @@ export interface NbdCliOptions {
   tlsCa?: string;
   tlsPsk?: string;
   maxPayload?: number;
+  memoryBudget?: number;
   handshakeTimeout?: number;
   maxConnections?: number;
   maxConnectionsPerClient?: number;
@@ -32,12 +34,21 @@ export function addNbdOptions(cmd: Command): Command {
     .option('--tls-ca <file>', 'CA certificate(s): clients must present a certificate they signed (or prove a --tls-psk identity)')
     .option('--tls-psk <file>', 'pre-shared keys, "identity:hexkey" lines (psktool format); with --tls-cert it needs --tls-ca')
     .option('--max-payload <size>', 'largest READ/WRITE payload (power of two, default 32M)', powerOfTwoArg(4096, 2 ** 31, formatSize))
+    .option('--memory-budget <size>', `bytes of request buffers and queued replies in flight, server-wide (default ${formatSize(DEFAULT_MEMORY_BUDGET)})`, budgetArg)
     .option('--handshake-timeout <seconds>', 'drop clients that have not finished the handshake (default 10)', secondsArg(0.001, 3600))
     .option('--max-connections <n>', 'connections at once (default 1024)', intArg(1, 1_000_000))
     .option('--max-connections-per-client <n>', 'connections at once from one TCP client address (default 256; unix-socket clients count only toward --max-connections)', intArg(1, 1_000_000))
     .option('--idle-timeout <seconds>', 'close connections with no request in flight for this long (default 0: never; the kernel keeps idle connections while a device is attached)', secondsArg(0, 2_000_000))
     .option('--no-extended-headers', 'do not offer NBD_OPT_EXTENDED_HEADERS')
     .option('--stdio', 'serve one connection on stdin/stdout, then exit (for nbd_connect_command)');
+}
+
+function budgetArg(v: string): number {
+  const bad = `must be a size of at least ${formatSize(MIN_MEMORY_BUDGET)} (e.g. 256M, 1G)`;
+  let n: number;
+  try { n = parseSize(v); } catch { throw new InvalidArgumentError(bad); }
+  if (!Number.isSafeInteger(n) || n < MIN_MEMORY_BUDGET) throw new InvalidArgumentError(bad);
+  return n;
 }
 
 /** Server options from the flags; TLS files are read and checked here, so a bad one or a contradiction is a usage error at start. */
@@ -47,6 +58,7 @@ export function serverOptionsFrom(o: NbdCliOptions): ServerOptions {
     tls,
     extendedHeaders: o.extendedHeaders,
     ...(o.maxPayload !== undefined ? { maxPayload: o.maxPayload } : {}),
+    ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}),
     ...(o.handshakeTimeout !== undefined ? { handshakeTimeoutMs: Math.round(o.handshakeTimeout * 1000) } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
     ...(o.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: o.maxConnectionsPerClient } : {}),

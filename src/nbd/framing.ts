@@ -1,6 +1,8 @@
 // Socket chunks in, requests out: a cursor over each chunk, no concatenation. Keeps no
 // reference to a chunk after push() returns. Compact (28-byte) or extended (32-byte) headers,
-// fixed at negotiation.
+// fixed at negotiation. A request waits (and the stream with it) until the sink admits it, and
+// a payload longer than its buffer arrives in pieces: the framer stops at each full buffer until
+// the sink hands it the next one.
 import {
   EXTENDED_REQUEST_LEN, NBD_CMD, NBD_CMD_FLAG_PAYLOAD_LEN, NBD_EXTENDED_REQUEST_MAGIC, NBD_REQUEST_MAGIC, REQUEST_LEN,
 } from './constants.js';
@@ -14,7 +16,19 @@ export interface RequestSink {
    * bytes at cookieSrc[cookieAt..].
    */
   request(type: number, flags: number, cookieSrc: Buffer, cookieAt: number, offset: number, length: number, payload: boolean): Buffer | null;
-  /** The payload announced by the last request() is complete. */
+  /**
+   * May this request start now (memory for it)? False parks the header until resume(); the
+   * sink must call the framer's resume() and feed the held bytes again when it may.
+   * Absent: always.
+   */
+  admit?(type: number, flags: number, offset: number, length: number, payload: boolean): boolean;
+  /**
+   * The buffer request() returned is full and more payload follows: no byte more is taken
+   * until payloadContinue() hands over where the rest goes. Absent: request() must return a
+   * buffer for the whole payload.
+   */
+  payloadPiece?(filled: number): void;
+  /** The payload announced by the last request() is complete (the last piece, if in pieces). */
   payloadDone(): void;
   /** The stream can no longer be parsed; the connection must close. Nothing more is read. */
   protocolError(reason: string): void;
@@ -28,6 +42,10 @@ export class RequestFramer {
   #scratchLen = 0;
   #dst: Buffer | null = null;
   #dstPos = 0;
+  /** Bytes of #dst this piece fills: at most the payload left. */
+  #dstCap = 0;
+  /** A full piece waits for the sink: nothing more is taken. */
+  #blocked = false;
   #payloadLeft = 0;
   #stopped = false;
 
@@ -59,15 +77,24 @@ export class RequestFramer {
     const hlen = this.#hlen;
     while (pos < end && !this.#stopped) {
       if (this.#payloadLeft > 0) {
+        if (this.#blocked) return pos - start; // the piece's buffer is busy
         // Payload goes straight to its pooled, aligned home.
-        const n = Math.min(this.#payloadLeft, end - pos);
-        if (this.#dst !== null) chunk.copy(this.#dst, this.#dstPos, pos, pos + n);
+        let n = Math.min(this.#payloadLeft, end - pos);
+        if (this.#dst !== null) {
+          n = Math.min(n, this.#dstCap - this.#dstPos);
+          chunk.copy(this.#dst, this.#dstPos, pos, pos + n);
+        }
         pos += n;
         this.#payloadAdvance(n);
+      } else if (this.#scratchLen === hlen) {
+        // A header parked for want of a slot or of memory.
+        if (!this.sink.hasFreeSlot() || !this.#header(this.#scratch, 0)) return pos - start;
+        this.#scratchLen = 0;
       } else if (this.#scratchLen === 0 && !this.sink.hasFreeSlot()) {
         return pos - start; // backpressure, never allocation
       } else if (this.#scratchLen === 0 && end - pos >= hlen) {
-        this.#header(chunk, pos); // common case: parse in place
+        // Common case: parse in place; a header not admitted stays in the caller's bytes.
+        if (!this.#header(chunk, pos)) return pos - start;
         pos += hlen;
       } else {
         const n = Math.min(hlen - this.#scratchLen, end - pos);
@@ -75,9 +102,9 @@ export class RequestFramer {
         this.#scratchLen += n;
         pos += n;
         if (this.#scratchLen === hlen) {
-          if (!this.sink.hasFreeSlot()) return pos - start; // header complete; parsed when a slot frees
+          // Header complete; parked when no slot or memory is free, parsed by resume().
+          if (!this.sink.hasFreeSlot() || !this.#header(this.#scratch, 0)) return pos - start;
           this.#scratchLen = 0;
-          this.#header(this.#scratch, 0);
         }
       }
     }
@@ -88,32 +115,51 @@ export class RequestFramer {
    * Where the rest of the current WRITE payload goes, for a transport that reads it straight
    * from the socket: null when no payload is expected or it is being discarded.
    */
-  get payloadDst(): Buffer | null { return this.#payloadLeft > 0 ? this.#dst : null; }
+  get payloadDst(): Buffer | null { return this.#payloadLeft > 0 && !this.#blocked ? this.#dst : null; }
   /** Offset in payloadDst of the next payload byte. */
   get payloadPos(): number { return this.#dstPos; }
+  /** Bytes that may be written into payloadDst at payloadPos now (the rest of this piece). */
+  get payloadRoom(): number { return this.payloadDst === null ? 0 : this.#dstCap - this.#dstPos; }
 
-  /** `n` payload bytes (at most payloadLeft) were written into payloadDst at payloadPos. */
+  /** `n` payload bytes (at most payloadRoom) were written into payloadDst at payloadPos. */
   payloadReceived(n: number): void {
-    if (n > this.#payloadLeft || this.#stopped) return;
+    if (n > this.payloadRoom || this.#stopped) return;
     this.#payloadAdvance(n);
+  }
+
+  /** The next piece of the payload goes into `dst` (null: read and drop the rest). */
+  payloadContinue(dst: Buffer | null): void {
+    if (!this.#blocked) return;
+    this.#blocked = false;
+    this.#setDst(dst);
+  }
+
+  #setDst(dst: Buffer | null): void {
+    this.#dst = dst;
+    this.#dstPos = 0;
+    this.#dstCap = dst === null ? 0 : Math.min(dst.length, this.#payloadLeft);
   }
 
   #payloadAdvance(n: number): void {
     this.#dstPos += n;
     this.#payloadLeft -= n;
-    if (this.#payloadLeft === 0) { this.#dst = null; this.sink.payloadDone(); }
-  }
-
-  /** Parses a complete header parked in scratch while no slot was free. */
-  resume(): void {
-    if (this.#scratchLen === this.#hlen && !this.#stopped && this.sink.hasFreeSlot()) {
-      this.#scratchLen = 0;
-      this.#header(this.#scratch, 0);
+    if (this.#payloadLeft === 0) { this.#dst = null; this.sink.payloadDone(); return; }
+    if (this.#dst !== null && this.#dstPos === this.#dstCap) {
+      this.#blocked = true;
+      this.sink.payloadPiece?.(this.#dstPos);
     }
   }
 
-  #header(b: Buffer, at: number): void {
-    if (b.readUInt32BE(at) !== this.#magic) { this.#fail('bad request magic'); return; }
+  /** Parses a complete header parked in scratch while no slot or memory was free. */
+  resume(): void {
+    if (this.#scratchLen === this.#hlen && !this.#stopped && this.sink.hasFreeSlot() && this.#header(this.#scratch, 0)) {
+      this.#scratchLen = 0;
+    }
+  }
+
+  /** False: not admitted now, nothing was done (parse it again later). */
+  #header(b: Buffer, at: number): boolean {
+    if (b.readUInt32BE(at) !== this.#magic) { this.#fail('bad request magic'); return true; }
     const flags = b.readUInt16BE(at + 4);
     const type = b.readUInt16BE(at + 6);
     // Above 2^53 offsets and lengths lose precision, but any such value fails the range check anyway.
@@ -130,14 +176,16 @@ export class RequestFramer {
     // The length decides how many bytes come off the wire next, so it is checked first.
     if (payload && length > this.discardLimit) {
       this.#fail(`payload of ${length} bytes is beyond what we read to stay in sync (${this.discardLimit})`);
-      return;
+      return true;
     }
+    if (this.sink.admit !== undefined && !this.sink.admit(type, flags, offset, length, payload)) return false;
     const dst = this.sink.request(type, flags, b, at + 8, offset, length, payload);
-    if (!payload || this.#stopped) return;
-    this.#dst = dst;
-    this.#dstPos = 0;
+    if (!payload || this.#stopped) return true;
     this.#payloadLeft = length;
+    this.#blocked = false;
+    this.#setDst(dst);
     if (length === 0) this.sink.payloadDone();
+    return true;
   }
 
   #fail(reason: string): void {

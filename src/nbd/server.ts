@@ -15,11 +15,17 @@ import { Export, type ExportOptions } from './export.js';
 import { HandshakeAborted, HandshakeViolation, negotiate, type HandshakeHost, type TlsSettings } from './handshake.js';
 import { EndOfStream } from './byte_reader.js';
 import { Transmission } from './transmission.js';
+import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './budget.js';
 import { ReplyStyle } from './replies.js';
 
 export interface ServerOptions {
   /** Largest READ/WRITE payload (bytes). Default 32 MiB. */
   maxPayload?: number;
+  /**
+   * Bytes of request buffers, bounce buffers and queued replies in flight, server-wide, shared
+   * fairly by the connections (kernel-attached ones included). Default 256 MiB.
+   */
+  memoryBudget?: number;
   /** A client that has not finished the handshake by then is dropped. Default 10 s. */
   handshakeTimeoutMs?: number;
   /** Requests in flight per connection. Default 128 (the kernel's tags per connection). */
@@ -67,6 +73,7 @@ export class NbdServer implements HandshakeHost {
   readonly #idleTimeoutMs: number;
   readonly #log: Logger;
   readonly #pool: BufferPool = bufferPool();
+  readonly #budget: MemoryBudget;
   readonly #exports = new Map<string, Export>();
   readonly #listeners: { server: net.Server; address: ListenAddress }[] = [];
   readonly #conns = new Set<Conn>();
@@ -82,6 +89,7 @@ export class NbdServer implements HandshakeHost {
     if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > 2 ** 31 || (this.maxPayload & (this.maxPayload - 1)) !== 0) {
       throw new UsageError(`max payload ${this.maxPayload} must be a power of two from 4096 to 2 GiB`);
     }
+    this.#budget = new MemoryBudget(opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
     this.tls = opts.tls ?? null;
     this.extendedHeaders = opts.extendedHeaders ?? true;
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -199,7 +207,7 @@ export class NbdServer implements HandshakeHost {
         log.debug({ export: x.name, style, blockStatus }, 'transmission');
         conn.sock = socket;
         const t = new Transmission(socket, x, {
-          maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, log, style, blockStatus,
+          maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style, blockStatus,
           closing: () => this.closing(),
         }, leftover);
         conn.t = t;
@@ -239,7 +247,7 @@ export class NbdServer implements HandshakeHost {
     const log = this.#log.child({ conn: this.#nextConn++, direct: true });
     sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));
     const t = new Transmission(sock, x, {
-      maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, log, style: ReplyStyle.Simple, blockStatus: false,
+      maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style: ReplyStyle.Simple, blockStatus: false,
       closing: () => this.closing(),
     }, null);
     const conn: Conn = { sock, peer: null, t, x };

@@ -1,9 +1,12 @@
 // The transmission phase of one connection: requests framed from the socket, validated, run
 // on the export's bdev, and answered in completion order in the negotiated reply style.
+// Memory: a request is parsed only once the server's budget admits what it will hold, and a
+// READ or WRITE longer than IO_CHUNK runs in pieces through one IO_CHUNK buffer: a READ's reply
+// is streamed piece by piece, a WRITE's payload is written as each piece arrives.
 import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type { Logger } from '../log.js';
-import type { BufferPool } from '../bdev/buffers.js';
+import { BufferPool, IO_CHUNK } from '../bdev/buffers.js';
 import { kickSubmissions } from '../bdev/submit_kick.js';
 import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
 import { IoType, newIo, type BdevIo } from '../bdev/types.js';
@@ -11,6 +14,7 @@ import {
   MAX_EXTENTS, META_ID_BASE_ALLOCATION, NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA,
   NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_HOLE,
 } from './constants.js';
+import { BudgetAccount, MemoryBudget } from './budget.js';
 import { ESHUTDOWN, toNbdError } from './errno.js';
 import type { Export } from './export.js';
 import { mapExtents } from './extents.js';
@@ -18,7 +22,7 @@ import { RequestFramer, type RequestSink } from './framing.js';
 import {
   ReplyStyle, encodeBlockStatus, encodeErrorChunk, encodeHoleChunk, writeDataChunkHeader, writeDoneReply, type Extent,
 } from './replies.js';
-import { openTransport, type Transport, type TransportHost } from './transport.js';
+import { openTransport, type Transport, type TransportHost, type Written } from './transport.js';
 import { validate, type ExportLimits } from './validate.js';
 import { writeSimpleReply } from './wire.js';
 
@@ -58,11 +62,25 @@ class Slot {
   readonly hdrData: Buffer;
   readonly io: BdevIo;
   readonly onWritten: () => void;
+  /** Budget bytes this request holds (its buffer, and a bounce buffer when unaligned). */
+  charge = 0;
+  /** A READ or WRITE longer than IO_CHUNK, carried out in pieces of the slot's buffer. */
+  pieces = false;
+  /** Bytes of a request in pieces already done, and the length of the piece under way. */
+  pos = 0;
+  pieceLen = 0;
+  /** A WRITE piece is being written while the rest of its payload waits. */
+  ioBusy = false;
+  /** A simple-reply stream was under way: this slot's first piece waits to be sent. */
+  deferredPiece = false;
+  /** A piece of a streamed READ reply (not its last) has been sent. */
+  readonly piece: Written;
 
   constructor(owner: Transmission, style: ReplyStyle) {
     // Bound once per slot: no closure per request.
     this.io = newIo(() => owner.onIoDone(this));
     this.onWritten = (): void => owner.release(this);
+    this.piece = { onWritten: (): void => owner.pieceSent(this) };
     this.hdrDone = this.hdr.subarray(0, style === ReplyStyle.Extended ? 32 : 16);
     this.hdrData = this.hdr.subarray(0, style === ReplyStyle.Simple ? 16 : style === ReplyStyle.Structured ? 28 : 40);
   }
@@ -79,6 +97,8 @@ export interface TransmissionOptions {
   blockStatus: boolean;
   /** True once the server is shutting down: new requests get ESHUTDOWN. */
   closing(): boolean;
+  /** The server-wide memory budget (default: one of its own, of the default size). */
+  budget?: MemoryBudget;
 }
 
 export class Transmission implements RequestSink, TransportHost {
@@ -94,6 +114,13 @@ export class Transmission implements RequestSink, TransportHost {
   readonly #free: Slot[] = [];
   #busy = 0;
   #payloadSlot: Slot | null = null;
+  readonly #account: BudgetAccount;
+  /** What the request admitted last will be charged (admit() runs just before request()). */
+  #admitted = 0;
+  /** With simple replies, the READ whose reply is being streamed: nothing may come between its bytes. */
+  #streamer: Slot | null = null;
+  /** Replies ready while #streamer streams, in order. */
+  readonly #deferred: Slot[] = [];
   #ending = false;
   /** The server shut this connection down: new requests get ESHUTDOWN until input stops. */
   #refusing = false;
@@ -120,6 +147,12 @@ export class Transmission implements RequestSink, TransportHost {
     this.#framer = new RequestFramer(this, extended ? opts.maxPayload : 2 * opts.maxPayload, extended);
     for (let i = 0; i < opts.depth; i++) this.#free.push(new Slot(this, opts.style));
     this.done = new Promise((resolve) => { this.#resolveDone = resolve; });
+    this.#account = (opts.budget ?? new MemoryBudget()).account(() => {
+      // Memory came back for the request we refused: parse it and read on.
+      if (this.#dead) return;
+      this.#framer.resume();
+      this.#transport.resume();
+    });
     this.#transport = openTransport(sock, this, opts.pool, this.#log, leftover);
     this.#transport.start();
   }
@@ -178,6 +211,9 @@ export class Transmission implements RequestSink, TransportHost {
     this.#dead = true;
     this.#framer.stop();
     this.#dropPartialWrite();
+    // Replies held behind a streamed one will never be sent.
+    this.#streamer = null;
+    this.#sendDeferred();
     this.#maybeFinish();
   }
 
@@ -186,12 +222,25 @@ export class Transmission implements RequestSink, TransportHost {
     const p = this.#payloadSlot;
     if (p !== null && p.state === SlotState.Payload) {
       this.#payloadSlot = null;
-      this.release(p);
+      if (!p.ioBusy) this.release(p); // else when its piece is written
     }
   }
 
   // RequestSink
   hasFreeSlot(): boolean { return this.#free.length > 0; }
+
+  admit(type: number, _flags: number, offset: number, length: number, payload: boolean): boolean {
+    let charge = 0;
+    if ((type === NBD_CMD.READ || (type === NBD_CMD.WRITE && payload)) && length <= this.#opts.maxPayload && length > 0) {
+      charge = BufferPool.sizeFor(Math.min(length, IO_CHUNK));
+      // The bdev layer bounces an unaligned piece through a buffer as large again.
+      const bs = this.#x.bdev.blockSize;
+      if (offset % bs !== 0 || length % bs !== 0) charge *= 2;
+    }
+    if (!this.#account.take(charge)) return false;
+    this.#admitted = charge;
+    return true;
+  }
 
   request(type: number, flags: number, src: Buffer, at: number, offset: number, length: number, payload: boolean): Buffer | null {
     if (type === NBD_CMD.DISC) {
@@ -201,6 +250,9 @@ export class Transmission implements RequestSink, TransportHost {
     }
     const s = this.#free.pop() as Slot;
     this.#busy++;
+    s.charge = this.#admitted;
+    this.#admitted = 0;
+    s.pos = 0;
     s.type = type;
     s.flags = flags;
     s.offset = offset;
@@ -215,7 +267,8 @@ export class Transmission implements RequestSink, TransportHost {
       // Any payload but a valid WRITE's is read and dropped, then answered with EINVAL.
       if (type !== NBD_CMD.WRITE && s.errno === 0) s.errno = E.EINVAL;
       if (s.errno !== 0) return null;
-      s.buf = this.#opts.pool.get(length);
+      s.pieces = length > IO_CHUNK;
+      s.buf = this.#opts.pool.get(Math.min(length, IO_CHUNK));
       return s.buf;
     }
     this.#dispatch(s);
@@ -226,6 +279,35 @@ export class Transmission implements RequestSink, TransportHost {
     const s = this.#payloadSlot as Slot;
     this.#payloadSlot = null;
     this.#dispatch(s);
+  }
+
+  /** A full piece of a long WRITE's payload: write it, then let the next one in. */
+  payloadPiece(filled: number): void {
+    const s = this.#payloadSlot as Slot;
+    const io = s.io;
+    io.type = IoType.Write;
+    io.offset = s.offset + s.pos;
+    io.length = filled;
+    io.buf = s.buf;
+    io.fua = (s.flags & NBD_CMD_FLAG_FUA) !== 0; // every piece: the acknowledgement covers them all
+    io.noHole = false;
+    io.fastZero = false;
+    s.pieceLen = filled;
+    s.ioBusy = true;
+    this.#bdev.submit(io);
+  }
+
+  #writePieceDone(s: Slot): void {
+    s.ioBusy = false;
+    if (this.#payloadSlot !== s) { this.release(s); return; } // the payload was cut short
+    if (s.io.result !== 0) {
+      s.errno = -s.io.result;
+      this.#framer.payloadContinue(null); // the rest is read and dropped; the reply says why
+    } else {
+      s.pos += s.pieceLen;
+      this.#framer.payloadContinue(s.buf);
+    }
+    if (!this.#dead) this.#transport.resume();
   }
 
   protocolError(reason: string): void {
@@ -245,6 +327,12 @@ export class Transmission implements RequestSink, TransportHost {
     s.state = SlotState.InFlight;
     switch (s.type) {
       case NBD_CMD.READ:
+        if (s.length > IO_CHUNK) {
+          s.pieces = true;
+          s.buf = this.#opts.pool.get(IO_CHUNK);
+          this.#readPiece(s);
+          return;
+        }
         if (this.#style !== ReplyStyle.Simple && s.length >= HOLE_SCAN_MIN && (s.flags & NBD_CMD_FLAG_DF) === 0 &&
             this.#x.bdev.supports(IoType.SeekData)) {
           void this.#scanThenRead(s);
@@ -254,7 +342,10 @@ export class Transmission implements RequestSink, TransportHost {
         s.buf = this.#opts.pool.get(s.length);
         io.buf = s.buf;
         break;
-      case NBD_CMD.WRITE: io.type = IoType.Write; io.buf = s.buf; break;
+      case NBD_CMD.WRITE:
+        // The last (or only) piece; the earlier ones are written already.
+        io.type = IoType.Write; io.buf = s.buf; io.offset = s.offset + s.pos; io.length = s.length - s.pos;
+        break;
       case NBD_CMD.FLUSH: io.type = IoType.Flush; io.offset = 0; io.length = 0; break;
       case NBD_CMD.TRIM: io.type = IoType.Unmap; break;
       case NBD_CMD.WRITE_ZEROES: io.type = IoType.WriteZeroes; break;
@@ -297,11 +388,84 @@ export class Transmission implements RequestSink, TransportHost {
   /** Bdev completion (bound per slot). */
   onIoDone(s: Slot): void {
     s.io.buf = null;
+    if (s.ioBusy) { this.#writePieceDone(s); return; }
     if (this.#dead) { this.release(s); return; }
+    if (s.pieces && s.type === NBD_CMD.READ) { this.#readPieceDone(s); return; }
     this.#reply(s, -s.io.result);
   }
 
+  #readPiece(s: Slot): void {
+    const io = s.io;
+    s.pieceLen = Math.min(IO_CHUNK, s.length - s.pos);
+    io.type = IoType.Read;
+    io.offset = s.offset + s.pos;
+    io.length = s.pieceLen;
+    io.buf = s.buf;
+    s.state = SlotState.InFlight;
+    this.#bdev.submit(io);
+  }
+
+  #readPieceDone(s: Slot): void {
+    const errno = -s.io.result;
+    if (errno === 0) { this.#sendPiece(s); return; }
+    if (s.pos === 0) { this.#reply(s, errno); return; } // nothing sent yet: an ordinary error reply
+    this.#log.debug({ cookie: s.cookie.toString('hex'), offset: s.offset + s.pos, errno }, 'READ failed after part of its reply was sent');
+    if (this.#style === ReplyStyle.Simple) {
+      // A simple reply already promised success and cannot take it back: the protocol asks
+      // for a hard disconnect.
+      this.#streamer = null;
+      this.#transport.destroy();
+      this.release(s);
+      return;
+    }
+    s.state = SlotState.Replying;
+    this.#send(encodeErrorChunk(this.#style, s.cookie, s.offsetRaw, toNbdError(errno, s.flags), errnoMessage(errno)), s);
+  }
+
+  /** One piece of a long READ's reply; the next is read once this one has left. */
+  #sendPiece(s: Slot): void {
+    const t = this.#transport;
+    const last = s.pos + s.pieceLen === s.length;
+    if (this.#style === ReplyStyle.Simple) {
+      if (s.pos === 0) {
+        if (this.#streamer !== null) { s.deferredPiece = true; this.#deferred.push(s); return; }
+        this.#streamer = s;
+        writeSimpleReply(s.hdr, NBD_ERR.SUCCESS, s.cookie);
+        t.write(s.hdr, 0, 16, null);
+      }
+    } else {
+      const n = writeDataChunkHeader(s.hdr, this.#style, last, s.cookie, s.offsetRaw, s.offset + s.pos, s.pieceLen);
+      t.write(s.hdr, 0, n, null);
+    }
+    s.state = last ? SlotState.Replying : SlotState.InFlight;
+    t.write(s.buf as Buffer, 0, s.pieceLen, last ? s : s.piece);
+    if (last && this.#streamer === s) { this.#streamer = null; this.#sendDeferred(); }
+  }
+
+  /** A piece of a streamed READ reply has left: read the next one. */
+  pieceSent(s: Slot): void {
+    if (this.#dead) { this.release(s); return; }
+    s.pos += s.pieceLen;
+    this.#readPiece(s);
+  }
+
+  // Replies held back while a simple reply was streamed, in the order they became ready.
+  #sendDeferred(): void {
+    while (this.#streamer === null && this.#deferred.length > 0) {
+      const s = this.#deferred.shift() as Slot;
+      if (this.#dead) { this.release(s); continue; }
+      if (s.deferredPiece) { s.deferredPiece = false; this.#sendPiece(s); } else this.#reply(s, s.errno);
+    }
+  }
+
   #reply(s: Slot, errno: number): void {
+    if (this.#streamer !== null && this.#style === ReplyStyle.Simple) {
+      // Nothing may come between the bytes of the simple reply being streamed.
+      s.errno = errno;
+      s.state = SlotState.Replying;
+      this.#deferred.push(s);
+      return;
+    }
     s.state = SlotState.Replying;
     const err = toNbdError(errno, s.flags);
     if (err !== NBD_ERR.SUCCESS) {
@@ -360,6 +524,10 @@ export class Transmission implements RequestSink, TransportHost {
     if (s.state === SlotState.Free) return;
     if (s.buf !== null) { this.#opts.pool.put(s.buf); s.buf = null; }
     s.extents = null;
+    s.pieces = false;
+    s.ioBusy = false;
+    s.deferredPiece = false;
+    if (s.charge > 0) { const c = s.charge; s.charge = 0; this.#account.release(c); }
     s.state = SlotState.Free;
     this.#free.push(s);
     if (--this.#busy === 0) this.#lastActive = performance.now();
@@ -374,6 +542,7 @@ export class Transmission implements RequestSink, TransportHost {
   #maybeFinish(): void {
     if (this.#busy > 0) return;
     if (this.#dead) {
+      this.#account.close();
       const r = this.#resolveDone;
       this.#resolveDone = null;
       r?.();

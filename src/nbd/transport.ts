@@ -295,9 +295,9 @@ export class NativeTransport implements Transport {
       // Not held, so recv is empty: rEnd is 0.
       const room = this.#recv.length - this.#rEnd;
       if (dst !== null) {
-        // The rest of a WRITE payload straight into its pooled buffer (no copy), and whatever
-        // follows it into recv, in one system call.
-        const left = framer.payloadLeft;
+        // The rest of this WRITE payload piece straight into its pooled buffer (no copy), and
+        // whatever follows it into recv, in one system call.
+        const left = framer.payloadRoom;
         want = left + room;
         n = this.#io.readv(dst, framer.payloadPos, left, this.#recv, this.#rEnd, room);
         if (n > 0) {

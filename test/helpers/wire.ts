@@ -3,13 +3,15 @@ import net from 'node:net';
 
 export class RawClient {
   readonly sock: net.Socket;
-  #buf = Buffer.alloc(0);
+  /** Received and not yet read: a list, joined only when read, so a 2 GiB reply costs 2 GiB once. */
+  #chunks: Buffer[] = [];
+  #have = 0;
   #closed = false;
   #waiters: (() => void)[] = [];
 
   private constructor(sock: net.Socket) {
     this.sock = sock;
-    sock.on('data', (d: Buffer) => { this.#buf = Buffer.concat([this.#buf, d]); this.#wake(); });
+    sock.on('data', (d: Buffer) => { this.#chunks.push(d); this.#have += d.length; this.#wake(); });
     sock.on('close', () => { this.#closed = true; this.#wake(); });
     sock.on('error', () => { /* close follows */ });
   }
@@ -36,22 +38,32 @@ export class RawClient {
   #wake(): void { const w = this.#waiters; this.#waiters = []; for (const f of w) f(); }
 
   get closed(): boolean { return this.#closed; }
-  get buffered(): number { return this.#buf.length; }
+  get buffered(): number { return this.#have; }
 
   write(b: Buffer): void { this.sock.write(b); }
 
   /** Exactly n bytes, or rejects on close/timeout. */
   async read(n: number, timeoutMs = 5000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#buf.length < n) {
-      if (this.#closed) throw new Error(`connection closed with ${this.#buf.length} of ${n} bytes`);
+    while (this.#have < n) {
+      if (this.#closed) throw new Error(`connection closed with ${this.#have} of ${n} bytes`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timeout waiting for ${n} bytes (have ${this.#buf.length})`);
+      if (left <= 0) throw new Error(`timeout waiting for ${n} bytes (have ${this.#have})`);
       await new Promise<void>((r) => { const t = setTimeout(r, left); this.#waiters.push(() => { clearTimeout(t); r(); }); });
     }
-    const out = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return Buffer.from(out);
+    // Join only the chunks that hold the n bytes.
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const c = this.#chunks[0] as Buffer;
+      const take = Math.min(c.length, n - got);
+      c.copy(out, got, 0, take);
+      got += take;
+      if (take === c.length) this.#chunks.shift();
+      else this.#chunks[0] = c.subarray(take);
+    }
+    this.#have -= n;
+    return out;
   }
 
   /** Resolves true when the server closes the connection within the time. */

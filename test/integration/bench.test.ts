@@ -1,6 +1,10 @@
-// The benchmark script (`npm run bench`) in its --smoke mode: a few seconds, a 64M image, two
-// workloads, every target. It proves the script runs end to end and writes well-formed
-// outputs; it asserts no timing, only that each number is there and sane.
+// The benchmark script (`npm run bench`). Its --smoke mode (2 paired rounds of 0.5 s on 64M
+// images of both fill kinds, one QD32 workload with a busy core, every row) proves the method
+// end to end: each round runs every target on a fresh image in a rotated order, each ratio is
+// taken within one round, and the page is rendered from the JSON alone. It asserts no timing:
+// only that each number is there, sane, and computed from the right pair of runs. The report
+// arithmetic is also checked on made-up rounds, where the median of per-round ratios and the
+// ratio of medians differ.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,36 +17,54 @@ import { tool } from '../helpers/tools.js';
 const BENCH = path.join(REPO_ROOT, 'scripts', 'bench.mjs');
 const has = tool('fio', 'qemu-nbd', 'nbdkit');
 
-const SMOKE_WORKLOADS = [['randread-4k-qd32', '4k randread QD32'], ['write-1m-qd8', '1M seq write QD8']] as const;
-const TARGETS = [['aionbd', 'aionbd'], ['qemu-nbd', 'qemu-nbd'], ['nbdkit', 'nbdkit'], ['libaio', 'fio libaio']] as const;
+const SMOKE_WORKLOAD = 'randwrite-4k-qd32-busy';
+const SMOKE_LABEL = '4k randwrite QD32, 1 core busy';
+const FILLS = ['direct', 'cached'];
+const TARGETS = ['aionbd', 'libaio', 'qemu-nbd', 'qemu-nbd-qd16', 'nbdkit-null', 'nbdkit-file'];
+const SERVERS = TARGETS.filter((t) => t !== 'libaio');
+const GOAL_IDS = ['qd32-libaio', 'qd32-qemu', 'qd32-busy-libaio', 'qd32-busy-qemu', 'qd1-latency', 'seq-libaio', 'rss-4x128'];
 
-interface Metrics {
-  iops: number; mibps: number; latMeanUs: number; latP99Us: number;
-  cpuPerMIo: number | null; peakRssMiB: number | null; clientCpuPct: number;
-}
-interface Ratios { iops: number; mibps: number; latMeanUs: number; latP99Us: number; cpuPerMIo: number | null; peakRssMiB: number | null }
+interface Run { iops: number; mibps: number; latMeanUs: number; latP99Us: number; cpuPerMIo: number | null; peakRssMiB: number | null }
+interface Spread { median: number; min: number; max: number; n: number; perRound: (number | null)[] }
+type Metric = 'iops' | 'mibps' | 'latMeanUs' | 'latP99Us' | 'cpuPerMIo' | 'peakRssMiB';
+interface Comparison { round: number; fill: string; workload: string; order: string[]; runs: Record<string, Run>; errors: Record<string, string> }
 interface Row {
-  workload: string; workloadLabel: string; target: string; targetLabel: string;
-  runs: unknown[]; errors: string[]; median: Metrics | null; vsQemuNbd: Ratios | null; vsLibaio: Ratios | null;
+  fill: string; workload: string; workloadLabel: string; target: string; targetLabel: string;
+  shape: { iodepth: number; numjobs: number }; rounds: (Run | null)[]; errors: string[];
+  absolute: Record<Metric, Spread | null> | null; vs: Record<string, Record<Metric, Spread | null>>;
+}
+interface Goal {
+  id: string; fill: string; ref: string | null; met: boolean | null; judgedOn: 'median' | 'max'; threshold: number;
+  items: { workload: string; value: Spread | null; roundsMet: number | null }[];
 }
 interface Report {
-  generated: string; command: string; settings: { mode: string; repeat: number; size: number };
-  machine: Record<string, string | number>; rows: Row[];
-  goals: { goal: string; measured: string; met: boolean | null }[]; durationSec: number;
+  format: number; generated: string; command: string;
+  settings: { mode: string; rounds: number; size: number; fills: string[]; targets: string[]; cpuHog?: string };
+  machine: Record<string, string | number>; targets: Record<string, { label: string; description: string }>;
+  fills: Record<string, { label: string; description: string }>;
+  comparisons: Comparison[]; rows: Row[]; goals: Goal[]; durationSec: number;
 }
+interface ReportModule {
+  buildRows(c: Comparison[], plan: { rounds: number; fills: string[]; workloads: unknown[]; targets: string[] }): Row[];
+  checkGoals(rows: Row[], fills: string[]): Goal[];
+}
+interface PlanModule { rotated(ids: string[], round: number, workloadIx: number): string[] }
+interface WorkloadsModule { workloadById(id: string): unknown }
 
-/** Processes whose command line mentions `dir` (a server or fio the benchmark left behind). */
+/** Processes started from `dir` or naming it (a server, fio or the CPU hog the benchmark left behind). */
 function processesUsing(dir: string): string[] {
   const found: string[] = [];
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     if (Number(pid) === process.pid) continue;
     let cmd: string;
+    let cwd = '';
     try {
       cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
     } catch {
       continue; // the process exited while we looked
     }
-    if (cmd.includes(dir)) found.push(`${pid}: ${cmd}`);
+    if (cmd.includes(dir) || cwd.startsWith(dir)) found.push(`${pid}: ${cmd}`);
   }
   return found;
 }
@@ -54,83 +76,144 @@ function pngSize(buf: Buffer): { width: number; height: number } {
   return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
 }
 
+function mtime(file: string): number | null {
+  return fs.existsSync(file) ? fs.statSync(file).mtimeMs : null;
+}
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
+}
+
 describe.skipIf(!has)('npm run bench -- --smoke', () => {
   let base: string;
   let out: string;
   let work: string;
   let r: RunResult;
+  let rep: Report;
   const docsMd = path.join(REPO_ROOT, 'docs', 'performance.md');
-  const docsBefore = fs.existsSync(docsMd) ? fs.statSync(docsMd).mtimeMs : null;
+  const readme = path.join(REPO_ROOT, 'README.md');
+  const before = { docs: mtime(docsMd), readme: mtime(readme) };
   beforeAll(async () => {
     base = tmpDir('aionbd-bench-test-');
     out = path.join(base, 'out');
     work = path.join(base, 'work');
-    r = await run(process.execPath, [BENCH, '--smoke', '--no-install', '--out-dir', out, '--tmp-dir', work], { timeoutMs: 150_000 });
-  }, 180_000);
+    r = await run(process.execPath, [BENCH, '--smoke', '--no-install', '--out-dir', out, '--tmp-dir', work], { timeoutMs: 240_000 });
+    if (r.code === 0) rep = JSON.parse(fs.readFileSync(path.join(out, 'performance.json'), 'utf8')) as Report;
+  }, 270_000);
   afterAll(() => { rmrf(base); });
 
-  it('exits 0, stops every server and removes its image and sockets', () => {
+  it('exits 0, stops every server and the CPU hog, removes its images and sockets', () => {
     expect(r.code, explain(r)).toBe(0);
     expect(processesUsing(work)).toEqual([]);
     expect(fs.readdirSync(work)).toEqual([]);
-    // The smoke run writes only where it was told: the committed docs/ come from a full run.
-    expect(fs.existsSync(docsMd) ? fs.statSync(docsMd).mtimeMs : null).toBe(docsBefore);
+    // The smoke run writes only where it was told: the committed docs and README come from a full run.
+    expect({ docs: mtime(docsMd), readme: mtime(readme) }).toEqual(before);
   });
 
-  it('writes performance.json with a sane row per (workload, target)', () => {
-    const rep = JSON.parse(fs.readFileSync(path.join(out, 'performance.json'), 'utf8')) as Report;
-    expect(rep.settings).toMatchObject({ mode: 'smoke', repeat: 1, size: 64 << 20 });
+  it('runs every target in every round, on a fresh image of each kind, in a rotated order', () => {
+    expect(rep.format).toBe(2);
+    expect(rep.settings).toMatchObject({ mode: 'smoke', rounds: 2, size: 64 << 20, fills: FILLS, targets: TARGETS });
+    expect(rep.settings.cpuHog).toMatch(/stress-ng --cpu 1|for\(;;\)/);
     expect(rep.command).toContain('--smoke');
     expect(rep.machine['cores']).toBeGreaterThan(0);
-    expect(rep.rows.map((x) => `${x.workload}/${x.target}`).sort())
-      .toEqual(SMOKE_WORKLOADS.flatMap(([w]) => TARGETS.map(([t]) => `${w}/${t}`)).sort());
-    for (const row of rep.rows) {
-      const at = `${row.workload}/${row.target}: ${row.errors.join('; ')}`;
-      expect(row.errors, at).toEqual([]);
-      expect(row.runs, at).toHaveLength(1);
-      const m = row.median;
-      expect(m, at).not.toBeNull();
-      if (m === null) continue;
-      expect(m.iops, at).toBeGreaterThan(0);
-      expect(m.mibps, at).toBeGreaterThan(0);
-      expect(m.latMeanUs, at).toBeGreaterThan(0);
-      expect(m.latP99Us, at).toBeGreaterThanOrEqual(m.latMeanUs * 0.5);
-      if (row.target === 'libaio') {
-        expect(m.cpuPerMIo, at).toBeNull();
-        expect(m.peakRssMiB, at).toBeNull();
-      } else {
-        expect(m.cpuPerMIo, at).toBeGreaterThanOrEqual(0);
-        expect(Number.isFinite(m.cpuPerMIo), at).toBe(true);
-        expect(m.peakRssMiB, at).toBeGreaterThan(0);
-        expect(m.peakRssMiB, at).toBeLessThan(4096);
-      }
-      // The ratios are this row over the reference row of the same workload.
-      const q = rep.rows.find((x) => x.workload === row.workload && x.target === 'qemu-nbd')?.median;
-      const l = rep.rows.find((x) => x.workload === row.workload && x.target === 'libaio')?.median;
-      expect(row.vsQemuNbd?.iops, at).toBeCloseTo(m.iops / (q?.iops ?? NaN), 6);
-      expect(row.vsLibaio?.iops, at).toBeCloseTo(m.iops / (l?.iops ?? NaN), 6);
-      expect(row.vsLibaio?.latMeanUs, at).toBeCloseTo(m.latMeanUs / (l?.latMeanUs ?? NaN), 6);
+    expect(Object.keys(rep.fills).sort()).toEqual([...FILLS].sort());
+    expect(rep.comparisons.map((c) => `${c.round}/${c.fill}/${c.workload}`).sort())
+      .toEqual([1, 2].flatMap((n) => FILLS.map((f) => `${n}/${f}/${SMOKE_WORKLOAD}`)).sort());
+    for (const c of rep.comparisons) {
+      const at = `round ${c.round} ${c.fill}: ${JSON.stringify(c.errors)}`;
+      expect([...c.order].sort(), at).toEqual([...TARGETS].sort());
+      expect(c.errors, at).toEqual({});
+      expect(Object.keys(c.runs).sort(), at).toEqual([...TARGETS].sort());
+      for (const t of TARGETS) expect(c.runs[t]?.iops, `${at} ${t}`).toBeGreaterThan(0);
     }
-    expect(rep.goals.length).toBeGreaterThan(0);
-    for (const g of rep.goals) expect(g.measured).not.toBe('');
+    // Rotation: the same comparison starts with a different target in the next round.
+    for (const f of FILLS) {
+      const [c1, c2] = [1, 2].map((n) => rep.comparisons.find((c) => c.fill === f && c.round === n));
+      expect(c2?.order).toEqual([...(c1?.order.slice(1) ?? []), c1?.order[0]]);
+    }
   });
 
-  it('writes performance.md with the chart and a table row per (workload, target)', () => {
+  it('gives every row its per-round runs and ratios taken inside each round', () => {
+    expect(rep.rows.map((x) => `${x.fill}/${x.workload}/${x.target}`).sort())
+      .toEqual(FILLS.flatMap((f) => TARGETS.map((t) => `${f}/${SMOKE_WORKLOAD}/${t}`)).sort());
+    for (const row of rep.rows) {
+      const at = `${row.fill}/${row.target}`;
+      expect(row.errors, at).toEqual([]);
+      // qemu-nbd's cap is 16 requests per client: the control spreads QD32 over two connections.
+      expect(row.shape, at).toEqual(row.target === 'qemu-nbd-qd16' ? { iodepth: 16, numjobs: 2 } : { iodepth: 32, numjobs: 1 });
+      expect(row.rounds, at).toHaveLength(2);
+      row.rounds.forEach((run, i) => {
+        expect(run, at).toEqual(rep.comparisons.find((c) => c.fill === row.fill && c.round === i + 1)?.runs[row.target]);
+        expect(run?.latP99Us, at).toBeGreaterThanOrEqual((run?.latMeanUs ?? 0) * 0.5);
+        if (row.target === 'libaio') {
+          expect(run?.cpuPerMIo, at).toBeNull();
+          expect(run?.peakRssMiB, at).toBeNull();
+        } else {
+          expect(Number.isFinite(run?.cpuPerMIo), at).toBe(true);
+          expect(run?.peakRssMiB, at).toBeGreaterThan(0);
+          expect(run?.peakRssMiB, at).toBeLessThan(4096);
+        }
+      });
+      expect(Object.keys(row.vs).sort(), at).toEqual(TARGETS.filter((t) => t !== row.target).sort());
+      for (const [ref, ratios] of Object.entries(row.vs)) {
+        const theirs = rep.rows.find((x) => x.fill === row.fill && x.target === ref);
+        for (const m of ['iops', 'latMeanUs'] as const) {
+          const s = ratios[m];
+          expect(s, `${at} vs ${ref} ${m}`).not.toBeNull();
+          if (s === null) continue;
+          expect(s.n).toBe(2);
+          s.perRound.forEach((v, i) => {
+            expect(v, `${at} vs ${ref} ${m} round ${i + 1}`).toBeCloseTo((row.rounds[i]?.[m] ?? NaN) / (theirs?.rounds[i]?.[m] ?? NaN), 9);
+          });
+          expect(s.median).toBeCloseTo(medianOf(s.perRound.filter((v): v is number => v !== null)), 9);
+          expect(s.min).toBeLessThanOrEqual(s.median);
+          expect(s.max).toBeGreaterThanOrEqual(s.median);
+        }
+      }
+    }
+  });
+
+  it('judges every target of issue 13 for each image kind, measured where its workload ran', () => {
+    expect(rep.goals.map((g) => `${g.fill}/${g.id}`).sort()).toEqual(FILLS.flatMap((f) => GOAL_IDS.map((g) => `${f}/${g}`)).sort());
+    for (const g of rep.goals) {
+      const ran = g.items.some((i) => i.workload === SMOKE_WORKLOAD);
+      expect(g.met === null, `${g.fill}/${g.id}`).toBe(!ran);
+      if (!ran) continue;
+      const item = g.items.find((i) => i.workload === SMOKE_WORKLOAD);
+      const ratio = rep.rows.find((x) => x.fill === g.fill && x.workload === SMOKE_WORKLOAD && x.target === 'aionbd')?.vs[g.ref ?? '']?.iops;
+      expect(item?.value).toEqual(ratio);
+      expect(g.met).toBe((ratio?.median ?? NaN) >= g.threshold);
+      expect(item?.roundsMet).toBe(ratio?.perRound.filter((v) => v !== null && v >= g.threshold).length);
+    }
+  });
+
+  it('writes performance.md from the JSON alone, with the targets, every row and the ratios with their ranges', async () => {
     const md = fs.readFileSync(path.join(out, 'performance.md'), 'utf8');
     expect(md).toMatch(/^# Performance\n/);
     expect(md).toContain('](performance.png)');
-    const lines = md.split('\n');
-    for (const [, wl] of SMOKE_WORKLOADS) {
-      for (const [, tl] of TARGETS) {
-        const row = lines.filter((l) => l.startsWith(`| ${wl} | ${tl} | `));
-        expect(row, `${wl} / ${tl}`).toHaveLength(1);
-        const cells = (row[0] ?? '').split(' | ');
-        expect(cells.length, row[0]).toBeGreaterThanOrEqual(16);
-        expect(Number((cells[2] ?? '').replace(/,/g, '')), row[0]).toBeGreaterThan(0); // IOPS
-      }
-    }
     expect(md).toContain('smoke run');
-  });
+    expect(md).toContain('MAX_NBD_REQUESTS');
+    expect(md).toContain('shorter than the method asks');
+    const lines = md.split('\n');
+    for (const t of TARGETS) expect(lines.some((l) => l.startsWith(`- **${rep.targets[t]?.label ?? '?'}**: `)), t).toBe(true);
+    // One aionbd line per image kind, a "median (min-max)" ratio to each of the five other rows.
+    const aionbdLines = lines.filter((l) => l.startsWith(`| ${SMOKE_LABEL} | IOPS | `));
+    expect(aionbdLines).toHaveLength(FILLS.length);
+    for (const l of aionbdLines) expect(l.match(/\d+\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)/g), l).toHaveLength(TARGETS.length - 1);
+    for (const f of FILLS) {
+      for (const t of TARGETS) {
+        expect(lines.filter((l) => l.startsWith(`| ${f} | ${SMOKE_LABEL} | ${rep.targets[t]?.label ?? '?'} | `)), `${f} ${t}`).toHaveLength(1);
+      }
+      expect(lines.filter((l) => l.startsWith(`| ${f} | 4k randread/randwrite QD32, 1 core busy: `))).toHaveLength(2);
+    }
+    // --render of the JSON into another directory writes the same page: nothing else feeds it.
+    const again = path.join(base, 'again');
+    const rr = await run(process.execPath, [BENCH, '--render', path.join(out, 'performance.json'), '--out-dir', again], { timeoutMs: 60_000 });
+    expect(rr.code, explain(rr)).toBe(0);
+    expect(fs.readFileSync(path.join(again, 'performance.md'), 'utf8')).toBe(md);
+  }, 90_000);
 
   it('writes performance.png, a real picture of readable size', () => {
     const png = fs.readFileSync(path.join(out, 'performance.png'));
@@ -141,19 +224,82 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
   });
 });
 
-describe.skipIf(!has)('bench script failures', () => {
-  it('a bad option is one line on stderr and exit 2', async () => {
-    const r = await run(process.execPath, [BENCH, '--targets', 'bogus'], { timeoutMs: 30_000 });
-    expect(r.code, explain(r)).toBe(2);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('bogus');
+describe('bench report arithmetic', () => {
+  const load = async <T>(rel: string): Promise<T> => (await import(path.join(REPO_ROOT, 'scripts', 'bench', rel))) as T;
+
+  it('takes each ratio inside a round: the median of per-round ratios, not the ratio of medians', async () => {
+    const { buildRows, checkGoals } = await load<ReportModule>('report.mjs');
+    const { workloadById } = await load<WorkloadsModule>('workloads.mjs');
+    const w = workloadById('randread-4k-qd32');
+    const runOf = (iops: number): Run => ({ iops, mibps: iops / 256, latMeanUs: 1e6 * 32 / iops, latP99Us: 2e6 * 32 / iops, cpuPerMIo: null, peakRssMiB: null });
+    // aionbd 100/60/50 and libaio 100/50/100: ratios 1.0, 1.2, 0.5 (median 1.0); medians 60/100 = 0.6.
+    const pairs = [[100, 100], [60, 50], [50, 100]] as const;
+    const comparisons: Comparison[] = pairs.map(([a, l], i) => ({
+      round: i + 1, fill: 'direct', workload: 'randread-4k-qd32', order: ['aionbd', 'libaio'],
+      runs: { aionbd: runOf(a), libaio: runOf(l) }, errors: {},
+    }));
+    const rows = buildRows(comparisons, { rounds: 3, fills: ['direct'], workloads: [w], targets: ['aionbd', 'libaio'] });
+    const s = rows.find((x) => x.target === 'aionbd')?.vs['libaio']?.iops;
+    expect(s?.perRound).toEqual([1, 1.2, 0.5]);
+    expect(s).toMatchObject({ median: 1, min: 0.5, max: 1.2, n: 3 });
+    expect(rows.find((x) => x.target === 'aionbd')?.absolute?.iops?.median).toBe(60);
+    const goal = checkGoals(rows, ['direct']).find((g) => g.id === 'qd32-libaio');
+    expect(goal).toMatchObject({ met: true, partial: true, judgedOn: 'median' });
+    expect(goal?.items[0]?.roundsMet).toBe(2);
+    // A failed run leaves its round out of the ratio, not the row.
+    const partial = comparisons.map((c) => (c.round === 2 ? { ...c, runs: { libaio: c.runs['libaio'] as Run }, errors: { aionbd: 'x' } } : c));
+    const p = buildRows(partial, { rounds: 3, fills: ['direct'], workloads: [w], targets: ['aionbd', 'libaio'] }).find((x) => x.target === 'aionbd');
+    expect(p?.vs['libaio']?.iops).toMatchObject({ perRound: [1, null, 0.5], n: 2, median: 0.75 });
+    expect(p?.errors).toEqual(['round 2: x']);
   });
 
-  it('SIGINT mid-run stops the servers and removes the work directory', async () => {
+  it('rotates the order so that each target runs in each position', async () => {
+    const { rotated } = await load<PlanModule>('plan.mjs');
+    const ids = ['a', 'b', 'c'];
+    const firsts = [0, 1, 2].map((r) => rotated(ids, r, 0)[0]);
+    expect(firsts.sort()).toEqual(ids);
+    for (let r = 0; r < 4; r++) expect([...rotated(ids, r, 1)].sort()).toEqual(ids);
+  });
+});
+
+describe.skipIf(!has)('bench script failures', () => {
+  it('a bad option is one line on stderr and exit 2', async () => {
+    for (const args of [['--targets', 'bogus'], ['--fills', 'bogus']]) {
+      const r = await run(process.execPath, [BENCH, ...args], { timeoutMs: 30_000 });
+      expect(r.code, explain(r)).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain('bogus');
+    }
+  });
+
+  it('--help says how long a full run takes and names every row and both kinds of image', async () => {
+    const r = await run(process.execPath, [BENCH, '--help'], { timeoutMs: 30_000 });
+    expect(r.code, explain(r)).toBe(0);
+    expect(r.stdout).toMatch(/A full run \(5 rounds x 2 image kinds x 9 workloads .*\) takes about \d+(\.\d)? (min|h)\b/);
+    for (const t of TARGETS) expect(r.stdout).toContain(t);
+    for (const f of FILLS) expect(r.stdout).toContain(f);
+  });
+
+  it('--render of a JSON of the old format is one line and exit 1, writing nothing', async () => {
+    const base = tmpDir('aionbd-bench-old-');
+    try {
+      const old = path.join(base, 'performance.json');
+      fs.writeFileSync(old, JSON.stringify({ settings: { repeat: 3 }, rows: [] }));
+      const r = await run(process.execPath, [BENCH, '--render', old, '--out-dir', path.join(base, 'out')], { timeoutMs: 30_000 });
+      expect(r.code, explain(r)).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain('paired-round');
+      expect(fs.existsSync(path.join(base, 'out'))).toBe(false);
+    } finally {
+      rmrf(base);
+    }
+  });
+
+  it('SIGINT mid-run stops the servers and the CPU hog and removes the work directory', async () => {
     const base = tmpDir('aionbd-bench-int-');
     try {
       const work = path.join(base, 'work');
-      const child = spawn(process.execPath, [BENCH, '--smoke', '--no-install', '--targets', 'aionbd,qemu-nbd',
+      const child = spawn(process.execPath, [BENCH, '--smoke', '--no-install', '--targets', 'aionbd,qemu-nbd', '--fills', 'direct',
         '--runtime', '5', '--out-dir', path.join(base, 'out'), '--tmp-dir', work], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.setEncoding('utf8');
