@@ -22,6 +22,7 @@ class SockIo : public Napi::ObjectWrap<SockIo> {
 
  private:
   Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Readv(const Napi::CallbackInfo& info);
   Napi::Value Writev(const Napi::CallbackInfo& info);
   Napi::Value SetQueue(const Napi::CallbackInfo& info);
   Napi::Value Poll(const Napi::CallbackInfo& info);

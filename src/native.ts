@@ -27,6 +27,8 @@ export const SockEvent = { Readable: 1, Writable: 2, Error: 4 } as const;
 export interface SockIoHandle {
   /** One recv into buf[offset..offset+length): bytes read, 0 at end of stream, or -errno (-EAGAIN: nothing now). */
   read(buf: Uint8Array, offset: number, length: number): number;
+  /** One recvmsg filling a[aOff..aOff+aLen) first, then b[bOff..bOff+bLen): total read, 0 at end of stream, or -errno. */
+  readv(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): number;
   /** One sendmsg of queue entries head.. (modulo the ring), at most count: bytes sent or -errno. */
   writev(head: number, count: number): number;
   /** Replaces the write ring (after it grew). */

@@ -1,12 +1,14 @@
-// Feeds BdevIos to one native AIO engine: every I/O queued in one macrotask goes out in one
-// io_submit, and each completion batch from the kernel is one call from native code.
+// Feeds BdevIos to one native AIO engine: the I/O queued until the submitter's next kick (or, at
+// the latest, the end of the macrotask; see submit_kick.ts) goes out in one io_submit, and each
+// completion batch from the kernel is one call from native code.
 import { constants } from 'node:os';
 import { native, type AioEngineHandle } from '../native.js';
+import { queueSubmission, type QueuedSubmitter } from './submit_kick.js';
 import { IoType, type BdevIo, type Complete } from './types.js';
 
 const E = constants.errno;
 
-export class AioQueue {
+export class AioQueue implements QueuedSubmitter {
   readonly depth: number;
   readonly #engine: AioEngineHandle;
   readonly #op: Uint32Array;
@@ -22,7 +24,8 @@ export class AioQueue {
   readonly #freeSlots: Uint32Array;
   #nFree: number;
   #queued = 0;
-  #flushScheduled = false;
+  /** Registered with submit_kick for the batch being queued. */
+  #batchOpen = false;
   /** I/O waiting for a free slot: a ring, so waiting allocates nothing once it has grown. */
   #wait: (BdevIo | null)[] = [];
   #waitHead = 0;
@@ -81,14 +84,18 @@ export class AioQueue {
       this.#bufs[s] = io.buf;
     }
     this.#sq[this.#queued++] = s;
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flush);
+    if (!this.#batchOpen) {
+      this.#batchOpen = true;
+      queueSubmission(this);
     }
   }
 
+  submitQueued(): void {
+    this.#batchOpen = false;
+    this.#flush();
+  }
+
   readonly #flush = (): void => {
-    this.#flushScheduled = false;
     while (this.#queued > 0 && !this.#closed) {
       let n = this.#engine.submit(this.#queued);
       if (n === 0) { this.#retryLater(); return; }

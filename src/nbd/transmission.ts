@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type { Logger } from '../log.js';
 import { BufferPool, IO_CHUNK } from '../bdev/buffers.js';
+import { kickSubmissions } from '../bdev/submit_kick.js';
 import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
 import { IoType, newIo, type BdevIo } from '../bdev/types.js';
 import {
@@ -195,6 +196,8 @@ export class Transmission implements RequestSink, TransportHost {
     const used = this.#framer.push(buf, start, end);
     return this.#framer.stopped ? end - start : used;
   }
+
+  readDone(): void { kickSubmissions(); }
 
   inputEnded(): void {
     // The client will send nothing more; finish what it asked for.

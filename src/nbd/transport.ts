@@ -1,8 +1,9 @@
 // How a Transmission's bytes move: requests in, replies out. Two implementations with the same
 // contract:
-// - NativeTransport, for plain TCP and unix sockets: recv() into a reused receive buffer, or
-//   straight into a WRITE's pooled payload buffer; replies queued in a ring and sent with one
-//   sendmsg per batch. No Buffer per read, no stream machinery per reply.
+// - NativeTransport, for plain TCP and unix sockets: recv() into a reused receive buffer; while
+//   a WRITE payload is due, one scatter read puts its rest straight into its pooled buffer and
+//   what follows into the receive buffer. Replies queued in a ring and sent with one sendmsg
+//   per batch. No Buffer per read, no stream machinery per reply.
 // - StreamTransport, for everything else (TLS, stdio, any Duplex): Node's stream API, corked
 //   per batch.
 // Both stop reading while the host has no free request slot, or while more than
@@ -23,8 +24,6 @@ const E = constants.errno;
 export const WRITE_BACKLOG_LIMIT = 16 * 1024 * 1024;
 /** The receive buffer of a native connection: the requests of one read land here. */
 const RECV_BUFFER = 256 * 1024;
-/** A WRITE payload with at least this much still to come is read straight into its buffer. */
-const DIRECT_READ_MIN = 16 * 1024;
 /** Reads per readable event at most, so one busy client cannot starve the loop. */
 const READS_PER_EVENT = 16;
 /** A peer that keeps its half open after we are done is dropped after this long. */
@@ -38,6 +37,11 @@ export interface TransportHost {
   readonly framer: RequestFramer;
   /** Bytes buf[start..end) arrived: returns how many were taken (fewer: no free slot now). */
   input(buf: Buffer, start: number, end: number): number;
+  /**
+   * What one read brought has been handed over (input(), or payload read in place): start the
+   * requests it completed now, before the next read, so none waits for more bytes.
+   */
+  readDone(): void;
   /** The client sent end of stream. */
   inputEnded(): void;
   /** The connection is gone; called once. Pieces still queued are released after it. */
@@ -118,6 +122,7 @@ export class StreamTransport implements Transport {
 
   readonly #onData = (chunk: Buffer): void => {
     const used = this.#host.input(chunk, 0, chunk.length);
+    this.#host.readDone();
     if (used < chunk.length && !this.#closed) {
       this.#held = chunk;
       this.#heldAt = used;
@@ -150,6 +155,7 @@ export class StreamTransport implements Transport {
     const held = this.#held;
     if (held === null || this.#closed) return;
     this.#heldAt += this.#host.input(held, this.#heldAt, held.length);
+    this.#host.readDone();
     if (this.#heldAt >= held.length || this.#closed) {
       this.#held = null;
       if (!this.#writePaused && !this.#closed) this.#sock.resume();
@@ -286,14 +292,20 @@ export class NativeTransport implements Transport {
       let n: number;
       let want: number;
       const dst = framer.payloadDst;
-      if (dst !== null && framer.payloadRoom >= DIRECT_READ_MIN) {
-        // The rest of a large WRITE payload's piece: straight into its pooled buffer, no copy.
-        want = framer.payloadRoom;
-        n = this.#io.read(dst, framer.payloadPos, want);
-        if (n > 0) framer.payloadReceived(n);
+      // Not held, so recv is empty: rEnd is 0.
+      const room = this.#recv.length - this.#rEnd;
+      if (dst !== null) {
+        // The rest of this WRITE payload piece straight into its pooled buffer (no copy), and
+        // whatever follows it into recv, in one system call.
+        const left = framer.payloadRoom;
+        want = left + room;
+        n = this.#io.readv(dst, framer.payloadPos, left, this.#recv, this.#rEnd, room);
+        if (n > 0) {
+          framer.payloadReceived(Math.min(n, left));
+          if (n > left && !this.#closed) { this.#rEnd += n - left; this.#feed(); } else this.#host.readDone();
+        }
       } else {
-        // Not held, so recv is empty: rEnd is 0.
-        want = this.#recv.length - this.#rEnd;
+        want = room;
         n = this.#io.read(this.#recv, this.#rEnd, want);
         if (n > 0) { this.#rEnd += n; this.#feed(); }
       }
@@ -310,6 +322,7 @@ export class NativeTransport implements Transport {
   /** Hands recv[rStart..rEnd) to the host; what it cannot take yet is held. */
   #feed(): void {
     const used = this.#host.input(this.#recv, this.#rStart, this.#rEnd);
+    this.#host.readDone();
     this.#rStart += used;
     if (this.#rStart < this.#rEnd && !this.#closed) {
       this.#held = true;
