@@ -61,6 +61,7 @@ describe('memory budget (CLI server)', () => {
     let now = rss(srv.pid);
     while (now >= 256 * MiB && Date.now() < deadline) { await sleep(250); now = rss(srv.pid); }
     expect(now).toBeLessThan(256 * MiB);
+    console.log(`never-reading clients: peak server RSS ${Math.round(peak / MiB)} MiB, ${Math.round(now / MiB)} MiB after they closed`);
   }, 60_000);
 
   it('--max-payload 2G: a 2 GiB WRITE and an unaligned 2^31-byte READ at offset 1 are served in pieces', async () => {
