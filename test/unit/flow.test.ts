@@ -14,17 +14,12 @@ import { ReplyStyle } from '../../src/nbd/replies.js';
 import { Transmission } from '../../src/nbd/transmission.js';
 import { RawClient, request, readSimpleReply } from '../helpers/wire.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
+import { pattern } from '../helpers/bdev.js';
 
 const MiB = 1 << 20;
 const CMD = { READ: 0, WRITE: 1, FLUSH: 3 };
 
 type Ev = { kind: 'read'; completes: boolean; got: number } | { kind: 'readv'; aLen: number; got: number } | { kind: 'submit'; n: number };
-
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 11 + (i >> 9)) & 0xff;
-  return b;
-}
 
 describe('continuous flow', () => {
   let dir: string;

@@ -4,17 +4,12 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startInProcess, type TestServer } from '../helpers/inproc.js';
 import { RawClient, handshakeGo, request, readSimpleReply } from '../helpers/wire.js';
+import { pattern } from '../helpers/bdev.js';
 
 const MiB = 1 << 20;
 const CMD = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3, TRIM: 4, WRITE_ZEROES: 6 };
 const ERR = { EPERM: 1, EIO: 5, EINVAL: 22, ENOSPC: 28 };
 const SIZE = 64 * MiB;
-
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 17 + (i >> 9)) & 0xff;
-  return b;
-}
 
 describe('transmission (bytes on the wire)', () => {
   let srv: TestServer;
