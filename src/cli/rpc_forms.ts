@@ -20,6 +20,8 @@ export interface Arg {
   /** The placeholder in usage lines (default: the key in capitals). */
   meta?: string;
   help?: string;
+  /** What --help names as its JSON param, when that is not `key` (a value the form computes). */
+  json?: string;
 }
 export interface Flag extends Arg { names: string[] }
 export interface Form {
@@ -67,9 +69,9 @@ export const FORMS: Readonly<Record<string, Form>> = {
   },
   bdev_reset_iostat: { flags: [f(['-b', '--name'], 'name'), f(['-m', '--mode'], 'mode')] },
   bdev_malloc_create: {
-    args: [z('total_size', MIB_AS_BYTES, false, 'the size', 'SIZE_MB'), z('block_size', BYTES)],
+    args: [{ ...z('total_size', MIB_AS_BYTES, false, 'the size', 'SIZE_MB'), json: 'num_blocks = SIZE_MB / BLOCK_SIZE' }, z('block_size', BYTES)],
     flags: [f(['-b', '--name'], 'name'), f(['-u', '--uuid'], 'uuid'), f(['-o', '--optimal-io-boundary'], 'optimal_io_boundary', 'int')],
-    // rpc.py takes the size in MiB and sends a block count.
+    // rpc.py takes the size in MiB (read here into bytes) and sends a block count.
     build: ({ total_size, ...rest }) => ({ ...rest, num_blocks: Math.floor((total_size as number) / (rest['block_size'] as number)) }),
   },
   bdev_malloc_delete: { args: [s('name')] },

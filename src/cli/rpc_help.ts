@@ -26,7 +26,7 @@ function sizeRule(a: Arg): string {
 
 function describe(a: Arg): string {
   const text = [a.help, a.kind === 'size' ? sizeRule(a) : undefined].filter((x) => x !== undefined).join('; ');
-  return `${text}${text === '' ? '' : ' '}(JSON: ${a.key})`;
+  return `${text}${text === '' ? '' : ' '}(JSON: ${a.json ?? a.key})`;
 }
 
 function row(left: string, right: string): string {
