@@ -9,10 +9,10 @@
 // rotated order, and a ratio is only taken inside a round; the report gives the median of the
 // per-round ratios with their min-max.
 //
-// How long: a full run is 5 rounds x 2 image kinds x 9 workloads x 5-6 targets (the qemu-nbd
-// control only on the 4 QD32 workloads) = 490 runs of 8+1 s plus server start-up and 90 image
-// fills of 1 GiB: about 1.5 hours (`--help` prints the estimate from the same constants).
-// --quick is about 13 minutes, --smoke under a minute. Servers run one at a time and are always
+// How long: a full run is 5 rounds x 2 image kinds x 10 workloads x 5-6 targets (the qemu-nbd
+// control only on the 5 QD32 workloads) = 550 runs of 8+1 s plus server start-up and 100 image
+// fills of 1 GiB: about 1.7 hours (`--help` prints the estimate from the same constants).
+// --quick is about 14 minutes, --smoke under a minute. Servers run one at a time and are always
 // stopped, images and sockets removed.
 import fs from 'node:fs';
 import os from 'node:os';

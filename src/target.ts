@@ -142,9 +142,11 @@ export class Server {
     return this.#register(createMallocBdev({ ...p, uuid: checkUuid(p.uuid) }));
   }
 
-  async createError(baseName: string, opts: { uuid?: string | undefined } = {}): Promise<Bdev> {
+  /** SPDK names it EE_<base>; `name` (aionbd's own) chooses another. */
+  async createError(baseName: string, opts: { uuid?: string | undefined; name?: string | undefined } = {}): Promise<Bdev> {
+    if (opts.name !== undefined) checkName(opts.name);
     const base = this.bdevs.get(baseName);
-    return this.#register(createErrorBdev(base, { uuid: checkUuid(opts.uuid) }), { claims: [base] });
+    return this.#register(createErrorBdev(base, { uuid: checkUuid(opts.uuid), name: opts.name }), { claims: [base] });
   }
 
   injectError(name: string, j: Injection): void { injectError(this.bdevs.get(name), j); }

@@ -158,7 +158,11 @@ class ErrorDriver implements BdevDriver {
 
   info(): Record<string, unknown> { return { error_disk: { base_bdev: this.#base.name } }; }
 
-  config(b: Bdev): ConfigEntry { return { method: 'bdev_error_create', params: { base_name: this.#base.name, uuid: b.uuid } }; }
+  config(b: Bdev): ConfigEntry {
+    // SPDK's entry; the name only when it is not SPDK's EE_<base> (an aionbd extension).
+    const named = b.name === defaultName(this.#base) ? {} : { name: b.name };
+    return { method: 'bdev_error_create', params: { base_name: this.#base.name, ...named, uuid: b.uuid } };
+  }
 
   destruct(): Promise<void> {
     this.unsubscribe();
@@ -166,11 +170,14 @@ class ErrorDriver implements BdevDriver {
   }
 }
 
-/** EE_<base>: the caller registers it with a claim on base. */
-export function createErrorBdev(base: Bdev, opts: { uuid?: string | undefined } = {}): Bdev {
+/** SPDK's only name for an error bdev. */
+const defaultName = (base: Bdev): string => `EE_${base.name}`;
+
+/** EE_<base> unless named: the caller registers it with a claim on base. */
+export function createErrorBdev(base: Bdev, opts: { uuid?: string | undefined; name?: string | undefined } = {}): Bdev {
   const driver = new ErrorDriver(base);
   const b = new Bdev({
-    name: `EE_${base.name}`, blockSize: base.blockSize, numBlocks: base.numBlocks, readonly: base.readonly,
+    name: opts.name ?? defaultName(base), blockSize: base.blockSize, numBlocks: base.numBlocks, readonly: base.readonly,
     uuid: opts.uuid, writeCache: base.writeCache,
   }, driver);
   // A grown base (rescan) grows the pass-through with it.

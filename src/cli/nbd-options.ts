@@ -4,6 +4,7 @@ import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET } from '../nbd/budget.js';
+import { DEFAULT_MAX_PAYLOAD } from '../nbd/constants.js';
 import type { TlsMode } from '../nbd/handshake.js';
 import type { ServerOptions } from '../nbd/server.js';
 import { loadTls } from '../nbd/tls.js';
@@ -33,7 +34,7 @@ export function addNbdOptions(cmd: Command): Command {
     .option('--tls-key <file>', 'X.509 server key (PEM)')
     .option('--tls-ca <file>', 'CA certificate(s): clients must present a certificate they signed (or prove a --tls-psk identity)')
     .option('--tls-psk <file>', 'pre-shared keys, "identity:hexkey" lines (psktool format); with --tls-cert it needs --tls-ca')
-    .option('--max-payload <size>', 'largest READ/WRITE payload (power of two, default 32M)', powerOfTwoArg(4096, 2 ** 31, formatSize))
+    .option('--max-payload <size>', `largest READ/WRITE payload, advertised to clients (power of two, default ${formatSize(DEFAULT_MAX_PAYLOAD)})`, powerOfTwoArg(4096, 2 ** 31, formatSize))
     .option('--memory-budget <size>', `bytes of request buffers and queued replies in flight, server-wide (default ${formatSize(DEFAULT_MEMORY_BUDGET)})`, budgetArg)
     .option('--handshake-timeout <seconds>', 'drop clients that have not finished the handshake (default 10)', secondsArg(0.001, 3600))
     .option('--max-connections <n>', 'connections at once (default 1024)', intArg(1, 1_000_000))

@@ -3,12 +3,24 @@
 // is not admitted simply stops being read until memory comes back, so a client that never reads
 // its replies stalls only itself.
 import { UsageError } from '../errors.js';
-import { IO_CHUNK } from '../bdev/buffers.js';
+import { BufferPool, IO_CHUNK } from '../bdev/buffers.js';
 
 /** Keeps a busy server well under 512 MiB of request memory. */
 export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
 /** Below this the budget could not hold one bounced piece per connection in flight. */
 export const MIN_MEMORY_BUDGET = 4 * IO_CHUNK;
+
+/**
+ * What one READ or WRITE of `length` bytes at `offset` is charged: the buffer of its first piece
+ * (a longer request runs piece by piece through that one buffer), twice over when it is not
+ * aligned to the block size (the bdev layer bounces it through a buffer as large again). So any
+ * size --max-payload allows costs at most 2 * IO_CHUNK, which a connection holding nothing is
+ * always admitted for.
+ */
+export function ioCharge(offset: number, length: number, blockSize: number): number {
+  const piece = BufferPool.sizeFor(Math.min(length, IO_CHUNK));
+  return offset % blockSize !== 0 || length % blockSize !== 0 ? 2 * piece : piece;
+}
 
 /** One connection's share of a MemoryBudget. */
 export class BudgetAccount {

@@ -19,7 +19,7 @@ import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './budget.js';
 import { ReplyStyle } from './replies.js';
 
 export interface ServerOptions {
-  /** Largest READ/WRITE payload (bytes). Default 32 MiB. */
+  /** Largest READ/WRITE payload (bytes). Default 64 MiB (DEFAULT_MAX_PAYLOAD). */
   maxPayload?: number;
   /**
    * Bytes of request buffers, bounce buffers and queued replies in flight, server-wide, shared

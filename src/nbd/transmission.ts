@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type { Logger } from '../log.js';
-import { BufferPool, IO_CHUNK } from '../bdev/buffers.js';
+import { IO_CHUNK, type BufferPool } from '../bdev/buffers.js';
 import { kickSubmissions } from '../bdev/submit_kick.js';
 import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
 import { IoType, newIo, type BdevIo } from '../bdev/types.js';
@@ -14,7 +14,7 @@ import {
   MAX_EXTENTS, META_ID_BASE_ALLOCATION, NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA,
   NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_HOLE,
 } from './constants.js';
-import { BudgetAccount, MemoryBudget } from './budget.js';
+import { BudgetAccount, ioCharge, MemoryBudget } from './budget.js';
 import { ESHUTDOWN, toNbdError } from './errno.js';
 import type { Export } from './export.js';
 import { mapExtents } from './extents.js';
@@ -230,13 +230,8 @@ export class Transmission implements RequestSink, TransportHost {
   hasFreeSlot(): boolean { return this.#free.length > 0; }
 
   admit(type: number, _flags: number, offset: number, length: number, payload: boolean): boolean {
-    let charge = 0;
-    if ((type === NBD_CMD.READ || (type === NBD_CMD.WRITE && payload)) && length <= this.#opts.maxPayload && length > 0) {
-      charge = BufferPool.sizeFor(Math.min(length, IO_CHUNK));
-      // The bdev layer bounces an unaligned piece through a buffer as large again.
-      const bs = this.#x.bdev.blockSize;
-      if (offset % bs !== 0 || length % bs !== 0) charge *= 2;
-    }
+    const charge = (type === NBD_CMD.READ || (type === NBD_CMD.WRITE && payload)) && length <= this.#opts.maxPayload && length > 0
+      ? ioCharge(offset, length, this.#x.bdev.blockSize) : 0;
     if (!this.#account.take(charge)) return false;
     this.#admitted = charge;
     return true;

@@ -253,6 +253,16 @@ describe('bench report arithmetic', () => {
     expect(p?.errors).toEqual(['round 2: x']);
   });
 
+  it('a full run includes the job of SPDK\'s AIO guide, with the guide\'s options over NBD', async () => {
+    const { DEFAULT_WORKLOADS, workloadById } = await load<WorkloadsModule & { DEFAULT_WORKLOADS: readonly string[] }>('workloads.mjs');
+    const { fioArgs } = await load<{ fioArgs(w: unknown, shape: { iodepth: number; numjobs: number }, on: { uri: string }, t: { runtime: number; ramp: number }): string[] }>('fio.mjs');
+    expect(DEFAULT_WORKLOADS).toContain('randrw70-4k-qd32');
+    const args = fioArgs(workloadById('randrw70-4k-qd32'), { iodepth: 32, numjobs: 1 }, { uri: 'nbd+unix:///x?socket=/s' }, { runtime: 60, ramp: 0 });
+    for (const a of ['--ioengine=nbd', '--rw=randrw', '--rwmixread=70', '--bs=4096', '--iodepth=32', '--randrepeat=0', '--time_based', '--runtime=60000ms']) {
+      expect(args).toContain(a);
+    }
+  });
+
   it('rotates the order so that each target runs in each position', async () => {
     const { rotated } = await load<PlanModule>('plan.mjs');
     const ids = ['a', 'b', 'c'];
@@ -275,7 +285,7 @@ describe.skipIf(!has)('bench script failures', () => {
   it('--help says how long a full run takes and names every row and both kinds of image', async () => {
     const r = await run(process.execPath, [BENCH, '--help'], { timeoutMs: 30_000 });
     expect(r.code, explain(r)).toBe(0);
-    expect(r.stdout).toMatch(/A full run \(5 rounds x 2 image kinds x 9 workloads .*\) takes about \d+(\.\d)? (min|h)\b/);
+    expect(r.stdout).toMatch(/A full run \(5 rounds x 2 image kinds x 10 workloads .*\) takes about \d+(\.\d)? (min|h)\b/);
     for (const t of TARGETS) expect(r.stdout).toContain(t);
     for (const f of FILLS) expect(r.stdout).toContain(f);
   });

@@ -28,7 +28,7 @@ describe('memory budget (CLI server)', () => {
   requireBuilt();
   afterEach(async () => { await stopAllServers(); });
 
-  it('4 clients pipelining 128 READs of 32 MiB that they never read: RSS < 512 MiB, a fifth is served, memory comes back', async () => {
+  it('4 clients pipelining 128 READs of 64 MiB (the default maximum) that they never read: RSS < 512 MiB, a fifth is served, memory comes back', async () => {
     const srv = await startServer({ aio: ['disk.img,size=1G'] });
     const path = srv.socketPath as string;
     const hogs: RawClient[] = [];
@@ -37,7 +37,7 @@ describe('memory budget (CLI server)', () => {
       await handshakeGo(c, 'disk');
       c.sock.pause(); // never reads a reply
       const reqs: Buffer[] = [];
-      for (let i = 0; i < 128; i++) reqs.push(request(CMD.READ, { cookie: BigInt(i), offset: (i % 31) * 32 * MiB, length: 32 * MiB }));
+      for (let i = 0; i < 128; i++) reqs.push(request(CMD.READ, { cookie: BigInt(i), offset: (i % 15) * 64 * MiB, length: 64 * MiB }));
       c.write(Buffer.concat(reqs));
       hogs.push(c);
     }

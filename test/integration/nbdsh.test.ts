@@ -17,7 +17,7 @@ for f in ('can_flush', 'can_fua', 'can_trim', 'can_zero', 'can_fast_zero', 'can_
 assert not h.is_read_only()
 assert h.can_meta_context('base:allocation')
 assert h.get_block_size(nbd.SIZE_MINIMUM) == 1
-assert h.get_block_size(nbd.SIZE_MAXIMUM) == 32 * 1024 * 1024
+assert h.get_block_size(nbd.SIZE_MAXIMUM) == 64 * 1024 * 1024
 assert h.get_structured_replies_negotiated()
 
 buf = bytes(range(256)) * 256

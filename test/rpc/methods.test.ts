@@ -71,6 +71,25 @@ describe('aionbd rpc against aionbd serve', () => {
     expect(await t.ok('bdev_malloc_delete', 'em')).toBe('true');
   });
 
+  it('bdev_error_create BASE NAME names the error bdev; the config says so, only then', async () => {
+    await t.ok('bdev_malloc_create', '4', '512', '-b', 'nm');
+    expect(await t.ok('bdev_error_create', 'nm', 'faulty')).toBe('true');
+    expect(await t.json('bdev_get_bdevs', '-b', 'faulty')).toMatchObject([{ name: 'faulty', product_name: 'Error Injection Disk', driver_specific: { error_disk: { base_bdev: 'nm' } } }]);
+    expect((await t.rpc('bdev_get_bdevs', '-b', 'EE_nm')).code).toBe(1);
+    const cfg = await t.json('framework_get_config', 'bdev') as { method: string; params?: Record<string, unknown> }[];
+    expect(cfg.filter((e) => e.method === 'bdev_error_create')).toEqual([{ method: 'bdev_error_create', params: { base_name: 'nm', name: 'faulty', uuid: expect.any(String) } }]);
+    expect(await t.ok('bdev_error_inject_error', 'faulty', 'read', 'failure')).toBe('true');
+    const bad = await t.rpc('bdev_error_create', 'nm', 'bad name');
+    expect(bad.stderr).toMatch(/^aionbd: .*bad bdev name "bad name"/);
+    expect(await t.ok('bdev_error_delete', 'faulty')).toBe('true');
+    // SPDK's form: EE_<base>, and SPDK's config entry.
+    expect(await t.ok('bdev_error_create', 'nm')).toBe('true');
+    const spdk = await t.json('framework_get_config', 'bdev') as { method: string; params?: Record<string, unknown> }[];
+    expect(spdk.filter((e) => e.method === 'bdev_error_create')).toEqual([{ method: 'bdev_error_create', params: { base_name: 'nm', uuid: expect.any(String) } }]);
+    expect(await t.ok('bdev_error_delete', 'EE_nm')).toBe('true');
+    expect(await t.ok('bdev_malloc_delete', 'nm')).toBe('true');
+  });
+
   it('the delay bdev: create, update latency, delete', async () => {
     await t.ok('bdev_malloc_create', '4', '512', '-b', 'dm');
     expect(await t.ok('bdev_delay_create', '-b', 'dm', '-d', 'Delay0', '-r', '100', '-t', '1000', '-w', '200', '-n', '2000')).toBe('Delay0');
@@ -124,7 +143,7 @@ describe('aionbd rpc against aionbd serve', () => {
     const [store] = await t.json('bdev_lvol_get_lvstores', '-l', 'lvs') as Record<string, unknown>[];
     expect(store).toMatchObject({ uuid: lvsUuid, name: 'lvs', base_bdev: 'lm', block_size: 512, cluster_size: MiB });
     const lvol = await t.ok('bdev_lvol_create', 'lvol', '4', '-l', 'lvs');
-    const thin = await t.ok('bdev_lvol_create', '-n', 'thin', '-s', '2', '-u', lvsUuid, '-t');
+    const thin = await t.ok('bdev_lvol_create', '-n', 'thin', '-s', '2M', '-u', lvsUuid, '-t');
     expect(await t.json('bdev_get_bdevs', '-b', 'lvs/lvol')).toMatchObject([{ name: lvol, aliases: ['lvs/lvol'], num_blocks: 8192, product_name: 'Logical Volume' }]);
     expect(await t.json('bdev_get_bdevs', '-b', thin)).toMatchObject([{ driver_specific: { lvol: { thin_provision: true, lvol_store_uuid: lvsUuid } } }]);
     expect(await t.json('bdev_lvol_get_lvstores', '-u', lvsUuid)).toMatchObject([{ free_clusters: (store?.['total_data_clusters'] as number) - 4 }]);

@@ -2,7 +2,8 @@
 // progress for a connection that holds nothing, and trimming of idle pool memory.
 import { describe, expect, it } from 'vitest';
 import { BufferPool, IO_CHUNK } from '../../src/bdev/buffers.js';
-import { MemoryBudget, MIN_MEMORY_BUDGET } from '../../src/nbd/budget.js';
+import { DEFAULT_MEMORY_BUDGET, ioCharge, MemoryBudget, MIN_MEMORY_BUDGET } from '../../src/nbd/budget.js';
+import { DEFAULT_MAX_PAYLOAD } from '../../src/nbd/constants.js';
 import { UsageError } from '../../src/errors.js';
 
 const MiB = 1 << 20;
@@ -106,6 +107,22 @@ describe('MemoryBudget', () => {
     expect(b.waiting).toBe(0);
     a.close();
     expect(b.used).toBe(0);
+  });
+
+  it('a request of the default maximum payload costs one piece (two unaligned) and fits the default budget', () => {
+    expect(DEFAULT_MAX_PAYLOAD).toBe(64 * MiB);
+    expect(ioCharge(0, DEFAULT_MAX_PAYLOAD, 4096)).toBe(IO_CHUNK);
+    expect(ioCharge(1, DEFAULT_MAX_PAYLOAD, 512)).toBe(2 * IO_CHUNK);
+    expect(ioCharge(0, 4096, 4096)).toBe(4096);
+    const b = new MemoryBudget(DEFAULT_MEMORY_BUDGET);
+    // As many connections as the budget has unaligned maximum requests: every one is admitted.
+    const n = DEFAULT_MEMORY_BUDGET / (2 * IO_CHUNK);
+    const accounts = Array.from({ length: n }, () => b.account(() => undefined));
+    for (const a of accounts) expect(a.take(ioCharge(512, DEFAULT_MAX_PAYLOAD, 4096))).toBe(true);
+    expect(b.used).toBe(DEFAULT_MEMORY_BUDGET);
+    // One more still gets in (it holds nothing), so a 64 MiB request never waits forever.
+    expect(b.account(() => undefined).take(ioCharge(0, DEFAULT_MAX_PAYLOAD, 4096))).toBe(true);
+    for (const a of accounts) a.close();
   });
 });
 

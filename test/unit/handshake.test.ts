@@ -129,7 +129,7 @@ describe('handshake (bytes on the wire)', () => {
     const [min, pref, max] = [bs.readUInt32BE(2), bs.readUInt32BE(6), bs.readUInt32BE(10)];
     const pow2 = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
     expect(pow2(min) && pow2(pref) && pref >= min && max >= pref && max % min === 0 && (16 * MiB) % min === 0).toBe(true);
-    expect([min, pref, max]).toEqual([1, 4096, 32 * MiB]);
+    expect([min, pref, max]).toEqual([1, 4096, 64 * MiB]);
     // GO with the same parameters gives the same answer, then transmission.
     c.write(option(7, goData('d0', [3, 1])));
     const again = await readOptReply(c);

@@ -9,7 +9,8 @@ import { pattern } from '../helpers/bdev.js';
 const MiB = 1 << 20;
 const CMD = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3, TRIM: 4, WRITE_ZEROES: 6 };
 const ERR = { EPERM: 1, EIO: 5, EINVAL: 22, ENOSPC: 28 };
-const SIZE = 64 * MiB;
+// Larger than the default maximum payload (64 MiB), so that a request over it is not also past the end.
+const SIZE = 128 * MiB;
 
 describe('transmission (bytes on the wire)', () => {
   let srv: TestServer;
@@ -60,8 +61,9 @@ describe('transmission (bytes on the wire)', () => {
       [request(CMD.WRITE, { cookie: 19n, payload: pattern(512, 3), flags: 2 }), ERR.EINVAL],               // NO_HOLE on WRITE
       [request(CMD.READ, { cookie: 20n, length: 512, flags: 8 }), ERR.EINVAL],                             // REQ_ONE on READ
       [request(CMD.FLUSH, { cookie: 21n, offset: 512 }), ERR.EINVAL],                                      // FLUSH with offset
-      [request(CMD.READ, { cookie: 22n, length: 48 * MiB }), ERR.EINVAL],                                  // over max payload
-      [request(CMD.WRITE, { cookie: 23n, length: 33 * MiB, payload: Buffer.alloc(33 * MiB) }), ERR.EINVAL], // over max, payload read and dropped
+      [request(CMD.READ, { cookie: 22n, length: 64 * MiB + 512 }), ERR.EINVAL],                            // over max payload
+      [request(CMD.WRITE, { cookie: 23n, length: 64 * MiB + 512, payload: Buffer.alloc(64 * MiB + 512) }), ERR.EINVAL], // over max, payload read and dropped
+      [request(CMD.READ, { cookie: 26n, length: 64 * MiB }), 0],                                           // the max itself
       [request(CMD.READ, { cookie: 24n, length: 512, flags: 1 }), 0],                                      // FUA on READ is accepted
       [request(CMD.FLUSH, { cookie: 25n, flags: 1 }), 0],                                                  // FUA on FLUSH too
     ];

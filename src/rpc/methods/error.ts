@@ -5,10 +5,11 @@ import type { Server } from '../../target.js';
 import type { Registrar } from '../dispatcher.js';
 import { byName } from './aio.js';
 
-interface ErrorCreate { base_name: string; uuid?: string }
+// `name` is aionbd's own (SPDK always names it EE_<base_name>): `rpc.py bdev_error_create BASE NAME`.
+interface ErrorCreate { base_name: string; name?: string; uuid?: string }
 const errorCreate: JSONSchemaType<ErrorCreate> = {
   type: 'object',
-  properties: { base_name: { type: 'string' }, uuid: { type: 'string', nullable: true } },
+  properties: { base_name: { type: 'string' }, name: { type: 'string', nullable: true }, uuid: { type: 'string', nullable: true } },
   required: ['base_name'],
   additionalProperties: false,
 };
@@ -33,8 +34,8 @@ const inject: JSONSchemaType<Inject> = {
 };
 
 export function registerErrorMethods(r: Registrar, s: Server): void {
-  // SPDK answers true here, not the new name (which is EE_<base_name>).
-  r.method('bdev_error_create', errorCreate, async (p) => { await s.createError(p.base_name, { uuid: p.uuid }); return true; });
+  // SPDK answers true here, not the new name.
+  r.method('bdev_error_create', errorCreate, async (p) => { await s.createError(p.base_name, { uuid: p.uuid, name: p.name }); return true; });
   r.method('bdev_error_delete', byName, async (p) => { await s.deleteBdev(p.name, 'error'); return true; });
   r.method('bdev_error_inject_error', inject, (p) => {
     s.injectError(p.name, {
