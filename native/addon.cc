@@ -14,6 +14,7 @@ Napi::Value FileOpAsync(const Napi::CallbackInfo& info);
 Napi::Value FileInfo(const Napi::CallbackInfo& info);
 Napi::Value OpenFile(const Napi::CallbackInfo& info);
 Napi::Value PeerCred(const Napi::CallbackInfo& info);
+Napi::Object RbdInit(Napi::Env env);
 
 namespace {
 
@@ -36,6 +37,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("nbd", NbdAttachInit(env));
+  exports.Set("rbd", RbdInit(env));
   exports.Set("slotLayout", Napi::Function::New(env, SlotLayoutOf, "slotLayout"));
   // Kernel ABI values, taken from the headers we build against rather than retyped in JS.
   Napi::Object k = Napi::Object::New(env);
