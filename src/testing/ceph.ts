@@ -203,7 +203,8 @@ function confText(dir: string, fsid: string, monHost: string, memstoreBytes: num
     'public addr = 127.0.0.1',
     'ms bind ipv6 = false',
     `run dir = ${dir}/run`,
-    `admin socket = ${dir}/run/$name.asok`,
+    // Clients keep Ceph's own socket name ($cluster-$name.$pid.$cctid.asok in the run dir): two
+    // client.admin processes must not fight over one.
     `pid file = ${dir}/run/$name.pid`,
     `log file = ${dir}/log/$name.log`,
     `mon data = ${dir}/mon/$name`,
@@ -215,6 +216,10 @@ function confText(dir: string, fsid: string, monHost: string, memstoreBytes: num
     'mon warn on pool no redundancy = false',
     'mon allow pool delete = true',
     ...extra,
+    '[mon]',
+    `admin socket = ${dir}/run/$name.asok`,
+    '[osd]',
+    `admin socket = ${dir}/run/$name.asok`,
     '',
   ].join('\n');
 }

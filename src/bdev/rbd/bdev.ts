@@ -83,7 +83,8 @@ class RbdDriver implements BdevDriver {
     const complete = this.#complete as Complete;
     if (result === 0) {
       if (io.type === IoType.Write || io.type === IoType.Unmap || io.type === IoType.WriteZeroes) this.extents.changed();
-      if (this.#failing) {
+      // A FLUSH with librbd's cache off succeeds without the cluster: it proves nothing.
+      if (this.#failing && (io.type === IoType.Read || io.type === IoType.Write)) {
         this.#failing = false;
         this.log.info('rbd I/O succeeds again');
       }
