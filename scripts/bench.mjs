@@ -25,6 +25,7 @@ import { markdown, MIN_ROUNDS, MIN_RUNTIME_SEC } from './bench/markdown.mjs';
 import { parseOptions, USAGE, UsageError } from './bench/options.mjs';
 import { estimate, humanDuration, rotated, targetsFor } from './bench/plan.mjs';
 import { stopAll } from './bench/procs.mjs';
+import { rbdSection } from './bench/rbd.mjs';
 import { updateReadme } from './bench/readme.mjs';
 import { buildRows, checkGoals, REPORT_FORMAT } from './bench/report.mjs';
 import { ensureBuilt, ensureTools, machineInfo, REPO_ROOT } from './bench/system.mjs';
@@ -131,6 +132,7 @@ async function main() {
     return 0;
   }
   if (opts.render !== null) return render(opts.render, opts.outDir);
+  if (opts.rbd) return rbdSection(opts, DOCS_DIR, say);
   const started = Date.now();
   // Other work on the machine skews every number: the report says how busy it was.
   const loadAtStart = os.loadavg()[0]?.toFixed(2) ?? '?';

@@ -58,6 +58,11 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
                        system with O_DIRECT (not tmpfs)
   --no-install         never apt-get install missing tools (a missing server is skipped;
                        without stress-ng the busy core is a Node busy loop)
+  --rbd                only the RBD section: aionbd's RBD export against qemu-nbd rbd: and
+                       rbd bench on a one-node test cluster, 4k randread/randwrite QD32, paired
+                       rounds (--rounds, --runtime, --ramp, --size apply); writes
+                       performance-rbd.md/.json. Needs ceph-mon ceph-osd ceph-common
+                       qemu-block-extra
   --render FILE        only rebuild performance.md, performance.png (and the README summary,
                        when the output is docs/) from an earlier performance.json
   --list               print the workloads and exit
@@ -79,6 +84,7 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
  * @property {boolean} install
  * @property {string|null} render  an earlier performance.json to render again
  * @property {boolean} list
+ * @property {boolean} rbd           run the RBD section (scripts/bench/rbd.mjs) instead
  * @property {boolean} help
  * @property {string[]} argv         the arguments as given, for the report
  */
@@ -140,7 +146,7 @@ export function parseOptions(argv) {
         size: { type: 'string' }, rounds: { type: 'string' }, runtime: { type: 'string' }, ramp: { type: 'string' },
         fills: { type: 'string' }, workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
         'out-dir': { type: 'string' }, 'tmp-dir': { type: 'string' },
-        'no-install': { type: 'boolean' }, render: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'no-install': { type: 'boolean' }, rbd: { type: 'boolean' }, render: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
@@ -187,6 +193,7 @@ export function parseOptions(argv) {
     install: v['no-install'] !== true,
     render: str('render') ?? null,
     list: v['list'] === true,
+    rbd: v['rbd'] === true,
     help: v['help'] === true,
     argv,
   };
