@@ -5,7 +5,7 @@ import type { Logger } from '../../log.js';
 import type { Bdev } from '../bdev.js';
 import { BdevWrongModuleError } from '../../errors.js';
 import { createRbdBdev, rbdDriverOf, type RbdImageRef } from './bdev.js';
-import { RbdConnection, type RbdClusters } from './cluster.js';
+import { RbdConnection, rbdNative, type RbdClusters } from './cluster.js';
 
 export interface RbdParams extends RbdImageRef {
   /** Default: Ceph0, Ceph1, ... as SPDK. */
@@ -25,6 +25,7 @@ export interface RbdContext {
 
 /** Opens the image as a bdev (not registered): over a registered cluster, or a connection of its own. */
 export async function openRbd(p: RbdParams, ctx: RbdContext): Promise<Bdev> {
+  rbdNative(); // first: a build without RBD says so, whatever else is wrong with the call
   let name = p.name;
   for (let i = 0; name === undefined; i++) if (!ctx.taken(`Ceph${i}`)) name = `Ceph${i}`;
   const bdev = name;
