@@ -78,7 +78,8 @@ export async function startRbdSpecs(server: Server, specs: RbdSpec[]): Promise<v
     const key = JSON.stringify([s.conf, s.id, s.keyFile, s.timeout]);
     let cluster = clusters.get(key);
     if (cluster === undefined) {
-      cluster = `cluster${clusters.size}`;
+      // The first free name: a --config may have registered clusters already.
+      for (let i = 0; cluster === undefined || server.rbdClusters.has(cluster); i++) cluster = `cluster${i}`;
       const t = s.timeout === undefined ? undefined : String(s.timeout);
       await server.rbdClusters.register(cluster, {
         userId: s.id, configFile: s.conf, keyFile: s.keyFile,

@@ -128,6 +128,8 @@ export class RbdClusters {
     }
   }
 
+  has(name: string): boolean { return this.#byName.has(name) || this.#connecting.has(name); }
+
   /** bdev_rbd_unregister_cluster: refused while a bdev uses it. */
   async unregister(name: string): Promise<void> {
     const c = this.#get(name);
