@@ -133,6 +133,15 @@ describe.skipIf(!have)('RBD bdev over a one-node Ceph cluster', () => {
     await ceph.removeImage(img);
   }, 120_000);
 
+  it('a cluster that does not answer fails the register within client_mount_timeout', async () => {
+    const t0 = Date.now();
+    const r = await rpc('bdev_rbd_register_cluster', 'gone', '--config-param', 'mon_host=127.0.0.1:9', '--config-param', 'client_mount_timeout=2');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^aionbd: .*cannot connect to the Ceph cluster: rados_connect: Connection timed out\n$/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(await rpcOk('bdev_rbd_get_clusters_info')).not.toContainEqual(expect.objectContaining({ cluster_name: 'gone' }));
+  }, 30_000);
+
   it('a bdev with a connection of its own (user_id/config), config_file outside --allow-path refused', async () => {
     const img = imageName('own');
     await ceph.createImage(img, '8M');
