@@ -159,6 +159,11 @@ describe.skipIf(!have)('RBD bdev over a one-node Ceph cluster', () => {
     expect(sha((await rbdExport(img)).subarray(0, MiB))).toBe(sha(Buffer.alloc(MiB, 0x11)));
     const outside = await rpc('bdev_rbd_register_cluster', 'c9', '--config-file', '/etc/hostname');
     expect(outside.stderr).toMatch(/outside the allowed paths/);
+    // Ceph options that name files are held to --allow-path too.
+    for (const opt of ['keyring=/etc/hostname', 'log_file=/etc/aionbd-test.log', 'admin_socket=/run/x.asok', 'run_dir=/etc']) {
+      const r = await rpc('bdev_rbd_create', ceph.pool, img, '512', '-b', 'own2', '--config', `mon_host=${ceph.monHost}`, '--config', opt);
+      expect(r.stderr, opt).toMatch(/outside the allowed paths/);
+    }
     await ceph.removeImage(img);
   }, 90_000);
 

@@ -1,5 +1,6 @@
 // bdev_rbd_register_cluster / _unregister_cluster / _get_clusters_info, bdev_rbd_create /
 // _delete / _resize, with SPDK's parameters.
+import path from 'node:path';
 import type { JSONSchemaType } from 'ajv';
 import type { Server } from '../../target.js';
 import type { CallContext, Registrar } from '../dispatcher.js';
@@ -63,16 +64,39 @@ function allowed(ctx: CallContext, file: string | undefined): string | undefined
   return file === undefined || ctx.allowed === null ? file : ctx.allowed.check(file).filename;
 }
 
+/**
+ * Ceph options naming files: ones librados reads, directories it writes into, and files it
+ * creates. Over RPC they are held to --allow-path like bdev_aio_create's file ("" turns the
+ * last kind off and needs no check); Ceph's $variables cannot be resolved here, so such a
+ * path is refused.
+ */
+const READS = new Set(['keyring', 'keyfile']);
+const DIRS = new Set(['run_dir', 'log_dir']);
+const CREATES = new Set(['log_file', 'admin_socket']);
+
+function checkedOptions(ctx: CallContext, opts: StringMap | undefined): StringMap | undefined {
+  const a = ctx.allowed;
+  if (opts === undefined || a === null) return opts;
+  const out: StringMap = {};
+  for (const [k, v] of Object.entries(opts)) {
+    const key = k.replace(/[ -]/g, '_');
+    if (READS.has(key) || DIRS.has(key)) out[k] = a.check(v).filename;
+    else if (CREATES.has(key) && v !== '') out[k] = path.join(a.check(path.dirname(v)).filename, path.basename(v));
+    else out[k] = v;
+  }
+  return out;
+}
+
 export function registerRbdMethods(r: Registrar, s: Server): void {
   r.method('bdev_rbd_register_cluster', registerCluster, (p, ctx) => s.rbdClusters.register(p.name, {
-    userId: p.user_id, config: p.config_param, configFile: allowed(ctx, p.config_file), keyFile: allowed(ctx, p.key_file),
+    userId: p.user_id, config: checkedOptions(ctx, p.config_param), configFile: allowed(ctx, p.config_file), keyFile: allowed(ctx, p.key_file),
   }));
   r.method('bdev_rbd_unregister_cluster', byName, async (p) => { await s.rbdClusters.unregister(p.name); return true; });
   r.method('bdev_rbd_get_clusters_info', clusterQuery, (p) => s.rbdClusters.info(p.name));
-  r.method('bdev_rbd_create', rbdCreate, async (p) => {
+  r.method('bdev_rbd_create', rbdCreate, async (p, ctx) => {
     const b = await s.createRbd({
       name: p.name, pool: p.pool_name, image: p.rbd_name, blockSize: p.block_size, clusterName: p.cluster_name,
-      userId: p.user_id, config: p.config, uuid: p.uuid, readonly: p.read_only,
+      userId: p.user_id, config: checkedOptions(ctx, p.config), uuid: p.uuid, readonly: p.read_only,
     });
     return b.name;
   });
