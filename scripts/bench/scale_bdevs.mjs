@@ -13,7 +13,7 @@ import { delay, startChild } from './procs.mjs';
  * One JSON-RPC connection, requests answered in order (the server answers one line each).
  * @param {string} sock
  */
-async function rpcSession(sock) {
+export async function rpcSession(sock) {
   const s = net.connect(sock);
   await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
   /** @type {{ resolve: (v: unknown) => void, reject: (e: Error) => void }[]} */
@@ -134,8 +134,9 @@ export async function scaleBdevs({ root, count, tmpDir, say }) {
     }
     const deleteSec = (performance.now() - t2) / 1000;
     rpc.close();
-    await delay(200); // the RPC connection's fd goes at the server's next loop turn
-    const after = probe(srv.pid);
+    // The RPC connection's fd goes when the server sees it close: a few loop turns (bounded).
+    let after = probe(srv.pid);
+    for (let t = 0; t < 50 && after.fds > before.fds; t++) { await delay(100); after = probe(srv.pid); }
     return { root, asked: count, created, error, createSec, before, peak, after, listed, listSec, deleteSec };
   } finally {
     if (srv !== null) await srv.stop();
