@@ -3,6 +3,7 @@
 // the last bdev closes.
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAioBdev } from '../../src/bdev/aio.js';
@@ -14,6 +15,7 @@ import { IoType, newIo } from '../../src/bdev/types.js';
 import { silentLogger } from '../../src/log.js';
 import { aioContexts, hogAioContexts } from '../helpers/aio.js';
 import { pattern, readBytes, run, writeBytes } from '../helpers/bdev.js';
+import { REPO_ROOT, requireBuilt } from '../helpers/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 
 const MiB = 1 << 20;
@@ -137,5 +139,59 @@ describe('the shared AIO engine', () => {
     make(3, 64);
     expect(engineStats()?.capacity).toBeGreaterThan(8);
     expect((await run(b, IoType.Read, 0, 4096)).result).toBe(0);
+  });
+
+  it('a bdev closing while others are busy waits for its own I/O only, then lets go of its fd', async () => {
+    const a = make(0), b = make(1);
+    const aDone: number[] = [];
+    const aIos = Array.from({ length: 64 }, (_, i) => run(a, IoType.Write, i * 4096, 4096).then((r) => { aDone.push(r.result); return r; }));
+    const bIos = Array.from({ length: 64 }, (_, i) => run(b, IoType.Write, i * 4096, 4096));
+    const fdsBefore = openFds();
+    await a.close();
+    bdevs = bdevs.filter((x) => x !== a);
+    // Every write of a was answered before its close resolved (run() resolves a turn later).
+    expect(queueOf(a).inflight).toBe(0);
+    expect(openFds()).toBe(fdsBefore - 1);
+    expect((await Promise.all(aIos)).every((r) => r.result === 0 && r.calls === 1)).toBe(true);
+    expect((await Promise.all(bIos)).every((r) => r.result === 0 && r.calls === 1)).toBe(true);
+    expect(engineStats()?.bdevs).toBe(1);
+    expect(aDone).toHaveLength(64);
+  });
+
+  it('reaps with io_getevents where the user-space ring is not used, over several contexts', async () => {
+    process.env['AIONBD_NO_USER_RING'] = '1';
+    try {
+      for (let i = 0; i < 3; i++) make(i, 64);
+    } finally { delete process.env['AIONBD_NO_USER_RING']; }
+    expect(engineStats()).toMatchObject({ capacity: 256, contexts: 3 }); // 64, 64, 128
+    expect((bdevs[0]?.driver.info() as { aio: { user_ring: boolean } }).aio.user_ring).toBe(false);
+    const res = await Promise.all(bdevs.flatMap((b, k) => Array.from({ length: 100 }, (_, i) => writeBytes(b, i * 4096, pattern(4096, k * 1000 + i)))));
+    expect(res.every((r) => r === 0)).toBe(true);
+    for (const [k, b] of bdevs.entries()) expect((await readBytes(b, 99 * 4096, 4096)).equals(pattern(4096, k * 1000 + 99))).toBe(true);
+  });
+
+  it('a worker thread has an engine of its own, released when the worker ends without closing', async () => {
+    requireBuilt();
+    const mine = make(0);
+    const ctxBefore = aioContexts();
+    // The worker loads the built library: it cannot load TypeScript.
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      (async () => {
+        const { createAioBdev } = await import(workerData.aio);
+        const { silentLogger } = await import(workerData.log);
+        const b = createAioBdev({ filename: workerData.file, name: 'w', size: 1 << 20, log: silentLogger() });
+        parentPort.postMessage({ userRing: b.driver.info().aio.user_ring });
+        parentPort.on('message', () => {}); // keeps the worker alive until terminate(), bdev still open
+      })();`;
+    const w = new Worker(code, { eval: true, workerData: {
+      aio: path.join(REPO_ROOT, 'dist', 'bdev', 'aio.js'), log: path.join(REPO_ROOT, 'dist', 'log.js'), file: path.join(dir, 'w.img'),
+    } });
+    const msg = await new Promise<unknown>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    expect(msg).toEqual({ userRing: true });
+    expect(aioContexts()).toBe(ctxBefore + 1);
+    await w.terminate();
+    expect(aioContexts()).toBe(ctxBefore);
+    expect((await run(mine, IoType.Read, 0, 4096)).result).toBe(0);
   });
 });
