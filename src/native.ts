@@ -7,16 +7,25 @@ import { NativeAddonError } from './errors.js';
 
 /** Byte offsets of the slot table's arrays; see native/slot_layout.h. */
 export interface SlotLayout {
-  op: number; rwFlags: number; len: number; sq: number; cqSlot: number; offset: number; cqRes: number; size: number;
+  op: number; rwFlags: number; len: number; fd: number; sq: number; cqSlot: number; offset: number; cqRes: number; size: number;
 }
 
+/** The AIO engine of this Node environment, shared by its AIO bdevs; see native/aio_engine.h. */
 export interface AioEngineHandle {
+  /** The slot table; replaced (with `layout`) by grow(): views must be made again after it. */
   readonly table: ArrayBuffer;
   readonly layout: SlotLayout;
   readonly inflight: number;
   readonly userRing: boolean;
-  /** Submits sq[0..n): returns how many the kernel took, 0 if its ring is full, -errno if it refused the first. */
+  /** Slots: the sum of the kernel contexts' events. */
+  readonly capacity: number;
+  /** Kernel AIO contexts held. */
+  readonly contexts: number;
+  /** Submits sq[0..n): returns how many the kernel took, 0 if its rings are full, -errno if it refused the first. */
   submit(n: number): number;
+  /** Adds a kernel context of `events` events and as many slots; throws an OsError (syscall io_setup). */
+  grow(events: number): void;
+  /** Destroys every context; only when nothing is in flight. */
   close(): void;
 }
 
@@ -111,7 +120,8 @@ export interface NbdConnectParams {
 }
 
 export interface NativeAddon {
-  AioEngine: new (fd: number, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
+  /** Sets up the first context of `events` events; throws an OsError (syscall io_setup) when the kernel refuses it. */
+  AioEngine: new (events: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
   SockIo: new (fd: number, bufs: (Uint8Array | null)[], offsets: Uint32Array, lengths: Uint32Array, onEvent: (events: number) => void) => SockIoHandle;
   allocAligned(size: number, alignment: number): ArrayBuffer;
   /** Frees an allocAligned buffer now (detaches it); only for memory no I/O refers to. */
@@ -122,7 +132,7 @@ export interface NativeAddon {
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Opens without blocking and judges the fd; throws an OsError (code, errno, syscall). */
   openFile(path: string, opts: OpenFileOptions): OpenedFile;
-  slotLayout(depth: number): SlotLayout;
+  slotLayout(slots: number): SlotLayout;
   nbd: NbdNative;
   constants: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number };
 }
@@ -148,10 +158,10 @@ export function native(): NativeAddon {
 }
 
 /** The same layout as native/slot_layout.h computes; a unit test keeps the two equal. */
-export function slotLayout(depth: number): SlotLayout {
-  const offset = (20 * depth + 7) & ~7;
+export function slotLayout(slots: number): SlotLayout {
+  const offset = 24 * slots;
   return {
-    op: 0, rwFlags: 4 * depth, len: 8 * depth, sq: 12 * depth, cqSlot: 16 * depth,
-    offset, cqRes: offset + 8 * depth, size: offset + 16 * depth,
+    op: 0, rwFlags: 4 * slots, len: 8 * slots, fd: 12 * slots, sq: 16 * slots, cqSlot: 20 * slots,
+    offset, cqRes: offset + 8 * slots, size: offset + 16 * slots,
   };
 }

@@ -85,6 +85,7 @@ export const DEFAULT_PREFERRED_BLOCK = 4096;
 export const MAX_OPTION_LEN = 64 * 1024;               // real clients send < 16 KiB
 export const MAX_STRING_LEN = 4096;
 export const MAX_OPTIONS = 1024;                       // options per handshake before we give up on a client
+export const MAX_OPTIONS_PER_EXPORT = 4;               // and more for a client asking about every export (nbdinfo --list sends 2 each)
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_PORT = 10809;
 

@@ -5,7 +5,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import { ByteReader } from './byte_reader.js';
 import {
-  MAX_OPTION_LEN, MAX_OPTIONS, MAX_STRING_LEN, META_BASE_ALLOCATION, META_ID_BASE_ALLOCATION, NBD_FLAG_C_FIXED_NEWSTYLE,
+  MAX_OPTION_LEN, MAX_OPTIONS, MAX_OPTIONS_PER_EXPORT, MAX_STRING_LEN, META_BASE_ALLOCATION, META_ID_BASE_ALLOCATION, NBD_FLAG_C_FIXED_NEWSTYLE,
   NBD_FLAG_C_NO_ZEROES, NBD_IHAVEOPT, NBD_INFO, NBD_OPT, NBD_REP, OPTION_HEADER_LEN,
 } from './constants.js';
 import type { Export } from './export.js';
@@ -81,7 +81,15 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
       throw new HandshakeViolation(`unknown client flags 0x${clientFlags.toString(16)}`);
     }
     const noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) !== 0;
-    for (let n = 0; n < MAX_OPTIONS; n++) {
+    let limit = MAX_OPTIONS;
+    for (let n = 0; ; n++) {
+      if (n === limit) {
+        // Counted only past the base cap, so a server with many exports costs the usual client nothing.
+        let exports = 0;
+        for (const _ of host.exports()) exports++;
+        limit = Math.max(limit, MAX_OPTIONS + MAX_OPTIONS_PER_EXPORT * exports);
+        if (n === limit) throw new HandshakeViolation(`more than ${limit} options`);
+      }
       const h = await st.reader.read(OPTION_HEADER_LEN);
       if (h.readBigUInt64BE(0) !== NBD_IHAVEOPT) throw new HandshakeViolation('bad option magic');
       const opt = h.readUInt32BE(8);
@@ -157,7 +165,6 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
           break;
       }
     }
-    throw new HandshakeViolation(`more than ${MAX_OPTIONS} options`);
   } catch (err) {
     st.reader.detach();
     throw err;
