@@ -46,7 +46,7 @@ export function addAttachCommands(program: Command, out: (line: string) => void)
     .addOption(logFormatOption())
     .action(async (name: string | undefined, o: AttachOpts) => {
       // As serve: the start-up's records wait until the device is attached.
-      const heldLog = startCommandLog(o.logLevel, o.logFormat);
+      const heldLog = await startCommandLog(o.logLevel, o.logFormat);
       if (o.device !== undefined) parseNbdDevice(o.device);
       if (o.aio.length === 0) {
         heldLog.release(); // nothing is started here to undo

@@ -49,9 +49,9 @@ let commandLog: CommandLog | null = null;
  * Sets up the process logger of a command that logs: its level, its format (--log-format, else by
  * whether stderr is a terminal), and the holding of the start-up's records. Returns the HeldLog.
  */
-export function startCommandLog(level: string, asked: LogFormat | undefined): HeldLog {
+export async function startCommandLog(level: string, asked: LogFormat | undefined): Promise<HeldLog> {
   const format = resolveLogFormat(asked);
-  const held = new HeldLog(2, lineFormatter(format));
+  const held = new HeldLog(2, await lineFormatter(format));
   setLogger(heldLogger(level, held));
   commandLog = { held, format };
   return held;

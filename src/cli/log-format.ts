@@ -2,7 +2,6 @@
 // a terminal), or one readable line per record for people (the default on a terminal):
 //   [14:02:11.385] INFO: listening address=unix:/run/a.sock
 import { Option } from 'commander';
-import { prettyFactory } from 'pino-pretty';
 
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -20,8 +19,10 @@ export function resolveLogFormat(asked: LogFormat | undefined, stderr: { isTTY?:
 /** Turns one JSON record (a line as pino writes it) into what is written; null: JSON as it is. */
 export type LineFormatter = ((line: string) => string) | null;
 
-export function lineFormatter(format: LogFormat, env: NodeJS.ProcessEnv = process.env, stderr: { isTTY?: boolean } = process.stderr): LineFormatter {
+export async function lineFormatter(format: LogFormat, env: NodeJS.ProcessEnv = process.env, stderr: { isTTY?: boolean } = process.stderr): Promise<LineFormatter> {
   if (format === 'json') return null;
+  // Loaded only when used: every `aionbd rpc` call would otherwise pay for it.
+  const { prettyFactory } = await import('pino-pretty');
   // Colours only for a terminal, and never against the user's NO_COLOR (https://no-color.org).
   const colorize = stderr.isTTY === true && (env['NO_COLOR'] ?? '') === '';
   const pretty: (record: string) => string = prettyFactory({

@@ -52,7 +52,7 @@ function buildProgram(out: (line: string) => void): Command {
       // Captive, the command's output is what the user reads: ours is quieter unless asked for.
       const level = o.run !== undefined && serveCmd.getOptionValueSource('logLevel') === 'default' ? 'warn' : o.logLevel;
       // The start-up's records wait until it succeeds: a failed start ends with its one line.
-      const heldLog = startCommandLog(level, o.logFormat);
+      const heldLog = await startCommandLog(level, o.logFormat);
       // With --stdio, stdout is the NBD stream; a captive server is private to its command: no
       // RPC socket for either unless one is asked for.
       const rpcDefault = o.stdio === true || o.run !== undefined ? false : DEFAULT_RPC_SOCKET;

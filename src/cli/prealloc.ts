@@ -6,7 +6,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SingleBar } from 'cli-progress';
 import { SystemError, describeOpenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { native, FileOp } from '../native.js';
@@ -39,7 +38,7 @@ function systemError(what: string, errno: number, cause?: unknown): SystemError 
  * failure the file is left for the caller to remove (the CLI's CreatedFiles removes what a failed
  * start made, directories included).
  */
-export async function createPreallocated(file: string, size: number, mode: 'falloc' | 'full', log: Logger, progress: (size: number) => Progress): Promise<void> {
+export async function createPreallocated(file: string, size: number, mode: 'falloc' | 'full', log: Logger, progress: (size: number) => Promise<Progress>): Promise<void> {
   makeParents(path.dirname(path.resolve(file)));
   let fd: number;
   try {
@@ -51,7 +50,7 @@ export async function createPreallocated(file: string, size: number, mode: 'fall
   const t0 = Date.now();
   try {
     if (mode === 'falloc') await allocate(file, fd, size);
-    else await writeZeroes(file, fd, size, progress(size));
+    else await writeZeroes(file, fd, size, await progress(size));
   } finally {
     fs.closeSync(fd);
   }
@@ -106,9 +105,10 @@ const mib = (n: number): string => `${Math.floor(n / 2 ** 20)}M`;
  * `lines`, a plain line at every tenth (a log file or CI output gets at most ten lines, not a
  * bar's redraws).
  */
-export function progressFor(file: string, lines: boolean, stderr: NodeJS.WriteStream = process.stderr): (size: number) => Progress {
-  return (size) => {
+export function progressFor(file: string, lines: boolean, stderr: NodeJS.WriteStream = process.stderr): (size: number) => Promise<Progress> {
+  return async (size) => {
     if (stderr.isTTY) {
+      const { SingleBar } = await import('cli-progress'); // only where a bar is drawn
       const bar = new SingleBar({
         stream: stderr,
         format: `aionbd: writing ${file} {bar} {percentage}% | {done} of {size} | ETA {eta_formatted}`,
