@@ -83,7 +83,7 @@ export interface OpenFileOptions {
 
 /** Codes of the operations fileOp() runs on the thread pool; mirrors FileOp in native/file_ops.cc. */
 export const FileOp = {
-  PunchHole: 0, ZeroRange: 1, Discard: 2, ZeroOut: 3, Fdatasync: 4, SeekData: 5, SeekHole: 6, WriteZeroes: 7, ZeroRangeFast: 8, PunchOrZero: 9,
+  PunchHole: 0, ZeroRange: 1, Discard: 2, ZeroOut: 3, Fdatasync: 4, SeekData: 5, SeekHole: 6, WriteZeroes: 7, ZeroRangeFast: 8, PunchOrZero: 9, Allocate: 10,
 } as const;
 export type FileOp = (typeof FileOp)[keyof typeof FileOp];
 

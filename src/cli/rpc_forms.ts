@@ -148,4 +148,5 @@ export const FORMS: Readonly<Record<string, Form>> = {
   nbd_get_disks: { flags: [f(['-n', '--nbd-device'], 'nbd_device')] },
   rpc_get_methods: { flags: [f(['-c', '--current'], 'current', 'bool'), f(['-i', '--include-aliases'], 'include_aliases', 'bool')] },
   framework_get_config: { args: [s('name')] },
+  log_set_level: { args: [s('level', false, 'ERROR, WARNING, NOTICE, INFO or DEBUG (case does not matter); also pino\'s fatal, trace, silent')] },
 };

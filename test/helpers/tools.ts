@@ -18,6 +18,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   fio: 'fio',
   'nbd-client': 'nbd-client',
   socat: 'socat',
+  script: 'bsdutils',
 };
 
 export const isCI = (): boolean => process.env['CI'] === 'true' || process.env['CI'] === '1';

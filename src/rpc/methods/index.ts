@@ -7,6 +7,7 @@ import { registerBdevMethods } from './bdev.js';
 import { registerConfigMethods } from './config.js';
 import { registerDelayMethods } from './delay.js';
 import { registerErrorMethods } from './error.js';
+import { registerLogMethods } from './log.js';
 import { registerLvolMethods } from './lvol.js';
 import { registerMallocMethods } from './malloc.js';
 import { registerMiscMethods } from './misc.js';
@@ -17,6 +18,7 @@ import { registerSplitMethods } from './split.js';
 
 export function registerAll(r: Registrar, s: Server): void {
   registerMiscMethods(r);
+  registerLogMethods(r, s);
   registerBdevMethods(r, s);
   registerAioMethods(r, s);
   registerMallocMethods(r, s);
