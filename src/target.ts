@@ -12,6 +12,8 @@ import { createMallocBdev } from './bdev/malloc.js';
 import { checkName } from './bdev/names.js';
 import { createRaid0Bdev, describeRaid, isRaid0Level } from './bdev/raid0.js';
 import { BdevRegistry, type AddOptions } from './bdev/registry.js';
+import { enableHistogram, getHistogram, setQosLimit, settingsConfig, type HistogramParams } from './bdev/settings.js';
+import type { QosLimits } from './bdev/qos.js';
 import { createSplitBdevs, splitBaseOf } from './bdev/split.js';
 import type { ConfigEntry } from './bdev/types.js';
 import { BdevExistsError, BdevInUseError, BdevNotFoundError, ExportNotFoundError, InvalidBdevError } from './errors.js';
@@ -55,7 +57,13 @@ export interface DiskParams extends KernelDiskOptions {
   /** Attach read-only (default: as exported, else writable). */
   readonly?: boolean | undefined;
 }
-export interface IostatQuery { names?: string[] | undefined; perChannel?: boolean | undefined; resetMode?: ResetMode | undefined }
+export interface IostatQuery {
+  names?: string[] | undefined;
+  perChannel?: boolean | undefined;
+  resetMode?: ResetMode | undefined;
+  /** Add each bdev's latency histograms (aionbd's own field, what `aionbd iostat` reads percentiles from). */
+  latencyHistograms?: boolean | undefined;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -233,7 +241,8 @@ export class Server {
       // One channel: all I/O runs on the main thread. Error counts are device-wide, as SPDK.
       out = { ...head, name: b.name, channels: [{ thread_id: 1, ...b.stat.toJSON(), io_error: {} }] };
     } else {
-      out = { ...head, bdevs: list.map((b) => ({ name: b.name, ...b.stat.toJSON() })) };
+      const more = (b: Bdev): Record<string, unknown> => (q.latencyHistograms === true ? { latency_histograms: b.stat.histogramsJSON() } : {});
+      out = { ...head, bdevs: list.map((b) => ({ name: b.name, ...b.stat.toJSON(), ...more(b) })) };
     }
     for (const b of list) b.stat.reset(q.resetMode ?? 'none');
     return out;
@@ -243,6 +252,15 @@ export class Server {
     const list = name !== undefined ? [this.bdevs.get(name)] : this.bdevs.list();
     for (const b of list) b.stat.reset(mode);
   }
+
+  /** bdev_set_qos_limit: limits given are set (0 removes one), the others kept; I/O over them waits, never fails. */
+  setQosLimit(name: string, limits: Partial<QosLimits>): void { setQosLimit(this.bdevs.get(name), limits, this.log); }
+
+  /** bdev_enable_histogram: SPDK's per-bdev latency histogram, of every I/O type or one (opc). */
+  enableHistogram(name: string, p: HistogramParams): void { enableHistogram(this.bdevs.get(name), p); }
+
+  /** bdev_get_histogram: SPDK's shape (buckets in base64, granularity, min_range, max_range, tsc_rate). */
+  getHistogram(name: string): Record<string, unknown> { return getHistogram(this.bdevs.get(name)); }
 
   // ---- exports -----------------------------------------------------------------------------
 
@@ -310,6 +328,7 @@ export class Server {
     for (const b of this.bdevs.list()) {
       const e = b.driver.config?.(b) ?? null;
       if (e !== null) bdev.push(e);
+      bdev.push(...settingsConfig(b));
     }
     bdev.push({ method: 'bdev_wait_for_examine' });
     const nbd: ConfigEntry[] = [...this.nbd.exports()].map((x) => ({

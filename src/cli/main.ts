@@ -8,6 +8,7 @@ import { packageVersion } from '../version.js';
 import { collect, intArg, LOG_LEVELS } from './args.js';
 import { addAttachCommands } from './attach.js';
 import { HeldLog, heldLogger } from './held-log.js';
+import { addIostatCommand } from './iostat.js';
 import { addRpcCommand } from './rpc.js';
 import { addNbdOptions, serverOptionsFrom, type NbdCliOptions } from './nbd-options.js';
 import { DEFAULT_RPC_SOCKET, serve } from './serve.js';
@@ -58,6 +59,7 @@ function buildProgram(out: (line: string) => void): Command {
       process.exitCode = code;
     });
   addRpcCommand(program, out);
+  addIostatCommand(program, out);
   addAttachCommands(program, out);
   return program;
 }

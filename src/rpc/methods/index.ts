@@ -4,6 +4,7 @@ import type { Server } from '../../target.js';
 import type { Registrar } from '../dispatcher.js';
 import { registerAioMethods } from './aio.js';
 import { registerBdevMethods } from './bdev.js';
+import { registerBdevSettingsMethods } from './bdev_settings.js';
 import { registerConfigMethods } from './config.js';
 import { registerDelayMethods } from './delay.js';
 import { registerErrorMethods } from './error.js';
@@ -18,6 +19,7 @@ import { registerSplitMethods } from './split.js';
 export function registerAll(r: Registrar, s: Server): void {
   registerMiscMethods(r);
   registerBdevMethods(r, s);
+  registerBdevSettingsMethods(r, s);
   registerAioMethods(r, s);
   registerMallocMethods(r, s);
   registerErrorMethods(r, s);
