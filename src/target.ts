@@ -22,6 +22,8 @@ import type { ListenAddress } from './nbd/address.js';
 import { Export } from './nbd/export.js';
 import type { KernelDisk, KernelDiskOptions } from './nbd/kernel/disk.js';
 import { KernelDisks, type DiskInfo } from './nbd/kernel/disks.js';
+import { metricsRegistry } from './metrics/collect.js';
+import { listenMetrics, type MetricsListener } from './metrics/http.js';
 import { NbdServer, type ServerOptions as NbdServerOptions } from './nbd/server.js';
 import { applyConfig, type ConfigFile } from './rpc/config.js';
 import { RpcDispatcher, type CallContext } from './rpc/dispatcher.js';
@@ -85,6 +87,13 @@ export class Server {
   readonly rpc = new RpcDispatcher();
   readonly #queueDepth: number;
   readonly #rpcSockets: RpcSocketServer[] = [];
+  readonly #metricsListeners: MetricsListener[] = [];
+  /** Read at scrape time only: nothing on the I/O path feeds it. */
+  readonly #metrics = metricsRegistry({
+    bdevs: () => this.bdevs.list(),
+    exports: () => this.nbd.exports(),
+    budget: () => ({ used: this.nbd.budget.used, total: this.nbd.budget.total }),
+  });
   readonly #resizeWatched = new WeakSet<Bdev>();
   #closing: Promise<void> | null = null;
 
@@ -262,6 +271,21 @@ export class Server {
   /** bdev_get_histogram: SPDK's shape (buckets in base64, granularity, min_range, max_range, tsc_rate). */
   getHistogram(name: string): Record<string, unknown> { return getHistogram(this.bdevs.get(name)); }
 
+  /**
+   * Serves Prometheus metrics (GET /metrics) over HTTP on tcp://HOST:PORT, as --metrics does:
+   * per-bdev operations, bytes, errors and latency histograms, per-export connections, the
+   * memory budget in use, AIO contexts. Resolves with the URL to scrape.
+   */
+  async listenMetrics(addr: string): Promise<string> {
+    const m = await listenMetrics(addr, this.#metrics, this.log);
+    this.#metricsListeners.push(m);
+    return m.url;
+  }
+
+  /** The metrics, in Prometheus's text format, as the endpoint answers them. */
+  metrics(): Promise<string> { return this.#metrics.metrics(); }
+
+
   // ---- exports -----------------------------------------------------------------------------
 
   /** nbd_export_add: exports a bdev (by name, alias or UUID); a claimed bdev is refused. */
@@ -283,7 +307,7 @@ export class Server {
     const all = [...this.nbd.exports()];
     if (!all.some((x) => x.bdev === bdev)) return;
     for (const x of all) this.nbd.removeExport(x.name);
-    for (const x of all) this.nbd.addExport(x.bdev, { name: x.name, readonly: x.readonly, description: x.description });
+    for (const x of all) this.nbd.addExport(x.bdev, { name: x.name, readonly: x.readonly, description: x.description, stats: x.stats });
   }
 
   /** nbd_export_remove: new clients can no longer open it; established connections run on. */
@@ -369,7 +393,7 @@ export class Server {
   /** Stops RPC and NBD (answering requests in flight), then flushes and closes every bdev. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.all(this.#rpcSockets.map((s) => s.close()));
+      await Promise.all([...this.#rpcSockets.map((s) => s.close()), ...this.#metricsListeners.map((m) => m.close())]);
       // Detached before the connections close: users of the devices get EIO at once, not a
       // dead connection to wait on.
       await this.disks.stopAll();

@@ -39,11 +39,12 @@ function buildProgram(out: (line: string) => void): Command {
     .option('--no-rpc', 'serve no JSON-RPC socket')
     .option('--allow-path <dir>', 'where files named over JSON-RPC may live (repeatable; default: the data directory)', collect, [])
     .option('--config <file>', 'bdevs and exports to create at start, in save_config format')
+    .option('--metrics <addr>', 'serve Prometheus metrics over HTTP on tcp://HOST:PORT (GET /metrics)')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info'));
   addNbdOptions(serveCmd)
     .action(async (o: NbdCliOptions & {
       listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string;
-      rpc?: string | boolean; allowPath: string[]; config?: string;
+      rpc?: string | boolean; allowPath: string[]; config?: string; metrics?: string;
     }) => {
       // The start-up's records wait until it succeeds: a failed start ends with its one line.
       const heldLog = new HeldLog();
@@ -54,7 +55,7 @@ function buildProgram(out: (line: string) => void): Command {
         listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir),
         rpc: o.rpc === false ? false : typeof o.rpc === 'string' ? o.rpc : rpcDefault,
         rpcExplicit: typeof o.rpc === 'string', allowPath: o.allowPath, config: o.config,
-        nbd: serverOptionsFrom(o), stdio: o.stdio === true, heldLog,
+        nbd: serverOptionsFrom(o), stdio: o.stdio === true, heldLog, metrics: o.metrics,
       }, logger(), out);
       process.exitCode = code;
     });
