@@ -22,7 +22,6 @@ import type { ListenAddress } from './nbd/address.js';
 import { Export } from './nbd/export.js';
 import type { KernelDisk, KernelDiskOptions } from './nbd/kernel/disk.js';
 import { KernelDisks, type DiskInfo } from './nbd/kernel/disks.js';
-import { metricsRegistry } from './metrics/collect.js';
 import { listenMetrics, type MetricsListener } from './metrics/http.js';
 import { NbdServer, type ServerOptions as NbdServerOptions } from './nbd/server.js';
 import { applyConfig, type ConfigFile } from './rpc/config.js';
@@ -30,6 +29,7 @@ import { RpcDispatcher, type CallContext } from './rpc/dispatcher.js';
 import { registerAll } from './rpc/methods/index.js';
 import { RpcSocketServer } from './rpc/socket.js';
 import { AllowedPaths } from './rpc/allow_path.js';
+import type { Registry } from 'prom-client';
 
 export interface AionbdServerOptions {
   log?: Logger;
@@ -88,12 +88,8 @@ export class Server {
   readonly #queueDepth: number;
   readonly #rpcSockets: RpcSocketServer[] = [];
   readonly #metricsListeners: MetricsListener[] = [];
-  /** Read at scrape time only: nothing on the I/O path feeds it. */
-  readonly #metrics = metricsRegistry({
-    bdevs: () => this.bdevs.list(),
-    exports: () => this.nbd.exports(),
-    budget: () => ({ used: this.nbd.budget.used, total: this.nbd.budget.total }),
-  });
+  /** Read at scrape time only: nothing on the I/O path feeds it. Made on first use. */
+  #metrics: Promise<Registry> | null = null;
   readonly #resizeWatched = new WeakSet<Bdev>();
   #closing: Promise<void> | null = null;
 
@@ -277,13 +273,24 @@ export class Server {
    * memory budget in use, AIO contexts. Resolves with the URL to scrape.
    */
   async listenMetrics(addr: string): Promise<string> {
-    const m = await listenMetrics(addr, this.#metrics, this.log);
+    const m = await listenMetrics(addr, await this.#registry(), this.log);
     this.#metricsListeners.push(m);
     return m.url;
   }
 
   /** The metrics, in Prometheus's text format, as the endpoint answers them. */
-  metrics(): Promise<string> { return this.#metrics.metrics(); }
+  async metrics(): Promise<string> { return (await this.#registry()).metrics(); }
+
+  // prom-client is loaded only when metrics are asked for, so that `aionbd rpc` and servers
+  // without --metrics start without it.
+  #registry(): Promise<Registry> {
+    this.#metrics ??= import('./metrics/collect.js').then((m) => m.metricsRegistry({
+      bdevs: () => this.bdevs.list(),
+      exports: () => this.nbd.exports(),
+      budget: () => ({ used: this.nbd.budget.used, total: this.nbd.budget.total }),
+    }));
+    return this.#metrics;
+  }
 
 
   // ---- exports -----------------------------------------------------------------------------
