@@ -12,6 +12,8 @@ import { createMallocBdev } from './bdev/malloc.js';
 import { checkName } from './bdev/names.js';
 import { createRaid0Bdev, describeRaid, isRaid0Level } from './bdev/raid0.js';
 import { BdevRegistry, type AddOptions } from './bdev/registry.js';
+import { enableHistogram, getHistogram, setQosLimit, settingsConfig, type HistogramParams } from './bdev/settings.js';
+import type { QosLimits } from './bdev/qos.js';
 import { createSplitBdevs, splitBaseOf } from './bdev/split.js';
 import type { ConfigEntry } from './bdev/types.js';
 import { BdevExistsError, BdevInUseError, BdevNotFoundError, ExportNotFoundError, InvalidBdevError } from './errors.js';
@@ -20,12 +22,14 @@ import type { ListenAddress } from './nbd/address.js';
 import { Export } from './nbd/export.js';
 import type { KernelDisk, KernelDiskOptions } from './nbd/kernel/disk.js';
 import { KernelDisks, type DiskInfo } from './nbd/kernel/disks.js';
+import { listenMetrics, type MetricsListener } from './metrics/http.js';
 import { NbdServer, type ServerOptions as NbdServerOptions } from './nbd/server.js';
 import { applyConfig, type ConfigFile } from './rpc/config.js';
 import { RpcDispatcher, type CallContext } from './rpc/dispatcher.js';
 import { registerAll } from './rpc/methods/index.js';
 import { RpcSocketServer } from './rpc/socket.js';
 import { AllowedPaths } from './rpc/allow_path.js';
+import type { Registry } from 'prom-client';
 
 export interface AionbdServerOptions {
   log?: Logger;
@@ -55,7 +59,13 @@ export interface DiskParams extends KernelDiskOptions {
   /** Attach read-only (default: as exported, else writable). */
   readonly?: boolean | undefined;
 }
-export interface IostatQuery { names?: string[] | undefined; perChannel?: boolean | undefined; resetMode?: ResetMode | undefined }
+export interface IostatQuery {
+  names?: string[] | undefined;
+  perChannel?: boolean | undefined;
+  resetMode?: ResetMode | undefined;
+  /** Add each bdev's latency histograms (aionbd's own field, what `aionbd iostat` reads percentiles from). */
+  latencyHistograms?: boolean | undefined;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -77,6 +87,9 @@ export class Server {
   readonly rpc = new RpcDispatcher();
   readonly #queueDepth: number;
   readonly #rpcSockets: RpcSocketServer[] = [];
+  readonly #metricsListeners: MetricsListener[] = [];
+  /** Read at scrape time only: nothing on the I/O path feeds it. Made on first use. */
+  #metrics: Promise<Registry> | null = null;
   readonly #resizeWatched = new WeakSet<Bdev>();
   #closing: Promise<void> | null = null;
 
@@ -233,7 +246,8 @@ export class Server {
       // One channel: all I/O runs on the main thread. Error counts are device-wide, as SPDK.
       out = { ...head, name: b.name, channels: [{ thread_id: 1, ...b.stat.toJSON(), io_error: {} }] };
     } else {
-      out = { ...head, bdevs: list.map((b) => ({ name: b.name, ...b.stat.toJSON() })) };
+      const more = (b: Bdev): Record<string, unknown> => (q.latencyHistograms === true ? { latency_histograms: b.stat.histogramsJSON() } : {});
+      out = { ...head, bdevs: list.map((b) => ({ name: b.name, ...b.stat.toJSON(), ...more(b) })) };
     }
     for (const b of list) b.stat.reset(q.resetMode ?? 'none');
     return out;
@@ -243,6 +257,41 @@ export class Server {
     const list = name !== undefined ? [this.bdevs.get(name)] : this.bdevs.list();
     for (const b of list) b.stat.reset(mode);
   }
+
+  /** bdev_set_qos_limit: limits given are set (0 removes one), the others kept; I/O over them waits, never fails. */
+  setQosLimit(name: string, limits: Partial<QosLimits>): void { setQosLimit(this.bdevs.get(name), limits, this.log); }
+
+  /** bdev_enable_histogram: SPDK's per-bdev latency histogram, of every I/O type or one (opc). */
+  enableHistogram(name: string, p: HistogramParams): void { enableHistogram(this.bdevs.get(name), p); }
+
+  /** bdev_get_histogram: SPDK's shape (buckets in base64, granularity, min_range, max_range, tsc_rate). */
+  getHistogram(name: string): Record<string, unknown> { return getHistogram(this.bdevs.get(name)); }
+
+  /**
+   * Serves Prometheus metrics (GET /metrics) over HTTP on tcp://HOST:PORT, as --metrics does:
+   * per-bdev operations, bytes, errors and latency histograms, per-export connections, the
+   * memory budget in use, AIO contexts. Resolves with the URL to scrape.
+   */
+  async listenMetrics(addr: string): Promise<string> {
+    const m = await listenMetrics(addr, await this.#registry(), this.log);
+    this.#metricsListeners.push(m);
+    return m.url;
+  }
+
+  /** The metrics, in Prometheus's text format, as the endpoint answers them. */
+  async metrics(): Promise<string> { return (await this.#registry()).metrics(); }
+
+  // prom-client is loaded only when metrics are asked for, so that `aionbd rpc` and servers
+  // without --metrics start without it.
+  #registry(): Promise<Registry> {
+    this.#metrics ??= import('./metrics/collect.js').then((m) => m.metricsRegistry({
+      bdevs: () => this.bdevs.list(),
+      exports: () => this.nbd.exports(),
+      budget: () => ({ used: this.nbd.budget.used, total: this.nbd.budget.total }),
+    }));
+    return this.#metrics;
+  }
+
 
   // ---- exports -----------------------------------------------------------------------------
 
@@ -265,7 +314,7 @@ export class Server {
     const all = [...this.nbd.exports()];
     if (!all.some((x) => x.bdev === bdev)) return;
     for (const x of all) this.nbd.removeExport(x.name);
-    for (const x of all) this.nbd.addExport(x.bdev, { name: x.name, readonly: x.readonly, description: x.description });
+    for (const x of all) this.nbd.addExport(x.bdev, { name: x.name, readonly: x.readonly, description: x.description, stats: x.stats });
   }
 
   /** nbd_export_remove: new clients can no longer open it; established connections run on. */
@@ -310,6 +359,7 @@ export class Server {
     for (const b of this.bdevs.list()) {
       const e = b.driver.config?.(b) ?? null;
       if (e !== null) bdev.push(e);
+      bdev.push(...settingsConfig(b));
     }
     bdev.push({ method: 'bdev_wait_for_examine' });
     const nbd: ConfigEntry[] = [...this.nbd.exports()].map((x) => ({
@@ -350,7 +400,7 @@ export class Server {
   /** Stops RPC and NBD (answering requests in flight), then flushes and closes every bdev. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.all(this.#rpcSockets.map((s) => s.close()));
+      await Promise.all([...this.#rpcSockets.map((s) => s.close()), ...this.#metricsListeners.map((m) => m.close())]);
       // Detached before the connections close: users of the devices get EIO at once, not a
       // dead connection to wait on.
       await this.disks.stopAll();

@@ -6,6 +6,7 @@ import { constants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { BdevIoMisuseError } from '../errors.js';
 import { IoStat } from './iostat.js';
+import { NO_QOS_LIMITS, Qos, type QosLimits } from './qos.js';
 import { IoType, IO_TYPE_NAME, type BdevDriver, type BdevIo, type Complete } from './types.js';
 
 const E = constants.errno;
@@ -62,6 +63,8 @@ export class Bdev {
   #shut = false;
   #removeListeners: Listener[] = [];
   #resizeListeners: Listener[] = [];
+  /** Rate limits (bdev_set_qos_limit); null when none is set, so the I/O path pays one check. */
+  #qos: Qos | null = null;
 
   constructor(props: BdevProps, driver: BdevDriver) {
     this.name = props.name;
@@ -96,6 +99,20 @@ export class Bdev {
     for (const fn of [...this.#resizeListeners]) fn(this);
   }
 
+  /** The QoS limits in force (all 0: none), as bdev_get_bdevs's assigned_rate_limits. */
+  get qosLimits(): QosLimits { return this.#qos?.limits ?? { ...NO_QOS_LIMITS }; }
+  /** READ/WRITE waiting for QoS allowance now. */
+  get qosHeld(): number { return this.#qos?.held ?? 0; }
+
+  /** Sets the QoS limits given (0 removes one, absent keeps it); with none left, held I/O starts at once. */
+  setQosLimits(limits: Partial<QosLimits>): void {
+    const q = this.#qos ?? new Qos(this.#release);
+    q.set(limits);
+    if (q.active) { this.#qos = q; return; }
+    this.#qos = null;
+    q.drain();
+  }
+
   /** Starts one I/O; io.done(io) runs exactly once, later, with io.result set. */
   submit(io: BdevIo): void {
     if (io.pending) throw new BdevIoMisuseError(this.name, 'submitted while pending');
@@ -108,11 +125,23 @@ export class Bdev {
     try {
       const errno = this.#check(io);
       if (errno !== 0) this.#finish(io, -errno, false);
-      else this.driver.submit(io, this.#complete);
+      else if (this.#qos === null || this.#qos.admit(io)) this.driver.submit(io, this.#complete);
     } finally {
       this.#inSubmit = false;
     }
   }
+
+  // An I/O QoS held, started from its timer: a module that completes at once must not run the
+  // submitter's callback from here either.
+  readonly #release = (io: BdevIo): void => {
+    const was = this.#inSubmit;
+    this.#inSubmit = true;
+    try {
+      this.driver.submit(io, this.#complete);
+    } finally {
+      this.#inSubmit = was;
+    }
+  };
 
   // The NBD layer validates first; this is the layer boundary's own guard, so a caller bug
   // can never reach a file outside the bdev's range.
@@ -182,6 +211,8 @@ export class Bdev {
     const listeners = this.#removeListeners.splice(0);
     this.#resizeListeners.length = 0;
     for (const fn of listeners) fn(this);
+    // What QoS holds was accepted before the close: it runs now rather than at the limit.
+    this.#qos?.drain();
     this.driver.abort?.();
     if (this.#outstanding > 0) await new Promise<void>((resolve) => { this.#onIdle = resolve; });
     this.#onIdle = null;

@@ -9,6 +9,7 @@ import { collect, intArg, LOG_LEVELS } from './args.js';
 import { addAttachCommands } from './attach.js';
 import { logFailure, startCommandLog } from './held-log.js';
 import { logFormatOption, type LogFormat } from './log-format.js';
+import { addIostatCommand } from './iostat.js';
 import { addRpcCommand } from './rpc.js';
 import { addNbdOptions, serverOptionsFrom, type NbdCliOptions } from './nbd-options.js';
 import { DEFAULT_RPC_SOCKET, serve } from './serve.js';
@@ -42,12 +43,13 @@ function buildProgram(out: (line: string) => void): Command {
     .option('--run <command>', 'captive mode: run COMMAND with sh once serving ($uri, $socket, $export, as nbdkit\'s --run), stop when it ends and exit with its status; without --listen, serve on a private unix socket')
     .option('--pidfile <file>', 'write the process id to FILE once listening; removed at exit')
     .option('--exit-with-parent', 'stop (as on SIGTERM) when the process that started aionbd exits')
+    .option('--metrics <addr>', 'serve Prometheus metrics over HTTP on tcp://HOST:PORT (GET /metrics)')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info'))
     .addOption(logFormatOption());
   addNbdOptions(serveCmd)
     .action(async (o: NbdCliOptions & {
       listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string; logFormat?: LogFormat;
-      rpc?: string | boolean; allowPath: string[]; config?: string; run?: string; pidfile?: string; exitWithParent?: boolean;
+      rpc?: string | boolean; allowPath: string[]; config?: string; run?: string; pidfile?: string; exitWithParent?: boolean; metrics?: string;
     }) => {
       // Captive, the command's output is what the user reads: ours is quieter unless asked for.
       const level = o.run !== undefined && serveCmd.getOptionValueSource('logLevel') === 'default' ? 'warn' : o.logLevel;
@@ -60,12 +62,13 @@ function buildProgram(out: (line: string) => void): Command {
         listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir),
         rpc: o.rpc === false ? false : typeof o.rpc === 'string' ? o.rpc : rpcDefault,
         rpcExplicit: typeof o.rpc === 'string', allowPath: o.allowPath, config: o.config,
-        nbd: serverOptionsFrom(o), stdio: o.stdio === true, heldLog,
+        nbd: serverOptionsFrom(o), stdio: o.stdio === true, heldLog, metrics: o.metrics,
         run: o.run, pidfile: o.pidfile, exitWithParent: o.exitWithParent === true,
       }, logger(), out);
       process.exitCode = code;
     });
   addRpcCommand(program, out);
+  addIostatCommand(program, out);
   addAttachCommands(program, out);
   return program;
 }

@@ -1,6 +1,7 @@
 // rpc.py's command-line forms for the methods it knows, as data: positional arguments and flags,
 // the JSON param each one fills, and the help `aionbd rpc METHOD --help` prints. Parsing is in
 // rpc_args.ts, the help text in rpc_help.ts.
+import { UsageError } from '../errors.js';
 
 export type Kind = 'string' | 'int' | 'bool' | 'list' | 'csv' | 'size';
 
@@ -149,4 +150,25 @@ export const FORMS: Readonly<Record<string, Form>> = {
   rpc_get_methods: { flags: [f(['-c', '--current'], 'current', 'bool'), f(['-i', '--include-aliases'], 'include_aliases', 'bool')] },
   framework_get_config: { args: [s('name')] },
   log_set_level: { args: [s('level', false, 'ERROR, WARNING, NOTICE, INFO or DEBUG (case does not matter); also pino\'s fatal, trace, silent')] },
+  // QoS and latency histograms. bdev_enable_histogram takes today's --histogram/--no-histogram and the older -e/-d.
+  bdev_set_qos_limit: {
+    args: [s('name')],
+    flags: [f(['--rw-ios-per-sec'], 'rw_ios_per_sec', 'int', 'READ+WRITE per second (rounded up to a multiple of 1000; 0: no limit)'),
+      f(['--rw-mbytes-per-sec'], 'rw_mbytes_per_sec', 'int', 'READ+WRITE MiB per second (0: no limit)'),
+      f(['--r-mbytes-per-sec'], 'r_mbytes_per_sec', 'int', 'READ MiB per second (0: no limit)'),
+      f(['--w-mbytes-per-sec'], 'w_mbytes_per_sec', 'int', 'WRITE MiB per second (0: no limit)')],
+  },
+  bdev_enable_histogram: {
+    args: [s('name')],
+    flags: [f(['--histogram', '-e', '--enable'], 'enable', 'bool', 'enable it'), f(['--no-histogram', '-d', '--disable'], 'disable', 'bool', 'disable it'),
+      f(['-o', '--opc'], 'opc', 'string', 'count only this I/O type (read, write, unmap, ...)'), f(['--granularity'], 'granularity', 'int', 'buckets per power of two, as 2^N (default 7)'),
+      f(['--min-nsec'], 'min_nsec', 'int', 'latencies below count in the first bucket (default 1000)'),
+      f(['--max-nsec'], 'max_nsec', 'int', 'latencies at or above count in the last bucket (default 120 s)')],
+    build: ({ disable, ...p }) => {
+      if ((p['enable'] === true) === (disable === true)) throw new UsageError('bdev_enable_histogram: give --histogram (-e) or --no-histogram (-d)');
+      return { ...p, enable: disable !== true };
+    },
+    usage: ['bdev_enable_histogram NAME (--histogram | --no-histogram) [-o OPC] [--granularity N] [--min-nsec NS] [--max-nsec NS]'],
+  },
+  bdev_get_histogram: { args: [s('name')] },
 };

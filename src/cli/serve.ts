@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { parseListenAddress, formatAddress, nbdUri, type ListenAddress } from '../nbd/address.js';
 import { DEFAULT_PORT } from '../nbd/constants.js';
 import type { Export } from '../nbd/export.js';
+import { parseMetricsAddress } from '../metrics/http.js';
 import { readConfigFile } from '../rpc/config.js';
 import { rpcAddress } from '../rpc/socket.js';
 import type { ServerOptions as NbdServerOptions } from '../nbd/server.js';
@@ -49,6 +50,8 @@ export interface ServeOptions {
   pidfile?: string | undefined;
   /** Stop when the process that started us exits. */
   exitWithParent?: boolean | undefined;
+  /** --metrics tcp://HOST:PORT: Prometheus metrics over HTTP. */
+  metrics?: string | undefined;
 }
 
 export const DEFAULT_IMAGE_SIZE = 2 ** 30;
@@ -60,6 +63,7 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
     // The embedded default: a sparse 1 GiB image, created on first use.
     specs.push({ filename: path.join(opts.dataDir, 'disk0.img'), name: 'disk0', blockSize: undefined, size: DEFAULT_IMAGE_SIZE, readonly: false });
   }
+  if (opts.metrics !== undefined) parseMetricsAddress(opts.metrics);
   if (opts.run !== undefined && opts.stdio === true) throw new UsageError('--run and --stdio cannot go together: with --stdio the client is whoever started us');
   const captive = opts.run !== undefined;
   const addrs: ListenAddress[] = opts.listen.map(parseListenAddress);
@@ -114,12 +118,13 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
         server.addExport(s.name, { description: s.description });
       }
       const rpc = opts.rpc !== false ? await startRpc(server, opts.rpc, opts.rpcExplicit, allowPaths, log) : null;
+      const metrics = opts.metrics !== undefined ? await server.listenMetrics(opts.metrics) : null;
       const bound: ListenAddress[] = [];
-      if (opts.stdio === true) return { exports: [], bound, rpc };
+      if (opts.stdio === true) return { exports: [], bound, rpc, metrics };
       // Socket activation: systemd's sockets replace the default listener.
       for (const fd of inherited) await server.nbd.listenFd(fd);
       if (inherited.length === 0) for (const a of addrs) bound.push(await server.listen(a));
-      return { exports: [...server.nbd.exports()], bound, rpc };
+      return { exports: [...server.nbd.exports()], bound, rpc, metrics };
     })();
     // A signal during start-up stops it as cleanly as one after.
     const first = await Promise.race([startup.then((r) => ({ ready: r })), signalled.then((sig) => ({ sig }))]);
@@ -157,6 +162,7 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
     // Socket-activated, our stdout is often the activating client's: announce on stderr.
     const say = inherited.length > 0 ? (l: string): void => { process.stderr.write(`${l}\n`); } : out;
     for (const x of first.ready.exports) printAttach(x, first.ready.bound, first.ready.rpc, say, inherited);
+    if (first.ready.metrics !== null) say(`aionbd: Prometheus metrics at ${first.ready.metrics}`);
   } catch (err) {
     await stop();
     if (!started) {

@@ -12,6 +12,14 @@ export interface ExportOptions {
   name?: string;
   readonly?: boolean;
   description?: string;
+  /** Counters to share with an earlier Export of the same name (one remade after a resize). */
+  stats?: ExportStats;
+}
+
+/** Live counters of an export, read by the metrics endpoint. */
+export interface ExportStats {
+  /** Clients in transmission phase on it now. */
+  connections: number;
 }
 
 export class Export {
@@ -24,12 +32,14 @@ export class Export {
   readonly size: number;
   readonly minBlock: number;
   readonly preferredBlock: number;
+  readonly stats: ExportStats;
 
   constructor(bdev: Bdev, opts: ExportOptions = {}) {
     this.name = opts.name ?? bdev.name;
     this.bdev = bdev;
     this.readonly = (opts.readonly ?? false) || bdev.readonly;
     this.description = opts.description ?? '';
+    this.stats = opts.stats ?? { connections: 0 };
     this.size = bdev.sizeBytes;
     // Any offset and length works: the unaligned adapter bounces what the bdev cannot take.
     this.minBlock = 1;

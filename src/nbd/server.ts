@@ -140,6 +140,8 @@ export class NbdServer implements HandshakeHost {
   removeExport(name: string): boolean { return this.#exports.delete(name); }
   getExport(name: string): Export | undefined { return this.#exports.get(name); }
   get connections(): number { return this.#conns.size; }
+  /** The server-wide memory budget (bytes in flight against its total), for metrics. */
+  get budget(): MemoryBudget { return this.#budget; }
   get addresses(): ListenAddress[] { return this.#listeners.map((l) => l.address); }
 
   /** Listens on an inherited listening socket (systemd socket activation: LISTEN_FDS). */

@@ -147,6 +147,7 @@ export class Transmission implements RequestSink, TransportHost {
     this.#framer = new RequestFramer(this, extended ? opts.maxPayload : 2 * opts.maxPayload, extended);
     for (let i = 0; i < opts.depth; i++) this.#free.push(new Slot(this, opts.style));
     this.done = new Promise((resolve) => { this.#resolveDone = resolve; });
+    x.stats.connections++;
     this.#account = (opts.budget ?? new MemoryBudget()).account(() => {
       // Memory came back for the request we refused: parse it and read on.
       if (this.#dead) return;
@@ -538,6 +539,7 @@ export class Transmission implements RequestSink, TransportHost {
     if (this.#busy > 0) return;
     if (this.#dead) {
       this.#account.close();
+      if (this.#resolveDone !== null) this.#x.stats.connections--;
       const r = this.#resolveDone;
       this.#resolveDone = null;
       r?.();

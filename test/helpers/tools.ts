@@ -18,6 +18,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   fio: 'fio',
   'nbd-client': 'nbd-client',
   socat: 'socat',
+  prometheus: 'prometheus',
   script: 'bsdutils',
 };
 

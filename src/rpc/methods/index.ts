@@ -4,6 +4,7 @@ import type { Server } from '../../target.js';
 import type { Registrar } from '../dispatcher.js';
 import { registerAioMethods } from './aio.js';
 import { registerBdevMethods } from './bdev.js';
+import { registerBdevSettingsMethods } from './bdev_settings.js';
 import { registerConfigMethods } from './config.js';
 import { registerDelayMethods } from './delay.js';
 import { registerErrorMethods } from './error.js';
@@ -20,6 +21,7 @@ export function registerAll(r: Registrar, s: Server): void {
   registerMiscMethods(r);
   registerLogMethods(r, s);
   registerBdevMethods(r, s);
+  registerBdevSettingsMethods(r, s);
   registerAioMethods(r, s);
   registerMallocMethods(r, s);
   registerErrorMethods(r, s);
