@@ -295,7 +295,7 @@ describe('bad usage: exit 2, one line, no stack trace, nothing created', () => {
     expect((await aionbd(['serv'])).stderr).toBe('aionbd: unknown command \'serv\' (did you mean serve?)\n');
     expect((await aionbd(['serve', '--listn', 'x'])).stderr).toBe('aionbd: unknown option \'--listn\' (did you mean --listen?)\n');
     expect((await aionbd(['detach', 'a', 'b'])).stderr).toBe('aionbd: too many arguments for \'detach\'. Expected 1 argument but got 2.\n');
-    expect((await aionbd(['help', 'bogus'])).stderr).toBe('aionbd: no command "bogus" to help with (commands: serve, rpc, attach, detach)\n');
+    expect((await aionbd(['help', 'bogus'])).stderr).toBe('aionbd: no command "bogus" to help with (commands: serve, rpc, iostat, attach, detach)\n');
   }, 60_000);
 
   it('runtime failures of every command exit 1 with one line', async () => {

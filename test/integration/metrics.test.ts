@@ -124,6 +124,10 @@ describe('metrics endpoint of the embedded API', () => {
   it('--metrics takes tcp://HOST:PORT only: anything else is one line and exit 2', async () => {
     const r = await run(process.execPath, [BIN, 'serve', '--no-rpc', '--metrics', 'unix:/tmp/m.sock'], { timeoutMs: 20_000 });
     expect(r.code, explain(r)).toBe(2);
-    expect(r.stderr).toMatch(/^aionbd: bad metrics address "unix:\/tmp\/m\.sock": use tcp:\/\/HOST:PORT/);
+    // A failed start logs its JSON record first (stderr is not a terminal), then the one line.
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.length, explain(r)).toBe(2);
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ level: 50 });
+    expect(lines[1]).toMatch(/^aionbd: bad metrics address "unix:\/tmp\/m\.sock": use tcp:\/\/HOST:PORT/);
   });
 });
