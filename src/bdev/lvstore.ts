@@ -5,7 +5,7 @@
 import type { Bdev } from './bdev.js';
 import { bufferPool, IO_CHUNK } from './buffers.js';
 import { ioOnce } from './io_once.js';
-import { encodeSlot, type LvolMeta, type LvstoreMeta } from './lvol_format.js';
+import { encodeSlot, VERSION, type LvolMeta, type LvstoreMeta } from './lvol_format.js';
 import { IoType } from './types.js';
 import { NoSpaceError, SystemError } from '../errors.js';
 
@@ -13,13 +13,20 @@ export class Lvstore {
   readonly #used: Uint8Array;
   readonly #byUuid = new Map<string, LvolMeta>();
   #generation: number;
+  /**
+   * Found in an older format: the first update writes both slots, so that code reading only
+   * that format finds no slot at all rather than the older one, now stale.
+   */
+  #upgrade: boolean;
   #persisting: Promise<void> = Promise.resolve();
   #ops: Promise<unknown> = Promise.resolve();
   /** Allocations in progress, per lvol uuid and cluster index: writers of that cluster wait. */
   readonly #allocating = new Map<string, Promise<number>>();
 
-  constructor(readonly base: Bdev, readonly meta: LvstoreMeta, generation: number) {
+  /** @param version the format it was found in (new stores: the current one) */
+  constructor(readonly base: Bdev, readonly meta: LvstoreMeta, generation: number, version = VERSION) {
     this.#generation = generation;
+    this.#upgrade = version !== VERSION;
     this.#used = new Uint8Array(meta.total_clusters);
     for (const l of meta.lvols) {
       this.#byUuid.set(l.uuid, l);
@@ -166,19 +173,23 @@ export class Lvstore {
   /** Writes the metadata into the other slot with the next generation, then flushes. Serialized. */
   persist(): Promise<void> {
     const run = async (): Promise<void> => {
-      const gen = this.#generation + 1;
       const slot = this.meta.slot_size;
       const buf = bufferPool().get(slot);
       try {
-        encodeSlot(this.meta, gen, buf);
-        // Generation 1 in slot A, 2 in B, 3 in A...
-        const r = await ioOnce(this.base, IoType.Write, ((gen - 1) % 2) * slot, slot, buf);
-        if (r < 0) throw new SystemError(`writing the metadata of lvstore "${this.name}" failed`, -r);
-        if (this.base.supports(IoType.Flush)) {
-          const f = await ioOnce(this.base, IoType.Flush, 0, 0);
-          if (f < 0) throw new SystemError(`flushing the metadata of lvstore "${this.name}" failed`, -f);
+        for (let again = true; again;) {
+          const gen = this.#generation + 1;
+          encodeSlot(this.meta, gen, buf);
+          // Generation 1 in slot A, 2 in B, 3 in A...
+          const r = await ioOnce(this.base, IoType.Write, ((gen - 1) % 2) * slot, slot, buf);
+          if (r < 0) throw new SystemError(`writing the metadata of lvstore "${this.name}" failed`, -r);
+          if (this.base.supports(IoType.Flush)) {
+            const f = await ioOnce(this.base, IoType.Flush, 0, 0);
+            if (f < 0) throw new SystemError(`flushing the metadata of lvstore "${this.name}" failed`, -f);
+          }
+          this.#generation = gen;
+          again = this.#upgrade;
+          this.#upgrade = false;
         }
-        this.#generation = gen;
       } finally {
         bufferPool().put(buf);
       }

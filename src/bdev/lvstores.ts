@@ -114,7 +114,7 @@ export class Lvstores {
       return false;
     }
     this.registry.claimFor(base, 'lvol', meta.name);
-    const store = new Lvstore(base, meta, generation);
+    const store = new Lvstore(base, meta, generation, version);
     this.#stores.push(store);
     for (const l of meta.lvols) this.registry.add(lvolBdev(store, l));
     if (version !== VERSION) {
