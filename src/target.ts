@@ -133,9 +133,19 @@ export class Server {
     const blocks = Math.floor(aioFileSize(b) / b.blockSize);
     if (blocks === b.numBlocks) return;
     if (blocks === 0 && b.claim === null) { await this.bdevs.delete(b.name); return; }
-    this.#checkShrink(b, blocks * b.blockSize, force);
-    this.log.info({ bdev: b.name, from: b.numBlocks, to: blocks }, 'bdev resized');
-    b.resize(blocks);
+    await this.resizeBdev(b, blocks, force);
+  }
+
+  /**
+   * Gives `b` a new block count, for modules whose resize is a count (rescan; bdev_rbd_resize,
+   * bdev_null_resize): shrinking is checked as #checkShrink says, attached kernel devices are
+   * told before this resolves, new network connections see the new size.
+   */
+  async resizeBdev(b: Bdev, numBlocks: number, force = false): Promise<void> {
+    if (numBlocks === b.numBlocks) return;
+    this.#checkShrink(b, numBlocks * b.blockSize, force);
+    this.log.info({ bdev: b.name, from: b.numBlocks, to: numBlocks }, 'bdev resized');
+    b.resize(numBlocks);
     await this.disks.resized();
   }
 
