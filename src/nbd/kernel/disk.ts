@@ -238,11 +238,11 @@ export class KernelDisk {
     try {
       if (this.mode === 'netlink') await native().nbd.resize(this.index, size, this.#backendId);
       else await native().nbd.ioctlSetSize(this.device, size);
+      this.export.setSize(size);
       this.#log.info({ from: was, to: size }, 'device resized');
     } catch (err) {
+      // The kernel keeps the size it had: so does what we count as told (a shrink stays refused).
       this.#log.warn({ err: kernelError(err, `resizing ${this.device}`, this.device).message, size }, 'the kernel did not take the new size');
-    } finally {
-      this.export.setSize(size);
     }
   }
 
