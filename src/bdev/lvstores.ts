@@ -29,6 +29,11 @@ export interface LvstoreInfo {
   block_size: number; cluster_size: number; max_growable_size: number;
 }
 
+export interface StoreFilter { uuid?: string | undefined; lvsName?: string | undefined }
+
+/** How errors name an lvol: its alias "lvs/name". */
+const label = (b: Bdev): string => b.aliases[0] ?? b.name;
+
 type Found = { meta: LvstoreMeta; generation: number; version: number } | { unreadable: number } | null;
 
 export class Lvstores {
@@ -42,10 +47,14 @@ export class Lvstores {
     return s;
   }
 
-  list(filter: { uuid?: string | undefined; lvsName?: string | undefined } = {}): LvstoreInfo[] {
+  /** Every lvstore, or the one a filter names. */
+  #pick(filter: StoreFilter): Lvstore[] {
     const pick = filter.uuid ?? filter.lvsName;
-    const stores = pick === undefined ? this.#stores : [this.find(pick)];
-    return stores.map((s) => ({
+    return pick === undefined ? this.#stores : [this.find(pick)];
+  }
+
+  list(filter: StoreFilter = {}): LvstoreInfo[] {
+    return this.#pick(filter).map((s) => ({
       uuid: s.uuid, name: s.name, base_bdev: s.base.name, total_data_clusters: s.meta.total_clusters,
       free_clusters: s.freeClusters, block_size: s.meta.block_size, cluster_size: s.meta.cluster_size,
       max_growable_size: s.base.sizeBytes,
@@ -53,10 +62,8 @@ export class Lvstores {
   }
 
   /** bdev_lvol_get_lvols: SPDK's shape, every lvol of every (or one) lvstore. */
-  lvols(filter: { uuid?: string | undefined; lvsName?: string | undefined } = {}): Record<string, unknown>[] {
-    const pick = filter.uuid ?? filter.lvsName;
-    const stores = pick === undefined ? this.#stores : [this.find(pick)];
-    return stores.flatMap((s) => s.meta.lvols.map((l) => ({
+  lvols(filter: StoreFilter = {}): Record<string, unknown>[] {
+    return this.#pick(filter).flatMap((s) => s.meta.lvols.map((l) => ({
       alias: `${s.name}/${l.name}`, uuid: l.uuid, name: l.name, is_thin_provisioned: l.thin,
       is_snapshot: l.snapshot || s.clonesOf(l).length > 0, is_clone: l.parent !== null, is_esnap_clone: false, is_degraded: false,
       num_allocated_clusters: l.clusters.filter((c) => c >= 0).length, lvs: { name: s.name, uuid: s.uuid },
@@ -212,7 +219,7 @@ export class Lvstores {
     const { bdev, driver } = this.#lvol(lvolName);
     const store = driver.store, m = driver.meta;
     return store.exclusive(async () => {
-      if (m.read_only) throw new LvolReadOnlyError(bdev.aliases[0] ?? bdev.name, 'clone it (bdev_lvol_clone) instead of taking a snapshot of it');
+      if (m.read_only) throw new LvolReadOnlyError(label(bdev), 'clone it (bdev_lvol_clone) instead of taking a snapshot of it');
       const snap: LvolMeta = {
         uuid: randomUUID(), name: snapshotName, thin: m.thin, clusters: m.clusters, parent: m.parent, parent_clusters: m.parent_clusters,
         read_only: true, snapshot: true,
@@ -240,7 +247,7 @@ export class Lvstores {
     const store = driver.store, src = driver.meta;
     return store.exclusive(() => {
       if (!src.read_only) {
-        throw new InvalidBdevError(`lvol "${bdev.aliases[0] ?? bdev.name}" is not read-only: clone a snapshot of it (bdev_lvol_snapshot), or make it read-only first (bdev_lvol_set_read_only)`);
+        throw new InvalidBdevError(`lvol "${label(bdev)}" is not read-only: clone a snapshot of it (bdev_lvol_snapshot), or make it read-only first (bdev_lvol_set_read_only)`);
       }
       const n = src.clusters.length;
       return this.#addLvol(store, { uuid: randomUUID(), name: cloneName, thin: true, clusters: new Array<number>(n).fill(-1), parent: src.uuid, parent_clusters: n, read_only: false, snapshot: false });
@@ -268,7 +275,7 @@ export class Lvstores {
     const store = driver.store, m = driver.meta;
     return store.exclusive(async () => {
       const p = m.parent === null ? undefined : store.lvol(m.parent);
-      if (p === undefined) throw new InvalidBdevError(`lvol "${bdev.aliases[0] ?? bdev.name}" has no parent to decouple from`);
+      if (p === undefined) throw new InvalidBdevError(`lvol "${label(bdev)}" has no parent to decouple from`);
       const limit = Math.min(m.parent_clusters, m.clusters.length);
       const ks: number[] = [];
       for (let k = 0; k < limit; k++) if ((m.clusters[k] as number) < 0 && (p.clusters[k] ?? -1) >= 0) ks.push(k);
@@ -314,7 +321,7 @@ export class Lvstores {
     return store.exclusive(async () => {
       const clones = store.clonesOf(m).map((c) => `${store.name}/${c.name}`);
       if (clones.length > 0) {
-        throw new BdevInUseError(bdev.aliases[0] ?? bdev.name, `it has clones (${clones.join(', ')}): delete them, or make each `
+        throw new BdevInUseError(label(bdev), `it has clones (${clones.join(', ')}): delete them, or make each `
           + 'independent of it with bdev_lvol_inflate or bdev_lvol_decouple_parent, first');
       }
       await this.registry.delete(bdev.name, 'lvol');
@@ -333,7 +340,7 @@ export class Lvstores {
     const { bdev, driver } = this.#lvol(name);
     const store = driver.store, m = driver.meta;
     return store.exclusive(async () => {
-      if (m.read_only) throw new LvolReadOnlyError(bdev.aliases[0] ?? bdev.name, 'it cannot be resized');
+      if (m.read_only) throw new LvolReadOnlyError(label(bdev), 'it cannot be resized');
       const n = this.#clustersFor(store, sizeMib);
       const old = m.clusters.length, cs = store.meta.cluster_size, blocks = (n * cs) / store.meta.block_size;
       if (n > old) {
