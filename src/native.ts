@@ -97,12 +97,16 @@ export interface NbdNative {
   connect(p: NbdConnectParams): Promise<number>;
   disconnect(index: number): Promise<void>;
   reconfigure(index: number, fds: number[], backendId: string): Promise<void>;
+  /** NBD_CMD_RECONFIGURE with a new size: a started device takes its new capacity. */
+  resize(index: number, sizeBytes: number, backendId: string): Promise<void>;
   status(index?: number): Promise<{ index: number; connected: boolean }[]>;
   /** LINK_DEAD and other multicast messages of the family; cmd 0: events were lost. */
   Events: new (familyId: number, group: number, onEvent: (cmd: number, index: number) => void) => { close(): void };
   /** The ioctl path on a thread of its own: onEvent(0, errno) once set up, onEvent(1, errno) when NBD_DO_IT returned. */
   ioctlStart(path: string, p: { sizeBytes: number; blockSize: number; flags: number; timeout: number }, fds: number[], onEvent: (phase: number, errno: number) => void): void;
   ioctlDisconnect(path: string): Promise<void>;
+  /** NBD_SET_SIZE on a device started with the ioctls. */
+  ioctlSetSize(path: string, sizeBytes: number): Promise<void>;
   constants: { CMD_LINK_DEAD: number; CFLAG_DESTROY_ON_DISCONNECT: number; CFLAG_DISCONNECT_ON_CLOSE: number };
 }
 

@@ -7,7 +7,7 @@ import { createDelayBdev, updateDelayLatency, type DelayLatencies, type LatencyT
 import { describeBdev } from './bdev/describe.js';
 import { createErrorBdev, injectError, resumePending, type Injection } from './bdev/error.js';
 import { ticksNow, TICK_RATE, type ResetMode } from './bdev/iostat.js';
-import { Lvstores, type LvstoreInfo } from './bdev/lvol.js';
+import { Lvstores, type LvstoreInfo } from './bdev/lvstores.js';
 import { createMallocBdev } from './bdev/malloc.js';
 import { checkName } from './bdev/names.js';
 import { createRaid0Bdev, describeRaid, isRaid0Level } from './bdev/raid0.js';
@@ -136,18 +136,45 @@ export class Server {
   }
 
   /**
-   * bdev_aio_rescan: reads the file's size again. A grown file grows the bdev (connections made
-   * from now on see the new size); shrinking is refused while a virtual bdev claims it; a file
-   * now empty hot-removes the bdev, as SPDK does.
+   * bdev_aio_rescan: reads the file's size again. A grown file grows the bdev: attached kernel
+   * devices get the new size at once, network clients on their next connection. Shrinking is
+   * refused while a virtual bdev claims it, and below what connected clients were told unless
+   * forced; a file now empty hot-removes the bdev, as SPDK does.
    */
-  async rescanAio(name: string): Promise<void> {
+  async rescanAio(name: string, force = false): Promise<void> {
     const b = this.bdevs.get(name);
     const blocks = Math.floor(aioFileSize(b) / b.blockSize);
     if (blocks === b.numBlocks) return;
-    if (blocks < b.numBlocks && b.claim !== null) throw new BdevInUseError(b.name, `cannot shrink while the ${b.claim.module} module claims it`);
-    if (blocks === 0) { await this.bdevs.delete(b.name); return; }
-    this.log.info({ bdev: b.name, from: b.numBlocks, to: blocks }, 'bdev resized');
-    b.resize(blocks);
+    if (blocks === 0 && b.claim === null) { await this.bdevs.delete(b.name); return; }
+    await this.resizeBdev(b, blocks, force);
+  }
+
+  /**
+   * Gives `b` a new block count, for modules whose resize is a count (rescan; bdev_rbd_resize,
+   * bdev_null_resize): shrinking is checked as #checkShrink says, attached kernel devices are
+   * told before this resolves, new network connections see the new size.
+   */
+  async resizeBdev(b: Bdev, numBlocks: number, force = false): Promise<void> {
+    if (numBlocks === b.numBlocks) return;
+    this.#checkShrink(b, numBlocks * b.blockSize, force);
+    this.log.info({ bdev: b.name, from: b.numBlocks, to: numBlocks }, 'bdev resized');
+    b.resize(numBlocks);
+    await this.disks.resized();
+  }
+
+  /**
+   * Refuses to shrink `b` to `bytes` while a virtual bdev claims it (it would not follow), or,
+   * unless forced, below the size its connected clients (kernel devices too) were told: they
+   * would find blocks they use gone.
+   */
+  #checkShrink(b: Bdev, bytes: number, force: boolean): void {
+    if (bytes >= b.sizeBytes) return;
+    if (b.claim !== null) throw new BdevInUseError(b.name, `cannot shrink while the ${b.claim.module} module claims it`);
+    const told = this.nbd.sizeToldFor(b);
+    if (told > bytes && !force) {
+      throw new BdevInUseError(b.name, `connected clients were told it has ${told} bytes; shrinking it to ${bytes} would take blocks `
+        + 'they may use: disconnect them first, or force it ("force": true)');
+    }
   }
 
   async createMalloc(p: { name?: string | undefined; blockSize: number; numBlocks: number; uuid?: string | undefined }): Promise<Bdev> {
@@ -223,8 +250,31 @@ export class Server {
   }
 
   getLvstores(filter: { uuid?: string | undefined; lvsName?: string | undefined } = {}): LvstoreInfo[] { return this.lvstores.list(filter); }
+  /** bdev_lvol_get_lvols. */
+  getLvols(filter: { uuid?: string | undefined; lvsName?: string | undefined } = {}): Record<string, unknown>[] { return this.lvstores.lvols(filter); }
+  /** bdev_lvol_delete; a snapshot with clones is refused. */
   deleteLvol(name: string): Promise<void> { return this.lvstores.deleteLvol(name); }
-  resizeLvol(name: string, sizeMib: number): Promise<void> { return this.lvstores.resizeLvol(name, sizeMib); }
+
+  /**
+   * bdev_lvol_resize: attached kernel devices get the new size before this resolves, network
+   * clients on their next connection. Shrinking below what connected clients were told needs
+   * `force`.
+   */
+  async resizeLvol(name: string, sizeMib: number, force = false): Promise<void> {
+    await this.lvstores.resizeLvol(name, sizeMib, (b, bytes) => this.#checkShrink(b, bytes, force));
+    await this.disks.resized();
+  }
+
+  /** bdev_lvol_snapshot: returns the snapshot's UUID; the lvol goes on as its clone. */
+  snapshotLvol(lvolName: string, snapshotName: string): Promise<string> { return this.lvstores.snapshot(lvolName, snapshotName); }
+  /** bdev_lvol_clone: returns the clone's UUID. */
+  cloneLvol(snapshotName: string, cloneName: string): Promise<string> { return this.lvstores.clone(snapshotName, cloneName); }
+  /** bdev_lvol_inflate: every cluster allocated and its own; no parent. */
+  inflateLvol(name: string): Promise<void> { return this.lvstores.inflate(name); }
+  /** bdev_lvol_decouple_parent: its parent's clusters copied in; the grandparent becomes its parent. */
+  decoupleLvolParent(name: string): Promise<void> { return this.lvstores.decoupleParent(name); }
+  /** bdev_lvol_set_read_only. */
+  setLvolReadOnly(name: string): Promise<void> { return this.lvstores.setReadOnly(name); }
   deleteLvstore(nameOrUuid: string): Promise<void> { return this.lvstores.deleteStore(nameOrUuid); }
 
   /** Hot-remove: exports of it close their connections; in-flight I/O completes first. */
@@ -339,9 +389,12 @@ export class Server {
     const exported = this.nbd.getExport(name);
     const bdev = this.bdevs.find(name) ?? exported?.bdev ?? this.bdevs.get(name);
     this.bdevs.checkUnclaimed(bdev);
-    // An export of that name lends its read-only setting; a bare bdev is attached writable.
-    const x = exported !== undefined && exported.bdev === bdev && p.readonly === undefined ? exported
-      : new Export(bdev, { name: bdev.name, readonly: p.readonly ?? exported?.readonly ?? false });
+    // An export of that name lends its read-only setting; a bare bdev is attached writable. The
+    // device gets an export of its own: its size follows the bdev's (the kernel is told).
+    const lend = exported !== undefined && exported.bdev === bdev;
+    const x = new Export(bdev, {
+      name: lend ? exported.name : bdev.name, readonly: p.readonly ?? exported?.readonly ?? false, description: lend ? exported.description : '',
+    });
     return this.disks.start(x, p);
   }
 

@@ -42,7 +42,6 @@ export class Bdev {
   readonly uuid: string;
   readonly aliases: string[];
   readonly blockSize: number;
-  readonly readonly: boolean;
   readonly writeCache: boolean;
   readonly optimalIoBoundary: number;
   readonly stat: IoStat;
@@ -51,6 +50,7 @@ export class Bdev {
   claim: Claim | null = null;
 
   #numBlocks: number;
+  #readonly: boolean;
   #outstanding = 0;
   #inSubmit = false;
   // Two arrays swapped per batch: deferring completions allocates nothing once warm.
@@ -72,7 +72,7 @@ export class Bdev {
     this.aliases = props.aliases ?? [];
     this.blockSize = props.blockSize;
     this.#numBlocks = props.numBlocks;
-    this.readonly = props.readonly;
+    this.#readonly = props.readonly;
     this.writeCache = props.writeCache;
     this.optimalIoBoundary = props.optimalIoBoundary ?? 0;
     this.driver = driver;
@@ -82,6 +82,7 @@ export class Bdev {
   get module(): string { return this.driver.module; }
   get numBlocks(): number { return this.#numBlocks; }
   get sizeBytes(): number { return this.blockSize * this.#numBlocks; }
+  get readonly(): boolean { return this.#readonly; }
   get outstanding(): number { return this.#outstanding; }
   get closed(): boolean { return this.#shut; }
 
@@ -89,7 +90,7 @@ export class Bdev {
 
   /** Runs fn when the bdev is removed (deleted or hot-removed), before in-flight I/O drains. Returns an unsubscribe function. */
   onRemove(fn: Listener): () => void { return subscribe(this.#removeListeners, fn); }
-  /** Runs fn after the block count changed (rescan of a grown file). */
+  /** Runs fn after the block count changed (rescan, lvol resize), or the bdev became read-only. */
   onResize(fn: Listener): () => void { return subscribe(this.#resizeListeners, fn); }
 
   /** Changes the block count (module use: rescan); listeners learn of it. */
@@ -111,6 +112,13 @@ export class Bdev {
     if (q.active) { this.#qos = q; return; }
     this.#qos = null;
     q.drain();
+  }
+
+  /** Module use: writes fail with EROFS from now on (bdev_lvol_set_read_only); listeners learn of it. */
+  setReadOnly(): void {
+    if (this.#readonly) return;
+    this.#readonly = true;
+    for (const fn of [...this.#resizeListeners]) fn(this);
   }
 
   /** Starts one I/O; io.done(io) runs exactly once, later, with io.result set. */

@@ -62,7 +62,7 @@ export const FORMS: Readonly<Record<string, Form>> = {
       f(['-u', '--uuid'], 'uuid'), f(['--no-wait'], 'nowait', 'bool')],
   },
   bdev_aio_delete: { args: [s('name')] },
-  bdev_aio_rescan: { args: [s('name')] },
+  bdev_aio_rescan: { args: [s('name')], flags: [f(['-f', '--force'], 'force', 'bool', 'shrink even below what connected clients were told (aionbd\'s own)')] },
   bdev_get_bdevs: { flags: [f(['-b', '--name'], 'name', 'string', 'only this bdev (a name or an alias)'), f(['-t', '--timeout'], 'timeout', 'int', 'milliseconds to wait for it to appear')] },
   bdev_get_iostat: {
     flags: [f(['-b', '--name'], 'name', 'string', 'only this bdev'), f(['--names'], 'names', 'csv', 'only these bdevs, comma-separated', 'A,B'),
@@ -130,7 +130,17 @@ export const FORMS: Readonly<Record<string, Form>> = {
       + '(-s 1073741824 is 1 GiB). With a unit (512M, 1G, 2T) either one means what it says.',
   },
   bdev_lvol_delete: { args: [s('name')] },
-  bdev_lvol_resize: { args: [s('name'), z('size_in_mib', MIB, false, 'the new size', 'MIB')] },
+  bdev_lvol_resize: {
+    args: [s('name'), z('size_in_mib', MIB, false, 'the new size', 'MIB')],
+    flags: [f(['-f', '--force'], 'force', 'bool', 'shrink even below what connected clients were told (aionbd\'s own)')],
+  },
+  // Snapshots and clones: rpc.py's positional forms.
+  bdev_lvol_snapshot: { args: [s('lvol_name', false, 'the lvol (UUID or LVS/NAME)'), s('snapshot_name', false, 'the new snapshot\'s name')] },
+  bdev_lvol_clone: { args: [s('snapshot_name', false, 'the snapshot or read-only lvol (UUID or LVS/NAME)'), s('clone_name', false, 'the new lvol\'s name')] },
+  bdev_lvol_inflate: { args: [s('name')] },
+  bdev_lvol_decouple_parent: { args: [s('name')] },
+  bdev_lvol_set_read_only: { args: [s('name')] },
+  bdev_lvol_get_lvols: { flags: [f(['-u', '--lvs-uuid'], 'lvs_uuid'), f(['-l', '--lvs-name'], 'lvs_name')] },
   nbd_export_add: {
     args: [s('bdev_name')],
     flags: [f(['-n', '--name'], 'name', 'string', 'the export name (default: the bdev\'s)'), f(['-r', '--readonly'], 'readonly', 'bool'),
