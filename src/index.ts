@@ -25,7 +25,10 @@ export { RbdConnection, RbdClusters, RBD_DEFAULTS, type RbdConnectParams, type R
 export type { RbdParams } from './bdev/rbd/module.js';
 export * from './bdev/rbd/errors.js';
 export { describeBdev } from './bdev/describe.js';
-export { IoStat, TICK_RATE, type ResetMode } from './bdev/iostat.js';
+export { IoStat, TICK_RATE, type ResetMode, type HistogramOptions } from './bdev/iostat.js';
+export { LatencyHistogram, quantile, decodeCounts } from './bdev/histogram.js';
+export type { QosLimits } from './bdev/qos.js';
+export type { HistogramParams } from './bdev/settings.js';
 export { IoType, newIo, type BdevIo, type BdevDriver, type Complete, type ConfigEntry } from './bdev/types.js';
 export { rpcCall } from './rpc/client.js';
 export type { ConfigFile, SubsystemConfig } from './rpc/config.js';

@@ -65,6 +65,9 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
                        qemu-block-extra
   --render FILE        only rebuild performance.md, performance.png (and the README summary,
                        when the output is docs/) from an earlier performance.json
+  --scale N            instead of the rounds: create N AIO bdevs + exports over JSON-RPC on one
+                       server, list and delete them, and print the cost per bdev (with
+                       --baseline, that checkout too)
   --list               print the workloads and exit
   -h, --help           this text`;
 
@@ -83,6 +86,7 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
  * @property {string} tmpDir
  * @property {boolean} install
  * @property {string|null} render  an earlier performance.json to render again
+ * @property {number|null} scale    --scale N: bdevs for the scale section (null: not asked)
  * @property {boolean} list
  * @property {boolean} rbd           run the RBD section (scripts/bench/rbd.mjs) instead
  * @property {boolean} help
@@ -147,6 +151,7 @@ export function parseOptions(argv) {
         fills: { type: 'string' }, workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
         'out-dir': { type: 'string' }, 'tmp-dir': { type: 'string' },
         'no-install': { type: 'boolean' }, rbd: { type: 'boolean' }, render: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        scale: { type: 'string' },
       },
     });
   } catch (err) {
@@ -192,6 +197,7 @@ export function parseOptions(argv) {
     tmpDir: str('tmp-dir') ?? '/var/tmp',
     install: v['no-install'] !== true,
     render: str('render') ?? null,
+    scale: str('scale') === undefined ? null : Math.floor(num('--scale', str('scale') ?? '', 1, 100_000)),
     list: v['list'] === true,
     rbd: v['rbd'] === true,
     help: v['help'] === true,

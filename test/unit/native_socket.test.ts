@@ -61,7 +61,7 @@ describe('transmission transports', () => {
   function serve(sock: Duplex, leftover: Buffer | null = null): Transmission {
     return new Transmission(sock, x, {
       maxPayload: 32 * MiB, depth: 16, pool: bufferPool(), log: silentLogger(), style: ReplyStyle.Simple,
-      blockStatus: false, closing: () => false,
+      metaContexts: [], closing: () => false,
     }, leftover);
   }
 
