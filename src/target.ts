@@ -187,11 +187,13 @@ export class Server {
       checkName(p.name);
       if (this.bdevs.has(p.name)) throw new BdevExistsError(p.name);
     }
-    const b = await openRbd({ ...p, uuid: checkUuid(p.uuid) }, { clusters: this.rbdClusters, taken: (n) => this.bdevs.has(n), log: this.log });
+    const b = await openRbd({ ...p, uuid: checkUuid(p.uuid) }, {
+      clusters: this.rbdClusters, taken: (n) => this.bdevs.has(n), log: this.log, resize: (x, n) => this.resizeBdev(x, n),
+    });
     return this.#register(b);
   }
 
-  /** bdev_rbd_resize: grows the image and the bdev (new connections see the new size). */
+  /** bdev_rbd_resize: grows the image, then the bdev as resizeBdev does (kernel devices are told). */
   resizeRbd(name: string, newSizeMib: number): Promise<void> { return resizeRbd(this.bdevs.get(name), newSizeMib); }
 
   async createMalloc(p: { name?: string | undefined; blockSize: number; numBlocks: number; uuid?: string | undefined }): Promise<Bdev> {

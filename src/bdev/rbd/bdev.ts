@@ -1,20 +1,22 @@
 // The RBD bdev: an image of a Ceph pool, served through librbd's asynchronous C API (see
-// native/rbd_image.cc for the data path). Block status comes from the image's object map, and
-// a resize by anyone (bdev_rbd_resize here, `rbd resize` elsewhere) reaches the bdev through
-// librbd's header watch.
+// native/rbd_image.cc for the data path). Block status comes from rbd_diff_iterate2 over the
+// image's object map (whole objects), and a resize by anyone (bdev_rbd_resize here, `rbd
+// resize` elsewhere) reaches the bdev through librbd's header watch.
 import { constants } from 'node:os';
 import { InvalidBdevError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
 import { Bdev } from '../bdev.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from '../types.js';
+import { pushExtent } from '../block_status.js';
+import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from '../types.js';
 import { type RbdConnection } from './cluster.js';
-import { RbdExtents } from './extents.js';
 import { RbdQueue } from './queue.js';
 
 const E = constants.errno;
 
 export const RBD_QUEUE_DEPTH = 128;
 export const RBD_MAX_BLOCK_SIZE = 65536;
+/** The most of the image one block status answer covers (one diff call); the caller asks again. */
+export const DIFF_WINDOW = 2 ** 30;
 
 /** Where the image is and how it is reached, as bdev_rbd_create names it. */
 export interface RbdImageRef {
@@ -35,6 +37,11 @@ export interface RbdBdevOptions extends RbdImageRef {
   conn: RbdConnection;
   /** Runs after the image closed: releases or shuts down the connection. */
   release: () => Promise<void>;
+  /**
+   * Applies a new block count (the server's resizeBdev: its shrink checks, kernel devices told).
+   * Default: the bdev's own resize().
+   */
+  resize?: ((b: Bdev, numBlocks: number) => Promise<void>) | undefined;
   queueDepth?: number | undefined;
   log?: Logger | undefined;
 }
@@ -51,7 +58,6 @@ function errnoName(n: number): string {
 class RbdDriver implements BdevDriver {
   readonly module = 'rbd';
   readonly queue: RbdQueue;
-  readonly extents: RbdExtents;
   bdev: Bdev | null = null;
   #complete: Complete | null = null;
   /** Failing since the first error after the last success: said once, not per request. */
@@ -59,30 +65,44 @@ class RbdDriver implements BdevDriver {
 
   constructor(readonly opts: RbdBdevOptions, readonly log: Logger) {
     this.queue = new RbdQueue(opts.conn, opts.queueDepth ?? RBD_QUEUE_DEPTH, this.#onDone, this.#onUpdate);
-    this.extents = new RbdExtents(this.queue, () => this.bdev?.sizeBytes ?? 0);
   }
 
+  // Block status is blockStatus() below, not SEEK_DATA/SEEK_HOLE; there is nothing to RESET.
   supports(type: IoType): boolean {
-    return type !== IoType.Reset;
+    return type === IoType.Read || type === IoType.Write || type === IoType.Flush || type === IoType.Unmap || type === IoType.WriteZeroes;
   }
 
   submit(io: BdevIo, complete: Complete): void {
     this.#complete = complete;
-    if (io.type === IoType.SeekData || io.type === IoType.SeekHole) {
-      const found = io.type === IoType.SeekData ? this.extents.nextData(io.offset) : this.extents.nextHole(io.offset);
-      found.then((r) => { complete(io, r); }, (err: unknown) => {
-        this.log.debug({ err }, 'rbd block status failed; the range is reported as data');
-        complete(io, -((err as { errno?: number }).errno ?? E.EIO));
-      });
-      return;
-    }
     this.queue.push(io);
+  }
+
+  /**
+   * The allocated objects of the range, as data, and what lies between them, as holes reading
+   * zeroes: one rbd_diff_iterate2 call over at most DIFF_WINDOW. A cut list stops at its last
+   * extent (the caller asks again from there).
+   */
+  async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+    const end = offset + Math.min(length, DIFF_WINDOW);
+    const r = await this.queue.diff(offset, end - offset);
+    const out: BlockExtent[] = [];
+    let pos = offset;
+    for (let i = 0; i + 1 < r.extents.length && pos < end; i += 2) {
+      // Whole objects: an extent may begin before the range or end after it.
+      const start = Math.max(pos, r.extents[i] as number);
+      const stop = Math.min(end, (r.extents[i] as number) + (r.extents[i + 1] as number));
+      if (stop <= pos) continue;
+      pushExtent(out, start - pos, BLOCK_HOLE | BLOCK_ZERO, 0);
+      pushExtent(out, stop - start, 0, 1);
+      pos = stop;
+    }
+    if (!r.truncated) pushExtent(out, end - pos, BLOCK_HOLE | BLOCK_ZERO, 0);
+    return out;
   }
 
   readonly #onDone: Complete = (io, result) => {
     const complete = this.#complete as Complete;
     if (result === 0) {
-      if (io.type === IoType.Write || io.type === IoType.Unmap || io.type === IoType.WriteZeroes) this.extents.changed();
       // A FLUSH with librbd's cache off succeeds without the cluster: it proves nothing.
       if (this.#failing && (io.type === IoType.Read || io.type === IoType.Write)) {
         this.#failing = false;
@@ -100,25 +120,22 @@ class RbdDriver implements BdevDriver {
     complete(io, KEPT.has(errno) ? result : -E.EIO);
   };
 
-  // The image header changed: read the size again (off the main thread).
+  // The image header changed (a resize by anyone): read the size again, off the main thread.
   readonly #onUpdate = (): void => {
-    this.queue.size().then((bytes) => { this.sizeChanged(bytes); }, (err: unknown) => {
-      this.log.warn({ err }, 'rbd: cannot read the image size after a header change');
+    this.queue.size().then((bytes) => this.sizeChanged(bytes)).catch((err: unknown) => {
+      this.log.warn({ err }, 'rbd: the image changed size, and the bdev keeps its own (I/O past the new end fails)');
     });
   };
 
-  /** Applies a new image size to the bdev. */
-  sizeChanged(bytes: number): void {
+  /** Applies a new image size to the bdev (a shrink may be refused: see Server.resizeBdev). */
+  async sizeChanged(bytes: number): Promise<void> {
     const b = this.bdev;
     if (b === null || b.closed) return;
     const blocks = Math.floor(bytes / b.blockSize);
     if (blocks === b.numBlocks) return;
-    if (blocks < b.numBlocks && (b.claim !== null || blocks === 0)) {
-      this.log.warn({ from: b.numBlocks, to: blocks }, 'rbd image shrank under a bdev that is claimed or would be empty; its size is kept (I/O past the new end fails)');
-      return;
-    }
-    this.log.info({ from: b.numBlocks, to: blocks }, 'rbd image resized');
-    b.resize(blocks);
+    if (blocks === 0) throw new InvalidBdevError(`RBD image ${this.opts.pool}/${this.opts.image} is now smaller than one block`);
+    if (this.opts.resize !== undefined) await this.opts.resize(b, blocks);
+    else b.resize(blocks);
   }
 
   info(): Record<string, unknown> {

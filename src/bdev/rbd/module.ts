@@ -21,6 +21,8 @@ export interface RbdContext {
   taken: (name: string) => boolean;
   queueDepth?: number | undefined;
   log: Logger;
+  /** How a new block count is applied (the server's resizeBdev). */
+  resize?: ((b: Bdev, numBlocks: number) => Promise<void>) | undefined;
 }
 
 /** Opens the image as a bdev (not registered): over a registered cluster, or a connection of its own. */
@@ -35,10 +37,11 @@ export async function openRbd(p: RbdParams, ctx: RbdContext): Promise<Bdev> {
     }
     const cluster = p.clusterName;
     const conn = ctx.clusters.use(cluster, bdev);
-    return createRbdBdev({ ...p, name: bdev, conn, release: () => { ctx.clusters.release(cluster, bdev); return Promise.resolve(); }, queueDepth: ctx.queueDepth, log: ctx.log });
+    const release = (): Promise<void> => { ctx.clusters.release(cluster, bdev); return Promise.resolve(); };
+    return createRbdBdev({ ...p, name: bdev, conn, release, queueDepth: ctx.queueDepth, log: ctx.log, resize: ctx.resize });
   }
   const conn = await RbdConnection.open({ userId: p.userId, config: p.config });
-  return createRbdBdev({ ...p, name: bdev, conn, release: () => conn.close(), queueDepth: ctx.queueDepth, log: ctx.log });
+  return createRbdBdev({ ...p, name: bdev, conn, release: () => conn.close(), queueDepth: ctx.queueDepth, log: ctx.log, resize: ctx.resize });
 }
 
 const MiB = 2 ** 20;
@@ -53,5 +56,5 @@ export async function resizeRbd(b: Bdev, newSizeMib: number): Promise<void> {
   }
   if (b.readonly) throw new InvalidBdevError(`bdev "${b.name}" is read-only`);
   await d.queue.resize(bytes);
-  d.sizeChanged(await d.queue.size());
+  await d.sizeChanged(await d.queue.size());
 }
