@@ -114,12 +114,14 @@ ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 ctx.load_cert_chain(cert, key)
-t = ctx.wrap_socket(s)
 name = b'd0'
-t.sendall(b'IHAVEOPT' + struct.pack('>II', 7, 4 + len(name) + 2) + struct.pack('>I', len(name)) + name + struct.pack('>H', 0))
 got = b''
 end = 'timeout'
 try:
+    # In TLS 1.3 the server judges the client's certificate after the client's last handshake
+    # message: its refusal may land while wrap_socket is still running, or only after the GO.
+    t = ctx.wrap_socket(s)
+    t.sendall(b'IHAVEOPT' + struct.pack('>II', 7, 4 + len(name) + 2) + struct.pack('>I', len(name)) + name + struct.pack('>H', 0))
     while True:
         d = t.recv(4096)
         if not d:
