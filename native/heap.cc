@@ -1,0 +1,25 @@
+#include <malloc.h>
+#include <napi.h>
+#include <v8.h>
+
+namespace aionbd {
+
+// reduceHeap(): tells V8 that memory is wanted back (a moderate memory-pressure notification).
+// V8 then runs an incremental, memory-reducing collection and shrinks the young generation it
+// grew during a burst; without it an idle server keeps that heap until its next collection,
+// which may be hours away. Node-API has no such call, so this one uses V8's own API: the addon
+// is compiled against the Node that runs it (npm install), and this entry point has been
+// stable since V8 5.x.
+Napi::Value ReduceHeap(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate != nullptr) isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kModerate);
+  return info.Env().Undefined();
+}
+
+// trimMalloc(): hands the C heap's free pages back to the system (glibc malloc_trim), which it
+// otherwise keeps wherever a live allocation sits above them. Returns whether any was released.
+Napi::Value TrimMalloc(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+}
+
+}  // namespace aionbd
