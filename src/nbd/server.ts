@@ -8,7 +8,8 @@ import { bufferPool, type BufferPool } from '../bdev/buffers.js';
 import { ExportExistsError, ListenError, ServerClosedError, UsageError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { formatAddress, parseListenAddress, type ListenAddress } from './address.js';
-import { Admission, clientKey, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './admission.js';
+import { Admission, clientKey, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './admission.js';
+import { openFileLimits, type ServerLimits } from './limits.js';
 import { claimSocketPath, listenUnix } from '../util/unix-socket.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD } from './constants.js';
 import { Export, type ExportOptions } from './export.js';
@@ -30,7 +31,10 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** Requests in flight per connection. Default 128 (the kernel's tags per connection). */
   requestsPerConnection?: number;
-  /** Connections at once; more are refused. Default 1024. */
+  /**
+   * Connections at once; more are refused. Default: half of the open-file limit left after 256
+   * fds kept for other uses, (RLIMIT_NOFILE - 256) / 2 (see maxConnectionsFor).
+   */
   maxConnections?: number;
   /**
    * Connections at once from one TCP client address; more from it are refused. Default 256.
@@ -49,6 +53,12 @@ export interface ServerOptions {
   tls?: TlsSettings | null;
   /** Offer NBD_OPT_EXTENDED_HEADERS (default true). */
   extendedHeaders?: boolean;
+  /**
+   * Raise the process's RLIMIT_NOFILE soft limit to its hard limit first (default false: an
+   * embedding program's process limits are its own to set; `aionbd serve` asks for it). Node
+   * usually raises it at start-up already; this covers the processes where it did not.
+   */
+  raiseFileLimit?: boolean;
   log?: Logger;
 }
 
@@ -67,6 +77,8 @@ export class NbdServer implements HandshakeHost {
   readonly maxPayload: number;
   readonly tls: TlsSettings | null;
   readonly extendedHeaders: boolean;
+  /** The limits in effect, for the start-up log and diagnostics. */
+  readonly limits: ServerLimits;
   readonly #handshakeTimeoutMs: number;
   readonly #depth: number;
   readonly #admission: Admission;
@@ -95,8 +107,12 @@ export class NbdServer implements HandshakeHost {
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#depth = opts.requestsPerConnection ?? 128;
     this.#log = opts.log ?? logger();
-    this.#admission = new Admission(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    const files = openFileLimits(opts.raiseFileLimit === true, opts.maxConnections);
+    this.#admission = new Admission(files.maxConnections,
       opts.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT, this.#log);
+    this.limits = {
+      ...files, maxConnectionsPerClient: this.#admission.maxPerClient, memoryBudget: this.#budget.total, requestsPerConnection: this.#depth,
+    };
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? 0;
     if (!Number.isFinite(this.#idleTimeoutMs) || this.#idleTimeoutMs < 0 || this.#idleTimeoutMs > 2 ** 31 - 1) {
       throw new UsageError(`idle timeout ${this.#idleTimeoutMs} ms must be 0 (off) or a positive number of milliseconds`);
