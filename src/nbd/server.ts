@@ -161,7 +161,7 @@ export class NbdServer implements HandshakeHost {
   /** Listens on an inherited listening socket (systemd socket activation: LISTEN_FDS). */
   async listenFd(fd: number): Promise<void> {
     if (this.#state !== 'open') throw new ServerClosedError();
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.accept(sock, sock.remoteFamily !== undefined); });
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.#accept(sock, sock.remoteFamily !== undefined, true); });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`inherited fd ${fd}`, err)));
       server.listen({ fd }, () => resolve());
@@ -176,7 +176,7 @@ export class NbdServer implements HandshakeHost {
     if (this.#state !== 'open') throw new ServerClosedError();
     const a = typeof addr === 'string' ? parseListenAddress(addr) : addr;
     if (a.kind === 'unix') await claimSocketPath(formatAddress(a), a.path);
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.accept(sock, a.kind === 'tcp'); });
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.#accept(sock, a.kind === 'tcp', true); });
     if (a.kind === 'unix') {
       await listenUnix(server, formatAddress(a), a.path);
     } else {
@@ -197,7 +197,10 @@ export class NbdServer implements HandshakeHost {
    * or one end of a socketpair): handshake, then transmission. Resolves when the connection
    * is over and every buffer it used is back.
    */
-  accept(sock: Duplex, tcp = false): Promise<void> {
+  accept(sock: Duplex, tcp = false): Promise<void> { return this.#accept(sock, tcp, false); }
+
+  /** `owned`: the socket came from one of our listeners, so nobody else may destroy it. */
+  #accept(sock: Duplex, tcp: boolean, owned: boolean): Promise<void> {
     const peer = tcp ? clientKey(sock) : null;
     const refusal = this.#admission.admit(peer, this.#conns.size, this.#state !== 'open');
     if (refusal !== null) {
@@ -224,7 +227,7 @@ export class NbdServer implements HandshakeHost {
         conn.sock = socket;
         const t = new Transmission(socket, x, {
           maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style, blockStatus,
-          closing: () => this.closing(),
+          closing: () => this.closing(), ownsSocket: owned,
         }, leftover);
         conn.t = t;
         conn.x = x;
