@@ -10,6 +10,7 @@ import { logger, type Logger } from '../log.js';
 import { formatAddress, parseListenAddress, type ListenAddress } from './address.js';
 import { Admission, clientKey, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './admission.js';
 import { openFileLimits, type ServerLimits } from './limits.js';
+import { CONNECTION_HEAP_BYTES, noteGarbage } from '../util/heap_settle.js';
 import { claimSocketPath, listenUnix } from '../util/unix-socket.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD } from './constants.js';
 import { Export, type ExportOptions } from './export.js';
@@ -275,7 +276,9 @@ export class NbdServer implements HandshakeHost {
   }
 
   #drop(conn: Conn): void {
-    if (this.#conns.delete(conn)) this.#admission.release(conn.peer);
+    if (!this.#conns.delete(conn)) return;
+    this.#admission.release(conn.peer);
+    noteGarbage(CONNECTION_HEAP_BYTES);
   }
 
   // One timer per connection, re-armed for the time left: a request in flight or bytes received

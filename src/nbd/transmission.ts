@@ -24,6 +24,7 @@ import {
 } from './replies.js';
 import { openTransport } from './open_transport.js';
 import { SLOT_IDLE_MS, trimWhenIdle, type IdleTrimmable } from './slot_trim.js';
+import { noteGarbage, SLOT_HEAP_BYTES } from '../util/heap_settle.js';
 import type { Transport, TransportHost, Written } from './transport.js';
 import { validate, type ExportLimits } from './validate.js';
 import { writeSimpleReply } from './wire.js';
@@ -255,7 +256,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   trimIdleSlots(now: number): boolean {
     if (!this.#dead && this.idleFor(now) < SLOT_IDLE_MS) return false; // busy, or not idle long enough yet
     const drop = this.#dead ? this.#free.length : this.#free.length - IDLE_SLOTS;
-    if (drop > 0) { this.#free.length -= drop; this.#made -= drop; }
+    if (drop > 0) { this.#free.length -= drop; this.#made -= drop; noteGarbage(drop * SLOT_HEAP_BYTES); }
     this.#trimQueued = false;
     return true;
   }
