@@ -10,54 +10,19 @@ import { constants } from 'node:os';
 import type { BufferPool } from '../bdev/buffers.js';
 import type { Logger } from '../log.js';
 import { native, SockEvent, type SockIoHandle } from '../native.js';
+import { RECV_BUFFER, SharedRecv } from './shared_recv.js';
 import {
   LINGER_MS, WRITE_BACKLOG_LIMIT, type HandleWithFd, type Transport, type TransportHost, type TransportOptions, type Written,
 } from './transport.js';
 
 const E = constants.errno;
 
-/** The shared receive buffer: the requests of one read land here. */
-const RECV_BUFFER = 256 * 1024;
 /** Reads per readable event at most, so one busy client cannot starve the loop. */
 const READS_PER_EVENT = 16;
 /** Reply pieces the write ring holds at first; it doubles when a batch needs more. */
 const QUEUE_START = 16;
 
 const EMPTY = Buffer.alloc(0);
-
-/** One receive buffer per pool, taken from it while any native connection is open. */
-class SharedRecv {
-  readonly buf: Buffer;
-  #users = 0;
-  /** A parse of buf is under way: nothing may read into it, and it may not go back to the pool. */
-  busy = false;
-  constructor(readonly pool: BufferPool) { this.buf = pool.get(RECV_BUFFER); }
-
-  static acquire(pool: BufferPool): SharedRecv {
-    let r = sharedRecv.get(pool);
-    if (r === undefined) { r = new SharedRecv(pool); sharedRecv.set(pool, r); }
-    r.#users++;
-    return r;
-  }
-
-  /** A connection is done with it; the last one gives it back (after a parse under way ends). */
-  release(): void {
-    this.#users--;
-    this.#giveBack();
-  }
-
-  endParse(): void {
-    this.busy = false;
-    this.#giveBack();
-  }
-
-  #giveBack(): void {
-    if (this.#users > 0 || this.busy || sharedRecv.get(this.pool) !== this) return;
-    sharedRecv.delete(this.pool);
-    this.pool.put(this.buf);
-  }
-}
-const sharedRecv = new WeakMap<BufferPool, SharedRecv>();
 
 export class NativeTransport implements Transport {
   readonly kind = 'native';
