@@ -1,6 +1,9 @@
-#include <malloc.h>
 #include <napi.h>
 #include <v8.h>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace aionbd {
 
@@ -17,9 +20,14 @@ Napi::Value ReduceHeap(const Napi::CallbackInfo& info) {
 }
 
 // trimMalloc(): hands the C heap's free pages back to the system (glibc malloc_trim), which it
-// otherwise keeps wherever a live allocation sits above them. Returns whether any was released.
+// otherwise keeps wherever a live allocation sits above them. Returns whether any was released
+// (always false where the C library has no malloc_trim, as musl).
 Napi::Value TrimMalloc(const Napi::CallbackInfo& info) {
+#ifdef __GLIBC__
   return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
 }
 
 }  // namespace aionbd
