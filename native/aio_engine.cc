@@ -30,6 +30,9 @@ struct AioRing {
   io_event events[];
 };
 constexpr unsigned kAioRingMagic = 0xa10a10a1;
+// One context never holds more: io_setup's own ceiling is far above, but a table this size is
+// already 10 MiB, and aio-max-nr defaults to 65536 for the whole machine.
+constexpr uint32_t kMaxContextEvents = 65536;
 
 long IoSetup(unsigned nr, aio_context_t* ctx) { return syscall(SYS_io_setup, nr, ctx); }
 long IoDestroy(aio_context_t ctx) { return syscall(SYS_io_destroy, ctx); }
@@ -45,6 +48,7 @@ Napi::Object SlotLayoutObject(Napi::Env env, const SlotLayout& l) {
   o.Set("op", l.op);
   o.Set("rwFlags", l.rwFlags);
   o.Set("len", l.len);
+  o.Set("fd", l.fd);
   o.Set("sq", l.sq);
   o.Set("cqSlot", l.cqSlot);
   o.Set("offset", l.offset);
@@ -57,75 +61,37 @@ Napi::Function AioEngine::Init(Napi::Env env) {
   return DefineClass(env, "AioEngine",
                      {
                          InstanceMethod<&AioEngine::Submit>("submit"),
+                         InstanceMethod<&AioEngine::Grow>("grow"),
                          InstanceMethod<&AioEngine::Close>("close"),
                          InstanceAccessor<&AioEngine::GetInflight>("inflight"),
                          InstanceAccessor<&AioEngine::GetUserRing>("userRing"),
+                         InstanceAccessor<&AioEngine::GetCapacity>("capacity"),
+                         InstanceAccessor<&AioEngine::GetContexts>("contexts"),
                      });
 }
 
-// new AioEngine(fd, depth, buffers: (Uint8Array | null)[], onComplete(n))
+// new AioEngine(events, buffers: (Uint8Array | null)[], onComplete(n)): the first context.
 AioEngine::AioEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AioEngine>(info) {
   Napi::Env env = info.Env();
   env_ = env;
-  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsArray() ||
-      !info[3].IsFunction()) {
-    Napi::TypeError::New(env, "AioEngine(fd, depth, buffers, onComplete)").ThrowAsJavaScriptException();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsArray() || !info[2].IsFunction()) {
+    Napi::TypeError::New(env, "AioEngine(events, buffers, onComplete)").ThrowAsJavaScriptException();
     return;
   }
-  fd_ = info[0].As<Napi::Number>().Int32Value();
-  depth_ = info[1].As<Napi::Number>().Uint32Value();
-  if (depth_ == 0 || depth_ > 65536) {
-    Napi::RangeError::New(env, "queue depth must be 1..65536").ThrowAsJavaScriptException();
-    return;
-  }
-  if (IoSetup(depth_, &ctx_) < 0) {
-    ThrowOsError(env, "io_setup", errno);
-    return;
-  }
-  auto* ring = reinterpret_cast<AioRing*>(ctx_);
-  userRing_ = ring->magic == kAioRingMagic && ring->incompat_features == 0 &&
-              std::getenv("AIONBD_NO_USER_RING") == nullptr;
-
+  noUserRing_ = std::getenv("AIONBD_NO_USER_RING") != nullptr;
+  // io_setup first: when aio-max-nr is exhausted, nothing else was made (no fd to wait for GC).
+  if (!AddContext(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value())) return;
   efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (efd_ < 0) {
     int err = errno;
-    IoDestroy(ctx_);
-    ctx_ = 0;
+    Destroy();
     ThrowOsError(env, "eventfd", err);
     return;
   }
 
-  layout_ = ComputeSlotLayout(depth_);
-  if (posix_memalign(reinterpret_cast<void**>(&table_), 64, layout_.size) != 0) {
-    Destroy();
-    Napi::Error::New(env, "out of memory for the AIO slot table").ThrowAsJavaScriptException();
-    return;
-  }
-  std::memset(table_, 0, layout_.size);
-  op_ = reinterpret_cast<uint32_t*>(table_ + layout_.op);
-  rwFlags_ = reinterpret_cast<uint32_t*>(table_ + layout_.rwFlags);
-  len_ = reinterpret_cast<uint32_t*>(table_ + layout_.len);
-  sq_ = reinterpret_cast<uint32_t*>(table_ + layout_.sq);
-  cqSlot_ = reinterpret_cast<uint32_t*>(table_ + layout_.cqSlot);
-  offset_ = reinterpret_cast<double*>(table_ + layout_.offset);
-  cqRes_ = reinterpret_cast<double*>(table_ + layout_.cqRes);
-  iocbs_.resize(depth_);
-  batch_.resize(depth_);
-  events_.resize(depth_);
-
-  // The ArrayBuffer owns the table: JS views of it stay valid even if they outlive the engine,
-  // and the engine keeps it alive for as long as the kernel may write completions into it.
-  Napi::ArrayBuffer table =
-      Napi::ArrayBuffer::New(env, table_, layout_.size, [](Napi::Env, void* data) { std::free(data); });
-  tableRef_ = Napi::Persistent(table.As<Napi::Object>());
-  bufs_ = Napi::Persistent(info[2].As<Napi::Object>());
-  onComplete_ = Napi::Persistent(info[3].As<Napi::Function>());
+  bufs_ = Napi::Persistent(info[1].As<Napi::Object>());
+  onComplete_ = Napi::Persistent(info[2].As<Napi::Function>());
   async_ = new Napi::AsyncContext(env, "aionbd:aio");
-
-  Napi::Object self = info.This().As<Napi::Object>();
-  self.Set("table", table);
-  self.Set("layout", SlotLayoutObject(env, layout_));
-
   poll_ = OpenPoll(env, efd_, this);
   uv_poll_start(poll_, UV_READABLE, OnReadable);
   UpdateRef();
@@ -134,6 +100,76 @@ AioEngine::AioEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AioEngin
 }
 
 AioEngine::~AioEngine() { Destroy(); }
+
+// io_setup(events) and room for as many more slots. Throws (and returns false) with nothing
+// changed when either fails; the OsError's syscall tells JS which.
+bool AioEngine::AddContext(Napi::Env env, Napi::Object self, uint32_t events) {
+  if (events == 0 || events > kMaxContextEvents) {
+    Napi::RangeError::New(env, "AIO context events must be 1..65536").ThrowAsJavaScriptException();
+    return false;
+  }
+  aio_context_t id = 0;
+  if (IoSetup(events, &id) < 0) {
+    ThrowOsError(env, "io_setup", errno);
+    return false;
+  }
+  if (!ResizeTable(env, self, slots_ + events)) {
+    IoDestroy(id);
+    return false;
+  }
+  auto* ring = reinterpret_cast<AioRing*>(id);
+  bool user = !noUserRing_ && ring->magic == kAioRingMagic && ring->incompat_features == 0;
+  ctxs_.push_back(Context{id, events, 0, user});
+  return true;
+}
+
+// A new table of `slots` rows holding the old rows: slots in use keep their number, and JS
+// builds new views from `table` and `layout` after the call.
+bool AioEngine::ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots) {
+  SlotLayout nl = ComputeSlotLayout(slots);
+  uint8_t* nt = nullptr;
+  if (posix_memalign(reinterpret_cast<void**>(&nt), 64, nl.size) != 0) {
+    Napi::Error::New(env, "out of memory for the AIO slot table").ThrowAsJavaScriptException();
+    return false;
+  }
+  std::memset(nt, 0, nl.size);
+  if (table_ != nullptr) {
+    const SlotLayout& o = layout_;
+    const uint32_t n = slots_;
+    for (auto col : {&SlotLayout::op, &SlotLayout::rwFlags, &SlotLayout::len, &SlotLayout::fd, &SlotLayout::sq,
+                     &SlotLayout::cqSlot}) {
+      std::memcpy(nt + nl.*col, table_ + o.*col, 4 * static_cast<size_t>(n));
+    }
+    for (auto col : {&SlotLayout::offset, &SlotLayout::cqRes}) {
+      std::memcpy(nt + nl.*col, table_ + o.*col, 8 * static_cast<size_t>(n));
+    }
+  }
+  // The ArrayBuffer owns the table: JS views of it stay valid even if they outlive the engine,
+  // and the old table goes when its last view does.
+  Napi::ArrayBuffer table = Napi::ArrayBuffer::New(env, nt, nl.size, [](Napi::Env, void* data) { std::free(data); });
+  tableRef_ = Napi::Persistent(table.As<Napi::Object>());
+  self.Set("table", table);
+  self.Set("layout", SlotLayoutObject(env, nl));
+  table_ = nt;
+  layout_ = nl;
+  slots_ = slots;
+  PointColumns();
+  iocbs_.resize(slots);
+  batch_.resize(slots);
+  events_.resize(slots);
+  return true;
+}
+
+void AioEngine::PointColumns() {
+  op_ = reinterpret_cast<uint32_t*>(table_ + layout_.op);
+  rwFlags_ = reinterpret_cast<uint32_t*>(table_ + layout_.rwFlags);
+  len_ = reinterpret_cast<uint32_t*>(table_ + layout_.len);
+  fd_ = reinterpret_cast<uint32_t*>(table_ + layout_.fd);
+  sq_ = reinterpret_cast<uint32_t*>(table_ + layout_.sq);
+  cqSlot_ = reinterpret_cast<uint32_t*>(table_ + layout_.cqSlot);
+  offset_ = reinterpret_cast<double*>(table_ + layout_.offset);
+  cqRes_ = reinterpret_cast<double*>(table_ + layout_.cqRes);
+}
 
 // An idle engine must not keep the process alive; one with I/O in flight must.
 void AioEngine::UpdateRef() {
@@ -144,21 +180,33 @@ void AioEngine::UpdateRef() {
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
 }
 
-// submit(n): submits the slots sq[0..n) with one io_submit. Returns how many the kernel took
-// (0 when the ring is full: JS keeps the rest queued), or -errno when the kernel refused the
-// first iocb (JS fails that slot alone and submits the rest again).
+// grow(events): one more context of `events` events, and as many more slots. Throws an OsError
+// (syscall io_setup) when the kernel refuses it; the engine then goes on as it was.
+Napi::Value AioEngine::Grow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) {
+    Napi::Error::New(env, "AIO engine is closed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  AddContext(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value());
+  return env.Undefined();
+}
+
+// submit(n): submits the slots sq[0..n), filling the contexts in order, one io_submit per
+// context used (one for a batch that fits the first context with room). Returns how many the
+// kernel took (0 when every ring is full: JS keeps the rest queued), or -errno when the kernel
+// refused the first iocb (JS fails that slot alone and submits the rest again).
 Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) {
     Napi::Error::New(env, "AIO engine is closed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t want = info[0].As<Napi::Number>().Uint32Value();
-  uint32_t n = std::min(want, depth_ - inflight_);
+  uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), slots_ - std::min(inflight_, slots_));
   Napi::Object bufs = bufs_.Value();
-  for (uint32_t i = 0; i < n; i++) {
+  for (uint32_t i = 0; i < want; i++) {
     uint32_t s = sq_[i];
-    if (s >= depth_) {
+    if (s >= slots_) {
       Napi::RangeError::New(env, "aio slot out of range").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -166,7 +214,7 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
     std::memset(&cb, 0, sizeof cb);
     cb.aio_data = s;
     cb.aio_lio_opcode = static_cast<uint16_t>(op_[s]);
-    cb.aio_fildes = static_cast<uint32_t>(fd_);
+    cb.aio_fildes = fd_[s];
     cb.aio_rw_flags = static_cast<int>(rwFlags_[s]);
     cb.aio_flags = IOCB_FLAG_RESFD;
     cb.aio_resfd = static_cast<uint32_t>(efd_);
@@ -191,24 +239,39 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
     }
     batch_[i] = &cb;
   }
-  long rc = n > 0 ? IoSubmit(ctx_, n, batch_.data()) : 0;
-  if (rc < 0) rc = errno == EAGAIN ? 0 : -errno;
-  if (rc > 0) {
-    inflight_ += static_cast<uint32_t>(rc);
+  uint32_t done = 0;
+  for (Context& c : ctxs_) {
+    if (done == want) break;
+    uint32_t room = c.size - c.inflight;
+    if (room == 0) continue;
+    uint32_t k = std::min(room, want - done);
+    long rc = IoSubmit(c.id, k, batch_.data() + done);
+    if (rc < 0) {
+      if (errno == EAGAIN) continue;  // this ring is full after all: the next may have room
+      if (done == 0) return Napi::Number::New(env, -errno);
+      break;  // the next submit() starts with the refused iocb and reports it
+    }
+    c.inflight += static_cast<uint32_t>(rc);
+    done += static_cast<uint32_t>(rc);
+    if (static_cast<uint32_t>(rc) < k) break;  // the kernel stopped at an iocb: as above
+  }
+  if (done > 0) {
+    inflight_ += done;
     UpdateRef();
   }
-  return Napi::Number::New(env, static_cast<double>(rc));
+  return Napi::Number::New(env, done);
 }
 
-// Moves up to depth_ completions into cqSlot/cqRes and returns how many.
-uint32_t AioEngine::Reap() {
-  uint32_t n = 0;
-  if (userRing_) {
-    auto* ring = reinterpret_cast<AioRing*>(ctx_);
+// Moves completions of context c into cqSlot/cqRes from row n on, as many as fit; returns the
+// new row count.
+uint32_t AioEngine::ReapInto(Context& c, uint32_t n) {
+  uint32_t start = n;
+  if (c.userRing) {
+    auto* ring = reinterpret_cast<AioRing*>(c.id);
     unsigned head = ring->head;
     unsigned tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
     unsigned nr = ring->nr;
-    while (head != tail && n < depth_) {
+    while (head != tail && n < slots_) {
       const io_event& ev = ring->events[head];
       cqSlot_[n] = static_cast<uint32_t>(ev.data);
       cqRes_[n] = static_cast<double>(static_cast<int64_t>(ev.res));
@@ -218,14 +281,26 @@ uint32_t AioEngine::Reap() {
     __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
   } else {
     timespec zero{0, 0};
-    long got = IoGetevents(ctx_, 0, depth_, events_.data(), &zero);
+    long got = IoGetevents(c.id, 0, slots_ - n, events_.data(), &zero);
     for (long i = 0; i < got; i++) {
       cqSlot_[n] = static_cast<uint32_t>(events_[i].data);
       cqRes_[n] = static_cast<double>(static_cast<int64_t>(events_[i].res));
       n++;
     }
   }
-  inflight_ -= std::min(n, inflight_);
+  uint32_t got = n - start;
+  c.inflight -= std::min(got, c.inflight);
+  inflight_ -= std::min(got, inflight_);
+  return n;
+}
+
+// Every context's completions, up to one row per slot.
+uint32_t AioEngine::Reap() {
+  uint32_t n = 0;
+  for (Context& c : ctxs_) {
+    if (n == slots_) break;
+    if (c.inflight > 0) n = ReapInto(c, n);
+  }
   return n;
 }
 
@@ -247,12 +322,12 @@ void AioEngine::OnReadable(uv_poll_t* handle, int status, int events) {
       napi_fatal_exception(env, env.GetAndClearPendingException().Value());
       return;
     }
-    if (self->closed_ || n < self->depth_) break;
+    if (self->closed_ || n < self->slots_) break;
   }
 }
 
-// close(): destroys the context. The kernel's io_destroy waits for in-flight I/O, so buffers
-// are never written after this returns; JS normally drains first and calls close() when idle.
+// close(): destroys every context. The kernel's io_destroy waits for in-flight I/O, so buffers
+// are never written after this returns; JS drains first and calls close() when idle.
 Napi::Value AioEngine::Close(const Napi::CallbackInfo& info) {
   Destroy();
   return info.Env().Undefined();
@@ -261,10 +336,8 @@ Napi::Value AioEngine::Close(const Napi::CallbackInfo& info) {
 void AioEngine::Destroy() {
   if (closed_) return;
   closed_ = true;
-  if (ctx_ != 0) {
-    IoDestroy(ctx_);
-    ctx_ = 0;
-  }
+  for (Context& c : ctxs_) IoDestroy(c.id);
+  ctxs_.clear();
   ClosePoll(poll_);
   if (efd_ >= 0) {
     close(efd_);
@@ -279,13 +352,13 @@ void AioEngine::Destroy() {
     delete async_;
     async_ = nullptr;
   }
-  // The callback closes over the JS bdev that holds this object's wrapper: kept past close(),
-  // that cycle runs through a GC root and the bdev, its buffers and the wrapper never go.
+  // The callback closes over the JS engine that holds this object's wrapper: kept past close(),
+  // that cycle runs through a GC root and the engine, the buffers and the wrapper never go.
   if (!onComplete_.IsEmpty()) onComplete_.Reset();
   if (!bufs_.IsEmpty()) bufs_.Reset();
 }
 
-// The process is exiting without close(): release the kernel context so aio-nr drops.
+// The process is exiting without close(): release the kernel contexts so aio-nr drops.
 void AioEngine::CleanupHook(void* arg) {
   auto* self = static_cast<AioEngine*>(arg);
   self->hookAdded_ = false;
@@ -296,8 +369,19 @@ Napi::Value AioEngine::GetInflight(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), inflight_);
 }
 
+// True when every context's ring is read in user space.
 Napi::Value AioEngine::GetUserRing(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), userRing_);
+  bool all = !ctxs_.empty();
+  for (const Context& c : ctxs_) all = all && c.userRing;
+  return Napi::Boolean::New(info.Env(), all);
+}
+
+Napi::Value AioEngine::GetCapacity(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), slots_);
+}
+
+Napi::Value AioEngine::GetContexts(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ctxs_.size()));
 }
 
 }  // namespace aionbd

@@ -10,13 +10,15 @@
 
 namespace aionbd {
 
-// The slot table's offsets as a JS object: the engine's `layout`, and slotLayout(depth) for tests.
+// The slot table's offsets as a JS object: the engine's `layout`, and slotLayout(n) for tests.
 Napi::Object SlotLayoutObject(Napi::Env env, const SlotLayout& l);
 
-// One Linux AIO context bound to one file descriptor. JS fills the slot table and calls
-// submit(n) once per batch; completions are signalled on an eventfd polled by libuv and handed
-// to JS in batches, one call per batch. The engine never owns the fd, and never keeps a
-// pointer into JS memory beyond an I/O's life: the buffers array it references holds them.
+// The Linux AIO engine of one Node environment, shared by every AIO bdev in it: one or more
+// kernel AIO contexts (more are added as bdevs need room; each holds as many events as it was
+// set up with), one eventfd polled by libuv, one slot table. JS fills slots (each naming its
+// fd) and calls submit(n) once per batch; completions of every context are handed to JS in
+// batches, one call per batch. The engine never owns a bdev's fd, and never keeps a pointer
+// into JS memory beyond an I/O's life: the buffers array it references holds them.
 class AioEngine : public Napi::ObjectWrap<AioEngine> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -24,33 +26,47 @@ class AioEngine : public Napi::ObjectWrap<AioEngine> {
   ~AioEngine() override;
 
  private:
+  struct Context {
+    aio_context_t id;
+    uint32_t size;      // events it was set up with: never more in flight on it
+    uint32_t inflight;
+    bool userRing;      // its completion ring can be read in user space
+  };
+
   Napi::Value Submit(const Napi::CallbackInfo& info);
+  Napi::Value Grow(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetInflight(const Napi::CallbackInfo& info);
   Napi::Value GetUserRing(const Napi::CallbackInfo& info);
+  Napi::Value GetCapacity(const Napi::CallbackInfo& info);
+  Napi::Value GetContexts(const Napi::CallbackInfo& info);
 
   static void OnReadable(uv_poll_t* handle, int status, int events);
   static void CleanupHook(void* arg);
+  bool AddContext(Napi::Env env, Napi::Object self, uint32_t events);
+  bool ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots);
+  void PointColumns();
+  uint32_t ReapInto(Context& c, uint32_t n);
   uint32_t Reap();
   void UpdateRef();
   void Destroy();
 
-  aio_context_t ctx_ = 0;
-  int fd_ = -1;
+  std::vector<Context> ctxs_;
   int efd_ = -1;
-  uint32_t depth_ = 0;
+  uint32_t slots_ = 0;  // the sum of the contexts' sizes: JS never has more slots in use
   uint32_t inflight_ = 0;
-  bool userRing_ = false;
+  bool noUserRing_ = false;
   bool closed_ = false;
   bool hookAdded_ = false;
   uv_poll_t* poll_ = nullptr;
   napi_env env_ = nullptr;
 
-  uint8_t* table_ = nullptr;  // slot table, owned here, viewed from JS
+  uint8_t* table_ = nullptr;  // slot table, owned by the ArrayBuffer in tableRef_, viewed from JS
   SlotLayout layout_{};
   uint32_t* op_ = nullptr;
   uint32_t* rwFlags_ = nullptr;
   uint32_t* len_ = nullptr;
+  uint32_t* fd_ = nullptr;
   uint32_t* sq_ = nullptr;
   uint32_t* cqSlot_ = nullptr;
   double* offset_ = nullptr;

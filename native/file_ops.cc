@@ -38,6 +38,7 @@ enum FileOp : uint32_t {
   kWriteZeroes = 7, // plain writes of zeroes, the fallback that works everywhere
   kZeroRangeFast = 8, // ZERO_RANGE or nothing: for NBD_CMD_FLAG_FAST_ZERO
   kPunchOrZero = 9, // zeroes that may leave a hole: punch, else zero the range any way we can
+  kAllocate = 10,   // reserve blocks (fallocate mode 0): prealloc=falloc of a new image
 };
 
 int64_t WriteZeroes(int fd, uint64_t off, uint64_t len) {
@@ -112,6 +113,9 @@ int64_t RunOp(uint32_t op, int fd, uint64_t off, uint64_t len) {
       int64_t rc = Fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
       return Unsupported(rc) ? RunOp(kZeroRange, fd, off, len) : rc;
     }
+    case kAllocate:
+      // No fallback: writing zeroes instead is prealloc=full, which the user did not ask for.
+      return Fallocate(fd, 0, off, len);
     case kZeroRangeFast: {
       int64_t rc = Fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len);
       return Unsupported(rc) ? -EOPNOTSUPP : rc;

@@ -156,6 +156,20 @@ Napi::Value Reconfigure(const Napi::CallbackInfo& info) {
       [](Napi::Env env) { return env.Undefined(); });
 }
 
+// resize(index, sizeBytes, backendId): NBD_CMD_RECONFIGURE with NBD_ATTR_SIZE_BYTES.
+Napi::Value Resize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString()) {
+    return TypeErr(env, "resize(index, sizeBytes, backendId)");
+  }
+  uint32_t index = info[0].As<Napi::Number>().Uint32Value();
+  auto size = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
+  std::string id = info[2].As<Napi::String>().Utf8Value();
+  return Queue(
+      env, "netlink NBD_CMD_RECONFIGURE", [index, size, id] { return nbdnl::Resize(index, size, id); },
+      [](Napi::Env env) { return env.Undefined(); });
+}
+
 // status(index?): [{ index, connected }]
 Napi::Value Status(const Napi::CallbackInfo& info) {
   int64_t index = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : -1;
@@ -360,6 +374,25 @@ Napi::Value IoctlDisconnect(const Napi::CallbackInfo& info) {
       [](Napi::Env env) { return env.Undefined(); });
 }
 
+// ioctlSetSize(path, sizeBytes): NBD_SET_SIZE on a device started with the ioctls; a running
+// device takes the new capacity at once.
+Napi::Value IoctlSetSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) return TypeErr(env, "ioctlSetSize(path, sizeBytes)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  auto size = static_cast<unsigned long>(info[1].As<Napi::Number>().DoubleValue());
+  return Queue(
+      env, "ioctl NBD_SET_SIZE",
+      [path, size] {
+        int dev = open(path.c_str(), O_RDWR | O_CLOEXEC);
+        if (dev < 0) return errno;
+        int err = Ioctl(dev, NBD_SET_SIZE, size);
+        close(dev);
+        return err;
+      },
+      [](Napi::Env env) { return env.Undefined(); });
+}
+
 }  // namespace
 
 Napi::Object NbdAttachInit(Napi::Env env) {
@@ -369,10 +402,12 @@ Napi::Object NbdAttachInit(Napi::Env env) {
   o.Set("connect", Napi::Function::New(env, Connect, "connect"));
   o.Set("disconnect", Napi::Function::New(env, Disconnect, "disconnect"));
   o.Set("reconfigure", Napi::Function::New(env, Reconfigure, "reconfigure"));
+  o.Set("resize", Napi::Function::New(env, Resize, "resize"));
   o.Set("status", Napi::Function::New(env, Status, "status"));
   o.Set("Events", Events::Init(env));
   o.Set("ioctlStart", Napi::Function::New(env, IoctlStart, "ioctlStart"));
   o.Set("ioctlDisconnect", Napi::Function::New(env, IoctlDisconnect, "ioctlDisconnect"));
+  o.Set("ioctlSetSize", Napi::Function::New(env, IoctlSetSize, "ioctlSetSize"));
   // Kernel ABI values from the headers we build against, not retyped in JS.
   Napi::Object k = Napi::Object::New(env);
   k.Set("CMD_LINK_DEAD", static_cast<uint32_t>(NBD_CMD_LINK_DEAD));

@@ -228,6 +228,16 @@ int Reconfigure(uint32_t index, const std::vector<int>& fds, const std::string& 
   return Transact(m, [](const nlmsghdr*) {});
 }
 
+int Resize(uint32_t index, uint64_t sizeBytes, const std::string& backendId) {
+  uint16_t fam;
+  if (int err = FamilyId(&fam)) return err;
+  Msg m(fam, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
+  m.U32(NBD_ATTR_INDEX, index);
+  if (!backendId.empty()) m.Str(NBD_ATTR_BACKEND_IDENTIFIER, backendId);
+  m.U64(NBD_ATTR_SIZE_BYTES, sizeBytes);
+  return Transact(m, [](const nlmsghdr*) {});
+}
+
 int Status(int64_t index, std::vector<DeviceStatus>* out) {
   uint16_t fam;
   if (int err = FamilyId(&fam)) return err;

@@ -38,6 +38,9 @@ int Connect(const ConnectParams& p, uint32_t* index);
 int Disconnect(uint32_t index);
 // Hands the kernel new sockets for a started device; each replaces one dead connection.
 int Reconfigure(uint32_t index, const std::vector<int>& fds, const std::string& backendId);
+// Tells a started device its new size (the block size stays); the kernel updates the capacity
+// at once and the disk's users see the change.
+int Resize(uint32_t index, uint64_t sizeBytes, const std::string& backendId);
 // index -1: every device.
 int Status(int64_t index, std::vector<DeviceStatus>* out);
 

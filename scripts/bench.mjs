@@ -28,6 +28,7 @@ import { stopAll } from './bench/procs.mjs';
 import { formatConnectionScale, scaleConnections } from './bench/scale_connections.mjs';
 import { updateReadme } from './bench/readme.mjs';
 import { buildRows, checkGoals, REPORT_FORMAT } from './bench/report.mjs';
+import { scaleBdevs, scaleLines } from './bench/scale_bdevs.mjs';
 import { ensureBuilt, ensureTools, machineInfo, REPO_ROOT } from './bench/system.mjs';
 import { startServer, TARGETS } from './bench/targets.mjs';
 import { WORKLOADS } from './bench/workloads.mjs';
@@ -149,6 +150,14 @@ async function main() {
   }
   if (opts.render !== null) return render(opts.render, opts.outDir);
   if (opts.scaleConnections !== null) return scaleSection(opts.scaleConnections, opts.tmpDir, opts.baseline);
+  if (opts.scale !== null) {
+    ensureBuilt(say);
+    for (const root of [REPO_ROOT, ...(opts.baseline !== null ? [opts.baseline] : [])]) {
+      const r = await scaleBdevs({ root, count: opts.scale, tmpDir: opts.tmpDir, say });
+      process.stdout.write(`${scaleLines(r).join('\n')}\n`);
+    }
+    return 0;
+  }
   const started = Date.now();
   // Other work on the machine skews every number: the report says how busy it was.
   const loadAtStart = os.loadavg()[0]?.toFixed(2) ?? '?';

@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive: real NBD clients, QEMU for the kernel tier, and what the
-# kernel rig builds its initramfs from; stress-ng is the benchmark's busy core.
+# kernel rig builds its initramfs from; stress-ng is the benchmark's busy core; prometheus
+# scrapes the metrics endpoint in its test.
 PKGS=(nbd-client qemu-system-x86 qemu-utils libnbd-bin python3-libnbd nbdkit nbdfuse fio socat
-      busybox-static cpio kmod xz-utils e2fsprogs xfsprogs stress-ng)
+      busybox-static cpio kmod xz-utils e2fsprogs xfsprogs stress-ng prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

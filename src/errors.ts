@@ -165,6 +165,13 @@ export class NoSpaceError extends AionbdError {
   override readonly errno = E.ENOSPC;
 }
 
+/** A write-like change (write, resize) to a read-only lvol: a snapshot, or one set read-only. */
+export class LvolReadOnlyError extends AionbdError {
+  readonly code = 'AIONBD_LVOL_READ_ONLY';
+  override readonly errno = E.EPERM;
+  constructor(readonly lvol: string, what: string) { super(`lvol "${lvol}" is read-only: ${what}`); }
+}
+
 /** A config file (save_config format) that cannot be applied. */
 export class ConfigError extends AionbdError {
   readonly code = 'AIONBD_CONFIG';

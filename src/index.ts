@@ -20,7 +20,10 @@ export { createDelayBdev, updateDelayLatency, type DelayBdevOptions, type DelayL
 export { createRaid0Bdev, type Raid0Options } from './bdev/raid0.js';
 export { createSplitBdevs, type SplitOptions } from './bdev/split.js';
 export { describeBdev } from './bdev/describe.js';
-export { IoStat, TICK_RATE, type ResetMode } from './bdev/iostat.js';
+export { IoStat, TICK_RATE, type ResetMode, type HistogramOptions } from './bdev/iostat.js';
+export { LatencyHistogram, quantile, decodeCounts } from './bdev/histogram.js';
+export type { QosLimits } from './bdev/qos.js';
+export type { HistogramParams } from './bdev/settings.js';
 export { IoType, newIo, type BdevIo, type BdevDriver, type Complete, type ConfigEntry } from './bdev/types.js';
 export { rpcCall } from './rpc/client.js';
 export type { ConfigFile, SubsystemConfig } from './rpc/config.js';

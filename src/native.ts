@@ -7,16 +7,25 @@ import { NativeAddonError } from './errors.js';
 
 /** Byte offsets of the slot table's arrays; see native/slot_layout.h. */
 export interface SlotLayout {
-  op: number; rwFlags: number; len: number; sq: number; cqSlot: number; offset: number; cqRes: number; size: number;
+  op: number; rwFlags: number; len: number; fd: number; sq: number; cqSlot: number; offset: number; cqRes: number; size: number;
 }
 
+/** The AIO engine of this Node environment, shared by its AIO bdevs; see native/aio_engine.h. */
 export interface AioEngineHandle {
+  /** The slot table; replaced (with `layout`) by grow(): views must be made again after it. */
   readonly table: ArrayBuffer;
   readonly layout: SlotLayout;
   readonly inflight: number;
   readonly userRing: boolean;
-  /** Submits sq[0..n): returns how many the kernel took, 0 if its ring is full, -errno if it refused the first. */
+  /** Slots: the sum of the kernel contexts' events. */
+  readonly capacity: number;
+  /** Kernel AIO contexts held. */
+  readonly contexts: number;
+  /** Submits sq[0..n): returns how many the kernel took, 0 if its rings are full, -errno if it refused the first. */
   submit(n: number): number;
+  /** Adds a kernel context of `events` events and as many slots; throws an OsError (syscall io_setup). */
+  grow(events: number): void;
+  /** Destroys every context; only when nothing is in flight. */
   close(): void;
 }
 
@@ -74,7 +83,7 @@ export interface OpenFileOptions {
 
 /** Codes of the operations fileOp() runs on the thread pool; mirrors FileOp in native/file_ops.cc. */
 export const FileOp = {
-  PunchHole: 0, ZeroRange: 1, Discard: 2, ZeroOut: 3, Fdatasync: 4, SeekData: 5, SeekHole: 6, WriteZeroes: 7, ZeroRangeFast: 8, PunchOrZero: 9,
+  PunchHole: 0, ZeroRange: 1, Discard: 2, ZeroOut: 3, Fdatasync: 4, SeekData: 5, SeekHole: 6, WriteZeroes: 7, ZeroRangeFast: 8, PunchOrZero: 9, Allocate: 10,
 } as const;
 export type FileOp = (typeof FileOp)[keyof typeof FileOp];
 
@@ -88,12 +97,16 @@ export interface NbdNative {
   connect(p: NbdConnectParams): Promise<number>;
   disconnect(index: number): Promise<void>;
   reconfigure(index: number, fds: number[], backendId: string): Promise<void>;
+  /** NBD_CMD_RECONFIGURE with a new size: a started device takes its new capacity. */
+  resize(index: number, sizeBytes: number, backendId: string): Promise<void>;
   status(index?: number): Promise<{ index: number; connected: boolean }[]>;
   /** LINK_DEAD and other multicast messages of the family; cmd 0: events were lost. */
   Events: new (familyId: number, group: number, onEvent: (cmd: number, index: number) => void) => { close(): void };
   /** The ioctl path on a thread of its own: onEvent(0, errno) once set up, onEvent(1, errno) when NBD_DO_IT returned. */
   ioctlStart(path: string, p: { sizeBytes: number; blockSize: number; flags: number; timeout: number }, fds: number[], onEvent: (phase: number, errno: number) => void): void;
   ioctlDisconnect(path: string): Promise<void>;
+  /** NBD_SET_SIZE on a device started with the ioctls. */
+  ioctlSetSize(path: string, sizeBytes: number): Promise<void>;
   constants: { CMD_LINK_DEAD: number; CFLAG_DESTROY_ON_DISCONNECT: number; CFLAG_DISCONNECT_ON_CLOSE: number };
 }
 
@@ -121,7 +134,8 @@ export interface FileLimit {
 }
 
 export interface NativeAddon {
-  AioEngine: new (fd: number, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
+  /** Sets up the first context of `events` events; throws an OsError (syscall io_setup) when the kernel refuses it. */
+  AioEngine: new (events: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
   SockIo: new (fd: number, bufs: (Uint8Array | null)[], offsets: Uint32Array, lengths: Uint32Array, onEvent: (events: number) => void) => SockIoHandle;
   allocAligned(size: number, alignment: number): ArrayBuffer;
   /** Frees an allocAligned buffer now (detaches it); only for memory no I/O refers to. */
@@ -138,7 +152,7 @@ export interface NativeAddon {
   trimMalloc(): boolean;
   /** Opens without blocking and judges the fd; throws an OsError (code, errno, syscall). */
   openFile(path: string, opts: OpenFileOptions): OpenedFile;
-  slotLayout(depth: number): SlotLayout;
+  slotLayout(slots: number): SlotLayout;
   nbd: NbdNative;
   constants: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number };
 }
@@ -164,10 +178,10 @@ export function native(): NativeAddon {
 }
 
 /** The same layout as native/slot_layout.h computes; a unit test keeps the two equal. */
-export function slotLayout(depth: number): SlotLayout {
-  const offset = (20 * depth + 7) & ~7;
+export function slotLayout(slots: number): SlotLayout {
+  const offset = 24 * slots;
   return {
-    op: 0, rwFlags: 4 * depth, len: 8 * depth, sq: 12 * depth, cqSlot: 16 * depth,
-    offset, cqRes: offset + 8 * depth, size: offset + 16 * depth,
+    op: 0, rwFlags: 4 * slots, len: 8 * slots, fd: 12 * slots, sq: 16 * slots, cqSlot: 20 * slots,
+    offset, cqRes: offset + 8 * slots, size: offset + 16 * slots,
   };
 }

@@ -7,11 +7,13 @@ import { createDelayBdev, updateDelayLatency, type DelayLatencies, type LatencyT
 import { describeBdev } from './bdev/describe.js';
 import { createErrorBdev, injectError, resumePending, type Injection } from './bdev/error.js';
 import { ticksNow, TICK_RATE, type ResetMode } from './bdev/iostat.js';
-import { Lvstores, type LvstoreInfo } from './bdev/lvol.js';
+import { Lvstores, type LvstoreInfo } from './bdev/lvstores.js';
 import { createMallocBdev } from './bdev/malloc.js';
 import { checkName } from './bdev/names.js';
 import { createRaid0Bdev, describeRaid, isRaid0Level } from './bdev/raid0.js';
 import { BdevRegistry, type AddOptions } from './bdev/registry.js';
+import { enableHistogram, getHistogram, setQosLimit, settingsConfig, type HistogramParams } from './bdev/settings.js';
+import type { QosLimits } from './bdev/qos.js';
 import { createSplitBdevs, splitBaseOf } from './bdev/split.js';
 import type { ConfigEntry } from './bdev/types.js';
 import { BdevExistsError, BdevInUseError, BdevNotFoundError, ExportNotFoundError, InvalidBdevError } from './errors.js';
@@ -20,12 +22,14 @@ import type { ListenAddress } from './nbd/address.js';
 import { Export } from './nbd/export.js';
 import type { KernelDisk, KernelDiskOptions } from './nbd/kernel/disk.js';
 import { KernelDisks, type DiskInfo } from './nbd/kernel/disks.js';
+import { listenMetrics, type MetricsListener } from './metrics/http.js';
 import { NbdServer, type ServerOptions as NbdServerOptions } from './nbd/server.js';
 import { applyConfig, type ConfigFile } from './rpc/config.js';
 import { RpcDispatcher, type CallContext } from './rpc/dispatcher.js';
 import { registerAll } from './rpc/methods/index.js';
 import { RpcSocketServer } from './rpc/socket.js';
 import { AllowedPaths } from './rpc/allow_path.js';
+import type { Registry } from 'prom-client';
 
 export interface AionbdServerOptions {
   log?: Logger;
@@ -55,7 +59,13 @@ export interface DiskParams extends KernelDiskOptions {
   /** Attach read-only (default: as exported, else writable). */
   readonly?: boolean | undefined;
 }
-export interface IostatQuery { names?: string[] | undefined; perChannel?: boolean | undefined; resetMode?: ResetMode | undefined }
+export interface IostatQuery {
+  names?: string[] | undefined;
+  perChannel?: boolean | undefined;
+  resetMode?: ResetMode | undefined;
+  /** Add each bdev's latency histograms (aionbd's own field, what `aionbd iostat` reads percentiles from). */
+  latencyHistograms?: boolean | undefined;
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -77,6 +87,9 @@ export class Server {
   readonly rpc = new RpcDispatcher();
   readonly #queueDepth: number;
   readonly #rpcSockets: RpcSocketServer[] = [];
+  readonly #metricsListeners: MetricsListener[] = [];
+  /** Read at scrape time only: nothing on the I/O path feeds it. Made on first use. */
+  #metrics: Promise<Registry> | null = null;
   readonly #resizeWatched = new WeakSet<Bdev>();
   #closing: Promise<void> | null = null;
 
@@ -123,18 +136,45 @@ export class Server {
   }
 
   /**
-   * bdev_aio_rescan: reads the file's size again. A grown file grows the bdev (connections made
-   * from now on see the new size); shrinking is refused while a virtual bdev claims it; a file
-   * now empty hot-removes the bdev, as SPDK does.
+   * bdev_aio_rescan: reads the file's size again. A grown file grows the bdev: attached kernel
+   * devices get the new size at once, network clients on their next connection. Shrinking is
+   * refused while a virtual bdev claims it, and below what connected clients were told unless
+   * forced; a file now empty hot-removes the bdev, as SPDK does.
    */
-  async rescanAio(name: string): Promise<void> {
+  async rescanAio(name: string, force = false): Promise<void> {
     const b = this.bdevs.get(name);
     const blocks = Math.floor(aioFileSize(b) / b.blockSize);
     if (blocks === b.numBlocks) return;
-    if (blocks < b.numBlocks && b.claim !== null) throw new BdevInUseError(b.name, `cannot shrink while the ${b.claim.module} module claims it`);
-    if (blocks === 0) { await this.bdevs.delete(b.name); return; }
-    this.log.info({ bdev: b.name, from: b.numBlocks, to: blocks }, 'bdev resized');
-    b.resize(blocks);
+    if (blocks === 0 && b.claim === null) { await this.bdevs.delete(b.name); return; }
+    await this.resizeBdev(b, blocks, force);
+  }
+
+  /**
+   * Gives `b` a new block count, for modules whose resize is a count (rescan; bdev_rbd_resize,
+   * bdev_null_resize): shrinking is checked as #checkShrink says, attached kernel devices are
+   * told before this resolves, new network connections see the new size.
+   */
+  async resizeBdev(b: Bdev, numBlocks: number, force = false): Promise<void> {
+    if (numBlocks === b.numBlocks) return;
+    this.#checkShrink(b, numBlocks * b.blockSize, force);
+    this.log.info({ bdev: b.name, from: b.numBlocks, to: numBlocks }, 'bdev resized');
+    b.resize(numBlocks);
+    await this.disks.resized();
+  }
+
+  /**
+   * Refuses to shrink `b` to `bytes` while a virtual bdev claims it (it would not follow), or,
+   * unless forced, below the size its connected clients (kernel devices too) were told: they
+   * would find blocks they use gone.
+   */
+  #checkShrink(b: Bdev, bytes: number, force: boolean): void {
+    if (bytes >= b.sizeBytes) return;
+    if (b.claim !== null) throw new BdevInUseError(b.name, `cannot shrink while the ${b.claim.module} module claims it`);
+    const told = this.nbd.sizeToldFor(b);
+    if (told > bytes && !force) {
+      throw new BdevInUseError(b.name, `connected clients were told it has ${told} bytes; shrinking it to ${bytes} would take blocks `
+        + 'they may use: disconnect them first, or force it ("force": true)');
+    }
   }
 
   async createMalloc(p: { name?: string | undefined; blockSize: number; numBlocks: number; uuid?: string | undefined }): Promise<Bdev> {
@@ -210,8 +250,31 @@ export class Server {
   }
 
   getLvstores(filter: { uuid?: string | undefined; lvsName?: string | undefined } = {}): LvstoreInfo[] { return this.lvstores.list(filter); }
+  /** bdev_lvol_get_lvols. */
+  getLvols(filter: { uuid?: string | undefined; lvsName?: string | undefined } = {}): Record<string, unknown>[] { return this.lvstores.lvols(filter); }
+  /** bdev_lvol_delete; a snapshot with clones is refused. */
   deleteLvol(name: string): Promise<void> { return this.lvstores.deleteLvol(name); }
-  resizeLvol(name: string, sizeMib: number): Promise<void> { return this.lvstores.resizeLvol(name, sizeMib); }
+
+  /**
+   * bdev_lvol_resize: attached kernel devices get the new size before this resolves, network
+   * clients on their next connection. Shrinking below what connected clients were told needs
+   * `force`.
+   */
+  async resizeLvol(name: string, sizeMib: number, force = false): Promise<void> {
+    await this.lvstores.resizeLvol(name, sizeMib, (b, bytes) => this.#checkShrink(b, bytes, force));
+    await this.disks.resized();
+  }
+
+  /** bdev_lvol_snapshot: returns the snapshot's UUID; the lvol goes on as its clone. */
+  snapshotLvol(lvolName: string, snapshotName: string): Promise<string> { return this.lvstores.snapshot(lvolName, snapshotName); }
+  /** bdev_lvol_clone: returns the clone's UUID. */
+  cloneLvol(snapshotName: string, cloneName: string): Promise<string> { return this.lvstores.clone(snapshotName, cloneName); }
+  /** bdev_lvol_inflate: every cluster allocated and its own; no parent. */
+  inflateLvol(name: string): Promise<void> { return this.lvstores.inflate(name); }
+  /** bdev_lvol_decouple_parent: its parent's clusters copied in; the grandparent becomes its parent. */
+  decoupleLvolParent(name: string): Promise<void> { return this.lvstores.decoupleParent(name); }
+  /** bdev_lvol_set_read_only. */
+  setLvolReadOnly(name: string): Promise<void> { return this.lvstores.setReadOnly(name); }
   deleteLvstore(nameOrUuid: string): Promise<void> { return this.lvstores.deleteStore(nameOrUuid); }
 
   /** Hot-remove: exports of it close their connections; in-flight I/O completes first. */
@@ -233,7 +296,8 @@ export class Server {
       // One channel: all I/O runs on the main thread. Error counts are device-wide, as SPDK.
       out = { ...head, name: b.name, channels: [{ thread_id: 1, ...b.stat.toJSON(), io_error: {} }] };
     } else {
-      out = { ...head, bdevs: list.map((b) => ({ name: b.name, ...b.stat.toJSON() })) };
+      const more = (b: Bdev): Record<string, unknown> => (q.latencyHistograms === true ? { latency_histograms: b.stat.histogramsJSON() } : {});
+      out = { ...head, bdevs: list.map((b) => ({ name: b.name, ...b.stat.toJSON(), ...more(b) })) };
     }
     for (const b of list) b.stat.reset(q.resetMode ?? 'none');
     return out;
@@ -243,6 +307,41 @@ export class Server {
     const list = name !== undefined ? [this.bdevs.get(name)] : this.bdevs.list();
     for (const b of list) b.stat.reset(mode);
   }
+
+  /** bdev_set_qos_limit: limits given are set (0 removes one), the others kept; I/O over them waits, never fails. */
+  setQosLimit(name: string, limits: Partial<QosLimits>): void { setQosLimit(this.bdevs.get(name), limits, this.log); }
+
+  /** bdev_enable_histogram: SPDK's per-bdev latency histogram, of every I/O type or one (opc). */
+  enableHistogram(name: string, p: HistogramParams): void { enableHistogram(this.bdevs.get(name), p); }
+
+  /** bdev_get_histogram: SPDK's shape (buckets in base64, granularity, min_range, max_range, tsc_rate). */
+  getHistogram(name: string): Record<string, unknown> { return getHistogram(this.bdevs.get(name)); }
+
+  /**
+   * Serves Prometheus metrics (GET /metrics) over HTTP on tcp://HOST:PORT, as --metrics does:
+   * per-bdev operations, bytes, errors and latency histograms, per-export connections, the
+   * memory budget in use, AIO contexts. Resolves with the URL to scrape.
+   */
+  async listenMetrics(addr: string): Promise<string> {
+    const m = await listenMetrics(addr, await this.#registry(), this.log);
+    this.#metricsListeners.push(m);
+    return m.url;
+  }
+
+  /** The metrics, in Prometheus's text format, as the endpoint answers them. */
+  async metrics(): Promise<string> { return (await this.#registry()).metrics(); }
+
+  // prom-client is loaded only when metrics are asked for, so that `aionbd rpc` and servers
+  // without --metrics start without it.
+  #registry(): Promise<Registry> {
+    this.#metrics ??= import('./metrics/collect.js').then((m) => m.metricsRegistry({
+      bdevs: () => this.bdevs.list(),
+      exports: () => this.nbd.exports(),
+      budget: () => ({ used: this.nbd.budget.used, total: this.nbd.budget.total }),
+    }));
+    return this.#metrics;
+  }
+
 
   // ---- exports -----------------------------------------------------------------------------
 
@@ -265,7 +364,7 @@ export class Server {
     const all = [...this.nbd.exports()];
     if (!all.some((x) => x.bdev === bdev)) return;
     for (const x of all) this.nbd.removeExport(x.name);
-    for (const x of all) this.nbd.addExport(x.bdev, { name: x.name, readonly: x.readonly, description: x.description });
+    for (const x of all) this.nbd.addExport(x.bdev, { name: x.name, readonly: x.readonly, description: x.description, stats: x.stats });
   }
 
   /** nbd_export_remove: new clients can no longer open it; established connections run on. */
@@ -290,9 +389,12 @@ export class Server {
     const exported = this.nbd.getExport(name);
     const bdev = this.bdevs.find(name) ?? exported?.bdev ?? this.bdevs.get(name);
     this.bdevs.checkUnclaimed(bdev);
-    // An export of that name lends its read-only setting; a bare bdev is attached writable.
-    const x = exported !== undefined && exported.bdev === bdev && p.readonly === undefined ? exported
-      : new Export(bdev, { name: bdev.name, readonly: p.readonly ?? exported?.readonly ?? false });
+    // An export of that name lends its read-only setting; a bare bdev is attached writable. The
+    // device gets an export of its own: its size follows the bdev's (the kernel is told).
+    const lend = exported !== undefined && exported.bdev === bdev;
+    const x = new Export(bdev, {
+      name: lend ? exported.name : bdev.name, readonly: p.readonly ?? exported?.readonly ?? false, description: lend ? exported.description : '',
+    });
     return this.disks.start(x, p);
   }
 
@@ -310,6 +412,7 @@ export class Server {
     for (const b of this.bdevs.list()) {
       const e = b.driver.config?.(b) ?? null;
       if (e !== null) bdev.push(e);
+      bdev.push(...settingsConfig(b));
     }
     bdev.push({ method: 'bdev_wait_for_examine' });
     const nbd: ConfigEntry[] = [...this.nbd.exports()].map((x) => ({
@@ -350,7 +453,7 @@ export class Server {
   /** Stops RPC and NBD (answering requests in flight), then flushes and closes every bdev. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.all(this.#rpcSockets.map((s) => s.close()));
+      await Promise.all([...this.#rpcSockets.map((s) => s.close()), ...this.#metricsListeners.map((m) => m.close())]);
       // Detached before the connections close: users of the devices get EIO at once, not a
       // dead connection to wait on.
       await this.disks.stopAll();

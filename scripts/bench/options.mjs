@@ -64,6 +64,9 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
                        --baseline, the other checkout too), printed as cost per unit
   --render FILE        only rebuild performance.md, performance.png (and the README summary,
                        when the output is docs/) from an earlier performance.json
+  --scale N            instead of the rounds: create N AIO bdevs + exports over JSON-RPC on one
+                       server, list and delete them, and print the cost per bdev (with
+                       --baseline, that checkout too)
   --list               print the workloads and exit
   -h, --help           this text`;
 
@@ -83,6 +86,7 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
  * @property {boolean} install
  * @property {string|null} render  an earlier performance.json to render again
  * @property {number|null} scaleConnections  run only the connection scale section, with this many
+ * @property {number|null} scale    --scale N: bdevs for the scale section (null: not asked)
  * @property {boolean} list
  * @property {boolean} help
  * @property {string[]} argv         the arguments as given, for the report
@@ -146,6 +150,7 @@ export function parseOptions(argv) {
         fills: { type: 'string' }, workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
         'out-dir': { type: 'string' }, 'tmp-dir': { type: 'string' },
         'no-install': { type: 'boolean' }, render: { type: 'string' }, 'scale-connections': { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        scale: { type: 'string' },
       },
     });
   } catch (err) {
@@ -192,6 +197,7 @@ export function parseOptions(argv) {
     install: v['no-install'] !== true,
     render: str('render') ?? null,
     scaleConnections: str('scale-connections') === undefined ? null : Math.floor(num('--scale-connections', str('scale-connections') ?? '', 1, 100_000)),
+    scale: str('scale') === undefined ? null : Math.floor(num('--scale', str('scale') ?? '', 1, 100_000)),
     list: v['list'] === true,
     help: v['help'] === true,
     argv,

@@ -24,7 +24,7 @@ export interface AioBdevOptions {
   readonly?: boolean | undefined;
   /** Create the file sparse with this many bytes when it does not exist. */
   size?: number | undefined;
-  /** Kernel AIO queue depth of this bdev (io_setup). */
+  /** The most I/Os of this bdev in the kernel at once (its cap in the process's shared AIO engine). */
   queueDepth?: number | undefined;
   uuid?: string | undefined;
   /**
@@ -42,14 +42,16 @@ class AioDriver implements BdevDriver {
   #complete: Complete | null = null;
 
   constructor(
+    name: string,
     readonly fd: number,
     readonly filename: string,
     readonly file: FileInfo,
     readonly readonly: boolean,
     readonly blockSizeOverride: boolean,
     depth: number,
+    log: Logger,
   ) {
-    this.queue = new AioQueue(fd, depth, this.#onAioDone);
+    this.queue = new AioQueue(name, fd, depth, this.#onAioDone, log);
   }
 
   supports(type: IoType): boolean {
@@ -252,7 +254,7 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
     }
     let driver: AioDriver;
     try {
-      driver = new AioDriver(fd, opts.filename, info, opts.readonly === true, blockSize !== detected, depth);
+      driver = new AioDriver(opts.name, fd, opts.filename, info, opts.readonly === true, blockSize !== detected, depth, log);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.syscall === 'io_setup' && e.code === 'EAGAIN') throw new AioMaxNrError(depth, readSysctl('aio-nr'), readSysctl('aio-max-nr'));

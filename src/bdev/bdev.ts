@@ -6,6 +6,7 @@ import { constants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { BdevIoMisuseError } from '../errors.js';
 import { IoStat } from './iostat.js';
+import { NO_QOS_LIMITS, Qos, type QosLimits } from './qos.js';
 import { IoType, IO_TYPE_NAME, type BdevDriver, type BdevIo, type Complete } from './types.js';
 
 const E = constants.errno;
@@ -41,7 +42,6 @@ export class Bdev {
   readonly uuid: string;
   readonly aliases: string[];
   readonly blockSize: number;
-  readonly readonly: boolean;
   readonly writeCache: boolean;
   readonly optimalIoBoundary: number;
   readonly stat: IoStat;
@@ -50,6 +50,7 @@ export class Bdev {
   claim: Claim | null = null;
 
   #numBlocks: number;
+  #readonly: boolean;
   #outstanding = 0;
   #inSubmit = false;
   // Two arrays swapped per batch: deferring completions allocates nothing once warm.
@@ -62,6 +63,8 @@ export class Bdev {
   #shut = false;
   #removeListeners: Listener[] = [];
   #resizeListeners: Listener[] = [];
+  /** Rate limits (bdev_set_qos_limit); null when none is set, so the I/O path pays one check. */
+  #qos: Qos | null = null;
 
   constructor(props: BdevProps, driver: BdevDriver) {
     this.name = props.name;
@@ -69,7 +72,7 @@ export class Bdev {
     this.aliases = props.aliases ?? [];
     this.blockSize = props.blockSize;
     this.#numBlocks = props.numBlocks;
-    this.readonly = props.readonly;
+    this.#readonly = props.readonly;
     this.writeCache = props.writeCache;
     this.optimalIoBoundary = props.optimalIoBoundary ?? 0;
     this.driver = driver;
@@ -79,6 +82,7 @@ export class Bdev {
   get module(): string { return this.driver.module; }
   get numBlocks(): number { return this.#numBlocks; }
   get sizeBytes(): number { return this.blockSize * this.#numBlocks; }
+  get readonly(): boolean { return this.#readonly; }
   get outstanding(): number { return this.#outstanding; }
   get closed(): boolean { return this.#shut; }
 
@@ -86,13 +90,34 @@ export class Bdev {
 
   /** Runs fn when the bdev is removed (deleted or hot-removed), before in-flight I/O drains. Returns an unsubscribe function. */
   onRemove(fn: Listener): () => void { return subscribe(this.#removeListeners, fn); }
-  /** Runs fn after the block count changed (rescan of a grown file). */
+  /** Runs fn after the block count changed (rescan, lvol resize), or the bdev became read-only. */
   onResize(fn: Listener): () => void { return subscribe(this.#resizeListeners, fn); }
 
   /** Changes the block count (module use: rescan); listeners learn of it. */
   resize(numBlocks: number): void {
     if (numBlocks === this.#numBlocks) return;
     this.#numBlocks = numBlocks;
+    for (const fn of [...this.#resizeListeners]) fn(this);
+  }
+
+  /** The QoS limits in force (all 0: none), as bdev_get_bdevs's assigned_rate_limits. */
+  get qosLimits(): QosLimits { return this.#qos?.limits ?? { ...NO_QOS_LIMITS }; }
+  /** READ/WRITE waiting for QoS allowance now. */
+  get qosHeld(): number { return this.#qos?.held ?? 0; }
+
+  /** Sets the QoS limits given (0 removes one, absent keeps it); with none left, held I/O starts at once. */
+  setQosLimits(limits: Partial<QosLimits>): void {
+    const q = this.#qos ?? new Qos(this.#release);
+    q.set(limits);
+    if (q.active) { this.#qos = q; return; }
+    this.#qos = null;
+    q.drain();
+  }
+
+  /** Module use: writes fail with EROFS from now on (bdev_lvol_set_read_only); listeners learn of it. */
+  setReadOnly(): void {
+    if (this.#readonly) return;
+    this.#readonly = true;
     for (const fn of [...this.#resizeListeners]) fn(this);
   }
 
@@ -108,11 +133,23 @@ export class Bdev {
     try {
       const errno = this.#check(io);
       if (errno !== 0) this.#finish(io, -errno, false);
-      else this.driver.submit(io, this.#complete);
+      else if (this.#qos === null || this.#qos.admit(io)) this.driver.submit(io, this.#complete);
     } finally {
       this.#inSubmit = false;
     }
   }
+
+  // An I/O QoS held, started from its timer: a module that completes at once must not run the
+  // submitter's callback from here either.
+  readonly #release = (io: BdevIo): void => {
+    const was = this.#inSubmit;
+    this.#inSubmit = true;
+    try {
+      this.driver.submit(io, this.#complete);
+    } finally {
+      this.#inSubmit = was;
+    }
+  };
 
   // The NBD layer validates first; this is the layer boundary's own guard, so a caller bug
   // can never reach a file outside the bdev's range.
@@ -182,6 +219,8 @@ export class Bdev {
     const listeners = this.#removeListeners.splice(0);
     this.#resizeListeners.length = 0;
     for (const fn of listeners) fn(this);
+    // What QoS holds was accepted before the close: it runs now rather than at the limit.
+    this.#qos?.drain();
     this.driver.abort?.();
     if (this.#outstanding > 0) await new Promise<void>((resolve) => { this.#onIdle = resolve; });
     this.#onIdle = null;

@@ -4,8 +4,9 @@
 import { performance } from 'node:perf_hooks';
 import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
+import { blockStatus, knowsDepth } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
 
 /** Latencies in microseconds, as SPDK's RPC takes them. */
 export interface DelayLatencies {
@@ -101,6 +102,10 @@ class DelayDriver implements BdevDriver {
     (this.#fifos[kind] as Fifo).push(parent, deadline, result);
     if (deadline < this.#timerAt) this.#arm(deadline);
   }
+
+  // Latencies are for READ and WRITE; block status is the base's, undelayed.
+  blockStatus(offset: number, length: number): Promise<BlockExtent[]> { return blockStatus(this.base, offset, length); }
+  knowsDepth(): boolean { return knowsDepth(this.base); }
 
   #arm(at: number): void {
     if (this.#timer !== null) clearTimeout(this.#timer);

@@ -23,7 +23,7 @@ export function describeBdev(b: Bdev): Record<string, unknown> {
     preferred_write_alignment: 0, preferred_write_granularity: 0, optimal_write_size: 0,
     preferred_unmap_alignment: 0, preferred_unmap_granularity: 0,
     uuid: b.uuid,
-    assigned_rate_limits: { rw_ios_per_sec: 0, rw_mbytes_per_sec: 0, r_mbytes_per_sec: 0, w_mbytes_per_sec: 0 },
+    assigned_rate_limits: b.qosLimits,
     claimed: b.claim !== null,
     ...(b.claim !== null ? { claim_type: 'exclusive_write' } : {}),
     zoned: false,

@@ -4,8 +4,9 @@ import { constants } from 'node:os';
 import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
 import { bufferPool } from './buffers.js';
+import { blockStatus, knowsDepth } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 
@@ -155,6 +156,10 @@ class ErrorDriver implements BdevDriver {
   }
 
   abort(): void { this.#abortPending(); }
+
+  // Injections are for I/O; block status is the base's.
+  blockStatus(offset: number, length: number): Promise<BlockExtent[]> { return blockStatus(this.#base, offset, length); }
+  knowsDepth(): boolean { return knowsDepth(this.#base); }
 
   info(): Record<string, unknown> { return { error_disk: { base_bdev: this.#base.name } }; }
 

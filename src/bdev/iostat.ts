@@ -1,6 +1,7 @@
 // Per-bdev I/O statistics as SPDK's bdev_get_iostat reports them, kept in plain number fields
 // so that recording a completion allocates nothing.
 import { constants } from 'node:os';
+import { DEFAULT_GRANULARITY, histogramJSON, LatencyHistogram } from './histogram.js';
 import { IoType } from './types.js';
 
 const E = constants.errno;
@@ -14,17 +15,43 @@ export type ResetMode = 'all' | 'maxmin' | 'error' | 'none';
 /** SPDK's status names that key io_error. */
 export type ErrorStatus = 'failed' | 'aio_error' | 'nomem' | 'aborted' | 'miscompare';
 
+/**
+ * The always-on latency histograms behind `aionbd iostat`'s p99 and the Prometheus histograms:
+ * 16 buckets per power of two (each at most 1/16 of its values wide), up to 2^37 ns (137 s).
+ */
+export const STAT_GRANULARITY = 4;
+const STAT_MAX_TICKS = 2 ** 37;
+
 class Latency {
   total = 0;
   max = 0;
   /** 0 = none yet: SPDK keeps UINT64_MAX and prints it as 0. */
   min = 0;
+  readonly histogram = new LatencyHistogram(STAT_GRANULARITY, 0, STAT_MAX_TICKS);
   add(ticks: number): void {
     this.total += ticks;
     if (ticks > this.max) this.max = ticks;
     if (this.min === 0 || ticks < this.min) this.min = ticks;
+    this.histogram.tally(ticks);
   }
   resetMaxMin(): void { this.max = 0; this.min = 0; }
+}
+
+/** What bdev_enable_histogram asks for: SPDK's histogram of one bdev, of every I/O type or one. */
+export interface HistogramOptions {
+  /** Only I/O of this type is counted; null: every type. */
+  readonly ioType: IoType | null;
+  readonly granularity: number;
+  /** Latencies below count in the first bucket, those at or above maxNsec in the last. */
+  readonly minNsec: number;
+  readonly maxNsec: number;
+}
+
+/** SPDK's RPC defaults (bdev_rpc.c): granularity 7, from 1 us to 120 s. */
+export const HISTOGRAM_DEFAULTS: Omit<HistogramOptions, 'ioType'> = { granularity: DEFAULT_GRANULARITY, minNsec: 1000, maxNsec: 120e9 };
+
+export interface EnabledHistogram extends HistogramOptions {
+  readonly histogram: LatencyHistogram;
 }
 
 export class IoStat {
@@ -42,15 +69,31 @@ export class IoStat {
   errFailed = 0; errAioError = 0; errNomem = 0; errAborted = 0; errMiscompare = 0;
   /** I/O submitted and not yet completed. */
   queueDepth = 0;
+  /** bdev_enable_histogram's histogram; null while disabled. Not cleared by reset(), as in SPDK. */
+  enabled: EnabledHistogram | null = null;
 
   /** @param errnoStatus how a plain -errno from this module is named ("aio_error" for AIO, else "failed"). */
   constructor(private readonly errnoStatus: 'failed' | 'aio_error' = 'failed') {}
 
+  /**
+   * bdev_enable_histogram (null: disable). Enabling the same histogram again keeps what it
+   * counted, as SPDK does; another type or shape starts a new one.
+   */
+  enableHistogram(o: HistogramOptions | null): void {
+    const e = this.enabled;
+    if (o === null) { this.enabled = null; return; }
+    if (e !== null && e.ioType === o.ioType && e.granularity === o.granularity && e.minNsec === o.minNsec && e.maxNsec === o.maxNsec) return;
+    this.enabled = { ...o, histogram: new LatencyHistogram(o.granularity, o.minNsec, o.maxNsec) };
+  }
+
   get ioErrors(): number { return this.errFailed + this.errAioError + this.errNomem + this.errAborted + this.errMiscompare; }
 
   record(type: IoType, bytes: number, result: number, startMs: number, nowMs: number): void {
-    if (result < 0) { this.#error(result); return; }
     const ticks = Math.round((nowMs - startMs) * 1e6);
+    // SPDK tallies every completion, failed ones too, in the enabled histogram.
+    const h = this.enabled;
+    if (h !== null && (h.ioType === null || h.ioType === type)) h.histogram.tally(ticks);
+    if (result < 0) { this.#error(result); return; }
     switch (type) {
       case IoType.Read: this.bytesRead += bytes; this.numReadOps++; this.read.add(ticks); break;
       case IoType.Write: this.bytesWritten += bytes; this.numWriteOps++; this.write.add(ticks); break;
@@ -80,7 +123,19 @@ export class IoStat {
     this.bytesRead = 0; this.numReadOps = 0; this.bytesWritten = 0; this.numWriteOps = 0;
     this.bytesUnmapped = 0; this.numUnmapOps = 0; this.bytesCopied = 0; this.numCopyOps = 0;
     this.numFlushOps = 0; this.numWriteZeroesOps = 0; this.bytesZeroed = 0;
-    for (const l of [this.read, this.write, this.unmap, this.copy]) l.total = 0;
+    for (const l of [this.read, this.write, this.unmap, this.copy]) { l.total = 0; l.histogram.reset(); }
+  }
+
+  /**
+   * aionbd's own addition to bdev_get_iostat (asked for with latency_histograms: true): the
+   * always-on latency histograms of reads, writes and unmaps, each in bdev_get_histogram's shape,
+   * so that a client can subtract two samples and read percentiles of the interval.
+   */
+  histogramsJSON(): Record<string, unknown> {
+    return {
+      read: histogramJSON(this.read.histogram, TICK_RATE), write: histogramJSON(this.write.histogram, TICK_RATE),
+      unmap: histogramJSON(this.unmap.histogram, TICK_RATE),
+    };
   }
 
   /** The counters in SPDK's field order (then ours), as bdev_get_iostat prints them. */

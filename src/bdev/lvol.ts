@@ -1,35 +1,36 @@
-// Logical volumes (SPDK's lvol, in our own on-disk format: see lvol_format.ts). An lvstore
-// claims its base bdev and cuts its data region into clusters; each lvol is a bdev named by
-// its UUID with the alias "<lvstore>/<lvol>", thick (every cluster allocated at creation) or
-// thin (a cluster is allocated, zeroed and recorded on its first write; until then it reads as
-// zeroes). Metadata is written on every change, so lvstores and lvols come back when their
-// base bdev is created again (examine).
-import { randomUUID } from 'node:crypto';
+// Logical volumes (SPDK's lvol, in our own on-disk format: see lvol_format.ts): the bdev of one
+// lvol. Its I/O is cut at cluster boundaries; a cluster it has goes to the lvstore's base, one it
+// has not reads from its parent snapshot (and so on down the chain) or as zeroes, and is
+// allocated on its first write: zeroed, or copied from the parent (copy-on-write), recorded,
+// then written. Snapshots and read-only lvols refuse writes. Block status comes from the
+// cluster maps, with the depth of the layer that holds each cluster.
 import { constants } from 'node:os';
-import { BdevExistsError, BdevInUseError, BdevWrongModuleError, InvalidBdevError, LvstoreExistsError, LvstoreNotFoundError, NoSpaceError, SystemError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { Bdev } from './bdev.js';
-import { bufferPool } from './buffers.js';
+import { NoSpaceError } from '../errors.js';
+import { Bdev, ESHUTDOWN } from './bdev.js';
+import { pushExtent } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { ioOnce } from './io_once.js';
-import { decodeHeader, decodeMeta, HEADER_LEN, slotSizeFor, type LvolMeta, type LvstoreMeta } from './lvol_format.js';
-import { Lvstore } from './lvstore.js';
-import { checkName } from './names.js';
-import type { BdevRegistry } from './registry.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete } from './types.js';
+import type { LvolMeta } from './lvol_format.js';
+import type { Lvstore } from './lvstore.js';
+import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete } from './types.js';
 
 const E = constants.errno;
-const MiB = 2 ** 20;
-export const DEFAULT_CLUSTER_SIZE = 4 * MiB;
+/** Clusters one block status answer walks at most; the client asks again for the rest. */
+const STATUS_CLUSTERS = 2 ** 18;
 
 interface Task { parent: BdevIo | null; remaining: number; result: number }
 
-class LvolDriver implements BdevDriver {
+export class LvolDriver implements BdevDriver {
   readonly module = 'lvol';
   readonly #children = new ChildPool((c) => this.#childDone(c));
   readonly #tasks: Task[] = [];
   readonly #freeTasks: number[] = [];
   #complete: Complete | null = null;
+  /** I/Os between submit and completion. */
+  #active = 0;
+  /** While quiesced, new I/O waits here. */
+  #frozen = false;
+  readonly #held: BdevIo[] = [];
+  #drained: (() => void) | null = null;
 
   constructor(readonly store: Lvstore, readonly meta: LvolMeta) {}
 
@@ -40,6 +41,12 @@ class LvolDriver implements BdevDriver {
 
   submit(io: BdevIo, complete: Complete): void {
     this.#complete = complete;
+    if (this.#frozen) { this.#held.push(io); return; }
+    if (this.meta.read_only && (io.type === IoType.Write || io.type === IoType.Unmap || io.type === IoType.WriteZeroes)) {
+      complete(io, -E.EROFS);
+      return;
+    }
+    this.#active++;
     if (io.type === IoType.Flush) {
       const t = this.#task(io, 1);
       const c = this.#children.get(io);
@@ -60,47 +67,31 @@ class LvolDriver implements BdevDriver {
   }
 
   #piece(io: BdevIo, t: number, k: number, inCluster: number, pos: number, len: number): void {
-    const cl = this.meta.clusters[k] ?? -1;
-    if (cl >= 0) { this.#toBase(io, t, cl, inCluster, pos, len); return; }
+    const own = this.meta.clusters[k] ?? -1;
+    if (own >= 0) { this.#toBase(io, t, own, inCluster, pos, len); return; }
     switch (io.type) {
-      case IoType.Read:
-        // A cluster never written reads as zeroes.
+      case IoType.Read: {
+        const c = this.meta.parent === null ? -1 : this.store.clusterOf(this.meta, k);
+        if (c >= 0) { this.#toBase(io, t, c, inCluster, pos, len); return; }
+        // A cluster no layer has written reads as zeroes.
         (io.buf as Buffer).fill(0, pos, pos + len);
         this.#pieceDone(t, 0);
         return;
-      case IoType.Write:
-        this.#allocate(k).then((c) => this.#toBase(io, t, c, inCluster, pos, len), (err: unknown) => {
-          this.#pieceDone(t, err instanceof NoSpaceError ? -E.ENOSPC : -E.EIO);
-        });
-        return;
-      default:
-        // UNMAP / WRITE_ZEROES of an unallocated cluster: it already reads as zeroes.
-        this.#pieceDone(t, 0);
-    }
-  }
-
-  // Slow path, once per cluster of a thin lvol: zero it, record it, then let the write through.
-  #allocate(k: number): Promise<number> {
-    const key = `${this.meta.uuid}:${k}`;
-    const pending = this.store.allocating.get(key);
-    if (pending !== undefined) return pending;
-    const p = (async () => {
-      const [c] = this.store.take(1) as [number];
-      try {
-        await this.store.zero([c]);
-        this.meta.clusters[k] = c;
-        await this.store.persist();
-        return c;
-      } catch (err) {
-        this.meta.clusters[k] = -1;
-        this.store.give([c]);
-        throw err;
-      } finally {
-        this.store.allocating.delete(key);
       }
-    })();
-    this.store.allocating.set(key, p);
-    return p;
+      case IoType.Unmap:
+        // A hint: a cluster of our own is not there to give back, and the parent's is not ours.
+        this.#pieceDone(t, 0);
+        return;
+      case IoType.WriteZeroes:
+        // Already zeroes unless a parent holds data there; then it needs a cluster of its own.
+        if (this.store.clusterOf(this.meta, k) < 0) { this.#pieceDone(t, 0); return; }
+        break;
+      default:
+        break;
+    }
+    this.store.allocate(this.meta, [k]).then(([c]) => this.#toBase(io, t, c as number, inCluster, pos, len), (err: unknown) => {
+      this.#pieceDone(t, err instanceof NoSpaceError ? -E.ENOSPC : -E.EIO);
+    });
   }
 
   #toBase(io: BdevIo, t: number, cluster: number, inCluster: number, pos: number, len: number): void {
@@ -132,14 +123,58 @@ class LvolDriver implements BdevDriver {
     const parent = task.parent as BdevIo;
     task.parent = null;
     this.#freeTasks.push(t);
+    this.#active--;
     (this.#complete as Complete)(parent, task.result);
+    if (this.#active === 0) this.#drained?.();
   }
 
+  /**
+   * Runs fn with no I/O in flight: new I/O waits until it is done. For what changes the cluster
+   * map under the I/O path (a snapshot takes it, a shrink cuts it, a decouple changes the parent).
+   */
+  async quiesce<T>(fn: () => Promise<T> | T): Promise<T> {
+    this.#frozen = true;
+    try {
+      if (this.#active > 0) await new Promise<void>((resolve) => { this.#drained = resolve; });
+      this.#drained = null;
+      return await fn();
+    } finally {
+      this.#frozen = false;
+      const complete = this.#complete;
+      if (complete !== null) for (const io of this.#held.splice(0)) this.submit(io, complete);
+    }
+  }
+
+  // The bdev is closing: I/O held by a quiesce will not run.
+  abort(): void {
+    const complete = this.#complete;
+    if (complete !== null) for (const io of this.#held.splice(0)) complete(io, -ESHUTDOWN);
+  }
+
+  blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+    const cs = this.store.meta.cluster_size;
+    const end = Math.min(offset + length, (Math.floor(offset / cs) + STATUS_CLUSTERS) * cs);
+    const out: BlockExtent[] = [];
+    for (let k = Math.floor(offset / cs); k * cs < end; k++) {
+      const d = this.store.depthOf(this.meta, k);
+      pushExtent(out, Math.min(end, (k + 1) * cs) - Math.max(offset, k * cs), d === 0 ? BLOCK_HOLE | BLOCK_ZERO : 0, d);
+    }
+    return Promise.resolve(out);
+  }
+
+  knowsDepth(): boolean { return true; }
+
   info(): Record<string, unknown> {
+    const m = this.meta, parent = m.parent === null ? undefined : this.store.lvol(m.parent);
+    const clones = this.store.clonesOf(m).map((x) => x.name);
     return {
       lvol: {
-        lvol_store_uuid: this.store.uuid, base_bdev: this.store.base.name, thin_provision: this.meta.thin,
-        num_allocated_clusters: this.meta.clusters.filter((c) => c >= 0).length, snapshot: false, clone: false,
+        lvol_store_uuid: this.store.uuid, base_bdev: this.store.base.name, thin_provision: m.thin,
+        num_allocated_clusters: m.clusters.filter((c) => c >= 0).length,
+        snapshot: m.snapshot || clones.length > 0, clone: parent !== undefined,
+        ...(parent !== undefined ? { base_snapshot: parent.name } : {}),
+        ...(clones.length > 0 ? { clones } : {}),
+        esnap_clone: false, read_only: m.read_only,
       },
     };
   }
@@ -150,200 +185,11 @@ class LvolDriver implements BdevDriver {
   destruct(): Promise<void> { return Promise.resolve(); }
 }
 
-function lvolBdev(store: Lvstore, meta: LvolMeta): Bdev {
+/** The bdev of one lvol: named by its UUID, alias "<lvstore>/<lvol>". */
+export function lvolBdev(store: Lvstore, meta: LvolMeta): Bdev {
   return new Bdev({
     name: meta.uuid, aliases: [`${store.name}/${meta.name}`], uuid: meta.uuid, blockSize: store.meta.block_size,
-    numBlocks: (meta.clusters.length * store.meta.cluster_size) / store.meta.block_size, readonly: false,
+    numBlocks: (meta.clusters.length * store.meta.cluster_size) / store.meta.block_size, readonly: meta.read_only,
     writeCache: store.base.writeCache, optimalIoBoundary: store.meta.cluster_size,
   }, new LvolDriver(store, meta));
 }
-
-export interface LvstoreInfo {
-  uuid: string; name: string; base_bdev: string; total_data_clusters: number; free_clusters: number;
-  block_size: number; cluster_size: number; max_growable_size: number;
-}
-
-/** The lvstores of one registry: create, examine (find on a new bdev), lvols, delete. */
-export class Lvstores {
-  readonly #stores: Lvstore[] = [];
-
-  constructor(private readonly registry: BdevRegistry, private readonly log: Logger) {}
-
-  find(nameOrUuid: string): Lvstore {
-    const s = this.#stores.find((x) => x.name === nameOrUuid || x.uuid === nameOrUuid);
-    if (s === undefined) throw new LvstoreNotFoundError(nameOrUuid);
-    return s;
-  }
-
-  list(filter: { uuid?: string | undefined; lvsName?: string | undefined } = {}): LvstoreInfo[] {
-    const pick = filter.uuid ?? filter.lvsName;
-    const stores = pick === undefined ? this.#stores : [this.find(pick)];
-    return stores.map((s) => ({
-      uuid: s.uuid, name: s.name, base_bdev: s.base.name, total_data_clusters: s.meta.total_clusters,
-      free_clusters: s.freeClusters, block_size: s.meta.block_size, cluster_size: s.meta.cluster_size,
-      max_growable_size: s.base.sizeBytes,
-    }));
-  }
-
-  /** bdev_lvol_create_lvstore: returns the new lvstore's UUID. */
-  async create(baseName: string, name: string, clusterSize = DEFAULT_CLUSTER_SIZE, clearMethod: 'unmap' | 'write_zeroes' | 'none' = 'unmap'): Promise<string> {
-    if (name.length < 1 || name.length > 63 || name.includes('/')) throw new InvalidBdevError(`lvstore name "${name}" must be 1..63 characters without "/"`);
-    checkName(name, 'lvstore name');
-    if (this.#stores.some((s) => s.name === name)) throw new LvstoreExistsError(name);
-    const base = this.registry.get(baseName);
-    const bs = base.blockSize;
-    if (!Number.isInteger(clusterSize) || clusterSize < 4096 || clusterSize % 4096 !== 0 || clusterSize % bs !== 0) {
-      throw new InvalidBdevError(`cluster size ${clusterSize} must be a multiple of 4096 and of the ${bs}-byte block size`);
-    }
-    const slot = slotSizeFor(Math.floor(base.sizeBytes / clusterSize), bs);
-    const dataOffset = Math.ceil((2 * slot) / clusterSize) * clusterSize;
-    const total = Math.floor((base.sizeBytes - dataOffset) / clusterSize);
-    if (total < 1) throw new InvalidBdevError(`bdev "${baseName}" is too small for an lvstore with ${clusterSize}-byte clusters`);
-    const meta: LvstoreMeta = { uuid: randomUUID(), name, block_size: bs, cluster_size: clusterSize, slot_size: slot, data_offset: dataOffset, total_clusters: total, lvols: [] };
-    this.registry.claimFor(base, 'lvol', name);
-    const store = new Lvstore(base, meta, 0);
-    try {
-      // A stale slot B from an older store must not win over the new slot A.
-      const zero = bufferPool().get(slot);
-      zero.fill(0, 0, slot);
-      const r = await ioOnce(base, IoType.Write, slot, slot, zero);
-      bufferPool().put(zero);
-      if (r < 0) throw new SystemError(`clearing the metadata of lvstore "${name}" failed`, -r);
-      await store.persist(); // generation 1 goes to slot A
-      const clear = clearMethod === 'unmap' ? IoType.Unmap : clearMethod === 'write_zeroes' ? IoType.WriteZeroes : null;
-      if (clear !== null && base.supports(clear)) await ioOnce(base, clear, dataOffset, total * clusterSize);
-    } catch (err) {
-      this.registry.releaseFor(base, name);
-      throw err;
-    }
-    this.#stores.push(store);
-    return meta.uuid;
-  }
-
-  /** Looks for an lvstore on a newly registered bdev and brings it and its lvols back. */
-  async examine(base: Bdev): Promise<boolean> {
-    if (base.module === 'lvol' || base.module === 'malloc' || base.sizeBytes < 2 * 4096) return false;
-    const found = await this.#readMeta(base);
-    if (found === null) return false;
-    const { meta, generation } = found;
-    if (meta.block_size !== base.blockSize || this.#stores.some((s) => s.uuid === meta.uuid || s.name === meta.name)) {
-      this.log.warn({ bdev: base.name, lvstore: meta.name }, 'lvstore found but not loaded: block size differs or the name is taken');
-      return false;
-    }
-    this.registry.claimFor(base, 'lvol', meta.name);
-    const store = new Lvstore(base, meta, generation);
-    this.#stores.push(store);
-    for (const l of meta.lvols) this.registry.add(lvolBdev(store, l));
-    this.log.info({ bdev: base.name, lvstore: meta.name, lvols: meta.lvols.length }, 'lvstore loaded');
-    return true;
-  }
-
-  async #readMeta(base: Bdev): Promise<{ meta: LvstoreMeta; generation: number } | null> {
-    const bs = Math.max(base.blockSize, 4096);
-    const readAt = async (off: number, len: number): Promise<Buffer | null> => {
-      const n = Math.ceil(len / base.blockSize) * base.blockSize;
-      if (off + n > base.sizeBytes) return null;
-      const buf = bufferPool().get(n);
-      const r = await ioOnce(base, IoType.Read, off, n, buf);
-      const out = r < 0 ? null : Buffer.from(buf.subarray(0, len));
-      bufferPool().put(buf);
-      return out;
-    };
-    const slotAt = async (off: number): Promise<{ meta: LvstoreMeta | null; generation: number; slotSize: number } | null> => {
-      const head = await readAt(off, bs);
-      const h = head === null ? null : decodeHeader(head);
-      if (h === null) return null;
-      const all = await readAt(off, HEADER_LEN + h.jsonLength);
-      return { meta: all === null ? null : decodeMeta(h, all), generation: h.generation, slotSize: h.slotSize };
-    };
-    // Slot A's header says where slot B is, even when A's metadata itself is torn.
-    const a = await slotAt(0);
-    if (a === null) return null;
-    const b = await slotAt(a.slotSize);
-    const valid = [a, b].filter((x): x is { meta: LvstoreMeta; generation: number; slotSize: number } => x !== null && x.meta !== null);
-    const best = valid.sort((x, y) => y.generation - x.generation)[0];
-    return best === undefined ? null : { meta: best.meta, generation: best.generation };
-  }
-
-  /** bdev_lvol_create: returns the lvol's UUID (its bdev name). */
-  async createLvol(storeName: string, name: string, sizeMib: number, thin: boolean, uuid?: string): Promise<string> {
-    const store = this.find(storeName);
-    checkName(name, 'lvol name');
-    if (store.meta.lvols.some((l) => l.name === name)) throw new BdevExistsError(`${store.name}/${name}`);
-    if (!Number.isSafeInteger(sizeMib) || sizeMib <= 0) throw new InvalidBdevError(`size_in_mib ${sizeMib} must be a positive whole number`);
-    const n = Math.ceil((sizeMib * MiB) / store.meta.cluster_size);
-    const id = uuid ?? randomUUID();
-    if (this.registry.has(id)) throw new BdevExistsError(id);
-    const clusters = thin ? new Array<number>(n).fill(-1) : store.take(n);
-    try {
-      if (!thin) await store.zero(clusters);
-      const meta: LvolMeta = { uuid: id, name, thin, clusters };
-      store.meta.lvols.push(meta);
-      try {
-        await store.persist();
-      } catch (err) {
-        store.meta.lvols.splice(store.meta.lvols.indexOf(meta), 1);
-        throw err;
-      }
-      this.registry.add(lvolBdev(store, meta));
-    } catch (err) {
-      store.give(clusters);
-      throw err;
-    }
-    return id;
-  }
-
-  #lvol(name: string): { bdev: Bdev; driver: LvolDriver } {
-    const bdev = this.registry.get(name);
-    if (!(bdev.driver instanceof LvolDriver)) throw new BdevWrongModuleError(name, bdev.module, 'lvol');
-    return { bdev, driver: bdev.driver };
-  }
-
-  /** bdev_lvol_delete: hot-removes the bdev, then frees its clusters. */
-  async deleteLvol(name: string): Promise<void> {
-    const { bdev, driver } = this.#lvol(name);
-    await this.registry.delete(bdev.name, 'lvol');
-    const store = driver.store;
-    store.meta.lvols.splice(store.meta.lvols.indexOf(driver.meta), 1);
-    store.give(driver.meta.clusters);
-    await store.persist();
-  }
-
-  /** bdev_lvol_resize: grows (thick: allocating) or shrinks (freeing the tail clusters). */
-  async resizeLvol(name: string, sizeMib: number): Promise<void> {
-    const { bdev, driver } = this.#lvol(name);
-    const store = driver.store, meta = driver.meta;
-    if (!Number.isSafeInteger(sizeMib) || sizeMib <= 0) throw new InvalidBdevError(`size_in_mib ${sizeMib} must be a positive whole number`);
-    const n = Math.ceil((sizeMib * MiB) / store.meta.cluster_size);
-    const old = meta.clusters.length;
-    if (n > old) {
-      const added = meta.thin ? new Array<number>(n - old).fill(-1) : store.take(n - old);
-      if (!meta.thin) await store.zero(added);
-      meta.clusters.push(...added);
-    } else if (n < old) {
-      if (bdev.outstanding > 0) throw new BdevInUseError(bdev.name, 'I/O in flight; shrink when idle');
-      store.give(meta.clusters.splice(n));
-    }
-    await store.persist();
-    bdev.resize((n * store.meta.cluster_size) / store.meta.block_size);
-  }
-
-  /** bdev_lvol_delete_lvstore: only an empty one; releases its base. */
-  async deleteStore(nameOrUuid: string): Promise<void> {
-    const store = this.find(nameOrUuid);
-    if (store.meta.lvols.length > 0) throw new BdevInUseError(store.base.name, `lvstore "${store.name}" still has ${store.meta.lvols.length} lvol(s)`);
-    // Forget it on disk too, so that examine does not bring it back.
-    const slot = store.meta.slot_size;
-    const zero = bufferPool().get(slot);
-    zero.fill(0, 0, slot);
-    await ioOnce(store.base, IoType.Write, 0, slot, zero);
-    await ioOnce(store.base, IoType.Write, slot, slot, zero);
-    bufferPool().put(zero);
-    this.#stores.splice(this.#stores.indexOf(store), 1);
-    this.registry.releaseFor(store.base, store.name);
-  }
-
-  /** The server is closing: lvol bdevs are closed by the registry; forget the stores. */
-  clear(): void { this.#stores.length = 0; }
-}
-

@@ -1,14 +1,21 @@
 // The malloc bdev: a RAM disk, zeroed at creation. Memory comes from the addon in aligned
 // chunks (one ArrayBuffer is limited to 2 GiB), so a bdev may be larger than one chunk.
+// Block status comes from coarse zero tracking: a granule is "written" from the first WRITE
+// that touches it until an UNMAP or WRITE_ZEROES covers it whole; unwritten granules read as
+// zeroes (the memory is there, so they are zero, not holes).
 import { constants } from 'node:os';
 import { InvalidBdevError } from '../errors.js';
 import { native } from '../native.js';
 import { Bdev } from './bdev.js';
 import { BUFFER_ALIGN } from './buffers.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+import { pushExtent } from './block_status.js';
+import { BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 const CHUNK = 2 ** 30;
+/** Zero-tracking granule, at least; larger bdevs use larger ones, so the map stays under 4 MiB. */
+const MIN_GRANULE = 64 * 1024;
+const MAX_GRANULES = 2 ** 22;
 
 export interface MallocBdevOptions {
   /** Default: Malloc0, Malloc1, ... as SPDK. */
@@ -24,13 +31,20 @@ let nextIndex = 0;
 class MallocDriver implements BdevDriver {
   readonly module = 'malloc';
   readonly #chunks: Buffer[] = [];
+  /** Bytes per zero-tracking granule: a multiple of the block size. */
+  readonly #granule: number;
+  /** 1: the granule may hold data; 0: it reads as zeroes. */
+  readonly #written: Uint8Array;
 
-  constructor(readonly size: number) {
+  constructor(readonly size: number, blockSize: number) {
     for (let left = size; left > 0; left -= CHUNK) {
       const b = Buffer.from(native().allocAligned(Math.min(left, CHUNK), BUFFER_ALIGN));
       b.fill(0);
       this.#chunks.push(b);
     }
+    const want = Math.max(MIN_GRANULE, Math.ceil(size / MAX_GRANULES));
+    this.#granule = Math.ceil(want / blockSize) * blockSize;
+    this.#written = new Uint8Array(Math.ceil(size / this.#granule));
   }
 
   supports(type: IoType): boolean {
@@ -42,8 +56,16 @@ class MallocDriver implements BdevDriver {
   submit(io: BdevIo, complete: Complete): void {
     switch (io.type) {
       case IoType.Read: this.#copy(io.offset, io.length, io.buf as Buffer, false); break;
-      case IoType.Write: this.#copy(io.offset, io.length, io.buf as Buffer, true); break;
-      case IoType.Unmap: case IoType.WriteZeroes: this.#copy(io.offset, io.length, null, true); break;
+      case IoType.Write:
+        // Marked before the copy: the map never calls zero what may hold data.
+        this.#written.fill(1, Math.floor(io.offset / this.#granule), Math.ceil((io.offset + io.length) / this.#granule));
+        this.#copy(io.offset, io.length, io.buf as Buffer, true);
+        break;
+      case IoType.Unmap: case IoType.WriteZeroes:
+        this.#copy(io.offset, io.length, null, true);
+        // Only granules zeroed whole; the edges keep what they may hold.
+        this.#written.fill(0, Math.ceil(io.offset / this.#granule), Math.floor((io.offset + io.length) / this.#granule));
+        break;
       case IoType.Flush: case IoType.Reset: break;
       default: complete(io, -E.ENOTSUP); return;
     }
@@ -63,6 +85,16 @@ class MallocDriver implements BdevDriver {
       else chunk.copy(buf, done, inChunk, inChunk + n);
       done += n;
     }
+  }
+
+  blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+    const g = this.#granule, end = offset + length;
+    const out: BlockExtent[] = [];
+    for (let i = Math.floor(offset / g); i * g < end; i++) {
+      const from = Math.max(offset, i * g), to = Math.min(end, (i + 1) * g);
+      pushExtent(out, to - from, this.#written[i] === 1 ? 0 : BLOCK_ZERO, 1);
+    }
+    return Promise.resolve(out);
   }
 
   info(): Record<string, unknown> { return {}; }
@@ -87,5 +119,5 @@ export function createMallocBdev(opts: MallocBdevOptions): Bdev {
   const size = blockSize * numBlocks;
   if (!Number.isSafeInteger(size)) throw new InvalidBdevError(`${numBlocks} blocks of ${blockSize} bytes is too large`);
   const name = opts.name ?? `Malloc${nextIndex++}`;
-  return new Bdev({ name, blockSize, numBlocks, readonly: false, uuid: opts.uuid, writeCache: true }, new MallocDriver(size));
+  return new Bdev({ name, blockSize, numBlocks, readonly: false, uuid: opts.uuid, writeCache: true }, new MallocDriver(size, blockSize));
 }

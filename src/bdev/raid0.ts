@@ -1,13 +1,17 @@
 // raid0 (SPDK's bdev_raid, level 0): strips of strip_size_kb laid round-robin over the base
 // bdevs. READ/WRITE are split at strip boundaries; FLUSH and RESET go to every base; UNMAP and
-// WRITE_ZEROES become one contiguous range per base.
+// WRITE_ZEROES become one contiguous range per base; block status asks each base once for its
+// contiguous range and interleaves the answers strip by strip.
 import { constants } from 'node:os';
 import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
+import { blockStatus, pushExtent } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
+/** Strips one block status answer walks at most; the client asks again for the rest. */
+const STATUS_STRIPS = 65536;
 
 export interface Raid0Options {
   name: string;
@@ -82,10 +86,9 @@ class Raid0Driver implements BdevDriver {
     for (const b of this.bases) b.submit(this.#child(io, t, io.type, 0, 0, null));
   }
 
-  // A contiguous raid range covers a contiguous range on each base.
-  #ranges(io: BdevIo): void {
+  /** [base index, offset on it, length] of each base a raid range touches: contiguous on each. */
+  #spans(a: number, end: number): [number, number, number][] {
     const s = this.strip, n = this.bases.length;
-    const a = io.offset, end = io.offset + io.length;
     const sa = Math.floor(a / s), sb = Math.floor((end - 1) / s);
     const spans: [number, number, number][] = [];
     for (let i = 0; i < n; i++) {
@@ -96,8 +99,40 @@ class Raid0Driver implements BdevDriver {
       const to = Math.floor(kl / n) * s + (kl === sb ? ((end - 1) % s) + 1 : s);
       spans.push([i, from, to - from]);
     }
+    return spans;
+  }
+
+  #ranges(io: BdevIo): void {
+    const spans = this.#spans(io.offset, io.offset + io.length);
     const t = this.#task(io, spans.length);
     for (const [i, from, len] of spans) (this.bases[i] as Bdev).submit(this.#child(io, t, io.type, from, len, null));
+  }
+
+  async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+    const s = this.strip, n = this.bases.length;
+    // At most STATUS_STRIPS strips per answer, so a huge range costs a bounded walk.
+    const end = Math.min(offset + length, (Math.floor(offset / s) + STATUS_STRIPS) * s);
+    const spans = this.#spans(offset, end);
+    const answers: BlockExtent[][] = Array.from({ length: n }, () => []);
+    await Promise.all(spans.map(async ([i, from, len]) => { answers[i] = await blockStatus(this.bases[i] as Bdev, from, len); }));
+    // Each base's strips come in order, so one cursor per base walks its answer.
+    const at = new Array<number>(n).fill(0), used = new Array<number>(n).fill(0);
+    const out: BlockExtent[] = [];
+    for (let pos = offset; pos < end;) {
+      const i = Math.floor(pos / s) % n;
+      let want = Math.min(s - (pos % s), end - pos);
+      const list = answers[i] as BlockExtent[];
+      while (want > 0) {
+        const e = list[at[i] as number];
+        if (e === undefined) return out; // that base answered less: the rest next time
+        const take = Math.min(want, e.length - (used[i] as number));
+        pushExtent(out, take, e.flags, e.depth);
+        want -= take; pos += take;
+        used[i] = (used[i] as number) + take;
+        if (used[i] === e.length) { at[i] = (at[i] as number) + 1; used[i] = 0; }
+      }
+    }
+    return out;
   }
 
   #childDone(c: ChildIo): void {

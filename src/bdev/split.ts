@@ -3,8 +3,9 @@
 import { createHash } from 'node:crypto';
 import { InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
+import { blockStatus, knowsDepth } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
 
 export interface SplitOptions {
   splitCount: number;
@@ -33,6 +34,10 @@ class SplitDriver implements BdevDriver {
     this.#children.put(c);
     (this.#complete as Complete)(parent, result);
   }
+
+  /** The base's answer for the same range, shifted: lengths need no change. */
+  blockStatus(offset: number, length: number): Promise<BlockExtent[]> { return blockStatus(this.base, offset + this.offsetBytes, length); }
+  knowsDepth(): boolean { return knowsDepth(this.base); }
 
   info(): Record<string, unknown> {
     return { split: { base_bdev: this.base.name, offset_blocks: this.offsetBytes / this.base.blockSize } };

@@ -64,6 +64,28 @@ export interface BdevDriver {
    * "pending" I/O), so that close() does not wait forever.
    */
   abort?(): void;
+  /**
+   * Allocation of [offset, offset + length) (whole blocks), consecutive extents from offset;
+   * the answer may stop short of the end (the caller asks again). Absent: the bdev layer asks
+   * SEEK_DATA/SEEK_HOLE when the module has them, else answers "all data". See block_status.ts.
+   */
+  blockStatus?(offset: number, length: number): Promise<BlockExtent[]>;
+  /** The depths in blockStatus() answers say which layer holds the data (lvol snapshots and clones). */
+  knowsDepth?(): boolean;
+}
+
+/** BlockExtent flags: the range is not allocated (a write there may need space). */
+export const BLOCK_HOLE = 1;
+/** BlockExtent flags: the range reads as zeroes. */
+export const BLOCK_ZERO = 2;
+
+/** One extent of a block status answer. */
+export interface BlockExtent {
+  length: number;
+  /** BLOCK_HOLE | BLOCK_ZERO, or 0 for data. HOLE is only ever set together with ZERO here. */
+  flags: number;
+  /** 0: allocated nowhere; 1: in this bdev; 2 and up: in a backing snapshot, that many layers down. */
+  depth: number;
 }
 
 export function newIo(done: (io: BdevIo) => void): BdevIo {

@@ -1,9 +1,10 @@
-// --aio FILE[,name=N][,bs=B][,size=S][,readonly]
+// --aio FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly][,description=D]
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { checkName } from '../bdev/names.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { isPowerOfTwo } from './args.js';
+import { PREALLOC_MODES, type Prealloc } from './prealloc.js';
 
 /**
  * The largest bs= taken: 2^16, the NBD spec's ceiling for a minimum block size (and far above
@@ -19,6 +20,8 @@ export interface AioSpec {
   blockSize: number | undefined;
   size: number | undefined;
   readonly: boolean;
+  /** How a file that size= creates is allocated; absent: sparse. */
+  prealloc?: Prealloc | undefined;
   /** NBD_INFO_DESCRIPTION of the export (no commas: they separate keys). */
   description?: string | undefined;
 }
@@ -26,7 +29,7 @@ export interface AioSpec {
 export function parseAioSpec(spec: string): AioSpec {
   const parts = spec.split(',');
   const filename = parts[0] ?? '';
-  if (filename === '') throw new UsageError(`bad --aio "${spec}": the file name comes first (--aio FILE[,name=N][,bs=B][,size=S][,readonly][,description=D])`);
+  if (filename === '') throw new UsageError(`bad --aio "${spec}": the file name comes first (--aio FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly][,description=D])`);
   const out: AioSpec = { filename, name: defaultName(filename), blockSize: undefined, size: undefined, readonly: false };
   for (const p of parts.slice(1)) {
     const eq = p.indexOf('=');
@@ -41,6 +44,7 @@ export function parseAioSpec(spec: string): AioSpec {
       case 'bs': case 'block_size': out.blockSize = blockSize(spec, need()); break;
       case 'size': out.size = parseSize(need(), 'size'); break;
       case 'description': case 'desc': out.description = need(); break;
+      case 'prealloc': out.prealloc = prealloc(spec, need()); break;
       case 'readonly': case 'ro':
         if (val !== undefined && !['1', 'true', 'yes', 'on'].includes(val)) {
           if (!['0', 'false', 'no', 'off'].includes(val)) throw new UsageError(`bad --aio "${spec}": readonly takes no value (or true/false)`);
@@ -49,7 +53,7 @@ export function parseAioSpec(spec: string): AioSpec {
         }
         break;
       default:
-        throw new UsageError(`bad --aio "${spec}": unknown key "${key}" (known: name, bs, size, readonly, description)`);
+        throw new UsageError(`bad --aio "${spec}": unknown key "${key}" (known: name, bs, size, prealloc, readonly, description)`);
     }
   }
   // Checked before the file is created: a size that is not whole blocks would be created, then refused.
@@ -57,7 +61,17 @@ export function parseAioSpec(spec: string): AioSpec {
   if (out.size !== undefined && out.size % bs !== 0) {
     throw new UsageError(`bad --aio "${spec}": size must be a whole number of ${bs}-byte blocks`);
   }
+  // prealloc= says how size= creates the file: without size= there is nothing it could apply to.
+  if (out.prealloc !== undefined && out.prealloc !== 'sparse' && out.size === undefined) {
+    throw new UsageError(`bad --aio "${spec}": prealloc=${out.prealloc} applies to the file size= creates: give size=`);
+  }
   return out;
+}
+
+function prealloc(spec: string, v: string): Prealloc {
+  const mode = PREALLOC_MODES.find((m) => m === v);
+  if (mode === undefined) throw new UsageError(`bad --aio "${spec}": prealloc is one of ${PREALLOC_MODES.join(', ')}`);
+  return mode;
 }
 
 function blockSize(spec: string, v: string): number {

@@ -3,8 +3,7 @@
 import { InvalidArgumentError } from 'commander';
 import { parseSize } from '../util/size.js';
 
-/** pino's levels, as `--log-level` takes them. */
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export { LOG_LEVELS } from '../log.js';
 
 /** A whole number in [min, max], or commander's usage error. */
 export function intArg(min: number, max: number): (v: string) => number {

@@ -8,22 +8,24 @@
 //   and flush before it exits.
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { logger, setLogger, setLogLevel } from '../log.js';
+import { logger } from '../log.js';
 import { detachDevice } from '../nbd/kernel/detach.js';
 import { parseNbdDevice } from '../nbd/kernel/devices.js';
 import { DEFAULT_TIMEOUT_S, MAX_CONNECTIONS } from '../nbd/kernel/disk.js';
 import { rpcCall } from '../rpc/client.js';
 import { Server } from '../target.js';
 import { formatSize } from '../util/size.js';
+import { createSpecBdev } from './aio-create.js';
 import { parseAioSpec } from './aio-spec.js';
 import { collect, intArg, LOG_LEVELS, powerOfTwoArg } from './args.js';
 import { CreatedFiles } from './created-files.js';
-import { HeldLog, heldLogger } from './held-log.js';
+import { startCommandLog, type HeldLog } from './held-log.js';
+import { logFormatOption, type LogFormat } from './log-format.js';
 import { DEFAULT_RPC_SOCKET } from './serve.js';
 
 interface AttachOpts {
   socket: string; aio: string[]; device?: string; connections: number; timeout: number; deadConnTimeout: number;
-  blockSize?: number; readonly?: boolean; ioctl?: boolean; logLevel: string;
+  blockSize?: number; readonly?: boolean; ioctl?: boolean; logLevel: string; logFormat?: LogFormat;
 }
 
 
@@ -32,7 +34,7 @@ export function addAttachCommands(program: Command, out: (line: string) => void)
     .description('attach an export to this machine\'s kernel as /dev/nbdN without nbd-client (needs root and the nbd driver); prints the device')
     .argument('[export]', 'the export (or bdev) of the server at --socket; with --aio, default: the first --aio bdev')
     .option('-s, --socket <path>', 'JSON-RPC socket of the running "aionbd serve" that serves EXPORT', DEFAULT_RPC_SOCKET)
-    .option('--aio <spec>', 'serve this AIO bdev (FILE[,name=N][,bs=B][,size=S][,readonly]) from this process, in the foreground until detached (repeatable)', collect, [])
+    .option('--aio <spec>', 'serve this AIO bdev (FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly]) from this process, in the foreground until detached (repeatable)', collect, [])
     .option('--device <path>', '/dev/nbdN to use (default: a free one)')
     .option('--connections <n>', 'socket connections (the kernel\'s hardware queues)', intArg(1, MAX_CONNECTIONS), 1)
     .option('--timeout <s>', 'seconds before the kernel fails a request with EIO (0: never)', intArg(0, 86_400), DEFAULT_TIMEOUT_S)
@@ -41,16 +43,16 @@ export function addAttachCommands(program: Command, out: (line: string) => void)
     .option('--readonly', 'attach read-only')
     .option('--ioctl', 'use the ioctl interface instead of netlink (as nbd-client -L)')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('warn'))
+    .addOption(logFormatOption())
     .action(async (name: string | undefined, o: AttachOpts) => {
+      // As serve: the start-up's records wait until the device is attached.
+      const heldLog = await startCommandLog(o.logLevel, o.logFormat);
       if (o.device !== undefined) parseNbdDevice(o.device);
       if (o.aio.length === 0) {
-        setLogLevel(o.logLevel);
+        heldLog.release(); // nothing is started here to undo
         process.exitCode = await attachRemote(name, o, out);
         return;
       }
-      // As serve: the start-up's records wait until the device is attached.
-      const heldLog = new HeldLog();
-      setLogger(heldLogger(o.logLevel, heldLog));
       process.exitCode = await attachHere(name, o, out, heldLog);
     });
 
@@ -90,11 +92,7 @@ async function attachHere(name: string | undefined, o: AttachOpts, out: (line: s
   const created = new CreatedFiles();
   let attached = false;
   try {
-    for (const s of specs) {
-      created.before(s.filename);
-      await server.createAio({ filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly });
-      created.after();
-    }
+    for (const s of specs) await createSpecBdev(server, s, created, log);
     const disk = await server.startDisk(name ?? (specs[0]?.name as string), {
       device: o.device, connections: o.connections, timeout: o.timeout, deadConnTimeout: o.deadConnTimeout,
       blockSize: o.blockSize, readonly: o.readonly, netlink: o.ioctl !== true,

@@ -3,11 +3,13 @@
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { AionbdError } from '../errors.js';
-import { logger, setLogger } from '../log.js';
+import { logger } from '../log.js';
 import { packageVersion } from '../version.js';
 import { collect, intArg, LOG_LEVELS } from './args.js';
 import { addAttachCommands } from './attach.js';
-import { HeldLog, heldLogger } from './held-log.js';
+import { logFailure, startCommandLog } from './held-log.js';
+import { logFormatOption, type LogFormat } from './log-format.js';
+import { addIostatCommand } from './iostat.js';
 import { addRpcCommand } from './rpc.js';
 import { addNbdOptions, serverOptionsFrom, type NbdCliOptions } from './nbd-options.js';
 import { DEFAULT_RPC_SOCKET, serve } from './serve.js';
@@ -25,7 +27,7 @@ function buildProgram(out: (line: string) => void): Command {
       writeErr: (s) => process.stderr.write(s),
       writeOut: (s) => process.stdout.write(s),
       // commander's own usage errors ("error: unknown option ...") read like ours.
-      outputError: (s, write) => write(s.replace(/^error: /, 'aionbd: ')),
+      outputError: (s, write) => write(oneLine(s)),
     });
 
   const serveCmd = program.command('serve')
@@ -38,26 +40,35 @@ function buildProgram(out: (line: string) => void): Command {
     .option('--no-rpc', 'serve no JSON-RPC socket')
     .option('--allow-path <dir>', 'where files named over JSON-RPC may live (repeatable; default: the data directory)', collect, [])
     .option('--config <file>', 'bdevs and exports to create at start, in save_config format')
-    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info'));
+    .option('--run <command>', 'captive mode: run COMMAND with sh once serving ($uri, $socket, $export, as nbdkit\'s --run), stop when it ends and exit with its status; without --listen, serve on a private unix socket')
+    .option('--pidfile <file>', 'write the process id to FILE once listening; removed at exit')
+    .option('--exit-with-parent', 'stop (as on SIGTERM) when the process that started aionbd exits')
+    .option('--metrics <addr>', 'serve Prometheus metrics over HTTP on tcp://HOST:PORT (GET /metrics)')
+    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS).default('info'))
+    .addOption(logFormatOption());
   addNbdOptions(serveCmd)
     .action(async (o: NbdCliOptions & {
-      listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string;
-      rpc?: string | boolean; allowPath: string[]; config?: string;
+      listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string; logFormat?: LogFormat;
+      rpc?: string | boolean; allowPath: string[]; config?: string; run?: string; pidfile?: string; exitWithParent?: boolean; metrics?: string;
     }) => {
+      // Captive, the command's output is what the user reads: ours is quieter unless asked for.
+      const level = o.run !== undefined && serveCmd.getOptionValueSource('logLevel') === 'default' ? 'warn' : o.logLevel;
       // The start-up's records wait until it succeeds: a failed start ends with its one line.
-      const heldLog = new HeldLog();
-      setLogger(heldLogger(o.logLevel, heldLog));
-      // With --stdio, stdout is the NBD stream: no RPC socket unless one is asked for.
-      const rpcDefault = o.stdio === true ? false : DEFAULT_RPC_SOCKET;
+      const heldLog = await startCommandLog(level, o.logFormat);
+      // With --stdio, stdout is the NBD stream; a captive server is private to its command: no
+      // RPC socket for either unless one is asked for.
+      const rpcDefault = o.stdio === true || o.run !== undefined ? false : DEFAULT_RPC_SOCKET;
       const code = await serve({
         listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir),
         rpc: o.rpc === false ? false : typeof o.rpc === 'string' ? o.rpc : rpcDefault,
         rpcExplicit: typeof o.rpc === 'string', allowPath: o.allowPath, config: o.config,
-        nbd: serverOptionsFrom(o), stdio: o.stdio === true, heldLog,
+        nbd: serverOptionsFrom(o), stdio: o.stdio === true, heldLog, metrics: o.metrics,
+        run: o.run, pidfile: o.pidfile, exitWithParent: o.exitWithParent === true,
       }, logger(), out);
       process.exitCode = code;
     });
   addRpcCommand(program, out);
+  addIostatCommand(program, out);
   addAttachCommands(program, out);
   return program;
 }
@@ -69,15 +80,30 @@ export async function run(argv: string[], out: (line: string) => void = (l) => p
     process.stderr.write('aionbd: give a command: serve, rpc, attach or detach ("aionbd --help" says more)\n');
     return 2;
   }
+  const program = buildProgram(out);
+  // commander answers "help NOSUCH" with the whole help text, on stderr: a usage error is one line.
+  if (argv[2] === 'help' && argv[3] !== undefined && !program.commands.some((c) => c.name() === argv[3])) {
+    process.stderr.write(`aionbd: no command "${argv[3]}" to help with (commands: ${program.commands.map((c) => c.name()).join(', ')})\n`);
+    return 2;
+  }
   try {
-    await buildProgram(out).parseAsync(argv);
+    await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed why
     if (!(err instanceof AionbdError)) throw err;
     // The line comes last: it is what a failed command ends with, whatever the log level.
-    logger().debug({ err, code: err.code }, err.message);
+    logFailure(err);
     process.stderr.write(`aionbd: ${err.message}\n`);
     return err.exitCode;
   }
+}
+
+/**
+ * commander's message as one of ours: "error: unknown command 'serv'\n(Did you mean serve?)\n"
+ * becomes "aionbd: unknown command 'serv' (did you mean serve?)\n".
+ */
+export function oneLine(message: string): string {
+  const text = message.replace(/^error: /, '').replace(/\s*\n\(Did you mean ([^)]*)\)/, ' (did you mean $1)').trimEnd();
+  return `aionbd: ${text.replace(/\s*\n\s*/g, ' ')}\n`;
 }

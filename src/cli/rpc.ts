@@ -67,6 +67,7 @@ export function addRpcCommand(program: Command, out: (line: string) => void): vo
     .allowUnknownOption()
     .passThroughOptions()
     .action(async (method: string, words: string[], o: { socket: string; timeout: number }) => {
+      if (method.startsWith('-')) throw new UsageError(`unknown option '${method}' (options of rpc: -s, -t; the method comes next)`);
       // No method's form has a -h of its own: it asks for this method's help, as rpc.py's does.
       if (words.includes('--help') || words.includes('-h')) { out(helpFor(method)); return; }
       const { params, indent } = method === 'save_config' || method === 'load_config'

@@ -1,6 +1,7 @@
 // rpc.py's command-line forms for the methods it knows, as data: positional arguments and flags,
 // the JSON param each one fills, and the help `aionbd rpc METHOD --help` prints. Parsing is in
 // rpc_args.ts, the help text in rpc_help.ts.
+import { UsageError } from '../errors.js';
 
 export type Kind = 'string' | 'int' | 'bool' | 'list' | 'csv' | 'size';
 
@@ -61,7 +62,7 @@ export const FORMS: Readonly<Record<string, Form>> = {
       f(['-u', '--uuid'], 'uuid'), f(['--no-wait'], 'nowait', 'bool')],
   },
   bdev_aio_delete: { args: [s('name')] },
-  bdev_aio_rescan: { args: [s('name')] },
+  bdev_aio_rescan: { args: [s('name')], flags: [f(['-f', '--force'], 'force', 'bool', 'shrink even below what connected clients were told (aionbd\'s own)')] },
   bdev_get_bdevs: { flags: [f(['-b', '--name'], 'name', 'string', 'only this bdev (a name or an alias)'), f(['-t', '--timeout'], 'timeout', 'int', 'milliseconds to wait for it to appear')] },
   bdev_get_iostat: {
     flags: [f(['-b', '--name'], 'name', 'string', 'only this bdev'), f(['--names'], 'names', 'csv', 'only these bdevs, comma-separated', 'A,B'),
@@ -129,7 +130,17 @@ export const FORMS: Readonly<Record<string, Form>> = {
       + '(-s 1073741824 is 1 GiB). With a unit (512M, 1G, 2T) either one means what it says.',
   },
   bdev_lvol_delete: { args: [s('name')] },
-  bdev_lvol_resize: { args: [s('name'), z('size_in_mib', MIB, false, 'the new size', 'MIB')] },
+  bdev_lvol_resize: {
+    args: [s('name'), z('size_in_mib', MIB, false, 'the new size', 'MIB')],
+    flags: [f(['-f', '--force'], 'force', 'bool', 'shrink even below what connected clients were told (aionbd\'s own)')],
+  },
+  // Snapshots and clones: rpc.py's positional forms.
+  bdev_lvol_snapshot: { args: [s('lvol_name', false, 'the lvol (UUID or LVS/NAME)'), s('snapshot_name', false, 'the new snapshot\'s name')] },
+  bdev_lvol_clone: { args: [s('snapshot_name', false, 'the snapshot or read-only lvol (UUID or LVS/NAME)'), s('clone_name', false, 'the new lvol\'s name')] },
+  bdev_lvol_inflate: { args: [s('name')] },
+  bdev_lvol_decouple_parent: { args: [s('name')] },
+  bdev_lvol_set_read_only: { args: [s('name')] },
+  bdev_lvol_get_lvols: { flags: [f(['-u', '--lvs-uuid'], 'lvs_uuid'), f(['-l', '--lvs-name'], 'lvs_name')] },
   nbd_export_add: {
     args: [s('bdev_name')],
     flags: [f(['-n', '--name'], 'name', 'string', 'the export name (default: the bdev\'s)'), f(['-r', '--readonly'], 'readonly', 'bool'),
@@ -148,4 +159,26 @@ export const FORMS: Readonly<Record<string, Form>> = {
   nbd_get_disks: { flags: [f(['-n', '--nbd-device'], 'nbd_device')] },
   rpc_get_methods: { flags: [f(['-c', '--current'], 'current', 'bool'), f(['-i', '--include-aliases'], 'include_aliases', 'bool')] },
   framework_get_config: { args: [s('name')] },
+  log_set_level: { args: [s('level', false, 'ERROR, WARNING, NOTICE, INFO or DEBUG (case does not matter); also pino\'s fatal, trace, silent')] },
+  // QoS and latency histograms. bdev_enable_histogram takes today's --histogram/--no-histogram and the older -e/-d.
+  bdev_set_qos_limit: {
+    args: [s('name')],
+    flags: [f(['--rw-ios-per-sec'], 'rw_ios_per_sec', 'int', 'READ+WRITE per second (rounded up to a multiple of 1000; 0: no limit)'),
+      f(['--rw-mbytes-per-sec'], 'rw_mbytes_per_sec', 'int', 'READ+WRITE MiB per second (0: no limit)'),
+      f(['--r-mbytes-per-sec'], 'r_mbytes_per_sec', 'int', 'READ MiB per second (0: no limit)'),
+      f(['--w-mbytes-per-sec'], 'w_mbytes_per_sec', 'int', 'WRITE MiB per second (0: no limit)')],
+  },
+  bdev_enable_histogram: {
+    args: [s('name')],
+    flags: [f(['--histogram', '-e', '--enable'], 'enable', 'bool', 'enable it'), f(['--no-histogram', '-d', '--disable'], 'disable', 'bool', 'disable it'),
+      f(['-o', '--opc'], 'opc', 'string', 'count only this I/O type (read, write, unmap, ...)'), f(['--granularity'], 'granularity', 'int', 'buckets per power of two, as 2^N (default 7)'),
+      f(['--min-nsec'], 'min_nsec', 'int', 'latencies below count in the first bucket (default 1000)'),
+      f(['--max-nsec'], 'max_nsec', 'int', 'latencies at or above count in the last bucket (default 120 s)')],
+    build: ({ disable, ...p }) => {
+      if ((p['enable'] === true) === (disable === true)) throw new UsageError('bdev_enable_histogram: give --histogram (-e) or --no-histogram (-d)');
+      return { ...p, enable: disable !== true };
+    },
+    usage: ['bdev_enable_histogram NAME (--histogram | --no-histogram) [-o OPC] [--granularity N] [--min-nsec NS] [--max-nsec NS]'],
+  },
+  bdev_get_histogram: { args: [s('name')] },
 };

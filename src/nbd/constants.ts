@@ -85,6 +85,7 @@ export const DEFAULT_PREFERRED_BLOCK = 4096;
 export const MAX_OPTION_LEN = 64 * 1024;               // real clients send < 16 KiB
 export const MAX_STRING_LEN = 4096;
 export const MAX_OPTIONS = 1024;                       // options per handshake before we give up on a client
+export const MAX_OPTIONS_PER_EXPORT = 4;               // and more for a client asking about every export (nbdinfo --list sends 2 each)
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_PORT = 10809;
 
@@ -97,9 +98,12 @@ export const STRUCTURED_REPLY_HEADER_LEN = 20;
 export const EXTENDED_REPLY_HEADER_LEN = 32;
 export const EXTENDED_REQUEST_LEN = 32;
 
-/** base:allocation, the one metadata context we offer, and its status bits. */
+/** The metadata contexts we offer, with the ids SET_META_CONTEXT gives them, and their status values. */
 export const META_BASE_ALLOCATION = 'base:allocation';
 export const META_ID_BASE_ALLOCATION = 1;
+/** qemu-nbd's: 0 unallocated, 1 in this volume, 2 and up in a backing snapshot that deep. Only where the bdev knows. */
+export const META_QEMU_ALLOCATION_DEPTH = 'qemu:allocation-depth';
+export const META_ID_QEMU_ALLOCATION_DEPTH = 2;
 export const NBD_STATE_HOLE = 1;
 export const NBD_STATE_ZERO = 2;
 /** Extents in one BLOCK_STATUS reply, at most (the spec allows 2^20; clients loop for more). */

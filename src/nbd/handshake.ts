@@ -5,8 +5,9 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import { ByteReader } from './byte_reader.js';
 import {
-  MAX_OPTION_LEN, MAX_OPTIONS, MAX_STRING_LEN, META_BASE_ALLOCATION, META_ID_BASE_ALLOCATION, NBD_FLAG_C_FIXED_NEWSTYLE,
-  NBD_FLAG_C_NO_ZEROES, NBD_IHAVEOPT, NBD_INFO, NBD_OPT, NBD_REP, OPTION_HEADER_LEN,
+  MAX_OPTION_LEN, MAX_OPTIONS, MAX_OPTIONS_PER_EXPORT, MAX_STRING_LEN, META_BASE_ALLOCATION, META_ID_BASE_ALLOCATION, META_ID_QEMU_ALLOCATION_DEPTH,
+  META_QEMU_ALLOCATION_DEPTH, NBD_FLAG_C_FIXED_NEWSTYLE, NBD_FLAG_C_NO_ZEROES, NBD_IHAVEOPT, NBD_INFO, NBD_OPT, NBD_REP,
+  OPTION_HEADER_LEN,
 } from './constants.js';
 import type { Export } from './export.js';
 import { ReplyStyle } from './replies.js';
@@ -44,8 +45,8 @@ export interface Negotiated {
   /** The socket transmission runs on (a TLSSocket after STARTTLS). */
   socket: Duplex;
   style: ReplyStyle;
-  /** base:allocation was selected for this export by the last SET_META_CONTEXT. */
-  blockStatus: boolean;
+  /** Ids of the contexts the last SET_META_CONTEXT selected for this export (none: no BLOCK_STATUS). */
+  metaContexts: readonly number[];
   tls: boolean;
   /** Bytes the client sent after the handshake (its first requests). */
   leftover: Buffer | null;
@@ -67,13 +68,13 @@ interface State {
   tls: boolean;
   structured: boolean;
   extended: boolean;
-  /** Export named by the last SET_META_CONTEXT that selected base:allocation, or null. */
-  metaExport: string | null;
+  /** What the last SET_META_CONTEXT selected, for which export; null when nothing. */
+  meta: { export: string; ids: number[] } | null;
 }
 
 /** Runs the handshake; resolves when transmission may start, rejects when the connection must close. */
 export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger): Promise<Negotiated> {
-  const st: State = { sock, reader: new ByteReader(sock), tls: false, structured: false, extended: false, metaExport: null };
+  const st: State = { sock, reader: new ByteReader(sock), tls: false, structured: false, extended: false, meta: null };
   try {
     sock.write(encodeGreeting());
     const clientFlags = (await st.reader.read(4)).readUInt32BE(0);
@@ -81,7 +82,15 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
       throw new HandshakeViolation(`unknown client flags 0x${clientFlags.toString(16)}`);
     }
     const noZeroes = (clientFlags & NBD_FLAG_C_NO_ZEROES) !== 0;
-    for (let n = 0; n < MAX_OPTIONS; n++) {
+    let limit = MAX_OPTIONS;
+    for (let n = 0; ; n++) {
+      if (n === limit) {
+        // Counted only past the base cap, so a server with many exports costs the usual client nothing.
+        let exports = 0;
+        for (const _ of host.exports()) exports++;
+        limit = Math.max(limit, MAX_OPTIONS + MAX_OPTIONS_PER_EXPORT * exports);
+        if (n === limit) throw new HandshakeViolation(`more than ${limit} options`);
+      }
       const h = await st.reader.read(OPTION_HEADER_LEN);
       if (h.readBigUInt64BE(0) !== NBD_IHAVEOPT) throw new HandshakeViolation('bad option magic');
       const opt = h.readUInt32BE(8);
@@ -96,7 +105,7 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
       const done = (x: Export): Negotiated => ({
         export: x, socket: st.sock, tls: st.tls, leftover: st.reader.detach(),
         style: st.extended ? ReplyStyle.Extended : st.structured ? ReplyStyle.Structured : ReplyStyle.Simple,
-        blockStatus: st.structured && st.metaExport === x.name,
+        metaContexts: st.structured && st.meta !== null && st.meta.export === x.name ? st.meta.ids : [],
       });
 
       if (host.closing() && opt !== NBD_OPT.ABORT) {
@@ -157,7 +166,6 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
           break;
       }
     }
-    throw new HandshakeViolation(`more than ${MAX_OPTIONS} options`);
   } catch (err) {
     st.reader.detach();
     throw err;
@@ -181,7 +189,7 @@ async function startTls(st: State, tls: TlsSettings, log: Logger): Promise<void>
   st.tls = true;
   st.structured = false;
   st.extended = false;
-  st.metaExport = null;
+  st.meta = null;
 }
 
 // Parses INFO/GO data and answers it; returns the export when the answer was ACK.
@@ -210,32 +218,40 @@ function infoOrGo(
 
 const MAX_META_QUERIES = 128;
 
-// LIST_META_CONTEXT and SET_META_CONTEXT: we offer exactly base:allocation.
+/** The id SET_META_CONTEXT gives each context we offer. */
+const META_IDS: Readonly<Record<string, number>> = {
+  [META_BASE_ALLOCATION]: META_ID_BASE_ALLOCATION,
+  [META_QEMU_ALLOCATION_DEPTH]: META_ID_QEMU_ALLOCATION_DEPTH,
+};
+
+// LIST_META_CONTEXT and SET_META_CONTEXT over the contexts the export offers: base:allocation,
+// and qemu:allocation-depth where the bdev knows depths (lvols).
 function metaContext(
   opt: number, data: Buffer, host: HandshakeHost, st: State,
   reply: (type: number, payload?: Buffer) => void, error: (type: number, msg: string) => void,
 ): void {
   const set = opt === NBD_OPT.SET_META_CONTEXT;
   // A SET replaces the selection even when it fails.
-  if (set) st.metaExport = null;
+  if (set) st.meta = null;
   if (!st.structured) { error(NBD_REP.ERR_INVALID, 'metadata contexts need structured replies first'); return; }
   const q = parseMetaQueries(data);
   if (typeof q === 'string') { error(q === 'too many queries' ? NBD_REP.ERR_TOO_BIG : NBD_REP.ERR_INVALID, q); return; }
-  if (host.lookup(q.name) === undefined) { error(NBD_REP.ERR_UNKNOWN, `unknown export "${q.name}"`); return; }
-  const canonical = (host.lookup(q.name) as Export).name;
-  // LIST: no query, or the "base:" wildcard, lists it; SET selects only an exact request.
-  const match = set
-    ? q.queries.includes(META_BASE_ALLOCATION)
-    : q.queries.length === 0 || q.queries.includes('base:') || q.queries.includes(META_BASE_ALLOCATION);
-  if (match) {
-    const id = set ? META_ID_BASE_ALLOCATION : 0;
-    const name = Buffer.from(META_BASE_ALLOCATION);
-    const b = Buffer.alloc(4 + name.length);
+  const x = host.lookup(q.name);
+  if (x === undefined) { error(NBD_REP.ERR_UNKNOWN, `unknown export "${q.name}"`); return; }
+  // SET selects exact names only. LIST also takes no query (everything) and "namespace:" (all of
+  // that namespace), as the spec asks for "base:" and qemu-nbd does for "qemu:".
+  const matches = (name: string): boolean => q.queries.some((w) => w === name || (!set && w.endsWith(':') && name.startsWith(w)));
+  const names = !set && q.queries.length === 0 ? [...x.metaContexts] : x.metaContexts.filter(matches);
+  const ids: number[] = [];
+  for (const name of names) {
+    const id = set ? META_IDS[name] as number : 0;
+    const b = Buffer.alloc(4 + Buffer.byteLength(name));
     b.writeUInt32BE(id, 0);
-    name.copy(b, 4);
+    b.write(name, 4);
     reply(NBD_REP.META_CONTEXT, b);
-    if (set) st.metaExport = canonical;
+    ids.push(id);
   }
+  if (set && ids.length > 0) st.meta = { export: x.name, ids };
   reply(NBD_REP.ACK);
 }
 

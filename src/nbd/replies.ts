@@ -86,13 +86,14 @@ export function writeDoneReply(into: Buffer, style: ReplyStyle, cookie: Buffer, 
 
 export interface Extent { length: number; flags: number }
 
-/** One BLOCK_STATUS chunk (compact: 32-bit extents; extended: 64-bit) for one context, DONE set. */
-export function encodeBlockStatus(style: ReplyStyle, cookie: Buffer, reqOffset: Buffer, contextId: number, extents: readonly Extent[]): Buffer {
+/** One BLOCK_STATUS chunk (compact: 32-bit extents; extended: 64-bit) for one context; DONE on the last context's. */
+export function encodeBlockStatus(style: ReplyStyle, cookie: Buffer, reqOffset: Buffer, contextId: number, extents: readonly Extent[], done = true): Buffer {
   const h = chunkHeaderLen(style);
+  const flags = done ? NBD_REPLY_FLAG_DONE : 0;
   if (style === ReplyStyle.Extended) {
     const payload = 8 + 16 * extents.length;
     const b = Buffer.alloc(h + payload);
-    writeChunkHeader(b, style, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE.BLOCK_STATUS_EXT, cookie, reqOffset, payload);
+    writeChunkHeader(b, style, flags, NBD_REPLY_TYPE.BLOCK_STATUS_EXT, cookie, reqOffset, payload);
     b.writeUInt32BE(contextId, h);
     b.writeUInt32BE(extents.length, h + 4);
     extents.forEach((e, i) => { writeU64(b, h + 8 + 16 * i, e.length); writeU64(b, h + 16 + 16 * i, e.flags); });
@@ -100,7 +101,7 @@ export function encodeBlockStatus(style: ReplyStyle, cookie: Buffer, reqOffset: 
   }
   const payload = 4 + 8 * extents.length;
   const b = Buffer.alloc(h + payload);
-  writeChunkHeader(b, style, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE.BLOCK_STATUS, cookie, reqOffset, payload);
+  writeChunkHeader(b, style, flags, NBD_REPLY_TYPE.BLOCK_STATUS, cookie, reqOffset, payload);
   b.writeUInt32BE(contextId, h);
   extents.forEach((e, i) => { b.writeUInt32BE(e.length, h + 4 + 8 * i); b.writeUInt32BE(e.flags, h + 8 + 8 * i); });
   return b;

@@ -155,8 +155,17 @@ export class NbdServer implements HandshakeHost {
   }
 
   removeExport(name: string): boolean { return this.#exports.delete(name); }
+
+  /** The largest size the connected clients of `bdev` were told (0: none connected), kernel devices included. */
+  sizeToldFor(bdev: Bdev): number {
+    let told = 0;
+    for (const c of this.#conns) if (c.x !== null && c.x.bdev === bdev) told = Math.max(told, c.x.size);
+    return told;
+  }
   getExport(name: string): Export | undefined { return this.#exports.get(name); }
   get connections(): number { return this.#conns.size; }
+  /** The server-wide memory budget (bytes in flight against its total), for metrics. */
+  get budget(): MemoryBudget { return this.#budget; }
   get addresses(): ListenAddress[] { return this.#listeners.map((l) => l.address); }
 
   /** Listens on an inherited listening socket (systemd socket activation: LISTEN_FDS). */
@@ -221,13 +230,13 @@ export class NbdServer implements HandshakeHost {
     timer.unref();
     sock.resume();
     return negotiate(sock, this, log).then(
-      ({ export: x, socket, style, blockStatus, leftover }) => {
+      ({ export: x, socket, style, metaContexts, leftover }) => {
         clearTimeout(timer);
         if (socket.destroyed) { this.#drop(conn); return undefined; }
-        log.debug({ export: x.name, style, blockStatus }, 'transmission');
+        log.debug({ export: x.name, style, metaContexts }, 'transmission');
         conn.sock = socket;
         const t = new Transmission(socket, x, {
-          maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style, blockStatus,
+          maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style, metaContexts,
           closing: () => this.closing(), ownsSocket: owned,
         }, leftover);
         conn.t = t;
@@ -267,7 +276,7 @@ export class NbdServer implements HandshakeHost {
     const log = this.#log.child({ conn: this.#nextConn++, direct: true });
     sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));
     const t = new Transmission(sock, x, {
-      maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style: ReplyStyle.Simple, blockStatus: false,
+      maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style: ReplyStyle.Simple, metaContexts: [],
       closing: () => this.closing(),
     }, null);
     const conn: Conn = { sock, peer: null, t, x };

@@ -6,18 +6,19 @@
 import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type { Logger } from '../log.js';
+import { hasBlockStatus } from '../bdev/block_status.js';
 import { IO_CHUNK, type BufferPool } from '../bdev/buffers.js';
 import { kickSubmissions } from '../bdev/submit_kick.js';
 import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
 import { IoType, newIo, type BdevIo } from '../bdev/types.js';
 import {
   MAX_EXTENTS, META_ID_BASE_ALLOCATION, NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA,
-  NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_HOLE,
+  NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_ZERO,
 } from './constants.js';
 import { BudgetAccount, ioCharge, MemoryBudget } from './budget.js';
 import { ESHUTDOWN, toNbdError } from './errno.js';
 import type { Export } from './export.js';
-import { mapExtents } from './extents.js';
+import { contextExtents } from './extents.js';
 import { RequestFramer, type RequestSink } from './framing.js';
 import {
   ReplyStyle, encodeBlockStatus, encodeErrorChunk, encodeHoleChunk, writeDataChunkHeader, writeDoneReply, type Extent,
@@ -61,8 +62,6 @@ class Slot {
   buf: Buffer | null = null;
   /** Holes and data of a structured READ, when it was scanned. */
   extents: Extent[] | null = null;
-  /** For SEEK_DATA/SEEK_HOLE (block status, hole scans); made on first use. */
-  seekIo: BdevIo | null = null;
   readonly cookie: Buffer;
   /** The request's offset field as sent: extended replies echo it byte for byte. */
   readonly offsetRaw: Buffer;
@@ -108,8 +107,8 @@ export interface TransmissionOptions {
   pool: BufferPool;
   log: Logger;
   style: ReplyStyle;
-  /** base:allocation was selected for this export. */
-  blockStatus: boolean;
+  /** Ids of the metadata contexts selected for this export (base:allocation, qemu:allocation-depth). */
+  metaContexts: readonly number[];
   /** True once the server is shutting down: new requests get ESHUTDOWN. */
   closing(): boolean;
   /** The server-wide memory budget (default: one of its own, of the default size). */
@@ -161,12 +160,16 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     const extended = opts.style === ReplyStyle.Extended;
     this.#limits = {
       flags: x.flagsFor(opts.style !== ReplyStyle.Simple), size: x.size, minBlock: x.minBlock, maxPayload: opts.maxPayload,
-      extended, blockStatus: opts.blockStatus,
+      extended, blockStatus: opts.metaContexts.length > 0,
     };
     // A rejected payload up to twice the limit is read and dropped to stay in sync; beyond, we
     // hang up. With extended headers the spec asks for a hang-up above the limit itself.
     this.#framer = new RequestFramer(this, extended ? opts.maxPayload : 2 * opts.maxPayload, extended);
     this.done = new Promise((resolve) => { this.#resolveDone = resolve; });
+    x.stats.connections++;
+    // A kernel device's export grows or shrinks with its bdev once the kernel has been told.
+    const unsubscribe = x.onSize((size) => { this.#limits.size = size; });
+    void this.done.then(unsubscribe);
     this.#account = (opts.budget ?? new MemoryBudget()).account(() => {
       // Memory came back for the request we refused: parse it and read on.
       if (this.#dead) return;
@@ -364,7 +367,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
           return;
         }
         if (this.#style !== ReplyStyle.Simple && s.length >= HOLE_SCAN_MIN && (s.flags & NBD_CMD_FLAG_DF) === 0 &&
-            this.#x.bdev.supports(IoType.SeekData)) {
+            hasBlockStatus(this.#x.bdev)) {
           void this.#scanThenRead(s);
           return;
         }
@@ -389,13 +392,12 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   // Large structured READ: find holes first; an all-hole range is answered without reading.
   async #scanThenRead(s: Slot): Promise<void> {
     const io = s.io;
-    s.seekIo ??= newIo(() => undefined);
-    const ext = await mapExtents(this.#x.bdev, s.seekIo, s.offset, s.length, READ_EXTENTS, 2 ** 32 - this.#x.minBlock);
+    const [ext] = await contextExtents(this.#x.bdev, s.offset, s.length, [META_ID_BASE_ALLOCATION], READ_EXTENTS, 2 ** 32 - this.#x.minBlock) as [Extent[]];
     if (this.#dead) { this.release(s); return; }
     const covered = ext.reduce((n, e) => n + e.length, 0);
     if (covered < s.length) ext.push({ length: s.length - covered, flags: 0 });
     s.extents = ext;
-    if (ext.length === 1 && (ext[0] as Extent).flags !== 0) { this.#reply(s, 0); return; } // all hole
+    if (ext.length === 1 && ((ext[0] as Extent).flags & NBD_STATE_ZERO) !== 0) { this.#reply(s, 0); return; } // all zero
     io.type = IoType.Read;
     io.offset = s.offset;
     io.length = s.length;
@@ -408,11 +410,16 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   async #blockStatus(s: Slot): Promise<void> {
     const max = (s.flags & NBD_CMD_FLAG_REQ_ONE) !== 0 ? 1 : MAX_EXTENTS;
     const maxExtent = this.#style === ReplyStyle.Extended ? 2 ** 52 : 2 ** 32 - Math.max(this.#x.minBlock, 512);
-    s.seekIo ??= newIo(() => undefined);
-    const ext = await mapExtents(this.#x.bdev, s.seekIo, s.offset, s.length, max, maxExtent);
+    const ids = this.#opts.metaContexts;
+    const lists = await contextExtents(this.#x.bdev, s.offset, s.length, ids, max, maxExtent);
     if (this.#dead) { this.release(s); return; }
     s.state = SlotState.Replying;
-    this.#send(encodeBlockStatus(this.#style, s.cookie, s.offsetRaw, META_ID_BASE_ALLOCATION, ext), s);
+    // One chunk per selected context; DONE and the slot's release ride on the last.
+    const last = ids.length - 1;
+    ids.forEach((id, i) => {
+      const b = encodeBlockStatus(this.#style, s.cookie, s.offsetRaw, id, lists[i] as Extent[], i === last);
+      this.#transport.write(b, 0, b.length, i === last ? s : null);
+    });
   }
 
   /** Bdev completion (bound per slot). */
@@ -521,14 +528,14 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     }
   }
 
-  // A READ split into data and hole chunks; DONE rides on the last one.
+  // A READ split into data and zero (OFFSET_HOLE) chunks; DONE rides on the last one.
   #sendExtents(s: Slot, ext: Extent[]): void {
     let pos = s.offset;
     const last = ext.length - 1;
     const t = this.#transport;
     ext.forEach((e, i) => {
       const done = i === last;
-      if ((e.flags & NBD_STATE_HOLE) !== 0) {
+      if ((e.flags & NBD_STATE_ZERO) !== 0) {
         const b = encodeHoleChunk(this.#style, done, s.cookie, s.offsetRaw, pos, e.length);
         t.write(b, 0, b.length, done ? s : null);
       } else {
@@ -576,6 +583,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     if (this.#busy > 0) return;
     if (this.#dead) {
       this.#account.close();
+      if (this.#resolveDone !== null) this.#x.stats.connections--;
       const r = this.#resolveDone;
       this.#resolveDone = null;
       r?.();

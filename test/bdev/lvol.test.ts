@@ -101,7 +101,7 @@ describe('lvol', () => {
     fs.readSync(fd, head, 0, 16, 0);
     fs.closeSync(fd);
     expect(head.subarray(0, 8).equals(MAGIC)).toBe(true);
-    expect(head.readUInt32LE(8)).toBe(1);
+    expect(head.readUInt32LE(8)).toBe(2);
     await s.close();
 
     s = new Server({ log: silentLogger() });

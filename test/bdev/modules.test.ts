@@ -9,8 +9,10 @@ import { createMallocBdev } from '../../src/bdev/malloc.js';
 import { createRaid0Bdev } from '../../src/bdev/raid0.js';
 import type { BdevRegistry } from '../../src/bdev/registry.js';
 import { createSplitBdevs } from '../../src/bdev/split.js';
-import { Lvstores } from '../../src/bdev/lvol.js';
+import { Lvstores } from '../../src/bdev/lvstores.js';
 import { bdevs } from '../../src/bdev/modules.js';
+import { bufferPool } from '../../src/bdev/buffers.js';
+import { IoType, newIo } from '../../src/bdev/types.js';
 import { silentLogger } from '../../src/log.js';
 import { bdevConformance as runConformance, type Target } from './conformance.js';
 
@@ -107,6 +109,26 @@ bdevConformance({
   module: 'lvol (thick) over aio',
   blockSizes: [4096],
   create: async (reg, dir, bs, n) => lvolOver(reg, aio(reg, dir, 'a0', bs, bs * n + (2 << 20)), bs, n, false),
+  supports: { unmap: true, writeZeroes: true, reset: false, flush: true },
+});
+
+bdevConformance({
+  module: 'lvol (clone of a snapshot holding data) over malloc',
+  blockSizes: [4096],
+  create: async (reg, _dir, bs, n) => {
+    const stores = new Lvstores(reg, log);
+    await stores.create(reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: 2 * n + (2 << 20) / bs })).name, 'lvs', 1 << 20);
+    const v = reg.get(await stores.createLvol('lvs', 'vol', (bs * n) / 2 ** 20, true));
+    // Data in every cluster of the snapshot, so each read and write of the clone goes through it.
+    const io = newIo(() => undefined);
+    await new Promise<void>((resolve) => {
+      io.type = IoType.Write; io.offset = 0; io.length = v.sizeBytes; io.buf = bufferPool().get(v.sizeBytes).fill(0x5c, 0, v.sizeBytes);
+      io.done = () => { bufferPool().put(io.buf as Buffer); resolve(); };
+      v.submit(io);
+    });
+    await stores.snapshot('lvs/vol', 'snap');
+    return reg.get(await stores.clone('lvs/snap', 'clone'));
+  },
   supports: { unmap: true, writeZeroes: true, reset: false, flush: true },
 });
 

@@ -121,6 +121,36 @@ describe('bdev registry and target', () => {
     }
   });
 
+  it('rescan: shrinking below what connected clients were told is refused unless forced', async () => {
+    const file = path.join(dir, 'a.img');
+    fs.writeFileSync(file, Buffer.alloc(12 * MiB));
+    await s.createAio({ filename: file, name: 'a', blockSize: 4096 });
+    s.addExport('a');
+    const sock = path.join(dir, 'nbd.sock');
+    await s.listen(`unix:${sock}`);
+    const c1 = await RawClient.connect(sock);
+    try {
+      expect((await handshakeGo(c1, 'a')).size).toBe(BigInt(12 * MiB));
+      fs.truncateSync(file, 8 * MiB);
+      const refused = s.rescanAio('a');
+      await expect(refused).rejects.toBeInstanceOf(BdevInUseError);
+      await expect(refused).rejects.toThrow(/connected clients were told it has 12582912 bytes; shrinking it to 8388608/);
+      expect(s.bdevs.get('a').sizeBytes).toBe(12 * MiB);
+      await s.rescanAio('a', true);
+      expect(s.bdevs.get('a').sizeBytes).toBe(8 * MiB);
+      // The old client still thinks 12 MiB: past 8 MiB it now gets an error, not someone else's data.
+      c1.write(request(0, { cookie: 9n, offset: 10 * MiB, length: 4096 }));
+      expect((await readSimpleReply(c1)).error).not.toBe(0);
+    } finally {
+      c1.close();
+    }
+    // Nobody connected: shrinking needs no force.
+    for (let i = 0; i < 50 && s.nbd.connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    fs.truncateSync(file, 4 * MiB);
+    await s.rescanAio('a');
+    expect(s.bdevs.get('a').sizeBytes).toBe(4 * MiB);
+  });
+
   it('rescan refuses to shrink a claimed bdev, and only works on AIO bdevs', async () => {
     const file = path.join(dir, 'a.img');
     fs.writeFileSync(file, Buffer.alloc(4 * MiB));

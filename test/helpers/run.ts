@@ -70,6 +70,7 @@ export function explain(r: RunResult): string {
   return `${r.command} ${how}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`;
 }
 
-function quote(s: string): string {
+/** One shell word for `s` (bare when it is safe bare). */
+export function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -18,6 +18,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   fio: 'fio',
   'nbd-client': 'nbd-client',
   socat: 'socat',
+  prometheus: 'prometheus',
+  script: 'bsdutils',
 };
 
 export const isCI = (): boolean => process.env['CI'] === 'true' || process.env['CI'] === '1';

@@ -89,6 +89,17 @@ async function greeted(srv: TestServer): Promise<void> {
   }
 }
 
+/**
+ * A failed start's stderr, when it is not a terminal: the structured record of the failure (JSON,
+ * level 50, the same message and its AIONBD_* code), then its one aionbd: line, and nothing else.
+ */
+function expectFailedStart(r: RunResult, line: string, code?: string): void {
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  expect(lines, explain(r)).toHaveLength(2);
+  expect(JSON.parse(lines[0] ?? '') as unknown, explain(r)).toMatchObject({ level: 50, msg: line.replace(/^aionbd: /, ''), ...(code !== undefined ? { code } : {}) });
+  expect(lines[1]).toBe(line);
+}
+
 function expectUsageError(r: RunResult & { cwd: string }): void {
   expect(r.code, explain(r)).toBe(2);
   const lines = humanLines(r.stderr);
@@ -254,12 +265,50 @@ describe('bad usage: exit 2, one line, no stack trace, nothing created', () => {
     ['rpc without its method', ['rpc']],
     ['detach without its device', ['detach']],
     ['an unknown option of attach', ['attach', '--bogus', 'x']],
+    // Every command's commander errors read "aionbd: ...", on one line.
+    ['a misspelt command (commander suggests the right one)', ['serv']],
+    ['a misspelt option of serve', ['serve', '--listn', 'unix:s.sock']],
+    ['an unknown option before any command', ['--bogus']],
+    ['an unknown option of rpc, before the method', ['rpc', '--bogus', 'bdev_get_bdevs']],
+    ['rpc -s without its path', ['rpc', '-s']],
+    ['an unknown flag of an rpc method', ['rpc', '-s', 'no.sock', 'bdev_get_bdevs', '--bogus']],
+    ['rpc: a form with too many arguments', ['rpc', '-s', 'no.sock', 'bdev_get_bdevs', 'a', 'b']],
+    ['rpc: log_set_level without its level', ['rpc', '-s', 'no.sock', 'log_set_level']],
+    ['an unknown option of detach', ['detach', '--bogus', '/dev/nbd0']],
+    ['detach with two devices', ['detach', '/dev/nbd0', '/dev/nbd1']],
+    ['detach of something that is not an nbd device', ['detach', '/dev/sda']],
+    ['attach with neither an export nor --aio', ['attach']],
+    ['attach --connections 0', ['attach', '--connections', '0', '-s', 'no.sock', 'x']],
+    ['serve with an argument it does not take', ['serve', 'extra']],
+    ['help for a command that does not exist', ['help', 'bogus']],
+    ['an unknown --log-format', ['serve', '--log-format', 'xml']],
+    ['--run without its command', ['serve', '--run']],
+    ['--pidfile without its file', ['serve', '--pidfile']],
   ];
   for (const [what, args] of cases) {
     it(what, async () => {
       expectUsageError(await aionbd(args));
     }, 30_000);
   }
+
+  it('commander\'s own messages are ours: "aionbd: " and one line, its suggestion included', async () => {
+    expect((await aionbd(['serv'])).stderr).toBe('aionbd: unknown command \'serv\' (did you mean serve?)\n');
+    expect((await aionbd(['serve', '--listn', 'x'])).stderr).toBe('aionbd: unknown option \'--listn\' (did you mean --listen?)\n');
+    expect((await aionbd(['detach', 'a', 'b'])).stderr).toBe('aionbd: too many arguments for \'detach\'. Expected 1 argument but got 2.\n');
+    expect((await aionbd(['help', 'bogus'])).stderr).toBe('aionbd: no command "bogus" to help with (commands: serve, rpc, iostat, attach, detach)\n');
+  }, 60_000);
+
+  it('runtime failures of every command exit 1 with one line', async () => {
+    const rpc = await aionbd(['rpc', '-s', '/nonexistent-aionbd.sock', 'bdev_get_bdevs']);
+    expect(rpc.code, explain(rpc)).toBe(1);
+    expect(rpc.stderr).toMatch(/^aionbd: cannot reach the JSON-RPC socket \/nonexistent-aionbd\.sock: [^\n]*\n$/);
+    const attach = await aionbd(['attach', '-s', '/nonexistent-aionbd.sock', 'x']);
+    expect(attach.code, explain(attach)).toBe(1);
+    expect(humanLines(attach.stderr), explain(attach)).toEqual([expect.stringMatching(/^aionbd: cannot reach the JSON-RPC socket/)]);
+    const detach = await aionbd(['detach', '-s', '/nonexistent-aionbd.sock', '/dev/nbd0']);
+    expect(detach.code, explain(detach)).toBe(1);
+    expect(detach.stderr).toMatch(/^aionbd: cannot reach the JSON-RPC socket [^\n]*\n$/);
+  }, 60_000);
 
   it('the name clash names the bdev', async () => {
     const r = await aionbd(['serve', '--aio', 'a.img,name=x,size=1M', '--aio', 'b.img,name=x,size=1M']);
@@ -306,8 +355,8 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
     }
   }, 30_000);
 
-  // A failed start ends with its one line, alone: "created sparse image" or "listening" records
-  // before it would describe a file and listeners that are gone.
+  // A failed start ends with its one line and the record of that failure alone: "created sparse
+  // image" or "listening" records before it would describe a file and listeners that are gone.
   describe('a start that fails after creating things', () => {
     async function withBusyPort<T>(fn: (port: number) => Promise<T>): Promise<T> {
       const blocker = net.createServer();
@@ -320,12 +369,12 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
       }
     }
 
-    it('prints only its aionbd: line and leaves no image, directory or socket behind', async () => {
+    it('prints only its failure (record and aionbd: line) and leaves no image, directory or socket behind', async () => {
       await withBusyPort(async (port) => {
         const r = await aionbd(['serve', '--listen', 'unix:first.sock', '--listen', `tcp://127.0.0.1:${port}`, '--rpc', 'r.sock',
           '--aio', 'made/deeper/x.img,size=1M']);
         expect(r.code, explain(r)).toBe(1);
-        expect(r.stderr, explain(r)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use\n`);
+        expectFailedStart(r, `aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use`, 'AIONBD_LISTEN');
         expect(r.stdout).toBe('');
         expect(fs.readdirSync(r.cwd), 'left in the cwd').toEqual([]);
       });
@@ -335,7 +384,7 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
       await withBusyPort(async (port) => {
         const r = await aionbd(['serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc']);
         expect(r.code, explain(r)).toBe(1);
-        expect(r.stderr, explain(r)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use\n`);
+        expectFailedStart(r, `aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use`);
         expect(fs.existsSync(path.join(r.cwd, 'aionbd-data')), 'aionbd-data was left').toBe(false);
 
         const cwd = tmpDir('aionbd-cli-');
@@ -365,7 +414,7 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
   it.runIf(attachFails)('attach --aio that cannot attach leaves no image and prints one line', async () => {
     const r = await aionbd(['attach', '--aio', 'sub/x.img,size=1M', '--log-level', 'info']);
     expect(r.code, explain(r)).toBe(1);
-    expect(r.stderr, explain(r)).toMatch(/^aionbd: [^\n]*(nbd driver|needs root)[^\n]*\n$/);
+    expect(humanLines(r.stderr), explain(r)).toEqual([expect.stringMatching(/^aionbd: .*(nbd driver|needs root)/)]);
     expect(fs.readdirSync(r.cwd), 'left in the cwd').toEqual([]);
   }, 30_000);
 
@@ -414,7 +463,7 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
         expect(r.code, explain(r)).toBe(1);
         const want = line !== '' ? line
           : `aionbd: cannot listen on unix:${path.join(cwd, 'plain')} (JSON-RPC): ${path.join(cwd, 'plain')} exists and is a regular file, not a socket (left alone)`;
-        expect(r.stderr.split('\n').filter((l) => l !== ''), explain(r)).toEqual([want]);
+        expectFailedStart(r, want, 'AIONBD_LISTEN');
         expect(r.stdout).toBe('');
         expect(fs.readFileSync(path.join(cwd, 'plain'), 'utf8')).toBe('keep me\n');
         expect(fs.lstatSync(path.join(cwd, 'link')).isSymbolicLink()).toBe(true);

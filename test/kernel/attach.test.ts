@@ -203,6 +203,36 @@ describe.skipIf(!have)('aionbd attach/detach and nbd_*_disk against the guest ke
     expect(await call('bdev_get_bdevs', { name: 'd0' })).toHaveLength(1);
   }, 180_000);
 
+  it('resize reaches attached devices: blockdev --getsize64 follows, resize2fs grows a mounted ext4; shrinking needs force', async () => {
+    // Few guest commands, each doing much: a command costs about a second under TCG.
+    const MiB = 1 << 20;
+    await sh('truncate -s 64M /tmp/g.img /tmp/l.img');
+    // An AIO bdev over a file that grows, attached over netlink with ext4 mounted on it.
+    await call('bdev_aio_create', { filename: '/tmp/g.img', name: 'g', block_size: 4096 });
+    const dev = await device({ bdev_name: 'g' });
+    const [sum, before] = (await sh(`mkfs.ext4 -q -F -E nodiscard ${dev} && mount ${dev} /mnt && head -c 1048576 /dev/urandom > /mnt/f && sync && ` +
+      'sha256sum < /mnt/f && stat -f -c %b /mnt && truncate -s 192M /tmp/g.img')).trim().split('\n');
+    await call('bdev_aio_rescan', { name: 'g' });
+    const [size, after, again] = (await sh(`blockdev --getsize64 ${dev} && resize2fs ${dev} > /dev/null 2>&1 && stat -f -c %b /mnt && ` +
+      'echo 3 > /proc/sys/vm/drop_caches && sha256sum < /mnt/f && umount /mnt')).trim().split('\n');
+    expect(Number(size)).toBe(192 * MiB);
+    expect(Number(after)).toBeGreaterThan(Number(before) * 2.5);
+    expect(again).toBe(sum);
+    // An lvol attached through the ioctls: grown, then shrunk only when forced.
+    await call('bdev_aio_create', { filename: '/tmp/l.img', name: 'l' });
+    await call('bdev_lvol_create_lvstore', { bdev_name: 'l', lvs_name: 'lvk' });
+    await call('bdev_lvol_create', { lvs_name: 'lvk', lvol_name: 'v', size_in_mib: 16, thin_provision: true });
+    const lv = await device({ bdev_name: 'lvk/v', netlink: false });
+    await call('bdev_lvol_resize', { name: 'lvk/v', size_in_mib: 40 });
+    expect((await sh(`blockdev --getsize64 ${lv} && dd if=/dev/urandom of=${lv} bs=1M seek=39 count=1 oflag=direct status=none`)).trim()).toBe(String(40 * MiB));
+    const refused = await rpc('bdev_lvol_resize', { name: 'lvk/v', size_in_mib: 8 });
+    expect(refused.error).toMatchObject({ code: -16, data: { code: 'AIONBD_BDEV_IN_USE' } });
+    expect(refused.error?.message).toContain('connected clients were told it has 41943040 bytes');
+    await call('bdev_lvol_resize', { name: 'lvk/v', size_in_mib: 8, force: true });
+    expect((await sh(`blockdev --getsize64 ${lv}`)).trim()).toBe(String(8 * MiB));
+    for (const d of [dev, lv]) await call('nbd_stop_disk', { nbd_device: d });
+  }, 180_000);
+
   it('withKernel on a machine with /dev/nbd0, as root: attaches here with aionbd attach (xfs), then tears down', async () => {
     fs.writeFileSync(path.join(share, 'host-rig.mjs'), [
       `import { withKernel } from '${GUEST_RUNTIME}/dist/testing/index.js';`,

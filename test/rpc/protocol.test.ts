@@ -195,14 +195,15 @@ describe('config files', () => {
         { subsystem: 'bdev', config: [
           { method: 'bdev_set_options', params: { bdev_io_pool_size: 65535, bdev_io_cache_size: 256, bdev_auto_examine: true, iobuf_small_cache_size: 128, iobuf_large_cache_size: 16 } },
           { method: 'bdev_aio_create', params: { name: 'aio0', filename: img, block_size: 4096, readonly: false, fallocate: false, nowait: false, uuid: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10' } },
+          { method: 'bdev_set_qos_limit', params: { name: 'aio0', rw_ios_per_sec: 20000 } },
           { method: 'bdev_wait_for_examine' },
         ] },
         { subsystem: 'nbd', config: [] },
       ] });
-      expect(s.getBdevs()).toMatchObject([{ name: 'aio0', uuid: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10', block_size: 4096, num_blocks: 256 }]);
+      expect(s.getBdevs()).toMatchObject([{ name: 'aio0', uuid: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10', block_size: 4096, num_blocks: 256, assigned_rate_limits: { rw_ios_per_sec: 20000 } }]);
       await expect(s.loadConfig({ subsystems: {} })).rejects.toThrow(/"subsystems" must be an array/);
-      await expect(s.loadConfig({ subsystems: [{ subsystem: 'bdev', config: [{ method: 'bdev_set_qos_limit', params: { name: 'aio0' } }] }] }))
-        .rejects.toThrow(/config entry bdev_set_qos_limit .* failed: Method not found/);
+      await expect(s.loadConfig({ subsystems: [{ subsystem: 'bdev', config: [{ method: 'bdev_set_qd_sampling_period', params: { name: 'aio0', period: 10 } }] }] }))
+        .rejects.toThrow(/config entry bdev_set_qd_sampling_period .* failed: Method not found/);
     } finally {
       await s.close();
       rmrf(dir);

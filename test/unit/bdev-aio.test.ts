@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { pino } from 'pino';
-import { aioContexts } from '../helpers/aio.js';
+import { aioContexts, hogAioContexts } from '../helpers/aio.js';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ function aioNr(): number { return aioContexts(); }
 
 describe('native slot layout', () => {
   it('matches between native/slot_layout.h and src/native.ts', () => {
-    for (const d of [1, 3, 128, 1000]) expect(slotLayout(d)).toEqual(native().slotLayout(d));
+    for (const d of [1, 3, 128, 1000, 4096]) expect(slotLayout(d)).toEqual(native().slotLayout(d));
   });
 });
 
@@ -137,18 +137,16 @@ describe('AIO bdev', () => {
   });
 
   it('names fs.aio-max-nr when io_setup runs out of contexts', async () => {
-    // Take the whole system limit with one big context (or fail doing so), then ask for more.
-    const max = Number(fs.readFileSync('/proc/sys/fs/aio-max-nr', 'utf8'));
+    // Another process takes the whole system limit; the first AIO bdev here needs a context.
     const fdsBefore = fs.readdirSync('/proc/self/fd').length;
-    let hog: Bdev | null = null;
+    const hog = await hogAioContexts();
     let err: unknown;
     try {
-      hog = createAioBdev({ filename: path.join(dir, 'h.img'), name: 'h', size: MiB, queueDepth: Math.min(max, 65536), log });
-      createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: MiB, log });
-    } catch (e) { err = e; } finally { await hog?.close(); }
+      bdev = createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: MiB, log });
+    } catch (e) { err = e; } finally { await hog.release(); }
     expect(err).toBeInstanceOf(AioMaxNrError);
-    expect((err as Error).message).toMatch(/sysctl -w fs\.aio-max-nr=\d+/);
-    expect(fs.readdirSync('/proc/self/fd').length).toBe(fdsBefore); // the image fds were closed again
+    expect((err as Error).message).toMatch(/^io_setup\(128\) failed: the kernel's AIO context limit is exhausted \(aio-nr \d+ of fs\.aio-max-nr \d+ in use\); raise it with "sysctl -w fs\.aio-max-nr=\d+" or use a smaller --queue-depth$/);
+    expect(fs.readdirSync('/proc/self/fd').length).toBe(fdsBefore); // the image fd was closed again
   });
 
   // tmpfs refuses O_DIRECT before Linux 6.6 (the kernel test VM runs 6.1 and covers the fallback
@@ -231,13 +229,13 @@ describe('AIO bdev creation failures', () => {
   });
 
   it('removes the file and the directories it made when the bdev cannot be built after all', async () => {
-    // io_setup fails only after the file exists: take every AIO context first (as above).
-    const hogs = hogAioContexts(dir);
+    // io_setup fails only after the file exists: another process takes every AIO context first.
+    const hog = await hogAioContexts();
     const f = path.join(dir, 'a', 'b', 'x.img');
     try {
       expect(() => createAioBdev({ filename: f, name: 'x', size: MiB, log })).toThrow(AioMaxNrError);
-    } finally { for (const h of hogs) await h.close(); }
-    expect(fs.readdirSync(dir).filter((n) => !n.startsWith('hog'))).toEqual([]);
+    } finally { await hog.release(); }
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 
   it('a parent directory that cannot be made fails at once (no mkdir loop under /proc)', () => {
@@ -259,21 +257,3 @@ describe('AIO bdev creation failures', () => {
     }
   });
 });
-
-/**
- * Takes every AIO context still free on the machine (other processes may hold some: one big
- * context can then be refused while smaller ones still fit), with ever smaller bdevs.
- */
-function hogAioContexts(dir: string): Bdev[] {
-  const max = Number(fs.readFileSync('/proc/sys/fs/aio-max-nr', 'utf8'));
-  const hogs: Bdev[] = [];
-  for (let depth = Math.min(max, 65536); depth >= 1 && hogs.length < 64;) {
-    try {
-      hogs.push(createAioBdev({ filename: path.join(dir, `hog${hogs.length}.img`), name: `hog${hogs.length}`, size: MiB, queueDepth: depth, log: silentLogger() }));
-    } catch (e) {
-      if (!(e instanceof AioMaxNrError)) throw e;
-      depth = Math.floor(depth / 2);
-    }
-  }
-  return hogs;
-}

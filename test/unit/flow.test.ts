@@ -81,7 +81,7 @@ describe('continuous flow', () => {
     accepted = null;
     const t = new Transmission(server, x, {
       maxPayload: 32 * MiB, depth: 16, pool: bufferPool(), log: silentLogger(), style: ReplyStyle.Simple,
-      blockStatus: false, closing: () => false,
+      metaContexts: [], closing: () => false,
     }, null);
     expect(t.transportKind).toBe('native');
     return { client, t };

@@ -62,7 +62,7 @@ describe('transmission transports', () => {
   function serve(sock: Duplex, leftover: Buffer | null = null, ownsSocket = false): Transmission {
     return new Transmission(sock, x, {
       maxPayload: 32 * MiB, depth: 16, pool: bufferPool(), log: silentLogger(), style: ReplyStyle.Simple,
-      blockStatus: false, closing: () => false, ownsSocket,
+      metaContexts: [], closing: () => false, ownsSocket,
     }, leftover);
   }
 

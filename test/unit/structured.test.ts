@@ -1,5 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log.js';
+import { Server } from '../../src/target.js';
+import { writeBytes } from '../helpers/bdev.js';
 import { startInProcess, type TestServer } from '../helpers/inproc.js';
+import { rmrf, tmpDir } from '../helpers/tmp.js';
 import {
   RawClient, extRequest, goData, metaData, negotiateOptions, readChunk, readSimpleReply, request,
 } from '../helpers/wire.js';
@@ -212,5 +216,57 @@ describe('extended headers', () => {
     await negotiateOptions(c, [[OPT.EXTENDED_HEADERS]]);
     c.write(Buffer.concat([Buffer.from('IHAVEOPT'), Buffer.from([0, 0, 0, 1, 0, 0, 0, 2]), Buffer.from('d0')]));
     expect(await c.waitClosed(2000)).toBe(true);
+  });
+});
+
+describe('qemu:allocation-depth on an lvol export', () => {
+  let s: Server;
+  let dir: string;
+  let c: RawClient;
+  beforeEach(async () => {
+    dir = tmpDir();
+    s = new Server({ log: silentLogger() });
+    await s.createMalloc({ name: 'm', blockSize: 4096, numBlocks: (32 * MiB) / 4096 });
+    await s.createLvstore('m', 'lvs', MiB);
+    const lv = s.bdevs.get(await s.createLvol({ lvsName: 'lvs', lvolName: 'v', sizeMib: 8, thin: true }));
+    await writeBytes(lv, 2 * MiB, pattern(4096, 1));
+    await s.snapshotLvol('lvs/v', 'snap');
+    await writeBytes(lv, 5 * MiB, pattern(4096, 2));
+    s.addExport('lvs/v', { name: 'v' });
+    await s.createMalloc({ name: 'm2', blockSize: 4096, numBlocks: 256 });
+    s.addExport('m2'); // not an lvol: base:allocation only
+    await s.listen(`unix:${dir}/nbd.sock`);
+    c = await RawClient.connect(`${dir}/nbd.sock`);
+  });
+  afterEach(async () => { c.close(); await s.close(); rmrf(dir); });
+
+  const names = (r: { type: number; data: Buffer }[]): [number, string][] =>
+    r.filter((x) => x.type === REP.META).map((x) => [x.data.readUInt32BE(0), x.data.toString('utf8', 4)]);
+
+  it('is listed (none, "qemu:" or its name), selected with its own id, and answered in a chunk of its own', async () => {
+    const r = await negotiateOptions(c, [
+      [OPT.STRUCTURED_REPLY],
+      [OPT.LIST_META, metaData('v', [])],
+      [OPT.LIST_META, metaData('v', ['qemu:'])],
+      [OPT.LIST_META, metaData('m2', [])],
+      [OPT.SET_META, metaData('v', ['qemu:'])], // a wildcard selects nothing
+      [OPT.SET_META, metaData('v', ['qemu:allocation-depth', 'base:allocation', 'qemu:dirty-bitmap:x'])],
+      [OPT.GO, goData('v')],
+    ]) as { type: number; data: Buffer }[][];
+    expect(names(r[1] ?? [])).toEqual([[0, 'base:allocation'], [0, 'qemu:allocation-depth']]);
+    expect(names(r[2] ?? [])).toEqual([[0, 'qemu:allocation-depth']]);
+    expect(names(r[3] ?? [])).toEqual([[0, 'base:allocation']]);
+    expect(names(r[4] ?? [])).toEqual([]);
+    expect(names(r[5] ?? [])).toEqual([[1, 'base:allocation'], [2, 'qemu:allocation-depth']]);
+    c.write(request(CMD.BLOCK_STATUS, { cookie: 1n, offset: 0, length: 8 * MiB }));
+    const first = await readChunk(c), second = await readChunk(c);
+    expect([first.type, first.flags, second.type, second.flags]).toEqual([CHUNK.BLOCK_STATUS, 0, CHUNK.BLOCK_STATUS, 1]);
+    const byId = new Map([first, second].map((ch) => [ch.payload.readUInt32BE(0), extents(ch.payload)]));
+    expect(byId.get(1)).toEqual([[2 * MiB, 3], [MiB, 0], [2 * MiB, 3], [MiB, 0], [2 * MiB, 3]]);
+    expect(byId.get(2)).toEqual([[2 * MiB, 0], [MiB, 2], [2 * MiB, 0], [MiB, 1], [2 * MiB, 0]]);
+    // REQ_ONE: one extent per context.
+    c.write(request(CMD.BLOCK_STATUS, { cookie: 2n, offset: 2 * MiB + 4096, length: 4 * MiB, flags: 8 }));
+    const one = [await readChunk(c), await readChunk(c)].map((ch) => [ch.payload.readUInt32BE(0), extents(ch.payload)]);
+    expect(one).toEqual([[1, [[MiB - 4096, 0]]], [2, [[MiB - 4096, 2]]]]);
   });
 });

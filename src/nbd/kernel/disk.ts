@@ -10,6 +10,9 @@
 //   connection after a request timeout): DISCONNECT as well, but only while the device still
 //   carries our backend identifier, so a device someone attached since is never touched. A
 //   netlink device with dead sockets would otherwise keep failing I/O until someone cleaned up.
+// - A resize of the bdev (rescan, lvol resize) reaches the device: NBD_CMD_RECONFIGURE with the
+//   new size (netlink) or NBD_SET_SIZE (ioctl), and the device's connections accept the new range
+//   (growing: before the kernel is told, so its first I/O there is served; shrinking: after).
 // - A connection the kernel declared dead (LINK_DEAD) is replaced with a fresh socketpair by
 //   NBD_CMD_RECONFIGURE when a dead-connection timeout was given (I/O waits that long for it);
 //   after RECONNECT_LIMIT reconnects within a minute the device is disconnected instead, since
@@ -189,6 +192,7 @@ export class KernelDisk {
   /** ioctl: NBD_DO_IT has returned and the device is cleared. */
   #released = false;
   #resolveEnded: () => void = () => undefined;
+  #resizing: Promise<void> = Promise.resolve();
 
   constructor(d: DiskInit) {
     this.index = d.index;
@@ -205,6 +209,7 @@ export class KernelDisk {
     this.ended = new Promise((resolve) => { this.#resolveEnded = resolve; });
     for (const c of this.#conns) this.#watch(c);
     this.#unsubscribe.push(d.x.bdev.onRemove(() => { void this.stop('its bdev was removed'); }));
+    this.#unsubscribe.push(d.x.bdev.onResize(() => { this.#resizing = this.#resizing.then(() => this.#applySize()); }));
     if (d.family !== null && d.mode === 'netlink' && d.s.deadConnTimeout > 0) {
       this.#unsubscribe.push(onLinkDead(d.family, (i) => {
         if (i !== null && i !== this.index) return;
@@ -222,6 +227,24 @@ export class KernelDisk {
   }
 
   get bdevName(): string { return this.export.bdev.name; }
+
+  /** Resolves once the kernel has been told of every resize of the bdev so far (failures are logged). */
+  get resized(): Promise<void> { return this.#resizing; }
+
+  async #applySize(): Promise<void> {
+    const size = this.export.bdev.sizeBytes, was = this.export.size;
+    if (this.#stopping !== null || size === was) return;
+    if (size > was) this.export.setSize(size);
+    try {
+      if (this.mode === 'netlink') await native().nbd.resize(this.index, size, this.#backendId);
+      else await native().nbd.ioctlSetSize(this.device, size);
+      this.export.setSize(size);
+      this.#log.info({ from: was, to: size }, 'device resized');
+    } catch (err) {
+      // The kernel keeps the size it had: so does what we count as told (a shrink stays refused).
+      this.#log.warn({ err: kernelError(err, `resizing ${this.device}`, this.device).message, size }, 'the kernel did not take the new size');
+    }
+  }
 
   #watch(c: Conn): void {
     void c.done.then(() => { this.#onConnEnded(); });

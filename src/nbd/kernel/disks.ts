@@ -50,6 +50,11 @@ export class KernelDisks {
     return null;
   }
 
+  /** Resolves once every device has been told of the resizes of its bdev so far. */
+  async resized(): Promise<void> {
+    await Promise.all([...this.#disks].map((d) => d.resized));
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all([...this.#disks].map((d) => d.stop('the server is shutting down')));
   }

@@ -26,6 +26,15 @@ export const byName: JSONSchemaType<ByName> = {
   type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false,
 };
 
+interface Rescan { name: string; force?: boolean }
+const rescan: JSONSchemaType<Rescan> = {
+  type: 'object',
+  // force is aionbd's own: shrink below what connected clients were told.
+  properties: { name: { type: 'string' }, force: { type: 'boolean', nullable: true } },
+  required: ['name'],
+  additionalProperties: false,
+};
+
 export function registerAioMethods(r: Registrar, s: Server): void {
   r.method('bdev_aio_create', aioCreate, async (p, ctx) => {
     if (p.nowait === true) throw new UnsupportedError('nowait (RWF_NOWAIT) is not supported by this AIO bdev');
@@ -36,5 +45,5 @@ export function registerAioMethods(r: Registrar, s: Server): void {
     return b.name;
   });
   r.method('bdev_aio_delete', byName, async (p) => { await s.deleteBdev(p.name, 'aio'); return true; });
-  r.method('bdev_aio_rescan', byName, async (p) => { await s.rescanAio(p.name); return true; });
+  r.method('bdev_aio_rescan', rescan, async (p) => { await s.rescanAio(p.name, p.force ?? false); return true; });
 }

@@ -13,7 +13,7 @@ const getBdevs: JSONSchemaType<GetBdevs> = {
   additionalProperties: false,
 };
 
-interface GetIostat { name?: string; names?: string[]; per_channel?: boolean; reset_mode?: ResetMode }
+interface GetIostat { name?: string; names?: string[]; per_channel?: boolean; reset_mode?: ResetMode; latency_histograms?: boolean }
 const getIostat: JSONSchemaType<GetIostat> = {
   type: 'object',
   properties: {
@@ -21,6 +21,8 @@ const getIostat: JSONSchemaType<GetIostat> = {
     names: { type: 'array', items: { type: 'string' }, nullable: true },
     per_channel: { type: 'boolean', nullable: true },
     reset_mode: { type: 'string', enum: RESET_MODES, nullable: true },
+    // aionbd's own: each bdev's latency histograms (what `aionbd iostat` reads its p99 from).
+    latency_histograms: { type: 'boolean', nullable: true },
   },
   additionalProperties: false,
 };
@@ -54,6 +56,7 @@ export function registerBdevMethods(r: Registrar, s: Server): void {
   r.method('bdev_get_bdevs', getBdevs, (p) => s.getBdevs(p.name));
   r.method('bdev_get_iostat', getIostat, (p) => s.iostat({
     names: p.names ?? (p.name !== undefined ? [p.name] : undefined), perChannel: p.per_channel, resetMode: p.reset_mode,
+    latencyHistograms: p.latency_histograms,
   }));
   r.method('bdev_reset_iostat', resetIostat, (p) => { s.resetIostat(p.name, p.mode ?? 'all'); return true; });
   // Examine is synchronous here: every create has finished before it answers.

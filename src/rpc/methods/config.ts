@@ -1,4 +1,4 @@
-// save_config / load_config / framework_get_config. SPDK composes save and load in rpc.py;
+// save_config / load_config / framework_get_config / framework_get_subsystems. SPDK composes save and load in rpc.py;
 // here they are server methods, so `aionbd rpc save_config` is one request.
 import type { JSONSchemaType } from 'ajv';
 import { ConfigError } from '../../errors.js';
@@ -36,8 +36,18 @@ const getConfig: JSONSchemaType<GetConfig> = {
   type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false,
 };
 
+/**
+ * Our subsystems in the order save_config writes them and a config is applied (SPDK's
+ * initialization order), with what each needs first, as SPDK's framework_get_subsystems says it.
+ */
+export const SUBSYSTEMS: readonly { subsystem: string; depends_on: string[] }[] = [
+  { subsystem: 'bdev', depends_on: [] },
+  { subsystem: 'nbd', depends_on: ['bdev'] },
+];
+
 export function registerConfigMethods(r: Registrar, s: Server): void {
   r.method0('save_config', () => s.saveConfig());
+  r.method0('framework_get_subsystems', () => SUBSYSTEMS.map((x) => ({ subsystem: x.subsystem, depends_on: [...x.depends_on] })));
   r.method('framework_get_config', getConfig, (p) => {
     const sub = s.saveConfig().subsystems.find((x) => x.subsystem === p.name);
     if (sub === undefined) throw new ConfigError(`no subsystem "${p.name}" (aionbd has: bdev, nbd)`);

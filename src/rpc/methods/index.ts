@@ -4,9 +4,11 @@ import type { Server } from '../../target.js';
 import type { Registrar } from '../dispatcher.js';
 import { registerAioMethods } from './aio.js';
 import { registerBdevMethods } from './bdev.js';
+import { registerBdevSettingsMethods } from './bdev_settings.js';
 import { registerConfigMethods } from './config.js';
 import { registerDelayMethods } from './delay.js';
 import { registerErrorMethods } from './error.js';
+import { registerLogMethods } from './log.js';
 import { registerLvolMethods } from './lvol.js';
 import { registerMallocMethods } from './malloc.js';
 import { registerMiscMethods } from './misc.js';
@@ -17,7 +19,9 @@ import { registerSplitMethods } from './split.js';
 
 export function registerAll(r: Registrar, s: Server): void {
   registerMiscMethods(r);
+  registerLogMethods(r, s);
   registerBdevMethods(r, s);
+  registerBdevSettingsMethods(r, s);
   registerAioMethods(r, s);
   registerMallocMethods(r, s);
   registerErrorMethods(r, s);

@@ -1,5 +1,6 @@
 // Logical volumes: bdev_lvol_create_lvstore / _get_lvstores / _delete_lvstore and
-// bdev_lvol_create / _delete / _resize, with SPDK's params.
+// bdev_lvol_create / _get_lvols / _delete / _resize / _snapshot / _clone / _inflate /
+// _decouple_parent / _set_read_only, with SPDK's params (plus "force" on resize: ours).
 import type { JSONSchemaType } from 'ajv';
 import { InvalidBdevError } from '../../errors.js';
 import type { Server } from '../../target.js';
@@ -44,11 +45,33 @@ const which: JSONSchemaType<Which> = {
   additionalProperties: false,
 };
 
-interface Resize { name: string; size_in_mib: number }
+interface Resize { name: string; size_in_mib: number; force?: boolean }
 const resize: JSONSchemaType<Resize> = {
   type: 'object',
-  properties: { name: { type: 'string' }, size_in_mib: { type: 'integer', minimum: 1 } },
+  properties: {
+    name: { type: 'string' }, size_in_mib: { type: 'integer', minimum: 1 },
+    // aionbd's own: shrink below what connected clients were told.
+    force: { type: 'boolean', nullable: true },
+  },
   required: ['name', 'size_in_mib'],
+  additionalProperties: false,
+};
+
+interface Snapshot { lvol_name: string; snapshot_name: string }
+const snapshot: JSONSchemaType<Snapshot> = {
+  type: 'object', properties: { lvol_name: { type: 'string' }, snapshot_name: { type: 'string' } },
+  required: ['lvol_name', 'snapshot_name'], additionalProperties: false,
+};
+
+interface Clone { snapshot_name: string; clone_name: string }
+const clone: JSONSchemaType<Clone> = {
+  type: 'object', properties: { snapshot_name: { type: 'string' }, clone_name: { type: 'string' } },
+  required: ['snapshot_name', 'clone_name'], additionalProperties: false,
+};
+
+interface GetLvols { lvs_uuid?: string; lvs_name?: string }
+const getLvols: JSONSchemaType<GetLvols> = {
+  type: 'object', properties: { lvs_uuid: { type: 'string', nullable: true }, lvs_name: { type: 'string', nullable: true } },
   additionalProperties: false,
 };
 
@@ -67,5 +90,11 @@ export function registerLvolMethods(r: Registrar, s: Server): void {
     lvsName: oneStore(p), lvolName: p.lvol_name, sizeMib: p.size_in_mib, thin: p.thin_provision, uuid: p.lvol_uuid,
   }));
   r.method('bdev_lvol_delete', byName, async (p) => { await s.deleteLvol(p.name); return true; });
-  r.method('bdev_lvol_resize', resize, async (p) => { await s.resizeLvol(p.name, p.size_in_mib); return true; });
+  r.method('bdev_lvol_resize', resize, async (p) => { await s.resizeLvol(p.name, p.size_in_mib, p.force ?? false); return true; });
+  r.method('bdev_lvol_snapshot', snapshot, (p) => s.snapshotLvol(p.lvol_name, p.snapshot_name));
+  r.method('bdev_lvol_clone', clone, (p) => s.cloneLvol(p.snapshot_name, p.clone_name));
+  r.method('bdev_lvol_inflate', byName, async (p) => { await s.inflateLvol(p.name); return true; });
+  r.method('bdev_lvol_decouple_parent', byName, async (p) => { await s.decoupleLvolParent(p.name); return true; });
+  r.method('bdev_lvol_set_read_only', byName, async (p) => { await s.setLvolReadOnly(p.name); return true; });
+  r.method('bdev_lvol_get_lvols', getLvols, (p) => s.getLvols({ uuid: p.lvs_uuid, lvsName: p.lvs_name }));
 }

@@ -1,4 +1,5 @@
-// rpc_get_methods and aionbd_get_version (our spdk_get_version).
+// rpc_get_methods, and our version as aionbd_get_version and as spdk_get_version (the name
+// SPDK's users type from habit), in SPDK's result shape.
 import type { JSONSchemaType } from 'ajv';
 import { packageVersion } from '../../version.js';
 import type { Registrar } from '../dispatcher.js';
@@ -13,12 +14,14 @@ const getMethods: JSONSchemaType<GetMethods> = {
 export function registerMiscMethods(r: Registrar): void {
   // Every method is callable in every state (we have no start-up phase), so "current" changes nothing.
   r.method('rpc_get_methods', getMethods, () => r.names());
-  r.method0('aionbd_get_version', () => {
-    const v = packageVersion();
-    const m = /^(\d+)\.(\d+)\.(\d+)(.*)$/.exec(v);
-    return {
-      version: `aionbd v${v}`,
-      fields: { major: Number(m?.[1] ?? 0), minor: Number(m?.[2] ?? 0), patch: Number(m?.[3] ?? 0), suffix: m?.[4] ?? '' },
-    };
-  });
+  for (const name of ['aionbd_get_version', 'spdk_get_version']) r.method0(name, version);
+}
+
+function version(): { version: string; fields: { major: number; minor: number; patch: number; suffix: string } } {
+  const v = packageVersion();
+  const m = /^(\d+)\.(\d+)\.(\d+)(.*)$/.exec(v);
+  return {
+    version: `aionbd v${v}`,
+    fields: { major: Number(m?.[1] ?? 0), minor: Number(m?.[2] ?? 0), patch: Number(m?.[3] ?? 0), suffix: m?.[4] ?? '' },
+  };
 }
