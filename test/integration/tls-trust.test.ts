@@ -285,10 +285,12 @@ describe.skipIf(!have)('TLS settings that cannot be honoured stop `aionbd serve`
         '--aio', `${path.join(d, 'd.img')},size=1M`, ...args()], { timeoutMs: 8000, cwd: d });
       expect(r.timedOut).toBe(false);
       expect(r.code).toBe(2);
+      // A failed start logs its JSON record first (stderr is not a terminal), then the one line.
       const lines = r.stderr.trim().split('\n');
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^aionbd: /);
-      expect((lines[0] as string).slice('aionbd: '.length)).toMatch(message);
+      expect(lines).toHaveLength(2);
+      expect(JSON.parse(lines[0] as string)).toMatchObject({ level: 50 });
+      expect(lines[1]).toMatch(/^aionbd: /);
+      expect((lines[1] as string).slice('aionbd: '.length)).toMatch(message);
     } finally {
       rmrf(d);
     }
