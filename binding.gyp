@@ -13,6 +13,8 @@
         "native/aio_engine.cc",
         "native/aligned.cc",
         "native/file_ops.cc",
+        "native/heap.cc",
+        "native/limits.cc",
         "native/open_file.cc",
         "native/sock_io.cc",
         "native/os_error.cc",

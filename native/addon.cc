@@ -14,6 +14,9 @@ Napi::Value FileOpAsync(const Napi::CallbackInfo& info);
 Napi::Value FileInfo(const Napi::CallbackInfo& info);
 Napi::Value OpenFile(const Napi::CallbackInfo& info);
 Napi::Value PeerCred(const Napi::CallbackInfo& info);
+Napi::Value FileLimit(const Napi::CallbackInfo& info);
+Napi::Value ReduceHeap(const Napi::CallbackInfo& info);
+Napi::Value TrimMalloc(const Napi::CallbackInfo& info);
 Napi::Object RbdInit(Napi::Env env);
 
 namespace {
@@ -36,6 +39,9 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("fileInfo", Napi::Function::New(env, FileInfo, "fileInfo"));
   exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
+  exports.Set("fileLimit", Napi::Function::New(env, FileLimit, "fileLimit"));
+  exports.Set("reduceHeap", Napi::Function::New(env, ReduceHeap, "reduceHeap"));
+  exports.Set("trimMalloc", Napi::Function::New(env, TrimMalloc, "trimMalloc"));
   exports.Set("nbd", NbdAttachInit(env));
   exports.Set("rbd", RbdInit(env));
   exports.Set("slotLayout", Napi::Function::New(env, SlotLayoutOf, "slotLayout"));

@@ -4,7 +4,6 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <vector>
 
 namespace aionbd {
 
@@ -12,8 +11,10 @@ namespace aionbd {
 // reads land in buffers JS chooses (a reused receive buffer, or straight into a WRITE's pooled
 // payload buffer), and replies leave in one writev per batch from a queue JS fills. The class
 // is a thin layer over recv/sendmsg/uv_poll: framing, ordering, backpressure and buffer
-// lifetimes stay in JS (src/nbd/native_socket.ts). It works on its own dup of the socket's fd,
-// so the net.Socket that accepted the connection keeps its fd and its handle untouched.
+// lifetimes stay in JS (src/nbd/native_transport.ts). It works on its own dup of the socket's fd,
+// so the net.Socket that accepted the connection keeps its fd and its handle untouched: JS
+// closes that net.Socket once it is done with it when nobody else holds it, and the dup is then
+// the connection's only fd.
 class SockIo : public Napi::ObjectWrap<SockIo> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -48,7 +49,6 @@ class SockIo : public Napi::ObjectWrap<SockIo> {
   uint32_t* qOff_ = nullptr;
   uint32_t* qLen_ = nullptr;
   uint32_t qCap_ = 0;
-  std::vector<struct iovec> iov_;
 
   Napi::FunctionReference onEvent_;
   Napi::AsyncContext* async_ = nullptr;

@@ -22,10 +22,11 @@ import { hogCommand, startHog } from './bench/cpuhog.mjs';
 import { runFio } from './bench/fio.mjs';
 import { FILLS, freshImage } from './bench/image.mjs';
 import { markdown, MIN_ROUNDS, MIN_RUNTIME_SEC } from './bench/markdown.mjs';
-import { parseOptions, USAGE, UsageError } from './bench/options.mjs';
+import { BASELINE_TARGET, parseOptions, USAGE, UsageError } from './bench/options.mjs';
 import { estimate, humanDuration, rotated, targetsFor } from './bench/plan.mjs';
 import { stopAll } from './bench/procs.mjs';
 import { rbdSection } from './bench/rbd.mjs';
+import { formatConnectionScale, scaleConnections } from './bench/scale_connections.mjs';
 import { updateReadme } from './bench/readme.mjs';
 import { buildRows, checkGoals, REPORT_FORMAT } from './bench/report.mjs';
 import { scaleBdevs, scaleLines } from './bench/scale_bdevs.mjs';
@@ -117,6 +118,22 @@ async function render(jsonFile, outDir) {
   return png === null ? 1 : 0;
 }
 
+/**
+ * --scale-connections: what an idle connection costs, for this checkout (and the baseline's).
+ * @param {number} count
+ * @param {string} tmpDir
+ * @param {string|null} baseline
+ * @returns {Promise<number>}
+ */
+async function scaleSection(count, tmpDir, baseline) {
+  ensureBuilt(say);
+  for (const [label, bin] of [['aionbd', undefined], ...(baseline !== null ? [[BASELINE_TARGET, path.join(baseline, 'bin', 'aionbd.js')]] : [])]) {
+    const r = await scaleConnections({ count, tmpDir, bin, say });
+    process.stdout.write(`${formatConnectionScale(r).map((l, i) => (i === 0 ? `${l} [${label}]` : l)).join('\n')}\n`);
+  }
+  return 0;
+}
+
 async function main() {
   /** @type {import('./bench/options.mjs').BenchOptions} */
   let opts;
@@ -134,6 +151,7 @@ async function main() {
   }
   if (opts.render !== null) return render(opts.render, opts.outDir);
   if (opts.rbd) return rbdSection(opts, DOCS_DIR, say);
+  if (opts.scaleConnections !== null) return scaleSection(opts.scaleConnections, opts.tmpDir, opts.baseline);
   if (opts.scale !== null) {
     ensureBuilt(say);
     for (const root of [REPO_ROOT, ...(opts.baseline !== null ? [opts.baseline] : [])]) {

@@ -124,6 +124,16 @@ export interface NbdConnectParams {
   fds: number[];
 }
 
+/** RLIMIT_NOFILE (-1: unlimited); see native/limits.cc. */
+export interface FileLimit {
+  soft: number;
+  hard: number;
+  /** The soft limit before a raise was asked for. */
+  before: number;
+  /** errno of a raise the kernel refused, else 0. */
+  error: number;
+}
+
 export interface NativeAddon {
   /** Sets up the first context of `events` events; throws an OsError (syscall io_setup) when the kernel refuses it. */
   AioEngine: new (events: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
@@ -135,6 +145,12 @@ export interface NativeAddon {
   fileInfo(fd: number): FileInfo;
   /** SO_PEERCRED of a connected unix socket; throws an OsError. */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** RLIMIT_NOFILE; with raise, its soft limit is first set to the hard one. */
+  fileLimit(raise: boolean): FileLimit;
+  /** Asks V8 for a memory-reducing collection (moderate memory pressure); returns at once. */
+  reduceHeap(): void;
+  /** malloc_trim(0): gives the C heap's free pages back to the system; true if any were. */
+  trimMalloc(): boolean;
   /** Opens without blocking and judges the fd; throws an OsError (code, errno, syscall). */
   openFile(path: string, opts: OpenFileOptions): OpenedFile;
   slotLayout(slots: number): SlotLayout;

@@ -63,6 +63,10 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
                        rounds (--rounds, --runtime, --ramp, --size apply); writes
                        performance-rbd.md/.json. Needs ceph-mon ceph-osd ceph-common
                        qemu-block-extra
+  --scale-connections N
+                       only the "scale: connections" section: N idle connections to one server
+                       (KiB of RSS and fds per connection, RSS 10 s after they close; with
+                       --baseline, the other checkout too), printed as cost per unit
   --render FILE        only rebuild performance.md, performance.png (and the README summary,
                        when the output is docs/) from an earlier performance.json
   --scale N            instead of the rounds: create N AIO bdevs + exports over JSON-RPC on one
@@ -86,6 +90,7 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
  * @property {string} tmpDir
  * @property {boolean} install
  * @property {string|null} render  an earlier performance.json to render again
+ * @property {number|null} scaleConnections  run only the connection scale section, with this many
  * @property {number|null} scale    --scale N: bdevs for the scale section (null: not asked)
  * @property {boolean} list
  * @property {boolean} rbd           run the RBD section (scripts/bench/rbd.mjs) instead
@@ -150,7 +155,7 @@ export function parseOptions(argv) {
         size: { type: 'string' }, rounds: { type: 'string' }, runtime: { type: 'string' }, ramp: { type: 'string' },
         fills: { type: 'string' }, workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
         'out-dir': { type: 'string' }, 'tmp-dir': { type: 'string' },
-        'no-install': { type: 'boolean' }, rbd: { type: 'boolean' }, render: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'no-install': { type: 'boolean' }, rbd: { type: 'boolean' }, render: { type: 'string' }, 'scale-connections': { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         scale: { type: 'string' },
       },
     });
@@ -197,6 +202,7 @@ export function parseOptions(argv) {
     tmpDir: str('tmp-dir') ?? '/var/tmp',
     install: v['no-install'] !== true,
     render: str('render') ?? null,
+    scaleConnections: str('scale-connections') === undefined ? null : Math.floor(num('--scale-connections', str('scale-connections') ?? '', 1, 100_000)),
     scale: str('scale') === undefined ? null : Math.floor(num('--scale', str('scale') ?? '', 1, 100_000)),
     list: v['list'] === true,
     rbd: v['rbd'] === true,

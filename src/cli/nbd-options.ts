@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { MAX_CONNECTIONS_CAP, RESERVED_FDS } from '../nbd/admission.js';
 import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET } from '../nbd/budget.js';
 import { DEFAULT_MAX_PAYLOAD } from '../nbd/constants.js';
 import type { TlsMode } from '../nbd/handshake.js';
@@ -37,7 +38,7 @@ export function addNbdOptions(cmd: Command): Command {
     .option('--max-payload <size>', `largest READ/WRITE payload, advertised to clients (power of two, default ${formatSize(DEFAULT_MAX_PAYLOAD)})`, powerOfTwoArg(4096, 2 ** 31, formatSize))
     .option('--memory-budget <size>', `bytes of request buffers and queued replies in flight, server-wide (default ${formatSize(DEFAULT_MEMORY_BUDGET)})`, budgetArg)
     .option('--handshake-timeout <seconds>', 'drop clients that have not finished the handshake (default 10)', secondsArg(0.001, 3600))
-    .option('--max-connections <n>', 'connections at once (default 1024)', intArg(1, 1_000_000))
+    .option('--max-connections <n>', `connections at once (default: (open-file limit - ${RESERVED_FDS}) / 2, after raising the soft RLIMIT_NOFILE to the hard one; the start-up log says the values)`, intArg(1, MAX_CONNECTIONS_CAP))
     .option('--max-connections-per-client <n>', 'connections at once from one TCP client address (default 256; unix-socket clients count only toward --max-connections)', intArg(1, 1_000_000))
     .option('--idle-timeout <seconds>', 'close connections with no request in flight for this long (default 0: never; the kernel keeps idle connections while a device is attached)', secondsArg(0, 2_000_000))
     .option('--no-extended-headers', 'do not offer NBD_OPT_EXTENDED_HEADERS')
@@ -58,6 +59,8 @@ export function serverOptionsFrom(o: NbdCliOptions): ServerOptions {
   return {
     tls,
     extendedHeaders: o.extendedHeaders,
+    // A daemon that holds thousands of sockets takes the open-file limit the system allows it.
+    raiseFileLimit: true,
     ...(o.maxPayload !== undefined ? { maxPayload: o.maxPayload } : {}),
     ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}),
     ...(o.handshakeTimeout !== undefined ? { handshakeTimeoutMs: Math.round(o.handshakeTimeout * 1000) } : {}),

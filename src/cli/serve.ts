@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { parseListenAddress, formatAddress, nbdUri, type ListenAddress } from '../nbd/address.js';
 import { DEFAULT_PORT } from '../nbd/constants.js';
 import type { Export } from '../nbd/export.js';
+import { describeLimits } from '../nbd/limits.js';
 import { parseMetricsAddress } from '../metrics/http.js';
 import { readConfigFile } from '../rpc/config.js';
 import { rpcAddress } from '../rpc/socket.js';
@@ -89,6 +90,7 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   if (privateSocket !== null) addrs.push({ kind: 'unix', path: privateSocket.path });
 
   const server = new Server({ log, queueDepth: opts.queueDepth, ...(opts.nbd !== undefined ? { nbd: opts.nbd } : {}) });
+  log.info({ limits: server.nbd.limits }, describeLimits(server.nbd.limits));
   const inherited = opts.listen.length === 0 && opts.stdio !== true && !captive ? inheritedFds() : [];
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {

@@ -5,8 +5,13 @@ import net from 'node:net';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 
-/** Connections at once, server-wide. */
-export const DEFAULT_MAX_CONNECTIONS = 1024;
+/**
+ * File descriptors kept out of the default connection limit: listeners, the RPC socket and its
+ * clients, the event loop's own (epoll, eventfds, signal pipes), log files.
+ */
+export const RESERVED_FDS = 256;
+/** The largest default connection limit (and the most --max-connections takes). */
+export const MAX_CONNECTIONS_CAP = 1_000_000;
 /**
  * Connections at once from one TCP client address. A kernel with many multi-connection devices
  * (say 16 devices of `nbd-client -C 8`, or 32 of 4: 128 connections) fits twice over, while one
@@ -15,6 +20,18 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 256;
 /** At most one refusal line per this interval; the others are counted into the next one. */
 const REFUSAL_LOG_INTERVAL_MS = 1000;
+
+/**
+ * The default server-wide connection limit for an open-file limit (RLIMIT_NOFILE's soft limit,
+ * -1 for none): half of what is left after RESERVED_FDS. A connection holds one fd (two for a
+ * moment while it is taken over from Node's socket, and two for good when an embedding program
+ * hands in a socket it keeps); the other half stays free for bdevs, each of which keeps its file
+ * open. So connections run out before fds do, and a refusal says which limit was hit.
+ */
+export function maxConnectionsFor(openFiles: number): number {
+  if (openFiles < 0) return MAX_CONNECTIONS_CAP;
+  return Math.min(MAX_CONNECTIONS_CAP, Math.max(1, Math.floor((openFiles - RESERVED_FDS) / 2)));
+}
 
 export function checkLimit(what: string, n: number): number {
   if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${what} ${n} must be a whole number of at least 1`);

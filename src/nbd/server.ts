@@ -8,7 +8,9 @@ import { bufferPool, type BufferPool } from '../bdev/buffers.js';
 import { ExportExistsError, ListenError, ServerClosedError, UsageError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { formatAddress, parseListenAddress, type ListenAddress } from './address.js';
-import { Admission, clientKey, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './admission.js';
+import { Admission, clientKey, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './admission.js';
+import { openFileLimits, type ServerLimits } from './limits.js';
+import { CONNECTION_HEAP_BYTES, noteGarbage } from '../util/heap_settle.js';
 import { claimSocketPath, listenUnix } from '../util/unix-socket.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_PAYLOAD } from './constants.js';
 import { Export, type ExportOptions } from './export.js';
@@ -30,7 +32,10 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** Requests in flight per connection. Default 128 (the kernel's tags per connection). */
   requestsPerConnection?: number;
-  /** Connections at once; more are refused. Default 1024. */
+  /**
+   * Connections at once; more are refused. Default: half of the open-file limit left after 256
+   * fds kept for other uses, (RLIMIT_NOFILE - 256) / 2 (see maxConnectionsFor).
+   */
   maxConnections?: number;
   /**
    * Connections at once from one TCP client address; more from it are refused. Default 256.
@@ -49,6 +54,12 @@ export interface ServerOptions {
   tls?: TlsSettings | null;
   /** Offer NBD_OPT_EXTENDED_HEADERS (default true). */
   extendedHeaders?: boolean;
+  /**
+   * Raise the process's RLIMIT_NOFILE soft limit to its hard limit first (default false: an
+   * embedding program's process limits are its own to set; `aionbd serve` asks for it). Node
+   * usually raises it at start-up already; this covers the processes where it did not.
+   */
+  raiseFileLimit?: boolean;
   log?: Logger;
 }
 
@@ -67,6 +78,8 @@ export class NbdServer implements HandshakeHost {
   readonly maxPayload: number;
   readonly tls: TlsSettings | null;
   readonly extendedHeaders: boolean;
+  /** The limits in effect, for the start-up log and diagnostics. */
+  readonly limits: ServerLimits;
   readonly #handshakeTimeoutMs: number;
   readonly #depth: number;
   readonly #admission: Admission;
@@ -95,8 +108,12 @@ export class NbdServer implements HandshakeHost {
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#depth = opts.requestsPerConnection ?? 128;
     this.#log = opts.log ?? logger();
-    this.#admission = new Admission(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    const files = openFileLimits(opts.raiseFileLimit === true, opts.maxConnections);
+    this.#admission = new Admission(files.maxConnections,
       opts.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT, this.#log);
+    this.limits = {
+      ...files, maxConnectionsPerClient: this.#admission.maxPerClient, memoryBudget: this.#budget.total, requestsPerConnection: this.#depth,
+    };
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? 0;
     if (!Number.isFinite(this.#idleTimeoutMs) || this.#idleTimeoutMs < 0 || this.#idleTimeoutMs > 2 ** 31 - 1) {
       throw new UsageError(`idle timeout ${this.#idleTimeoutMs} ms must be 0 (off) or a positive number of milliseconds`);
@@ -154,7 +171,7 @@ export class NbdServer implements HandshakeHost {
   /** Listens on an inherited listening socket (systemd socket activation: LISTEN_FDS). */
   async listenFd(fd: number): Promise<void> {
     if (this.#state !== 'open') throw new ServerClosedError();
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.accept(sock, sock.remoteFamily !== undefined); });
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.#accept(sock, sock.remoteFamily !== undefined, true); });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`inherited fd ${fd}`, err)));
       server.listen({ fd }, () => resolve());
@@ -169,7 +186,7 @@ export class NbdServer implements HandshakeHost {
     if (this.#state !== 'open') throw new ServerClosedError();
     const a = typeof addr === 'string' ? parseListenAddress(addr) : addr;
     if (a.kind === 'unix') await claimSocketPath(formatAddress(a), a.path);
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.accept(sock, a.kind === 'tcp'); });
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.#accept(sock, a.kind === 'tcp', true); });
     if (a.kind === 'unix') {
       await listenUnix(server, formatAddress(a), a.path);
     } else {
@@ -190,7 +207,10 @@ export class NbdServer implements HandshakeHost {
    * or one end of a socketpair): handshake, then transmission. Resolves when the connection
    * is over and every buffer it used is back.
    */
-  accept(sock: Duplex, tcp = false): Promise<void> {
+  accept(sock: Duplex, tcp = false): Promise<void> { return this.#accept(sock, tcp, false); }
+
+  /** `owned`: the socket came from one of our listeners, so nobody else may destroy it. */
+  #accept(sock: Duplex, tcp: boolean, owned: boolean): Promise<void> {
     const peer = tcp ? clientKey(sock) : null;
     const refusal = this.#admission.admit(peer, this.#conns.size, this.#state !== 'open');
     if (refusal !== null) {
@@ -217,7 +237,7 @@ export class NbdServer implements HandshakeHost {
         conn.sock = socket;
         const t = new Transmission(socket, x, {
           maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style, metaContexts,
-          closing: () => this.closing(),
+          closing: () => this.closing(), ownsSocket: owned,
         }, leftover);
         conn.t = t;
         conn.x = x;
@@ -265,7 +285,9 @@ export class NbdServer implements HandshakeHost {
   }
 
   #drop(conn: Conn): void {
-    if (this.#conns.delete(conn)) this.#admission.release(conn.peer);
+    if (!this.#conns.delete(conn)) return;
+    this.#admission.release(conn.peer);
+    noteGarbage(CONNECTION_HEAP_BYTES);
   }
 
   // One timer per connection, re-armed for the time left: a request in flight or bytes received

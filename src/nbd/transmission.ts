@@ -23,7 +23,10 @@ import { RequestFramer, type RequestSink } from './framing.js';
 import {
   ReplyStyle, encodeBlockStatus, encodeErrorChunk, encodeHoleChunk, writeDataChunkHeader, writeDoneReply, type Extent,
 } from './replies.js';
-import { openTransport, type Transport, type TransportHost, type Written } from './transport.js';
+import { openTransport } from './open_transport.js';
+import { SLOT_IDLE_MS, trimWhenIdle, type IdleTrimmable } from './slot_trim.js';
+import { noteGarbage, SLOT_HEAP_BYTES } from '../util/heap_settle.js';
+import type { Transport, TransportHost, Written } from './transport.js';
 import { validate, type ExportLimits } from './validate.js';
 import { writeSimpleReply } from './wire.js';
 
@@ -41,6 +44,13 @@ export const SHUTDOWN_REFUSE_MS = 100;
 export const HOLE_SCAN_MIN = 256 * 1024;
 /** Extents one READ is split into, at most; the rest is sent as data. */
 const READ_EXTENTS = 16;
+/**
+ * Request slots a connection keeps once idle. Slots are made as requests need them (up to the
+ * depth) and those above this are dropped after SLOT_IDLE_MS without work: a slot with its
+ * buffers and bound callbacks is about 1 KiB of heap, and 128 of them per idle connection would
+ * be most of what thousands of idle connections cost.
+ */
+const IDLE_SLOTS = 4;
 
 class Slot {
   state = SlotState.Free;
@@ -52,11 +62,11 @@ class Slot {
   buf: Buffer | null = null;
   /** Holes and data of a structured READ, when it was scanned. */
   extents: Extent[] | null = null;
-  readonly cookie = Buffer.alloc(8);
+  readonly cookie: Buffer;
   /** The request's offset field as sent: extended replies echo it byte for byte. */
-  readonly offsetRaw = Buffer.alloc(8);
+  readonly offsetRaw: Buffer;
   /** Room for the largest header we write per request: an extended chunk header plus a u64. */
-  readonly hdr = Buffer.alloc(48);
+  readonly hdr: Buffer;
   readonly hdrDone: Buffer;
   readonly hdrData: Buffer;
   readonly io: BdevIo;
@@ -76,6 +86,11 @@ class Slot {
   readonly piece: Written;
 
   constructor(owner: Transmission, style: ReplyStyle) {
+    // One small allocation for the three: each ArrayBuffer of its own costs far more than its bytes.
+    const mem = Buffer.alloc(64);
+    this.hdr = mem.subarray(0, 48);
+    this.cookie = mem.subarray(48, 56);
+    this.offsetRaw = mem.subarray(56, 64);
     // Bound once per slot: no closure per request.
     this.io = newIo(() => owner.onIoDone(this));
     this.onWritten = (): void => owner.release(this);
@@ -98,9 +113,11 @@ export interface TransmissionOptions {
   closing(): boolean;
   /** The server-wide memory budget (default: one of its own, of the default size). */
   budget?: MemoryBudget;
+  /** The server accepted the socket itself and nobody else holds it (see TransportOptions.owned). */
+  ownsSocket?: boolean;
 }
 
-export class Transmission implements RequestSink, TransportHost {
+export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   readonly #transport: Transport;
   readonly #x: Export;
   /** Every request goes through it: aligned ones straight to the bdev, others bounced. */
@@ -111,6 +128,10 @@ export class Transmission implements RequestSink, TransportHost {
   readonly #log: Logger;
   readonly #framer: RequestFramer;
   readonly #free: Slot[] = [];
+  /** Slots made so far (free or busy); at most the depth. */
+  #made = 0;
+  /** Registered with the idle trimmer, which has not visited since. */
+  #trimQueued = false;
   #busy = 0;
   #payloadSlot: Slot | null = null;
   readonly #account: BudgetAccount;
@@ -144,7 +165,6 @@ export class Transmission implements RequestSink, TransportHost {
     // A rejected payload up to twice the limit is read and dropped to stay in sync; beyond, we
     // hang up. With extended headers the spec asks for a hang-up above the limit itself.
     this.#framer = new RequestFramer(this, extended ? opts.maxPayload : 2 * opts.maxPayload, extended);
-    for (let i = 0; i < opts.depth; i++) this.#free.push(new Slot(this, opts.style));
     this.done = new Promise((resolve) => { this.#resolveDone = resolve; });
     x.stats.connections++;
     // A kernel device's export grows or shrinks with its bdev once the kernel has been told.
@@ -156,11 +176,13 @@ export class Transmission implements RequestSink, TransportHost {
       this.#framer.resume();
       this.#transport.resume();
     });
-    this.#transport = openTransport(sock, this, opts.pool, this.#log, leftover);
+    this.#transport = openTransport(sock, this, { pool: opts.pool, log: this.#log, leftover, owned: opts.ownsSocket === true });
     this.#transport.start();
   }
 
   get inflight(): number { return this.#busy; }
+  /** Request slots this connection holds now (free or busy), for tests and diagnostics. */
+  get slots(): number { return this.#made; }
 
   /** How long the connection has been idle at `now` (performance.now()): 0 while a request is in flight. */
   idleFor(now: number): number {
@@ -229,8 +251,21 @@ export class Transmission implements RequestSink, TransportHost {
     }
   }
 
+  #newSlot(): Slot {
+    this.#made++;
+    return new Slot(this, this.#style);
+  }
+
+  trimIdleSlots(now: number): boolean {
+    if (!this.#dead && this.idleFor(now) < SLOT_IDLE_MS) return false; // busy, or not idle long enough yet
+    const drop = this.#dead ? this.#free.length : this.#free.length - IDLE_SLOTS;
+    if (drop > 0) { this.#free.length -= drop; this.#made -= drop; noteGarbage(drop * SLOT_HEAP_BYTES); }
+    this.#trimQueued = false;
+    return true;
+  }
+
   // RequestSink
-  hasFreeSlot(): boolean { return this.#free.length > 0; }
+  hasFreeSlot(): boolean { return this.#free.length > 0 || this.#made < this.#opts.depth; }
 
   admit(type: number, _flags: number, offset: number, length: number, payload: boolean): boolean {
     const charge = (type === NBD_CMD.READ || (type === NBD_CMD.WRITE && payload)) && length <= this.#opts.maxPayload && length > 0
@@ -246,7 +281,7 @@ export class Transmission implements RequestSink, TransportHost {
       this.#stopInput();
       return null;
     }
-    const s = this.#free.pop() as Slot;
+    const s = this.#free.pop() ?? this.#newSlot();
     this.#busy++;
     s.charge = this.#admitted;
     this.#admitted = 0;
@@ -532,7 +567,10 @@ export class Transmission implements RequestSink, TransportHost {
     if (s.charge > 0) { const c = s.charge; s.charge = 0; this.#account.release(c); }
     s.state = SlotState.Free;
     this.#free.push(s);
-    if (--this.#busy === 0) this.#lastActive = performance.now();
+    if (--this.#busy === 0) {
+      this.#lastActive = performance.now();
+      if (this.#free.length > IDLE_SLOTS && !this.#trimQueued) { this.#trimQueued = true; trimWhenIdle(this); }
+    }
     if (!this.#dead) {
       // A header parked for want of a slot goes first, then the bytes held behind it.
       this.#framer.resume();

@@ -27,6 +27,8 @@ export interface StartOptions {
   /** How long to wait for them (default 15 s); on expiry the child is killed and its stderr reported. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** A command the server runs under, which execs it (e.g. ['prlimit', '--nofile=1024:4096']). */
+  wrapper?: string[];
   /** Runs in the fresh directory before the server starts (e.g. to write an image file). */
   prepare?: (dir: string) => void;
 }
@@ -115,7 +117,8 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   const want = opts.exports ?? Math.max(opts.aio?.length ?? 0, 1);
   const timeoutMs = opts.timeoutMs ?? 15_000;
 
-  const proc = spawn(process.execPath, [BIN, 'serve', ...args], {
+  const [cmd, ...pre] = [...(opts.wrapper ?? []), process.execPath];
+  const proc = spawn(cmd as string, [...pre, BIN, 'serve', ...args], {
     cwd: dir, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = ''; let stderr = '';

@@ -274,7 +274,7 @@ describe('bench report arithmetic', () => {
 
 describe.skipIf(!has)('bench script failures', () => {
   it('a bad option is one line on stderr and exit 2', async () => {
-    for (const args of [['--targets', 'bogus'], ['--fills', 'bogus']]) {
+    for (const args of [['--targets', 'bogus'], ['--fills', 'bogus'], ['--scale-connections', 'bogus']]) {
       const r = await run(process.execPath, [BENCH, ...args], { timeoutMs: 30_000 });
       expect(r.code, explain(r)).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);

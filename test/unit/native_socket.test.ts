@@ -12,6 +12,7 @@ import { bufferPool } from '../../src/bdev/buffers.js';
 import { silentLogger } from '../../src/log.js';
 import { Export } from '../../src/nbd/export.js';
 import { ReplyStyle } from '../../src/nbd/replies.js';
+import { SLOT_IDLE_MS } from '../../src/nbd/slot_trim.js';
 import { Transmission } from '../../src/nbd/transmission.js';
 import { aliveAfterGc } from '../helpers/gc.js';
 import { RawClient, request, readSimpleReply } from '../helpers/wire.js';
@@ -58,12 +59,25 @@ describe('transmission transports', () => {
     rmrf(dir);
   });
 
-  function serve(sock: Duplex, leftover: Buffer | null = null): Transmission {
+  function serve(sock: Duplex, leftover: Buffer | null = null, ownsSocket = false): Transmission {
     return new Transmission(sock, x, {
       maxPayload: 32 * MiB, depth: 16, pool: bufferPool(), log: silentLogger(), style: ReplyStyle.Simple,
-      metaContexts: [], closing: () => false,
+      metaContexts: [], closing: () => false, ownsSocket,
     }, leftover);
   }
+
+  /** Replies to `n` 4 KiB READs in any order, by cookie. */
+  async function readReplies(client: RawClient, n: number): Promise<Map<bigint, Buffer>> {
+    const got = new Map<bigint, Buffer>();
+    for (let i = 0; i < n; i++) {
+      const r = await readSimpleReply(client, 10_000);
+      expect(r.error).toBe(0);
+      got.set(r.cookie, await client.read(4096));
+    }
+    return got;
+  }
+
+  const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
 
   async function connect(): Promise<{ client: RawClient; server: net.Socket }> {
     const got = new Promise<net.Socket>((r) => { accepted = r; });
@@ -206,5 +220,88 @@ describe('transmission transports', () => {
       return new WeakRef(t);
     };
     expect(await aliveAfterGc([await open(), await open(), await open()])).toBe(0);
+  });
+
+  it('parses every connection from one shared receive buffer: input held back for want of a slot is copied out, not overwritten', async () => {
+    const image = pattern(256 * 4096, 11);
+    const fd = fs.openSync(path.join(dir, 'd.img'), 'r+');
+    try { fs.writeSync(fd, image, 0, image.length, 0); } finally { fs.closeSync(fd); }
+    // Three times the depth in one write each: every connection holds input back while the
+    // others read into the same buffer.
+    const conns: { k: number; client: RawClient; t: Transmission; wire: Buffer }[] = [];
+    for (let k = 0; k < 3; k++) {
+      const { client, server } = await connect();
+      const t = serve(server);
+      expect(t.transportKind).toBe('native');
+      const reqs: Buffer[] = [];
+      for (let i = 0; i < 48; i++) reqs.push(request(CMD.READ, { cookie: BigInt(i), offset: ((k * 48 + i) * 37 % 256) * 4096, length: 4096 }));
+      conns.push({ k, client, t, wire: Buffer.concat(reqs) });
+    }
+    for (const c of conns) c.client.write(c.wire);
+    for (const c of conns) {
+      const got = await readReplies(c.client, 48);
+      for (let i = 0; i < 48; i++) {
+        const at = ((c.k * 48 + i) * 37 % 256) * 4096;
+        expect(got.get(BigInt(i))?.equals(image.subarray(at, at + 4096))).toBe(true);
+      }
+      c.client.close();
+      await c.t.done;
+    }
+  });
+
+  it('a connection that breaks the protocol in the middle of a read lets go of the shared buffer safely; the next one is served', async () => {
+    const bad = await connect();
+    const tb = serve(bad.server);
+    const junk = Buffer.alloc(28, 0xee);
+    bad.client.write(Buffer.concat([request(CMD.READ, { cookie: 1n, offset: 0, length: 4096 }), junk]));
+    expect(await bad.client.waitClosed(3000)).toBe(true);
+    await tb.done;
+    const good = await connect();
+    const tg = serve(good.server);
+    good.client.write(request(CMD.READ, { cookie: 2n, offset: 4096, length: 4096 }));
+    expect((await readSimpleReply(good.client)).error).toBe(0);
+    await good.client.read(4096);
+    good.client.close();
+    await tg.done;
+  });
+
+  it('a socket the server owns is closed once taken over: one fd per connection; one handed in stays open', async () => {
+    const owned = await connect();
+    const before = fdCount();
+    const to = serve(owned.server, null, true);
+    expect(to.transportKind).toBe('native');
+    await until(() => owned.server.destroyed);
+    expect(fdCount()).toBe(before); // the dup took the place of the net.Socket's fd
+    owned.client.write(request(CMD.READ, { cookie: 4n, offset: 0, length: 4096 }));
+    expect((await readSimpleReply(owned.client)).error).toBe(0);
+    await owned.client.read(4096);
+
+    const lent = await connect();
+    const before2 = fdCount();
+    const tl = serve(lent.server);
+    expect(fdCount()).toBe(before2 + 1);
+    expect(lent.server.destroyed).toBe(false);
+    lent.server.destroy(); // whoever handed it in may still drop the connection this way
+    expect(await lent.client.waitClosed(3000)).toBe(true);
+    await tl.done;
+
+    owned.client.close();
+    await to.done;
+  });
+
+  it('makes request slots as requests need them and drops the spare ones once the connection is idle', async () => {
+    const { client, server } = await connect();
+    const t = serve(server);
+    expect(t.slots).toBe(0);
+    const reqs: Buffer[] = [];
+    for (let i = 0; i < 16; i++) reqs.push(request(CMD.READ, { cookie: BigInt(i), offset: i * 4096, length: 4096 }));
+    client.write(Buffer.concat(reqs));
+    await readReplies(client, 16);
+    expect(t.slots).toBeGreaterThan(4);
+    await until(() => t.slots <= 4, 3 * SLOT_IDLE_MS);
+    client.write(request(CMD.READ, { cookie: 99n, offset: 0, length: 4096 }));
+    expect((await readReplies(client, 1)).has(99n)).toBe(true);
+    client.close();
+    await t.done;
   });
 });
