@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     include: ['test/**/*.test.ts'],
+    // Starts nothing: names where the run's shared Ceph cluster goes, and stops it at the end.
+    globalSetup: ['test/setup/ceph.ts'],
     // Kernel VM tests take the whole machine; run files one at a time so timings stay bounded.
     fileParallelism: false,
   },

@@ -17,6 +17,7 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info);
 Napi::Value FileLimit(const Napi::CallbackInfo& info);
 Napi::Value ReduceHeap(const Napi::CallbackInfo& info);
 Napi::Value TrimMalloc(const Napi::CallbackInfo& info);
+Napi::Object RbdInit(Napi::Env env);
 
 namespace {
 
@@ -42,6 +43,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("reduceHeap", Napi::Function::New(env, ReduceHeap, "reduceHeap"));
   exports.Set("trimMalloc", Napi::Function::New(env, TrimMalloc, "trimMalloc"));
   exports.Set("nbd", NbdAttachInit(env));
+  exports.Set("rbd", RbdInit(env));
   exports.Set("slotLayout", Napi::Function::New(env, SlotLayoutOf, "slotLayout"));
   // Kernel ABI values, taken from the headers we build against rather than retyped in JS.
   Napi::Object k = Napi::Object::New(env);

@@ -25,6 +25,7 @@ import { markdown, MIN_ROUNDS, MIN_RUNTIME_SEC } from './bench/markdown.mjs';
 import { BASELINE_TARGET, parseOptions, USAGE, UsageError } from './bench/options.mjs';
 import { estimate, humanDuration, rotated, targetsFor } from './bench/plan.mjs';
 import { stopAll } from './bench/procs.mjs';
+import { rbdSection } from './bench/rbd.mjs';
 import { formatConnectionScale, scaleConnections } from './bench/scale_connections.mjs';
 import { updateReadme } from './bench/readme.mjs';
 import { buildRows, checkGoals, REPORT_FORMAT } from './bench/report.mjs';
@@ -149,6 +150,7 @@ async function main() {
     return 0;
   }
   if (opts.render !== null) return render(opts.render, opts.outDir);
+  if (opts.rbd) return rbdSection(opts, DOCS_DIR, say);
   if (opts.scaleConnections !== null) return scaleSection(opts.scaleConnections, opts.tmpDir, opts.baseline);
   if (opts.scale !== null) {
     ensureBuilt(say);

@@ -23,11 +23,18 @@ function mtime(p) {
 function newestSource() {
   const native = path.join(root, 'native');
   const files = fs.readdirSync(native).map((f) => path.join(native, f));
-  return Math.max(...[path.join(root, 'binding.gyp'), ...files].map((f) => mtime(f) ?? Infinity));
+  return Math.max(...[path.join(root, 'binding.gyp'), path.join(root, 'scripts', 'rbd-headers.mjs'), ...files].map((f) => mtime(f) ?? Infinity));
 }
 
+// Whether the RBD bdev goes in depends on headers that appear when librbd-dev is installed (with
+// old mtimes): the last build's answer is kept beside the addon and compared.
+const rbdStamp = path.join(root, 'build', 'rbd-headers');
+const rbdNow = spawnSync(process.execPath, [path.join(root, 'scripts', 'rbd-headers.mjs')], { encoding: 'utf8' }).stdout;
+let rbdBuilt = null;
+try { rbdBuilt = fs.readFileSync(rbdStamp, 'utf8'); } catch { /* never built here */ }
+
 const built = mtime(addon);
-if (built !== null && built >= newestSource() && process.env['AIONBD_REBUILD'] === undefined) {
+if (built !== null && built >= newestSource() && rbdBuilt === rbdNow && process.env['AIONBD_REBUILD'] === undefined) {
   process.stdout.write('aionbd: native addon is up to date (AIONBD_REBUILD=1 forces a rebuild)\n');
   process.exit(0);
 }
@@ -36,4 +43,5 @@ if (r.error !== undefined) {
   process.stderr.write(`aionbd: cannot run node-gyp (${r.error.message}); it comes with npm: run "npm install" again\n`);
   process.exit(1);
 }
+if (r.status === 0) fs.writeFileSync(rbdStamp, rbdNow);
 process.exit(r.status ?? 1);

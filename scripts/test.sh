@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive: real NBD clients, QEMU for the kernel tier, and what the
 # kernel rig builds its initramfs from; stress-ng is the benchmark's busy core; prometheus
-# scrapes the metrics endpoint in its test.
+# scrapes the metrics endpoint in its test. The RBD bdev builds against librbd-dev and is tested
+# on a one-node cluster of ceph-mon/ceph-osd/ceph-common; qemu-block-extra is qemu-nbd's rbd:
+# driver, the RBD benchmark's reference.
 PKGS=(nbd-client qemu-system-x86 qemu-utils libnbd-bin python3-libnbd nbdkit nbdfuse fio socat
-      busybox-static cpio kmod xz-utils e2fsprogs xfsprogs stress-ng prometheus)
+      busybox-static cpio kmod xz-utils e2fsprogs xfsprogs stress-ng prometheus
+      ceph-mon ceph-osd ceph-common librbd-dev qemu-block-extra)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

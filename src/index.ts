@@ -19,6 +19,11 @@ export { createErrorBdev, injectError, resumePending, type Injection, type Error
 export { createDelayBdev, updateDelayLatency, type DelayBdevOptions, type DelayLatencies, type LatencyType } from './bdev/delay.js';
 export { createRaid0Bdev, type Raid0Options } from './bdev/raid0.js';
 export { createSplitBdevs, type SplitOptions } from './bdev/split.js';
+/** RBD: Server.rbdClusters.register() and Server.createRbd() are the managed way. */
+export { createRbdBdev, type RbdBdevOptions, type RbdImageRef } from './bdev/rbd/bdev.js';
+export { RbdConnection, RbdClusters, RBD_DEFAULTS, type RbdConnectParams, type RbdClusterInfo } from './bdev/rbd/cluster.js';
+export type { RbdParams } from './bdev/rbd/module.js';
+export * from './bdev/rbd/errors.js';
 export { describeBdev } from './bdev/describe.js';
 export { IoStat, TICK_RATE, type ResetMode, type HistogramOptions } from './bdev/iostat.js';
 export { LatencyHistogram, quantile, decodeCounts } from './bdev/histogram.js';

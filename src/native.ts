@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { NativeAddonError } from './errors.js';
+import type { RbdNative } from './bdev/rbd/native.js';
 
 /** Byte offsets of the slot table's arrays; see native/slot_layout.h. */
 export interface SlotLayout {
@@ -154,6 +155,8 @@ export interface NativeAddon {
   openFile(path: string, opts: OpenFileOptions): OpenedFile;
   slotLayout(slots: number): SlotLayout;
   nbd: NbdNative;
+  /** The RBD bdev's classes, or why this build has none. */
+  rbd: RbdNative;
   constants: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number };
 }
 

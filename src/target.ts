@@ -10,6 +10,8 @@ import { ticksNow, TICK_RATE, type ResetMode } from './bdev/iostat.js';
 import { Lvstores, type LvstoreInfo } from './bdev/lvstores.js';
 import { createMallocBdev } from './bdev/malloc.js';
 import { checkName } from './bdev/names.js';
+import { RbdClusters } from './bdev/rbd/cluster.js';
+import { openRbd, resizeRbd, type RbdParams } from './bdev/rbd/module.js';
 import { createRaid0Bdev, describeRaid, isRaid0Level } from './bdev/raid0.js';
 import { BdevRegistry, type AddOptions } from './bdev/registry.js';
 import { enableHistogram, getHistogram, setQosLimit, settingsConfig, type HistogramParams } from './bdev/settings.js';
@@ -79,6 +81,8 @@ export class Server {
   readonly bdevs = new BdevRegistry();
   /** Logical volume stores, found on new bdevs (examine) or made by createLvstore(). */
   readonly lvstores: Lvstores;
+  /** Registered Ceph clusters (bdev_rbd_register_cluster), each one connection shared by its RBD bdevs. */
+  readonly rbdClusters = new RbdClusters();
   readonly nbd: NbdServer;
   /** Exports attached to this machine's kernel as /dev/nbdN (nbd_start_disk). */
   readonly disks: KernelDisks;
@@ -176,6 +180,21 @@ export class Server {
         + 'they may use: disconnect them first, or force it ("force": true)');
     }
   }
+
+  /** bdev_rbd_create: opens an RBD image (bounded by the cluster's timeouts) as a bdev. */
+  async createRbd(p: RbdParams): Promise<Bdev> {
+    if (p.name !== undefined) {
+      checkName(p.name);
+      if (this.bdevs.has(p.name)) throw new BdevExistsError(p.name);
+    }
+    const b = await openRbd({ ...p, uuid: checkUuid(p.uuid) }, {
+      clusters: this.rbdClusters, taken: (n) => this.bdevs.has(n), log: this.log, resize: (x, n) => this.resizeBdev(x, n),
+    });
+    return this.#register(b);
+  }
+
+  /** bdev_rbd_resize: grows the image, then the bdev as resizeBdev does (kernel devices are told). */
+  resizeRbd(name: string, newSizeMib: number): Promise<void> { return resizeRbd(this.bdevs.get(name), newSizeMib); }
 
   async createMalloc(p: { name?: string | undefined; blockSize: number; numBlocks: number; uuid?: string | undefined }): Promise<Bdev> {
     if (p.name !== undefined) checkName(p.name);
@@ -408,7 +427,8 @@ export class Server {
 
   /** save_config: SPDK's format, plus an "nbd" subsystem of nbd_export_add entries. */
   saveConfig(): ConfigFile {
-    const bdev: ConfigEntry[] = [];
+    // Clusters first: the RBD bdevs that name them come after.
+    const bdev: ConfigEntry[] = this.rbdClusters.configEntries();
     for (const b of this.bdevs.list()) {
       const e = b.driver.config?.(b) ?? null;
       if (e !== null) bdev.push(e);
@@ -459,6 +479,7 @@ export class Server {
       await this.disks.stopAll();
       await this.nbd.close();
       await this.bdevs.closeAll();
+      await this.rbdClusters.closeAll();
       this.lvstores.clear();
     })();
     return this.#closing;

@@ -58,6 +58,11 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
                        system with O_DIRECT (not tmpfs)
   --no-install         never apt-get install missing tools (a missing server is skipped;
                        without stress-ng the busy core is a Node busy loop)
+  --rbd                only the RBD section: aionbd's RBD export against qemu-nbd rbd: and
+                       rbd bench on a one-node test cluster, 4k randread/randwrite QD32, paired
+                       rounds (--rounds, --runtime, --ramp, --size apply); writes
+                       performance-rbd.md/.json. Needs ceph-mon ceph-osd ceph-common
+                       qemu-block-extra
   --scale-connections N
                        only the "scale: connections" section: N idle connections to one server
                        (KiB of RSS and fds per connection, RSS 10 s after they close; with
@@ -88,6 +93,7 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
  * @property {number|null} scaleConnections  run only the connection scale section, with this many
  * @property {number|null} scale    --scale N: bdevs for the scale section (null: not asked)
  * @property {boolean} list
+ * @property {boolean} rbd           run the RBD section (scripts/bench/rbd.mjs) instead
  * @property {boolean} help
  * @property {string[]} argv         the arguments as given, for the report
  */
@@ -149,7 +155,7 @@ export function parseOptions(argv) {
         size: { type: 'string' }, rounds: { type: 'string' }, runtime: { type: 'string' }, ramp: { type: 'string' },
         fills: { type: 'string' }, workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
         'out-dir': { type: 'string' }, 'tmp-dir': { type: 'string' },
-        'no-install': { type: 'boolean' }, render: { type: 'string' }, 'scale-connections': { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'no-install': { type: 'boolean' }, rbd: { type: 'boolean' }, render: { type: 'string' }, 'scale-connections': { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
         scale: { type: 'string' },
       },
     });
@@ -199,6 +205,7 @@ export function parseOptions(argv) {
     scaleConnections: str('scale-connections') === undefined ? null : Math.floor(num('--scale-connections', str('scale-connections') ?? '', 1, 100_000)),
     scale: str('scale') === undefined ? null : Math.floor(num('--scale', str('scale') ?? '', 1, 100_000)),
     list: v['list'] === true,
+    rbd: v['rbd'] === true,
     help: v['help'] === true,
     argv,
   };

@@ -142,7 +142,7 @@ export async function startServer(target, at) {
  * @param {string} sock
  * @returns {Promise<boolean>}
  */
-function canConnect(sock) {
+export function canConnect(sock) {
   if (!fs.existsSync(sock)) return Promise.resolve(false);
   return new Promise((resolve) => {
     const s = net.connect(sock);

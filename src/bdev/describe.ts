@@ -4,7 +4,7 @@ import { IoType } from './types.js';
 
 const PRODUCT_NAME: Readonly<Record<string, string>> = {
   aio: 'AIO disk', malloc: 'Malloc disk', raid: 'Raid Volume', split: 'Split Disk',
-  error: 'Error Injection Disk', delay: 'delay', lvol: 'Logical Volume',
+  error: 'Error Injection Disk', delay: 'delay', lvol: 'Logical Volume', rbd: 'Ceph Rbd Disk',
 };
 
 /** The aliases SPDK lists: the bdev's own, then its UUID when that is not its name. */

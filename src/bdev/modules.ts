@@ -4,6 +4,7 @@ import { createDelayBdev } from './delay.js';
 import { createErrorBdev } from './error.js';
 import { createMallocBdev } from './malloc.js';
 import { createRaid0Bdev } from './raid0.js';
+import { createRbdBdev } from './rbd/bdev.js';
 import { createSplitBdevs } from './split.js';
 
 /**
@@ -17,4 +18,5 @@ export const bdevs = {
   delay: createDelayBdev,
   raid0: createRaid0Bdev,
   split: createSplitBdevs,
+  rbd: createRbdBdev,
 } as const;

@@ -34,6 +34,7 @@ function buildProgram(out: (line: string) => void): Command {
     .description('serve bdevs over NBD (default: a sparse 1 GiB image ./aionbd-data/disk0.img as "disk0" on tcp://127.0.0.1:10809)')
     .option('--listen <addr>', 'listen on tcp://HOST:PORT or unix:PATH (repeatable)', collect, [])
     .option('--aio <spec>', 'AIO bdev FILE[,name=N][,bs=B][,size=S][,readonly][,description=D], exported under its name (repeatable)', collect, [])
+    .option('--rbd <spec>', 'RBD bdev POOL/IMAGE[,conf=FILE][,id=USER][,keyfile=FILE][,name=N][,bs=B][,readonly][,timeout=SEC], exported under its name (repeatable)', collect, [])
     .option('--queue-depth <n>', 'kernel AIO queue depth per bdev', intArg(1, 65536))
     .option('--data-dir <dir>', 'where the default image lives', 'aionbd-data')
     .option('--rpc <path>', `JSON-RPC unix socket, mode 0600 (default ${DEFAULT_RPC_SOCKET})`)
@@ -48,7 +49,7 @@ function buildProgram(out: (line: string) => void): Command {
     .addOption(logFormatOption());
   addNbdOptions(serveCmd)
     .action(async (o: NbdCliOptions & {
-      listen: string[]; aio: string[]; queueDepth?: number; dataDir: string; logLevel: string; logFormat?: LogFormat;
+      listen: string[]; aio: string[]; rbd: string[]; queueDepth?: number; dataDir: string; logLevel: string; logFormat?: LogFormat;
       rpc?: string | boolean; allowPath: string[]; config?: string; run?: string; pidfile?: string; exitWithParent?: boolean; metrics?: string;
     }) => {
       // Captive, the command's output is what the user reads: ours is quieter unless asked for.
@@ -59,7 +60,7 @@ function buildProgram(out: (line: string) => void): Command {
       // RPC socket for either unless one is asked for.
       const rpcDefault = o.stdio === true || o.run !== undefined ? false : DEFAULT_RPC_SOCKET;
       const code = await serve({
-        listen: o.listen, aio: o.aio, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir),
+        listen: o.listen, aio: o.aio, rbd: o.rbd, queueDepth: o.queueDepth, dataDir: path.resolve(o.dataDir),
         rpc: o.rpc === false ? false : typeof o.rpc === 'string' ? o.rpc : rpcDefault,
         rpcExplicit: typeof o.rpc === 'string', allowPath: o.allowPath, config: o.config,
         nbd: serverOptionsFrom(o), stdio: o.stdio === true, heldLog, metrics: o.metrics,

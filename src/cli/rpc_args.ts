@@ -30,6 +30,11 @@ function convert(a: Arg, v: string, what: string): unknown {
     case 'size': return convertSize(v, a.unit ?? { bare: 1, sent: 1 }, what);
     case 'list': return v.split(/\s+/).filter((x) => x !== '');
     case 'csv': return v.split(',').filter((x) => x !== '');
+    case 'kv': {
+      const eq = v.indexOf('=');
+      if (eq <= 0) throw new UsageError(`${what} takes KEY=VALUE, not "${v}"`);
+      return { [v.slice(0, eq)]: v.slice(eq + 1) };
+    }
     default: return v;
   }
 }
@@ -73,7 +78,9 @@ export function paramsFromArgs(method: string, words: string[]): Record<string, 
     if (flag.kind === 'bool') { set(flag.key, true, by); continue; }
     const v = eq > 0 ? w.slice(eq + 1) : words[++i];
     if (v === undefined) throw new UsageError(`${method}: ${name} needs a value`);
-    set(flag.key, convert(flag, v, name), by);
+    const value = convert(flag, v, name);
+    // KEY=VALUE options add up: --config-param a=1 --config-param b=2.
+    set(flag.key, flag.kind === 'kv' ? { ...(out[flag.key] as Record<string, string> | undefined), ...(value as Record<string, string>) } : value, by);
   }
   const args = form.args ?? [];
   if (positional.length > args.length) throw new UsageError(`${method}: too many arguments (${usage(method)})`);

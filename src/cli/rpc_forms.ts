@@ -3,7 +3,8 @@
 // rpc_args.ts, the help text in rpc_help.ts.
 import { UsageError } from '../errors.js';
 
-export type Kind = 'string' | 'int' | 'bool' | 'list' | 'csv' | 'size';
+/** kv: KEY=VALUE, repeatable; each use adds one key to an object param. */
+export type Kind = 'string' | 'int' | 'bool' | 'list' | 'csv' | 'size' | 'kv';
 
 /**
  * How a size is read: a bare number counts `bare` bytes each; a number with a unit (512K, 256M,
@@ -181,4 +182,23 @@ export const FORMS: Readonly<Record<string, Form>> = {
     usage: ['bdev_enable_histogram NAME (--histogram | --no-histogram) [-o OPC] [--granularity N] [--min-nsec NS] [--max-nsec NS]'],
   },
   bdev_get_histogram: { args: [s('name')] },
+  // The RBD module (rpc.py's forms).
+  bdev_rbd_register_cluster: {
+    args: [s('name', false, 'the cluster\'s name, for bdev_rbd_create -c')],
+    flags: [f(['--user-id'], 'user_id', 'string', 'the Ceph client (default: admin)'),
+      f(['--config-param'], 'config_param', 'kv', 'a Ceph option, repeatable (mon_host=127.0.0.1, rados_osd_op_timeout=10)', 'KEY=VALUE'),
+      f(['--config-file'], 'config_file', 'string', 'a ceph.conf', 'FILE'), f(['--key-file'], 'key_file', 'string', 'the client\'s key', 'FILE'),
+      f(['--core-mask'], 'core_mask', 'string', 'accepted for SPDK; not used')],
+  },
+  bdev_rbd_unregister_cluster: { args: [s('name')] },
+  bdev_rbd_get_clusters_info: { flags: [f(['-b', '--name'], 'name', 'string', 'only this cluster')] },
+  bdev_rbd_create: {
+    args: [s('pool_name', false, 'the pool', 'POOL'), s('rbd_name', false, 'the image', 'IMAGE'), z('block_size', BYTES, false, 'the bdev\'s block size')],
+    flags: [f(['-b', '--name'], 'name', 'string', 'the bdev\'s name (default Ceph0, Ceph1, ...)'), f(['-c', '--cluster-name'], 'cluster_name', 'string', 'a registered cluster'),
+      f(['--user-id'], 'user_id', 'string', 'the Ceph client of a connection of the bdev\'s own'),
+      f(['--config'], 'config', 'kv', 'a Ceph option of that connection, repeatable', 'KEY=VALUE'), f(['-u', '--uuid'], 'uuid'),
+      f(['-r', '--read-only'], 'read_only', 'bool')],
+  },
+  bdev_rbd_delete: { args: [s('name')] },
+  bdev_rbd_resize: { args: [s('name'), z('new_size', MIB, false, 'the new size (it only grows)', 'MIB')] },
 };

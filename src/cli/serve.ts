@@ -19,6 +19,7 @@ import { checkSocketPath } from '../util/unix-socket.js';
 import { createSpecBdev } from './aio-create.js';
 import { parseAioSpec, type AioSpec } from './aio-spec.js';
 import { captiveVariables, PrivateSocket, runCaptive, type CaptiveCommand } from './captive.js';
+import { parseRbdSpec, startRbdSpecs } from './rbd-spec.js';
 import { CreatedFiles } from './created-files.js';
 import type { HeldLog } from './held-log.js';
 import { watchParent } from './parent-watch.js';
@@ -29,6 +30,8 @@ export const DEFAULT_RPC_SOCKET = '/var/tmp/aionbd.sock';
 export interface ServeOptions {
   listen: string[];
   aio: string[];
+  /** --rbd POOL/IMAGE[,...] specs (rbd-spec.ts). */
+  rbd?: string[];
   queueDepth: number | undefined;
   dataDir: string;
   /** JSON-RPC socket; false: none. */
@@ -59,8 +62,9 @@ export const DEFAULT_IMAGE_SIZE = 2 ** 30;
 
 export async function serve(opts: ServeOptions, log: Logger, out: (line: string) => void): Promise<number> {
   const specs: AioSpec[] = opts.aio.map(parseAioSpec);
+  const rbdSpecs = (opts.rbd ?? []).map(parseRbdSpec);
   const config = opts.config !== undefined ? readConfigFile(opts.config) : undefined;
-  if (specs.length === 0 && config === undefined) {
+  if (specs.length === 0 && rbdSpecs.length === 0 && config === undefined) {
     // The embedded default: a sparse 1 GiB image, created on first use.
     specs.push({ filename: path.join(opts.dataDir, 'disk0.img'), name: 'disk0', blockSize: undefined, size: DEFAULT_IMAGE_SIZE, readonly: false });
   }
@@ -119,6 +123,7 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
         await createSpecBdev(server, s, created, log);
         server.addExport(s.name, { description: s.description });
       }
+      await startRbdSpecs(server, rbdSpecs);
       const rpc = opts.rpc !== false ? await startRpc(server, opts.rpc, opts.rpcExplicit, allowPaths, log) : null;
       const metrics = opts.metrics !== undefined ? await server.listenMetrics(opts.metrics) : null;
       const bound: ListenAddress[] = [];

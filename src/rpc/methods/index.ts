@@ -15,6 +15,7 @@ import { registerMiscMethods } from './misc.js';
 import { registerNbdMethods } from './nbd.js';
 import { registerNbdDiskMethods } from './nbd_disk.js';
 import { registerRaidMethods } from './raid.js';
+import { registerRbdMethods } from './rbd.js';
 import { registerSplitMethods } from './split.js';
 
 export function registerAll(r: Registrar, s: Server): void {
@@ -29,6 +30,7 @@ export function registerAll(r: Registrar, s: Server): void {
   registerRaidMethods(r, s);
   registerSplitMethods(r, s);
   registerLvolMethods(r, s);
+  registerRbdMethods(r, s);
   registerNbdMethods(r, s);
   registerNbdDiskMethods(r, s);
   registerConfigMethods(r, s);
