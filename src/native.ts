@@ -11,6 +11,21 @@ export interface SlotLayout {
   op: number; rwFlags: number; len: number; fd: number; sq: number; cqSlot: number; offset: number; cqRes: number; size: number;
 }
 
+/** Typed-array views of a slot table's columns (the AIO engine's and an RBD image's). */
+export interface SlotViews {
+  op: Uint32Array; rwFlags: Uint32Array; len: Uint32Array; fd: Uint32Array; sq: Uint32Array; cqSlot: Uint32Array;
+  offset: Float64Array; cqRes: Float64Array;
+}
+
+/** Views of the first n slots of `table`, laid out as `l` says. */
+export function slotViews(table: ArrayBuffer, l: SlotLayout, n: number): SlotViews {
+  return {
+    op: new Uint32Array(table, l.op, n), rwFlags: new Uint32Array(table, l.rwFlags, n), len: new Uint32Array(table, l.len, n),
+    fd: new Uint32Array(table, l.fd, n), sq: new Uint32Array(table, l.sq, n), cqSlot: new Uint32Array(table, l.cqSlot, n),
+    offset: new Float64Array(table, l.offset, n), cqRes: new Float64Array(table, l.cqRes, n),
+  };
+}
+
 /** The AIO engine of this Node environment, shared by its AIO bdevs; see native/aio_engine.h. */
 export interface AioEngineHandle {
   /** The slot table; replaced (with `layout`) by grow(): views must be made again after it. */

@@ -7,7 +7,7 @@
 // kept by its AioQueue; when slots run out, the queues waiting for one are served round-robin,
 // one I/O each, so a busy bdev cannot starve the others.
 import { constants } from 'node:os';
-import { native, type AioEngineHandle } from '../native.js';
+import { native, slotViews, type AioEngineHandle } from '../native.js';
 import type { Logger } from '../log.js';
 import type { AioQueue } from './aio_queue.js';
 import { Fifo } from './fifo.js';
@@ -143,15 +143,9 @@ export class AioEngine implements QueuedSubmitter {
 
   // Views of the (new) table, and the slots from `from` on added to the free list.
   #adopt(from: number): void {
-    const t = this.#h.table, l = this.#h.layout, n = this.#h.capacity;
-    this.#op = new Uint32Array(t, l.op, n);
-    this.#rwFlags = new Uint32Array(t, l.rwFlags, n);
-    this.#len = new Uint32Array(t, l.len, n);
-    this.#fd = new Uint32Array(t, l.fd, n);
-    this.#sq = new Uint32Array(t, l.sq, n);
-    this.#cqSlot = new Uint32Array(t, l.cqSlot, n);
-    this.#offset = new Float64Array(t, l.offset, n);
-    this.#cqRes = new Float64Array(t, l.cqRes, n);
+    const n = this.#h.capacity;
+    ({ op: this.#op, rwFlags: this.#rwFlags, len: this.#len, fd: this.#fd, sq: this.#sq, cqSlot: this.#cqSlot,
+      offset: this.#offset, cqRes: this.#cqRes } = slotViews(this.#h.table, this.#h.layout, n));
     const free = new Uint32Array(n);
     free.set(this.#freeSlots.subarray(0, this.#nFree));
     let k = this.#nFree;

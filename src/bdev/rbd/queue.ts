@@ -5,6 +5,7 @@ import { queueSubmission, type QueuedSubmitter } from '../submit_kick.js';
 import { IoType, type BdevIo, type Complete } from '../types.js';
 import { rbdCall, rbdNative, type RbdConnection } from './cluster.js';
 import type { RbdImageHandle, RbdOps } from './native.js';
+import { slotViews } from '../../native.js';
 
 export class RbdQueue implements QueuedSubmitter {
   readonly depth: number;
@@ -38,14 +39,14 @@ export class RbdQueue implements QueuedSubmitter {
     this.#bufs = new Array<Buffer | null>(depth).fill(null);
     this.#ios = new Array<BdevIo | null>(depth).fill(null);
     this.#image = new n.RbdImage(conn.handle, depth, this.#bufs, this.#onComplete, onUpdate);
-    const t = this.#image.table, l = this.#image.layout;
-    this.#op = new Uint32Array(t, l.op, depth);
-    this.#flags = new Uint32Array(t, l.rwFlags, depth);
-    this.#len = new Uint32Array(t, l.len, depth);
-    this.#sq = new Uint32Array(t, l.sq, depth);
-    this.#cqSlot = new Uint32Array(t, l.cqSlot, depth);
-    this.#offset = new Float64Array(t, l.offset, depth);
-    this.#cqRes = new Float64Array(t, l.cqRes, depth);
+    const v = slotViews(this.#image.table, this.#image.layout, depth);
+    this.#op = v.op;
+    this.#flags = v.rwFlags;
+    this.#len = v.len;
+    this.#sq = v.sq;
+    this.#cqSlot = v.cqSlot;
+    this.#offset = v.offset;
+    this.#cqRes = v.cqRes;
     this.#freeSlots = new Uint32Array(depth);
     for (let i = 0; i < depth; i++) this.#freeSlots[i] = depth - 1 - i;
     this.#nFree = depth;
