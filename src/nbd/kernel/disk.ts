@@ -19,6 +19,7 @@
 //   a request that keeps timing out would otherwise be retried for ever.
 import fs from 'node:fs';
 import net from 'node:net';
+import { constants } from 'node:os';
 import { NoFreeNbdDeviceError, UsageError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { native } from '../../native.js';
@@ -48,7 +49,7 @@ export interface KernelDiskOptions {
 
 export const DEFAULT_TIMEOUT_S = 30;
 export const MAX_CONNECTIONS = 16;
-const EBUSY = 16;
+const { EBUSY } = constants.errno;
 /** How long stop() waits for the kernel and the connections before dropping our ends. */
 const STOP_GRACE_MS = 10_000;
 /** After every connection ended, how long a reconnecting device waits for LINK_DEAD. */
