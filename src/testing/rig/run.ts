@@ -33,6 +33,10 @@ export function run(
         stderr: Buffer.concat(err).toString('utf8'),
       });
     });
+    // A tool may stop reading before the input ends (xz --single-stream after its stream, when
+    // vmlinux.ts feeds it a whole bzImage): the EPIPE that follows is not a failure, the exit
+    // code and output say how it went.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input);
   });
 }
