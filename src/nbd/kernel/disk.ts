@@ -1,6 +1,7 @@
 // One export attached to the kernel as /dev/nbdN without nbd-client: socketpairs whose one end
 // the kernel gets (netlink NBD_CMD_CONNECT, or the ioctls on a thread of their own) and whose
-// other end our NbdServer serves directly in transmission phase (nbd-protocol.md 5.1).
+// other end our NbdServer serves directly in transmission phase: no greeting and no options, since
+// size, block size and flags reach the kernel through netlink or the ioctls instead.
 //
 // Lifecycle, and why each step is there:
 // - stop() (detach, bdev hot-remove, server shutdown): DISCONNECT. The kernel sends NBD_CMD_DISC
