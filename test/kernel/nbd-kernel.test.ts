@@ -42,7 +42,8 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
     img = path.join(dir, 'd0.img');
     await serve();
     // The checkout is shared as /share: the guest's /tmp is its own tmpfs, and CI may clone under /tmp.
-    vm = await bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: REPO_ROOT });
+    // Two CPUs, so that the -C 4 device has more than one hardware queue to spread requests over.
+    vm = await bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: REPO_ROOT, cpus: 2 });
   }, 240_000);
 
   afterAll(async () => {

@@ -15,7 +15,12 @@ export interface VmOptions {
   shareDir?: string;
   /** Default 1024. */
   memoryMiB?: number;
-  /** Default 2. */
+  /**
+   * Default 1. Ask for more where the guest's CPU count is under test (blk-mq maps one
+   * hardware queue per CPU, so an nbd device with several connections spreads requests
+   * over them only with several CPUs). Under TCG on a host with no more cores than this,
+   * the vCPUs share one host thread (see qemu_args.ts).
+   */
   cpus?: number;
   /** Default 120000 (TCG on two cores is slow to boot when the machine is busy). */
   bootTimeoutMs?: number;
