@@ -78,7 +78,8 @@ load() {
   done < "$1"
 }
 # What the root needs (virtio, 9p) first; the rest (nbd, file systems) loads
-# on the other vCPU while the root is put together.
+# in the background (on another vCPU, if the VM has one) while the root is put
+# together.
 load /etc/aionbd-modules-boot
 load /etc/aionbd-modules-extra &
 extra=$!
