@@ -44,9 +44,14 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
     img = path.join(dir, 'd0.img');
     share = path.join(dir, 'share');
     fs.mkdirSync(share);
-    await serve();
     // Two CPUs, so that the -C 4 device has more than one hardware queue to spread requests over.
-    vm = await bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: share, cpus: 2 });
+    // The guest reaches the server only when nbd-client connects: both start at once.
+    const booting = bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: share, cpus: 2 });
+    try {
+      await serve();
+    } finally {
+      vm = await booting;
+    }
   }, 240_000);
 
   afterAll(async () => {
