@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKernelDepends } from '../../src/testing/rig/apt.js';
 import { writeCpio } from '../../src/testing/rig/cpio.js';
 import { resolveModuleOrder, type ModuleIndex } from '../../src/testing/rig/module_deps.js';
-import { qemuArgs, tcgThreads } from '../../src/testing/rig/qemu_args.js';
+import { qemuArgs } from '../../src/testing/rig/qemu_args.js';
 import {
   bootVm,
   ensureKernelAssets,
@@ -154,20 +154,12 @@ describe('kernel VM rig: pieces that need no VM', () => {
     }
   });
 
-  it('gives each vCPU a host thread only when a host core is left over', () => {
-    expect(tcgThreads(1, 2)).toBe('multi');
-    expect(tcgThreads(2, 2)).toBe('single');
-    expect(tcgThreads(2, 4)).toBe('multi');
-    expect(tcgThreads(4, 2)).toBe('single');
-  });
-
   it('keeps the guest network closed: restrict=on, guestfwd to unix sockets only, no hostfwd', () => {
     const args = qemuArgs({
       assets: { kernel: '/k', initrd: '/i', version: 'v', modulesDir: '/m' },
       accel: 'tcg',
       memoryMiB: 512,
       cpus: 1,
-      hostCpus: 2,
       commandSocket: '/tmp/x/cmd.sock',
       shareDir: '/tmp/a,b',
       forwards: [{ guestPort: 10809, hostSocket: '/tmp/x/nbd.sock' }],
@@ -177,8 +169,6 @@ describe('kernel VM rig: pieces that need no VM', () => {
       'user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:10809-cmd:socat STDIO UNIX-CONNECT:/tmp/x/nbd.sock',
     );
     expect(args.join(' ')).not.toMatch(/hostfwd|tcp::|-nic/);
-    // One vCPU with a core to spare: its own thread.
-    expect(args[args.indexOf('-accel') + 1]).toBe('tcg,thread=multi');
     const virtfs = args.filter((_, i) => args[i - 1] === '-virtfs');
     expect(virtfs.filter((v) => v.startsWith('local,path=/,'))).toHaveLength(2);
     for (const v of virtfs.filter((x) => x.startsWith('local,path=/,'))) expect(v).toContain('readonly=on');

@@ -30,22 +30,10 @@ export interface QemuArgsInput {
   accel: VmAccel;
   memoryMiB: number;
   cpus: number;
-  /** Cores this host gives us: TCG runs one thread per vCPU only when there are more. */
-  hostCpus: number;
   commandSocket: string;
   shareDir?: string | undefined;
   forwards: readonly VmForward[];
   kernelArgs?: readonly string[] | undefined;
-}
-
-/**
- * One host thread per vCPU (multi) only when the host has a core left over for QEMU's I/O
- * thread and the NBD server: with every core busy emulating, the vCPU threads preempt each
- * other and the server, and a guest spinning on a lock held by a preempted vCPU makes the
- * run both slower and far less even than one thread taking the vCPUs in turn.
- */
-export function tcgThreads(cpus: number, hostCpus: number): 'multi' | 'single' {
-  return cpus < hostCpus ? 'multi' : 'single';
 }
 
 export function qemuArgs(p: QemuArgsInput): string[] {
@@ -75,7 +63,7 @@ export function qemuArgs(p: QemuArgsInput): string[] {
     // an ACPI link device whose AML takes ~150 ms per device to run under TCG.
     '-machine',
     'q35',
-    ...(p.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,thread=${tcgThreads(p.cpus, p.hostCpus)}`, '-cpu', 'max']),
+    ...(p.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     '-m',
     String(p.memoryMiB),
     '-smp',

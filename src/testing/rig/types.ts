@@ -16,10 +16,10 @@ export interface VmOptions {
   /** Default 1024. */
   memoryMiB?: number;
   /**
-   * Default 1. Ask for more where the guest's CPU count is under test (blk-mq maps one
-   * hardware queue per CPU, so an nbd device with several connections spreads requests
-   * over them only with several CPUs). Under TCG on a host with no more cores than this,
-   * the vCPUs share one host thread (see qemu_args.ts).
+   * Default 1. Ask for more where the guest's CPU count matters: blk-mq gives an nbd device
+   * one hardware queue per connection only up to the CPU count, so several connections
+   * carry requests only with several CPUs; and node in the guest starts faster with a
+   * second CPU for V8's background threads (on an idle host).
    */
   cpus?: number;
   /** Default 120000 (TCG on two cores is slow to boot when the machine is busy). */

@@ -6,7 +6,7 @@
 // compressed image, not the PVH vmlinux).
 
 import { promises as fsp } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { ERROR_TAIL_LINES } from './console.js';
@@ -18,9 +18,10 @@ import { QemuVm } from './qemu_vm.js';
 import type { Vm, VmAccel, VmOptions } from './types.js';
 
 const DEFAULT_MEMORY_MIB = 1024;
-// One vCPU: the guest's work is mostly one process at a time, and under TCG a second vCPU
-// costs more than it gives (cross-vCPU TLB flushes on every exec, a vCPU preempted while it
-// holds a guest lock), which made the kernel tier about a third slower on two host cores.
+// One vCPU: the guest's work is mostly one process at a time. On an idle two-core host a
+// second TCG vCPU thread gains these tests nothing when the NBD server runs on the host (it
+// takes the core the server needs); on a busy host it costs a third of the time and more (a
+// preempted vCPU holding a guest lock stalls the other, each exec flushes both TLBs).
 const DEFAULT_CPUS = 1;
 const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
 
@@ -40,7 +41,6 @@ async function bootWith(
         accel,
         memoryMiB: opts.memoryMiB ?? DEFAULT_MEMORY_MIB,
         cpus: opts.cpus ?? DEFAULT_CPUS,
-        hostCpus: availableParallelism(),
         commandSocket: join(dir, 'cmd.sock'),
         shareDir,
         forwards,
