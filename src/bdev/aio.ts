@@ -9,7 +9,7 @@ import { logger, type Logger } from '../log.js';
 import { openServedFile, type OpenedImage } from './open_file.js';
 import { Bdev } from './bdev.js';
 import { AioQueue } from './aio_queue.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+import { ALL_IO_FLAGS, IoFlag, IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 
@@ -37,6 +37,8 @@ export interface AioBdevOptions {
 
 class AioDriver implements BdevDriver {
   readonly module = 'aio';
+  // FUA: RWF_DSYNC, or fdatasync after a fallocate. Fast zeroes: fallocate alone (see WRITE_ZEROES).
+  readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: AioQueue;
   #fdsyncIocb = true;
   #complete: Complete | null = null;
@@ -80,10 +82,15 @@ class AioDriver implements BdevDriver {
         return;
       case IoType.WriteZeroes: {
         // FAST_ZERO: only what the kernel does without writing zeroes (fallocate), else -EOPNOTSUPP.
+        const fast = (io.flags & IoFlag.FastZero) !== 0, noHole = (io.flags & IoFlag.NoHole) !== 0;
         let op: FileOp;
-        if (this.file.type === 'block') op = io.fastZero ? FileOp.PunchHole : FileOp.ZeroOut;
-        else if (io.noHole) op = io.fastZero ? FileOp.ZeroRangeFast : FileOp.ZeroRange;
-        else op = io.fastZero ? FileOp.PunchHole : FileOp.PunchOrZero;
+        if (this.file.type === 'block') {
+          // A device zeroes without unmapping only through BLKZEROOUT, which may fall back to
+          // writing zeroes: a fast zero that must keep the range allocated cannot be promised.
+          if (fast && noHole) { complete(io, -E.EOPNOTSUPP); return; }
+          op = fast ? FileOp.PunchHole : FileOp.ZeroOut;
+        } else if (noHole) op = fast ? FileOp.ZeroRangeFast : FileOp.ZeroRange;
+        else op = fast ? FileOp.PunchHole : FileOp.PunchOrZero;
         this.#fileOp(io, op, io.offset, io.length);
         return;
       }
@@ -100,7 +107,7 @@ class AioDriver implements BdevDriver {
     const complete = this.#complete as Complete;
     native().fileOp(op, this.fd, offset, length, (res) => {
       // A durable WRITE_ZEROES with FUA needs the metadata change on disk too.
-      if (res >= 0 && io.fua && (io.type === IoType.WriteZeroes || io.type === IoType.Unmap)) {
+      if (res >= 0 && (io.flags & IoFlag.Fua) !== 0 && (io.type === IoType.WriteZeroes || io.type === IoType.Unmap)) {
         native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => complete(io, r2 < 0 ? r2 : 0));
         return;
       }

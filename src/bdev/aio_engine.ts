@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { AioQueue } from './aio_queue.js';
 import { Fifo } from './fifo.js';
 import { queueSubmission, type QueuedSubmitter } from './submit_kick.js';
-import { IoType, type BdevIo } from './types.js';
+import { IoFlag, IoType, type BdevIo } from './types.js';
 
 const E = constants.errno;
 
@@ -173,7 +173,7 @@ export class AioEngine implements QueuedSubmitter {
       this.#op[s] = io.type === IoType.Read ? this.#read : this.#write;
       this.#len[s] = io.length;
       this.#offset[s] = io.offset;
-      this.#rwFlags[s] = io.type === IoType.Write && io.fua ? this.#fua : 0;
+      this.#rwFlags[s] = io.type === IoType.Write && (io.flags & IoFlag.Fua) !== 0 ? this.#fua : 0;
       this.#bufs[s] = io.buf;
     }
     this.#sq[this.#queued++] = s;

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { BdevIoMisuseError } from '../errors.js';
 import { IoStat } from './iostat.js';
 import { NO_QOS_LIMITS, Qos, type QosLimits } from './qos.js';
-import { IoType, IO_TYPE_NAME, type BdevDriver, type BdevIo, type Complete } from './types.js';
+import { ALL_IO_FLAGS, IoFlag, IoType, IO_TYPE_NAME, type BdevDriver, type BdevIo, type Complete } from './types.js';
 
 const E = constants.errno;
 /** Linux's value; os.constants.errno does not export it. */
@@ -46,6 +46,8 @@ export class Bdev {
   readonly optimalIoBoundary: number;
   readonly stat: IoStat;
   readonly driver: BdevDriver;
+  /** The IoFlag bits the module honours (its declaration, read once). */
+  readonly ioFlags: number;
   /** Set and cleared by the registry only. */
   claim: Claim | null = null;
 
@@ -76,6 +78,7 @@ export class Bdev {
     this.writeCache = props.writeCache;
     this.optimalIoBoundary = props.optimalIoBoundary ?? 0;
     this.driver = driver;
+    this.ioFlags = driver.ioFlags;
     this.stat = new IoStat(driver.module === 'aio' ? 'aio_error' : 'failed');
   }
 
@@ -87,6 +90,8 @@ export class Bdev {
   get closed(): boolean { return this.#shut; }
 
   supports(type: IoType): boolean { return this.driver.supports(type); }
+  /** Whether the module honours every IoFlag bit in `flags`. */
+  supportsFlags(flags: number): boolean { return (flags & ~this.ioFlags) === 0; }
 
   /** Runs fn when the bdev is removed (deleted or hot-removed), before in-flight I/O drains. Returns an unsubscribe function. */
   onRemove(fn: Listener): () => void { return subscribe(this.#removeListeners, fn); }
@@ -124,6 +129,7 @@ export class Bdev {
   /** Starts one I/O; io.done(io) runs exactly once, later, with io.result set. */
   submit(io: BdevIo): void {
     if (io.pending) throw new BdevIoMisuseError(this.name, 'submitted while pending');
+    if (io.flags !== 0) this.#checkFlags(io);
     io.pending = true;
     io.completed = false;
     io.startMs = performance.now();
@@ -150,6 +156,19 @@ export class Bdev {
       this.#inSubmit = was;
     }
   };
+
+  // A flag the module did not declare would be dropped or misread below: the submitter (the NBD
+  // layer advertises only what the bdev declares, and validates) has a bug. Thrown before the
+  // I/O is taken, so the bdev's accounting stays whole.
+  #checkFlags(io: BdevIo): void {
+    const undeclared = io.flags & ~this.ioFlags;
+    if (undeclared !== 0) {
+      throw new BdevIoMisuseError(this.name, `flags ${ioFlagNames(undeclared)} sent, but the ${this.module} module does not declare them`);
+    }
+    if ((io.flags & ZERO_ONLY_FLAGS) !== 0 && io.type !== IoType.WriteZeroes) {
+      throw new BdevIoMisuseError(this.name, `${IO_TYPE_NAME[io.type]} with flags ${ioFlagNames(io.flags & ZERO_ONLY_FLAGS)}, which only WRITE_ZEROES takes`);
+    }
+  }
 
   // The NBD layer validates first; this is the layer boundary's own guard, so a caller bug
   // can never reach a file outside the bdev's range.
@@ -226,6 +245,16 @@ export class Bdev {
     this.#onIdle = null;
     await this.driver.destruct();
   }
+}
+
+/** Flags that mean something only to WRITE_ZEROES (FUA goes with any type: clients send it on READ). */
+const ZERO_ONLY_FLAGS = IoFlag.NoHole | IoFlag.FastZero;
+
+function ioFlagNames(flags: number): string {
+  const names = Object.entries(IoFlag).filter(([, bit]) => (flags & bit) !== 0).map(([name]) => name);
+  const unknown = flags & ~ALL_IO_FLAGS;
+  if (unknown !== 0) names.push(`0x${unknown.toString(16)}`);
+  return names.join('|');
 }
 
 function subscribe(list: Listener[], fn: Listener): () => void {

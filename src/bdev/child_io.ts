@@ -38,8 +38,7 @@ export class ChildPool {
     c.type = parent.type;
     c.offset = parent.offset + shift;
     c.length = parent.length;
-    c.fua = parent.fua;
-    c.noHole = parent.noHole;
+    c.flags = parent.flags;
     c.buf = parent.buf;
     return c;
   }

@@ -76,7 +76,10 @@ class DelayDriver implements BdevDriver {
   #complete: Complete | null = null;
   unsubscribe: () => void = () => undefined;
 
+  readonly ioFlags: number;
+
   constructor(readonly base: Bdev, l: DelayLatencies) {
+    this.ioFlags = base.ioFlags;
     this.us[AVG_READ] = l.avgReadLatency; this.us[P99_READ] = l.p99ReadLatency;
     this.us[AVG_WRITE] = l.avgWriteLatency; this.us[P99_WRITE] = l.p99WriteLatency;
   }

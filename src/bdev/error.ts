@@ -50,8 +50,11 @@ class ErrorDriver implements BdevDriver {
   #complete: Complete | null = null;
   unsubscribe: () => void = () => undefined;
 
+  readonly ioFlags: number;
+
   constructor(base: Bdev) {
     this.#base = base;
+    this.ioFlags = base.ioFlags;
     for (let t = 0; t <= IoType.Reset; t++) this.#slots.push({ type: null, num: 0, queueDepth: 0, corruptOffset: 0, corruptValue: 0 });
   }
 

@@ -11,7 +11,7 @@ import { pushExtent } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
 import type { LvolMeta } from './lvol_format.js';
 import type { Lvstore } from './lvstore.js';
-import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete } from './types.js';
+import { BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete } from './types.js';
 
 const E = constants.errno;
 /** Clusters one block status answer walks at most; the client asks again for the rest. */
@@ -32,7 +32,12 @@ export class LvolDriver implements BdevDriver {
   readonly #held: BdevIo[] = [];
   #drained: (() => void) | null = null;
 
-  constructor(readonly store: Lvstore, readonly meta: LvolMeta) {}
+  /** The base's: every piece goes to it with the lvol I/O's flags. */
+  readonly ioFlags: number;
+
+  constructor(readonly store: Lvstore, readonly meta: LvolMeta) {
+    this.ioFlags = store.base.ioFlags;
+  }
 
   supports(type: IoType): boolean {
     if (type === IoType.Read || type === IoType.Write || type === IoType.Unmap || type === IoType.WriteZeroes) return true;
@@ -46,11 +51,16 @@ export class LvolDriver implements BdevDriver {
       complete(io, -E.EROFS);
       return;
     }
+    if ((io.flags & IoFlag.FastZero) !== 0 && this.#allocates(io)) {
+      // Decided before any piece starts, so a refused fast zero changes nothing.
+      complete(io, -E.EOPNOTSUPP);
+      return;
+    }
     this.#active++;
     if (io.type === IoType.Flush) {
       const t = this.#task(io, 1);
       const c = this.#children.get(io);
-      c.tag = t; c.type = IoType.Flush; c.offset = 0; c.length = 0; c.buf = null; c.fua = false; c.noHole = false;
+      c.tag = t; c.type = IoType.Flush; c.offset = 0; c.length = 0; c.buf = null; c.flags = io.flags;
       this.store.base.submit(c);
       return;
     }
@@ -83,8 +93,9 @@ export class LvolDriver implements BdevDriver {
         this.#pieceDone(t, 0);
         return;
       case IoType.WriteZeroes:
-        // Already zeroes unless a parent holds data there; then it needs a cluster of its own.
-        if (this.store.clusterOf(this.meta, k) < 0) { this.#pieceDone(t, 0); return; }
+        // Already zeroes unless a parent holds data there (then it needs a cluster of its own),
+        // or NO_HOLE asks for the range to be allocated.
+        if (!this.#zeroAllocates(io, k)) { this.#pieceDone(t, 0); return; }
         break;
       default:
         break;
@@ -94,10 +105,24 @@ export class LvolDriver implements BdevDriver {
     });
   }
 
+  /** A WRITE_ZEROES piece on cluster k needs a cluster allocated (zeroed, or copied from a parent). */
+  #zeroAllocates(io: BdevIo, k: number): boolean {
+    if ((this.meta.clusters[k] ?? -1) >= 0) return false;
+    return (io.flags & IoFlag.NoHole) !== 0 || this.store.clusterOf(this.meta, k) >= 0;
+  }
+
+  // Allocating is a metadata write at least, and a cluster copy from a parent at worst: never fast.
+  #allocates(io: BdevIo): boolean {
+    const cs = this.store.meta.cluster_size;
+    const last = Math.floor((io.offset + io.length - 1) / cs);
+    for (let k = Math.floor(io.offset / cs); k <= last; k++) if (this.#zeroAllocates(io, k)) return true;
+    return false;
+  }
+
   #toBase(io: BdevIo, t: number, cluster: number, inCluster: number, pos: number, len: number): void {
     const c = this.#children.get(io);
     c.tag = t; c.type = io.type; c.offset = this.store.offsetOf(cluster) + inCluster; c.length = len;
-    c.fua = io.fua; c.noHole = io.noHole;
+    c.flags = io.flags;
     c.buf = io.buf === null ? null : pos === 0 && len === io.length ? io.buf : io.buf.subarray(pos, pos + len);
     this.store.base.submit(c);
   }

@@ -9,7 +9,7 @@ import { native } from '../native.js';
 import { Bdev } from './bdev.js';
 import { BUFFER_ALIGN } from './buffers.js';
 import { pushExtent } from './block_status.js';
-import { BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { ALL_IO_FLAGS, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 const CHUNK = 2 ** 30;
@@ -30,6 +30,9 @@ let nextIndex = 0;
 
 class MallocDriver implements BdevDriver {
   readonly module = 'malloc';
+  // Memory is all the storage there is (FUA), zeroing never frees it (NO_HOLE), and a fill is
+  // faster than any WRITE of zeroes could be (FAST_ZERO).
+  readonly ioFlags = ALL_IO_FLAGS;
   readonly #chunks: Buffer[] = [];
   /** Bytes per zero-tracking granule: a multiple of the block size. */
   readonly #granule: number;

@@ -7,7 +7,7 @@ import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
 import { blockStatus, pushExtent } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { ALL_IO_FLAGS, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 /** Strips one block status answer walks at most; the client asks again for the rest. */
@@ -29,8 +29,13 @@ class Raid0Driver implements BdevDriver {
   readonly #freeTasks: number[] = [];
   #complete: Complete | null = null;
 
+  /** What every base honours: each child goes to one of them with its parent's flags. */
+  readonly ioFlags: number;
+
   /** @param usable bytes used on each base (the smallest base, rounded down to a strip) */
-  constructor(readonly bases: Bdev[], readonly strip: number, readonly usable: number) {}
+  constructor(readonly bases: Bdev[], readonly strip: number, readonly usable: number) {
+    this.ioFlags = bases.reduce((f, b) => f & b.ioFlags, ALL_IO_FLAGS);
+  }
 
   supports(type: IoType): boolean {
     if (type === IoType.Read || type === IoType.Write) return true;
@@ -61,7 +66,7 @@ class Raid0Driver implements BdevDriver {
   #child(parent: BdevIo, t: number, type: IoType, offset: number, length: number, buf: Buffer | null): ChildIo {
     const c = this.#children.get(parent);
     c.tag = t; c.type = type; c.offset = offset; c.length = length;
-    c.fua = parent.fua; c.noHole = parent.noHole; c.buf = buf;
+    c.flags = parent.flags; c.buf = buf;
     return c;
   }
 

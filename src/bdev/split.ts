@@ -18,7 +18,11 @@ class SplitDriver implements BdevDriver {
   readonly #children = new ChildPool((c) => this.#childDone(c));
   #complete: Complete | null = null;
 
-  constructor(readonly base: Bdev, readonly index: number, readonly offsetBytes: number, readonly opts: SplitOptions, readonly count: number) {}
+  readonly ioFlags: number;
+
+  constructor(readonly base: Bdev, readonly index: number, readonly offsetBytes: number, readonly opts: SplitOptions, readonly count: number) {
+    this.ioFlags = base.ioFlags;
+  }
 
   supports(type: IoType): boolean { return this.base.supports(type); }
 

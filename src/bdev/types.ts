@@ -12,6 +12,24 @@ export const IO_TYPE_NAME: Record<IoType, string> = {
 };
 
 /**
+ * Command flags of an I/O, as one word: every layer passes the word on whole, so no flag is lost
+ * in a copy. A bdev declares the flags it honours (BdevDriver.ioFlags); submitting one it did
+ * not declare is a caller bug.
+ */
+export const IoFlag = {
+  /** Durable before completion (WRITE, WRITE_ZEROES, UNMAP; accepted and meaningless elsewhere). */
+  Fua: 1,
+  /** WRITE_ZEROES: the range must stay allocated (no hole punched). */
+  NoHole: 2,
+  /** WRITE_ZEROES: fail with -ENOTSUP rather than zero slowly (by writing zeroes). */
+  FastZero: 4,
+} as const;
+export type IoFlag = (typeof IoFlag)[keyof typeof IoFlag];
+
+/** Every IoFlag: what a bdev that honours them all declares. */
+export const ALL_IO_FLAGS = IoFlag.Fua | IoFlag.NoHole | IoFlag.FastZero;
+
+/**
  * One I/O. Pooled and reused by its submitter; the bdev layer never allocates one.
  * Offsets and lengths are in bytes and must be multiples of the bdev's block size.
  */
@@ -19,12 +37,8 @@ export interface BdevIo {
   type: IoType;
   offset: number;
   length: number;
-  /** WRITE: durable before completion. */
-  fua: boolean;
-  /** WRITE_ZEROES: the range must stay allocated (no hole punched). */
-  noHole: boolean;
-  /** WRITE_ZEROES: fail with -ENOTSUP rather than zero slowly (by writing zeroes). */
-  fastZero: boolean;
+  /** IoFlag bits. */
+  flags: number;
   /** Aligned buffer of at least `length` bytes: READ fills it, WRITE reads it. */
   buf: Buffer | null;
   /** 0, -errno, or (SEEK_*) the offset found. */
@@ -53,6 +67,12 @@ export interface BdevDriver {
   /** Call complete exactly once, now or later. */
   submit(io: BdevIo, complete: Complete): void;
   supports(type: IoType): boolean;
+  /**
+   * The IoFlag bits this module honours, fixed at creation. A virtual bdev declares what its
+   * base (every base) declares. FastZero means: a WRITE_ZEROES that cannot be fast fails at
+   * once with -ENOTSUP. Whoever supports WRITE_ZEROES must honour NoHole (NBD requires it).
+   */
+  readonly ioFlags: number;
   /** Called after the last completion; releases every fd and context. */
   destruct(): Promise<void>;
   /** driver_specific in bdev_get_bdevs. */
@@ -89,5 +109,5 @@ export interface BlockExtent {
 }
 
 export function newIo(done: (io: BdevIo) => void): BdevIo {
-  return { type: IoType.Read, offset: 0, length: 0, fua: false, noHole: false, fastZero: false, buf: null, result: 0, pending: false, completed: false, startMs: 0, done };
+  return { type: IoType.Read, offset: 0, length: 0, flags: 0, buf: null, result: 0, pending: false, completed: false, startMs: 0, done };
 }

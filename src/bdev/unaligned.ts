@@ -4,9 +4,12 @@
 // (two unaligned writes into one block must both survive), WRITE_ZEROES zeroes the edges by RMW
 // and the middle natively, and UNMAP is rounded inwards (a hint, so that is allowed).
 // Aligned requests pass straight through: the common path pays two modulo operations.
+import { constants } from 'node:os';
 import type { Bdev } from './bdev.js';
 import { bufferPool, IO_CHUNK } from './buffers.js';
-import { IoType, newIo, type BdevIo } from './types.js';
+import { IoFlag, IoType, newIo, type BdevIo } from './types.js';
+
+const E = constants.errno;
 
 interface Range { start: number; end: number }
 
@@ -34,10 +37,10 @@ class RangeLocks {
   #overlaps(r: Range): boolean { return this.#held.some((h) => h.start < r.end && r.start < h.end); }
 }
 
-function submit(bdev: Bdev, type: IoType, offset: number, length: number, buf: Buffer | null, fua = false, noHole = false): Promise<number> {
+function submit(bdev: Bdev, type: IoType, offset: number, length: number, buf: Buffer | null, flags = 0): Promise<number> {
   return new Promise((resolve) => {
     const io = newIo((x) => resolve(x.result));
-    io.type = type; io.offset = offset; io.length = length; io.buf = buf; io.fua = fua; io.noHole = noHole;
+    io.type = type; io.offset = offset; io.length = length; io.buf = buf; io.flags = flags;
     bdev.submit(io);
   });
 }
@@ -64,6 +67,8 @@ export class UnalignedAdapter {
 
   async #unaligned(io: BdevIo): Promise<number> {
     const bs = this.bdev.blockSize;
+    // What reaches the bdev as a WRITE (edges by read-modify-write) keeps only FUA.
+    const fua = io.flags & IoFlag.Fua;
     const start = Math.floor(io.offset / bs) * bs;
     const end = Math.ceil((io.offset + io.length) / bs) * bs;
     switch (io.type) {
@@ -88,34 +93,36 @@ export class UnalignedAdapter {
         let r = 0;
         for (let at = io.offset; r === 0 && at < io.offset + io.length;) {
           const next = Math.min(io.offset + io.length, Math.floor(at / bs) * bs + IO_CHUNK);
-          r = await this.#rmw(at, next - at, data.subarray(at - io.offset, next - io.offset), io.fua);
+          r = await this.#rmw(at, next - at, data.subarray(at - io.offset, next - io.offset), fua);
           at = next;
         }
         return r;
       }
       case IoType.WriteZeroes: {
-        // Edges by RMW with zeroes, the aligned middle (if any) natively.
+        // Edges by RMW with zeroes, the aligned middle (if any) natively. Writing zeroes into the
+        // edges is exactly what a fast zero must not do: refused before anything changes.
+        if ((io.flags & IoFlag.FastZero) !== 0) return -E.EOPNOTSUPP;
         const innerStart = Math.ceil(io.offset / bs) * bs;
         const innerEnd = Math.floor((io.offset + io.length) / bs) * bs;
-        if (innerEnd <= innerStart) return this.#rmw(io.offset, io.length, null, io.fua);
+        if (innerEnd <= innerStart) return this.#rmw(io.offset, io.length, null, fua);
         let r = 0;
-        if (innerStart > io.offset) r = await this.#rmw(io.offset, innerStart - io.offset, null, false);
-        if (r === 0 && io.offset + io.length > innerEnd) r = await this.#rmw(innerEnd, io.offset + io.length - innerEnd, null, false);
-        if (r === 0) r = await submit(this.bdev, IoType.WriteZeroes, innerStart, innerEnd - innerStart, null, io.fua, io.noHole);
+        if (innerStart > io.offset) r = await this.#rmw(io.offset, innerStart - io.offset, null, 0);
+        if (r === 0 && io.offset + io.length > innerEnd) r = await this.#rmw(innerEnd, io.offset + io.length - innerEnd, null, 0);
+        if (r === 0) r = await submit(this.bdev, IoType.WriteZeroes, innerStart, innerEnd - innerStart, null, io.flags);
         return r;
       }
       case IoType.Unmap: {
         const innerStart = Math.ceil(io.offset / bs) * bs;
         const innerEnd = Math.floor((io.offset + io.length) / bs) * bs;
-        return innerEnd > innerStart ? submit(this.bdev, IoType.Unmap, innerStart, innerEnd - innerStart, null, io.fua) : 0;
+        return innerEnd > innerStart ? submit(this.bdev, IoType.Unmap, innerStart, innerEnd - innerStart, null, io.flags) : 0;
       }
       default:
-        return submit(this.bdev, io.type, io.offset, io.length, io.buf, io.fua, io.noHole);
+        return submit(this.bdev, io.type, io.offset, io.length, io.buf, io.flags);
     }
   }
 
   /** Writes `data` (or zeroes when null) at any offset: reads the partial edge blocks first. */
-  async #rmw(offset: number, length: number, data: Buffer | null, fua: boolean): Promise<number> {
+  async #rmw(offset: number, length: number, data: Buffer | null, flags: number): Promise<number> {
     const bs = this.bdev.blockSize;
     const range = { start: Math.floor(offset / bs) * bs, end: Math.ceil((offset + length) / bs) * bs };
     const size = range.end - range.start;
@@ -131,7 +138,7 @@ export class UnalignedAdapter {
       if (r !== 0) return r;
       if (data === null) bounce.fill(0, offset - range.start, offset - range.start + length);
       else data.copy(bounce, offset - range.start, 0, length);
-      return await submit(this.bdev, IoType.Write, range.start, size, bounce, fua);
+      return await submit(this.bdev, IoType.Write, range.start, size, bounce, flags);
     } finally {
       bufferPool().put(bounce);
       this.#locks.release(range);

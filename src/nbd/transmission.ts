@@ -10,7 +10,7 @@ import { hasBlockStatus } from '../bdev/block_status.js';
 import { IO_CHUNK, type BufferPool } from '../bdev/buffers.js';
 import { kickSubmissions } from '../bdev/submit_kick.js';
 import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
-import { IoType, newIo, type BdevIo } from '../bdev/types.js';
+import { IoFlag, IoType, newIo, type BdevIo } from '../bdev/types.js';
 import {
   MAX_EXTENTS, META_ID_BASE_ALLOCATION, NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA,
   NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_ZERO,
@@ -322,9 +322,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     io.offset = s.offset + s.pos;
     io.length = filled;
     io.buf = s.buf;
-    io.fua = (s.flags & NBD_CMD_FLAG_FUA) !== 0; // every piece: the acknowledgement covers them all
-    io.noHole = false;
-    io.fastZero = false;
+    io.flags = (s.flags & NBD_CMD_FLAG_FUA) !== 0 ? IoFlag.Fua : 0; // every piece: the acknowledgement covers them all
     s.pieceLen = filled;
     s.ioBusy = true;
     this.#bdev.submit(io);
@@ -353,9 +351,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     const io = s.io;
     io.offset = s.offset;
     io.length = s.length;
-    io.fua = (s.flags & NBD_CMD_FLAG_FUA) !== 0;
-    io.noHole = (s.flags & NBD_CMD_FLAG_NO_HOLE) !== 0;
-    io.fastZero = (s.flags & NBD_CMD_FLAG_FAST_ZERO) !== 0;
+    io.flags = ioFlagsOf(s.flags);
     io.buf = null;
     s.state = SlotState.InFlight;
     switch (s.type) {
@@ -401,7 +397,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     io.type = IoType.Read;
     io.offset = s.offset;
     io.length = s.length;
-    io.fua = false;
+    io.flags = 0;
     s.buf = this.#opts.pool.get(s.length);
     io.buf = s.buf;
     this.#bdev.submit(io);
@@ -591,6 +587,16 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
       this.#transport.end(); // everything is answered
     }
   }
+}
+
+/**
+ * The bdev's flags for a request's NBD flags. validate() let through only what the export
+ * advertised, and the export advertised only what the bdev declares.
+ */
+function ioFlagsOf(cmdFlags: number): number {
+  return ((cmdFlags & NBD_CMD_FLAG_FUA) !== 0 ? IoFlag.Fua : 0) |
+    ((cmdFlags & NBD_CMD_FLAG_NO_HOLE) !== 0 ? IoFlag.NoHole : 0) |
+    ((cmdFlags & NBD_CMD_FLAG_FAST_ZERO) !== 0 ? IoFlag.FastZero : 0);
 }
 
 // Buffer#copy from an offset makes a typed-array view per call: two per request, the main source

@@ -7,7 +7,7 @@ import { InvalidBdevError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
 import { Bdev } from '../bdev.js';
 import { pushExtent } from '../block_status.js';
-import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from '../types.js';
+import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from '../types.js';
 import { type RbdConnection } from './cluster.js';
 import { RbdQueue } from './queue.js';
 
@@ -57,6 +57,9 @@ function errnoName(n: number): string {
 
 class RbdDriver implements BdevDriver {
   readonly module = 'rbd';
+  // FUA: librbd flushes after the write. FAST_ZERO: rbd_aio_write_zeroes is a discard done by
+  // the OSDs (objects removed, truncated or zeroed in place): no zeroes are sent.
+  readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: RbdQueue;
   bdev: Bdev | null = null;
   #complete: Complete | null = null;

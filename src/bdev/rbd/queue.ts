@@ -2,7 +2,7 @@
 // submitter's next kick (or the end of the macrotask; see submit_kick.ts) starts in one call
 // into the addon, and each batch of completions librbd reported meanwhile is one call back.
 import { queueSubmission, type QueuedSubmitter } from '../submit_kick.js';
-import { IoType, type BdevIo, type Complete } from '../types.js';
+import { IoFlag, IoType, type BdevIo, type Complete } from '../types.js';
 import { rbdCall, rbdNative, type RbdConnection } from './cluster.js';
 import type { RbdImageHandle, RbdOps } from './native.js';
 import { slotViews } from '../../native.js';
@@ -71,7 +71,7 @@ export class RbdQueue implements QueuedSubmitter {
     this.#ios[s] = io;
     this.#offset[s] = io.offset;
     this.#len[s] = io.length;
-    this.#flags[s] = io.type === IoType.Write && io.fua ? o.FUA : 0;
+    this.#flags[s] = io.type === IoType.Write && (io.flags & IoFlag.Fua) !== 0 ? o.FUA : 0;
     switch (io.type) {
       case IoType.Read: this.#op[s] = o.READ; this.#bufs[s] = io.buf; break;
       case IoType.Write: this.#op[s] = o.WRITE; this.#bufs[s] = io.buf; break;
