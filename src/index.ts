@@ -29,7 +29,7 @@ export { IoStat, TICK_RATE, type ResetMode, type HistogramOptions } from './bdev
 export { LatencyHistogram, quantile, decodeCounts } from './bdev/histogram.js';
 export type { QosLimits } from './bdev/qos.js';
 export type { HistogramParams } from './bdev/settings.js';
-export { IoType, newIo, type BdevIo, type BdevDriver, type Complete, type ConfigEntry } from './bdev/types.js';
+export { IoFlag, IoType, newIo, BdevIo, type BdevDriver, type ConfigEntry } from './bdev/types.js';
 export { rpcCall } from './rpc/client.js';
 export type { ConfigFile, SubsystemConfig } from './rpc/config.js';
 export * from './errors.js';

@@ -9,7 +9,7 @@ import { logger, type Logger } from '../log.js';
 import { openServedFile, type OpenedImage } from './open_file.js';
 import { Bdev } from './bdev.js';
 import { AioQueue } from './aio_queue.js';
-import { ALL_IO_FLAGS, IoFlag, IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+import { ALL_IO_FLAGS, IoFlag, IoType, type BdevDriver, type BdevIo, type ConfigEntry, type DeviceDone } from './types.js';
 
 const E = constants.errno;
 
@@ -41,7 +41,6 @@ class AioDriver implements BdevDriver {
   readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: AioQueue;
   #fdsyncIocb = true;
-  #complete: Complete | null = null;
 
   constructor(
     name: string,
@@ -67,8 +66,7 @@ class AioDriver implements BdevDriver {
     }
   }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     switch (io.type) {
       case IoType.Read: case IoType.Write:
         this.queue.push(io);
@@ -87,7 +85,7 @@ class AioDriver implements BdevDriver {
         if (this.file.type === 'block') {
           // A device zeroes without unmapping only through BLKZEROOUT, which may fall back to
           // writing zeroes: a fast zero that must keep the range allocated cannot be promised.
-          if (fast && noHole) { complete(io, -E.EOPNOTSUPP); return; }
+          if (fast && noHole) { io.complete(-E.EOPNOTSUPP); return; }
           op = fast ? FileOp.PunchHole : FileOp.ZeroOut;
         } else if (noHole) op = fast ? FileOp.ZeroRangeFast : FileOp.ZeroRange;
         else op = fast ? FileOp.PunchHole : FileOp.PunchOrZero;
@@ -98,35 +96,33 @@ class AioDriver implements BdevDriver {
         this.#fileOp(io, io.type === IoType.SeekData ? FileOp.SeekData : FileOp.SeekHole, io.offset, 0);
         return;
       default:
-        complete(io, -E.ENOTSUP);
+        io.complete(-E.ENOTSUP);
     }
   }
 
   // Off the main thread; per-call allocation is fine here (TRIM and zeroing are not the hot path).
   #fileOp(io: BdevIo, op: FileOp, offset: number, length: number): void {
-    const complete = this.#complete as Complete;
     native().fileOp(op, this.fd, offset, length, (res) => {
       // A durable WRITE_ZEROES with FUA needs the metadata change on disk too.
       if (res >= 0 && (io.flags & IoFlag.Fua) !== 0 && (io.type === IoType.WriteZeroes || io.type === IoType.Unmap)) {
-        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => complete(io, r2 < 0 ? r2 : 0));
+        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => { io.complete(r2 < 0 ? r2 : 0); });
         return;
       }
-      if (io.type === IoType.SeekData || io.type === IoType.SeekHole) complete(io, res);
+      if (io.type === IoType.SeekData || io.type === IoType.SeekHole) io.complete(res);
       // TRIM is a hint: a file system that cannot punch holes simply keeps the data.
-      else if (io.type === IoType.Unmap && res === -E.EOPNOTSUPP) complete(io, 0);
-      else complete(io, Math.min(res, 0));
+      else if (io.type === IoType.Unmap && res === -E.EOPNOTSUPP) io.complete(0);
+      else io.complete(Math.min(res, 0));
     });
   }
 
-  readonly #onAioDone: Complete = (io, result) => {
-    const complete = this.#complete as Complete;
+  readonly #onAioDone: DeviceDone = (io, result) => {
     if (io.type === IoType.Flush && result === -E.EINVAL && this.#fdsyncIocb) {
       // Some file systems have no AIO fsync: flush on the thread pool from now on.
       this.#fdsyncIocb = false;
       this.#fileOp(io, FileOp.Fdatasync, 0, 0);
       return;
     }
-    complete(io, result);
+    io.complete(result);
   };
 
   info(): Record<string, unknown> {

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { BdevIoMisuseError } from '../errors.js';
 import { IoStat } from './iostat.js';
 import { NO_QOS_LIMITS, Qos, type QosLimits } from './qos.js';
-import { ALL_IO_FLAGS, IoFlag, IoType, IO_TYPE_NAME, type BdevDriver, type BdevIo, type Complete } from './types.js';
+import { ALL_IO_FLAGS, IoFlag, IoType, IO_TYPE_NAME, kSettle, type BdevDriver, type BdevIo, type Settle } from './types.js';
 
 const E = constants.errno;
 /** Linux's value; os.constants.errno does not export it. */
@@ -132,6 +132,7 @@ export class Bdev {
     if (io.flags !== 0) this.#checkFlags(io);
     io.pending = true;
     io.completed = false;
+    io[kSettle] = this.#complete;
     io.startMs = performance.now();
     this.#outstanding++;
     this.stat.queueDepth = this.#outstanding;
@@ -139,7 +140,7 @@ export class Bdev {
     try {
       const errno = this.#check(io);
       if (errno !== 0) this.#finish(io, -errno, false);
-      else if (this.#qos === null || this.#qos.admit(io)) this.driver.submit(io, this.#complete);
+      else if (this.#qos === null || this.#qos.admit(io)) this.driver.submit(io);
     } finally {
       this.#inSubmit = false;
     }
@@ -151,7 +152,7 @@ export class Bdev {
     const was = this.#inSubmit;
     this.#inSubmit = true;
     try {
-      this.driver.submit(io, this.#complete);
+      this.driver.submit(io);
     } finally {
       this.#inSubmit = was;
     }
@@ -187,7 +188,8 @@ export class Bdev {
     return 0;
   }
 
-  readonly #complete: Complete = (io, result) => { this.#finish(io, result, true); };
+  // What io.complete() calls: one function per bdev, given to each I/O at submit.
+  readonly #complete: Settle = (io, result) => { this.#finish(io, result, true); };
 
   // Requests refused at submit (range, read-only, closing) are not I/O the device did: like
   // SPDK, they do not enter the statistics.

@@ -6,7 +6,7 @@ import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
 import { blockStatus, knowsDepth } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
 
 /** Latencies in microseconds, as SPDK's RPC takes them. */
 export interface DelayLatencies {
@@ -53,13 +53,13 @@ class Fifo {
   headDeadline(): number { return this.len === 0 ? Infinity : this.deadline[this.head] as number; }
 
   /** Completes every entry due by `now`. */
-  drain(now: number, complete: Complete): void {
+  drain(now: number): void {
     while (this.len > 0 && (this.deadline[this.head] as number) <= now) {
       const io = this.ios[this.head] as BdevIo, r = this.result[this.head] as number;
       this.ios[this.head] = null;
       this.head = (this.head + 1) % this.ios.length;
       this.len--;
-      complete(io, r);
+      io.complete(r);
     }
   }
 }
@@ -73,7 +73,6 @@ class DelayDriver implements BdevDriver {
   readonly us = [0, 0, 0, 0, 0];
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
-  #complete: Complete | null = null;
   unsubscribe: () => void = () => undefined;
 
   readonly ioFlags: number;
@@ -86,8 +85,7 @@ class DelayDriver implements BdevDriver {
 
   supports(type: IoType): boolean { return this.base.supports(type); }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     const c = this.#children.copyOf(io, 0);
     // The p99 choice is made now, as SPDK does; the latency applies after the base answers.
     const p99 = Math.random() < 0.01;
@@ -98,9 +96,8 @@ class DelayDriver implements BdevDriver {
   #childDone(c: ChildIo): void {
     const parent = c.parent as BdevIo, kind = c.tag, result = c.result;
     this.#children.put(c);
-    const complete = this.#complete as Complete;
     const us = this.us[kind] ?? 0;
-    if (kind === NONE || us <= 0) { complete(parent, result); return; }
+    if (kind === NONE || us <= 0) { parent.complete(result); return; }
     const deadline = performance.now() + us / 1000;
     (this.#fifos[kind] as Fifo).push(parent, deadline, result);
     if (deadline < this.#timerAt) this.#arm(deadline);
@@ -120,11 +117,10 @@ class DelayDriver implements BdevDriver {
     this.#timer = null;
     this.#timerAt = Infinity;
     const now = performance.now();
-    const complete = this.#complete as Complete;
     let next = Infinity;
     for (let k = AVG_READ; k <= P99_WRITE; k++) {
       const f = this.#fifos[k] as Fifo;
-      f.drain(now, complete);
+      f.drain(now);
       next = Math.min(next, f.headDeadline());
     }
     if (next !== Infinity) this.#arm(next);

@@ -6,7 +6,7 @@ import { Bdev } from './bdev.js';
 import { bufferPool } from './buffers.js';
 import { blockStatus, knowsDepth } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 
@@ -47,7 +47,6 @@ class ErrorDriver implements BdevDriver {
   // Of the read corruption in force (set when a read is chosen, applied when it completes).
   #corruptOffset = 0;
   #corruptValue = 0;
-  #complete: Complete | null = null;
   unsubscribe: () => void = () => undefined;
 
   readonly ioFlags: number;
@@ -93,14 +92,13 @@ class ErrorDriver implements BdevDriver {
 
   supports(type: IoType): boolean { return this.#base.supports(type); }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     if (io.type === IoType.Reset) this.#abortPending();
     const s = this.#slots[io.type];
     if (s === undefined || s.type === null || s.num === 0 || this.#inflight < s.queueDepth) { this.#pass(io); return; }
     s.num--;
     switch (s.type) {
-      case 'failure': complete(io, -E.EIO); return;
+      case 'failure': io.complete(-E.EIO); return;
       case 'pending': this.#pending.push(io); return;
       case 'nomem': this.#later(io); return;
       case 'corrupt_data': this.#corrupt(io, s); return;
@@ -149,13 +147,11 @@ class ErrorDriver implements BdevDriver {
     if (c.tag === TAG_BOUNCE && c.buf !== null) bufferPool().put(c.buf);
     this.#children.put(c);
     this.#inflight--;
-    (this.#complete as Complete)(parent, result);
+    parent.complete(result);
   }
 
   #abortPending(): void {
-    const complete = this.#complete;
-    if (complete === null) return;
-    for (const io of this.#pending.splice(0)) complete(io, -E.ECANCELED);
+    for (const io of this.#pending.splice(0)) io.complete(-E.ECANCELED);
   }
 
   abort(): void { this.#abortPending(); }

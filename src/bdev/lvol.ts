@@ -11,7 +11,7 @@ import { pushExtent } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
 import type { LvolMeta } from './lvol_format.js';
 import type { Lvstore } from './lvstore.js';
-import { BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete } from './types.js';
+import { BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent } from './types.js';
 
 const E = constants.errno;
 /** Clusters one block status answer walks at most; the client asks again for the rest. */
@@ -24,7 +24,6 @@ export class LvolDriver implements BdevDriver {
   readonly #children = new ChildPool((c) => this.#childDone(c));
   readonly #tasks: Task[] = [];
   readonly #freeTasks: number[] = [];
-  #complete: Complete | null = null;
   /** I/Os between submit and completion. */
   #active = 0;
   /** While quiesced, new I/O waits here. */
@@ -44,16 +43,15 @@ export class LvolDriver implements BdevDriver {
     return type === IoType.Flush && this.store.base.supports(IoType.Flush);
   }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     if (this.#frozen) { this.#held.push(io); return; }
     if (this.meta.read_only && (io.type === IoType.Write || io.type === IoType.Unmap || io.type === IoType.WriteZeroes)) {
-      complete(io, -E.EROFS);
+      io.complete(-E.EROFS);
       return;
     }
     if ((io.flags & IoFlag.FastZero) !== 0 && this.#allocates(io)) {
       // Decided before any piece starts, so a refused fast zero changes nothing.
-      complete(io, -E.EOPNOTSUPP);
+      io.complete(-E.EOPNOTSUPP);
       return;
     }
     this.#active++;
@@ -149,7 +147,7 @@ export class LvolDriver implements BdevDriver {
     task.parent = null;
     this.#freeTasks.push(t);
     this.#active--;
-    (this.#complete as Complete)(parent, task.result);
+    parent.complete(task.result);
     if (this.#active === 0) this.#drained?.();
   }
 
@@ -165,15 +163,13 @@ export class LvolDriver implements BdevDriver {
       return await fn();
     } finally {
       this.#frozen = false;
-      const complete = this.#complete;
-      if (complete !== null) for (const io of this.#held.splice(0)) this.submit(io, complete);
+      for (const io of this.#held.splice(0)) this.submit(io);
     }
   }
 
   // The bdev is closing: I/O held by a quiesce will not run.
   abort(): void {
-    const complete = this.#complete;
-    if (complete !== null) for (const io of this.#held.splice(0)) complete(io, -ESHUTDOWN);
+    for (const io of this.#held.splice(0)) io.complete(-ESHUTDOWN);
   }
 
   blockStatus(offset: number, length: number): Promise<BlockExtent[]> {

@@ -7,7 +7,7 @@ import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
 import { blockStatus, pushExtent } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { ALL_IO_FLAGS, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { ALL_IO_FLAGS, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 /** Strips one block status answer walks at most; the client asks again for the rest. */
@@ -27,7 +27,6 @@ class Raid0Driver implements BdevDriver {
   readonly #children = new ChildPool((c) => this.#childDone(c));
   readonly #tasks: Task[] = [];
   readonly #freeTasks: number[] = [];
-  #complete: Complete | null = null;
 
   /** What every base honours: each child goes to one of them with its parent's flags. */
   readonly ioFlags: number;
@@ -45,13 +44,12 @@ class Raid0Driver implements BdevDriver {
     return false;
   }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     switch (io.type) {
       case IoType.Read: case IoType.Write: this.#rw(io); return;
       case IoType.Flush: case IoType.Reset: this.#everyBase(io); return;
       case IoType.Unmap: case IoType.WriteZeroes: this.#ranges(io); return;
-      default: complete(io, -E.ENOTSUP);
+      default: io.complete(-E.ENOTSUP);
     }
   }
 
@@ -148,7 +146,7 @@ class Raid0Driver implements BdevDriver {
     const parent = task.parent as BdevIo;
     task.parent = null;
     this.#freeTasks.push(t);
-    (this.#complete as Complete)(parent, task.result);
+    parent.complete(task.result);
   }
 
   info(): Record<string, unknown> { return { raid: this.describe(null) }; }

@@ -5,7 +5,7 @@ import { InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
 import { blockStatus, knowsDepth } from './block_status.js';
 import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
 
 export interface SplitOptions {
   splitCount: number;
@@ -16,7 +16,6 @@ export interface SplitOptions {
 class SplitDriver implements BdevDriver {
   readonly module = 'split';
   readonly #children = new ChildPool((c) => this.#childDone(c));
-  #complete: Complete | null = null;
 
   readonly ioFlags: number;
 
@@ -26,8 +25,7 @@ class SplitDriver implements BdevDriver {
 
   supports(type: IoType): boolean { return this.base.supports(type); }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     // FLUSH and RESET carry no range: they reach the base as they are.
     const ranged = io.type !== IoType.Flush && io.type !== IoType.Reset;
     this.base.submit(this.#children.copyOf(io, ranged ? this.offsetBytes : 0));
@@ -36,7 +34,7 @@ class SplitDriver implements BdevDriver {
   #childDone(c: ChildIo): void {
     const parent = c.parent as BdevIo, result = c.result;
     this.#children.put(c);
-    (this.#complete as Complete)(parent, result);
+    parent.complete(result);
   }
 
   /** The base's answer for the same range, shifted: lengths need no change. */

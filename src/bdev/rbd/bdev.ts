@@ -7,7 +7,7 @@ import { InvalidBdevError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
 import { Bdev } from '../bdev.js';
 import { pushExtent } from '../block_status.js';
-import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from '../types.js';
+import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry, type DeviceDone } from '../types.js';
 import { type RbdConnection } from './cluster.js';
 import { RbdQueue } from './queue.js';
 
@@ -62,7 +62,6 @@ class RbdDriver implements BdevDriver {
   readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: RbdQueue;
   bdev: Bdev | null = null;
-  #complete: Complete | null = null;
   /** Failing since the first error after the last success: said once, not per request. */
   #failing = false;
 
@@ -75,8 +74,7 @@ class RbdDriver implements BdevDriver {
     return type === IoType.Read || type === IoType.Write || type === IoType.Flush || type === IoType.Unmap || type === IoType.WriteZeroes;
   }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     this.queue.push(io);
   }
 
@@ -103,15 +101,14 @@ class RbdDriver implements BdevDriver {
     return out;
   }
 
-  readonly #onDone: Complete = (io, result) => {
-    const complete = this.#complete as Complete;
+  readonly #onDone: DeviceDone = (io, result) => {
     if (result === 0) {
       // A FLUSH with librbd's cache off succeeds without the cluster: it proves nothing.
       if (this.#failing && (io.type === IoType.Read || io.type === IoType.Write)) {
         this.#failing = false;
         this.log.info('rbd I/O succeeds again');
       }
-      complete(io, 0);
+      io.complete(0);
       return;
     }
     const errno = -result;
@@ -120,7 +117,7 @@ class RbdDriver implements BdevDriver {
       this.log.warn({ errno: errnoName(errno), pool: this.opts.pool, image: this.opts.image },
         'rbd I/O failed (a timeout is the cluster not answering within rados_osd_op_timeout); reporting I/O errors until it succeeds again');
     }
-    complete(io, KEPT.has(errno) ? result : -E.EIO);
+    io.complete(KEPT.has(errno) ? result : -E.EIO);
   };
 
   // The image header changed (a resize by anyone): read the size again, off the main thread.

@@ -2,7 +2,7 @@
 // submitter's next kick (or the end of the macrotask; see submit_kick.ts) starts in one call
 // into the addon, and each batch of completions librbd reported meanwhile is one call back.
 import { queueSubmission, type QueuedSubmitter } from '../submit_kick.js';
-import { IoFlag, IoType, type BdevIo, type Complete } from '../types.js';
+import { IoFlag, IoType, type BdevIo, type DeviceDone } from '../types.js';
 import { rbdCall, rbdNative, type RbdConnection } from './cluster.js';
 import type { RbdImageHandle, RbdOps } from './native.js';
 import { slotViews } from '../../native.js';
@@ -32,7 +32,7 @@ export class RbdQueue implements QueuedSubmitter {
   readonly #jobs = new Set<Promise<unknown>>();
   #closed = false;
 
-  constructor(conn: RbdConnection, depth: number, readonly complete: Complete, onUpdate: () => void) {
+  constructor(conn: RbdConnection, depth: number, private readonly done: DeviceDone, onUpdate: () => void) {
     const n = rbdNative();
     this.depth = depth;
     this.#ops = n.ops;
@@ -101,7 +101,7 @@ export class RbdQueue implements QueuedSubmitter {
       this.#ios[s] = null;
       this.#bufs[s] = null;
       this.#freeSlots[this.#nFree++] = s;
-      this.complete(io, this.#cqRes[i] as number);
+      this.done(io, this.#cqRes[i] as number);
     }
     while (this.#waitHead < this.#wait.length && this.#nFree > 0) {
       this.#place(this.#wait[this.#waitHead++] as BdevIo);
