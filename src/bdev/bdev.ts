@@ -80,6 +80,7 @@ export class Bdev {
     this.driver = driver;
     this.ioFlags = driver.ioFlags;
     this.stat = new IoStat(driver.module === 'aio' ? 'aio_error' : 'failed');
+    driver.attach?.(this);
   }
 
   get module(): string { return this.driver.module; }

@@ -19,6 +19,9 @@ export class Fifo<T> {
     this.#len++;
   }
 
+  /** The oldest item, left in place; only when length > 0. */
+  peek(): T { return this.#items[this.#head] as T; }
+
   /** The oldest item; only when length > 0. Its place is cleared, so the ring keeps no reference. */
   shift(): T {
     const x = this.#items[this.#head] as T;

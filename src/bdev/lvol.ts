@@ -8,7 +8,7 @@ import { constants } from 'node:os';
 import { NoSpaceError } from '../errors.js';
 import { Bdev, ESHUTDOWN } from './bdev.js';
 import { pushExtent } from './block_status.js';
-import { ChildPool, type ChildIo } from './child_io.js';
+import { PassThrough } from './child_io.js';
 import type { LvolMeta } from './lvol_format.js';
 import type { Lvstore } from './lvstore.js';
 import { BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent } from './types.js';
@@ -17,19 +17,13 @@ const E = constants.errno;
 /** Clusters one block status answer walks at most; the client asks again for the rest. */
 const STATUS_CLUSTERS = 2 ** 18;
 
-interface Task { parent: BdevIo | null; remaining: number; result: number }
-
 export class LvolDriver implements BdevDriver {
   readonly module = 'lvol';
-  readonly #children = new ChildPool((c) => this.#childDone(c));
-  readonly #tasks: Task[] = [];
-  readonly #freeTasks: number[] = [];
-  /** I/Os between submit and completion. */
-  #active = 0;
+  /** Its in-flight count is what quiesce() waits on. */
+  readonly #children = new PassThrough();
   /** While quiesced, new I/O waits here. */
   #frozen = false;
   readonly #held: BdevIo[] = [];
-  #drained: (() => void) | null = null;
 
   /** The base's: every piece goes to it with the lvol I/O's flags. */
   readonly ioFlags: number;
@@ -54,17 +48,13 @@ export class LvolDriver implements BdevDriver {
       io.complete(-E.EOPNOTSUPP);
       return;
     }
-    this.#active++;
     if (io.type === IoType.Flush) {
-      const t = this.#task(io, 1);
-      const c = this.#children.get(io);
-      c.tag = t; c.type = IoType.Flush; c.offset = 0; c.length = 0; c.buf = null; c.flags = io.flags;
-      this.store.base.submit(c);
+      this.#children.forward(io, this.store.base);
       return;
     }
     const cs = this.store.meta.cluster_size;
     const first = Math.floor(io.offset / cs), last = Math.floor((io.offset + io.length - 1) / cs);
-    const t = this.#task(io, last - first + 1);
+    const t = this.#children.fanOut(io, last - first + 1);
     let pos = 0;
     for (let k = first; k <= last; k++) {
       const inCluster = k === first ? io.offset % cs : 0;
@@ -83,23 +73,23 @@ export class LvolDriver implements BdevDriver {
         if (c >= 0) { this.#toBase(io, t, c, inCluster, pos, len); return; }
         // A cluster no layer has written reads as zeroes.
         (io.buf as Buffer).fill(0, pos, pos + len);
-        this.#pieceDone(t, 0);
+        this.#children.pieceDone(t, 0);
         return;
       }
       case IoType.Unmap:
         // A hint: a cluster of our own is not there to give back, and the parent's is not ours.
-        this.#pieceDone(t, 0);
+        this.#children.pieceDone(t, 0);
         return;
       case IoType.WriteZeroes:
         // Already zeroes unless a parent holds data there (then it needs a cluster of its own),
         // or NO_HOLE asks for the range to be allocated.
-        if (!this.#zeroAllocates(io, k)) { this.#pieceDone(t, 0); return; }
+        if (!this.#zeroAllocates(io, k)) { this.#children.pieceDone(t, 0); return; }
         break;
       default:
         break;
     }
     this.store.allocate(this.meta, [k]).then(([c]) => this.#toBase(io, t, c as number, inCluster, pos, len), (err: unknown) => {
-      this.#pieceDone(t, err instanceof NoSpaceError ? -E.ENOSPC : -E.EIO);
+      this.#children.pieceDone(t, err instanceof NoSpaceError ? -E.ENOSPC : -E.EIO);
     });
   }
 
@@ -118,37 +108,8 @@ export class LvolDriver implements BdevDriver {
   }
 
   #toBase(io: BdevIo, t: number, cluster: number, inCluster: number, pos: number, len: number): void {
-    const c = this.#children.get(io);
-    c.tag = t; c.type = io.type; c.offset = this.store.offsetOf(cluster) + inCluster; c.length = len;
-    c.flags = io.flags;
-    c.buf = io.buf === null ? null : pos === 0 && len === io.length ? io.buf : io.buf.subarray(pos, pos + len);
-    this.store.base.submit(c);
-  }
-
-  #task(parent: BdevIo, pieces: number): number {
-    let t = this.#freeTasks.pop();
-    if (t === undefined) { t = this.#tasks.length; this.#tasks.push({ parent: null, remaining: 0, result: 0 }); }
-    const task = this.#tasks[t] as Task;
-    task.parent = parent; task.remaining = pieces; task.result = 0;
-    return t;
-  }
-
-  #childDone(c: ChildIo): void {
-    const t = c.tag, r = c.result;
-    this.#children.put(c);
-    this.#pieceDone(t, r);
-  }
-
-  #pieceDone(t: number, result: number): void {
-    const task = this.#tasks[t] as Task;
-    if (result < 0 && task.result === 0) task.result = result;
-    if (--task.remaining > 0) return;
-    const parent = task.parent as BdevIo;
-    task.parent = null;
-    this.#freeTasks.push(t);
-    this.#active--;
-    parent.complete(task.result);
-    if (this.#active === 0) this.#drained?.();
+    const buf = io.buf === null ? null : pos === 0 && len === io.length ? io.buf : io.buf.subarray(pos, pos + len);
+    this.#children.piece(t, this.store.base, io.type, this.store.offsetOf(cluster) + inCluster, len, buf);
   }
 
   /**
@@ -158,8 +119,7 @@ export class LvolDriver implements BdevDriver {
   async quiesce<T>(fn: () => Promise<T> | T): Promise<T> {
     this.#frozen = true;
     try {
-      if (this.#active > 0) await new Promise<void>((resolve) => { this.#drained = resolve; });
-      this.#drained = null;
+      await this.#children.idle();
       return await fn();
     } finally {
       this.#frozen = false;

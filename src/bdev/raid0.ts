@@ -6,7 +6,7 @@ import { constants } from 'node:os';
 import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
 import { Bdev } from './bdev.js';
 import { blockStatus, pushExtent } from './block_status.js';
-import { ChildPool, type ChildIo } from './child_io.js';
+import { PassThrough } from './child_io.js';
 import { ALL_IO_FLAGS, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
@@ -19,14 +19,9 @@ export interface Raid0Options {
   uuid?: string | undefined;
 }
 
-/** A parent I/O being served by several children. Pooled by index: children carry it in their tag. */
-interface Task { parent: BdevIo | null; remaining: number; result: number }
-
 class Raid0Driver implements BdevDriver {
   readonly module = 'raid';
-  readonly #children = new ChildPool((c) => this.#childDone(c));
-  readonly #tasks: Task[] = [];
-  readonly #freeTasks: number[] = [];
+  readonly #children = new PassThrough();
 
   /** What every base honours: each child goes to one of them with its parent's flags. */
   readonly ioFlags: number;
@@ -53,25 +48,10 @@ class Raid0Driver implements BdevDriver {
     }
   }
 
-  #task(parent: BdevIo, children: number): number {
-    let t = this.#freeTasks.pop();
-    if (t === undefined) { t = this.#tasks.length; this.#tasks.push({ parent: null, remaining: 0, result: 0 }); }
-    const task = this.#tasks[t] as Task;
-    task.parent = parent; task.remaining = children; task.result = 0;
-    return t;
-  }
-
-  #child(parent: BdevIo, t: number, type: IoType, offset: number, length: number, buf: Buffer | null): ChildIo {
-    const c = this.#children.get(parent);
-    c.tag = t; c.type = type; c.offset = offset; c.length = length;
-    c.flags = parent.flags; c.buf = buf;
-    return c;
-  }
-
   #rw(io: BdevIo): void {
     const s = this.strip, n = this.bases.length;
     const first = Math.floor(io.offset / s), last = Math.floor((io.offset + io.length - 1) / s);
-    const t = this.#task(io, last - first + 1);
+    const t = this.#children.fanOut(io, last - first + 1);
     let pos = 0;
     for (let k = first; k <= last; k++) {
       const inStrip = k === first ? io.offset % s : 0;
@@ -79,14 +59,14 @@ class Raid0Driver implements BdevDriver {
       const base = this.bases[k % n] as Bdev;
       // A child that covers the whole parent shares its buffer; others get a view into it.
       const buf = io.buf === null ? null : first === last ? io.buf : io.buf.subarray(pos, pos + len);
-      base.submit(this.#child(io, t, io.type, Math.floor(k / n) * s + inStrip, len, buf));
+      this.#children.piece(t, base, io.type, Math.floor(k / n) * s + inStrip, len, buf);
       pos += len;
     }
   }
 
   #everyBase(io: BdevIo): void {
-    const t = this.#task(io, this.bases.length);
-    for (const b of this.bases) b.submit(this.#child(io, t, io.type, 0, 0, null));
+    const t = this.#children.fanOut(io, this.bases.length);
+    for (const b of this.bases) this.#children.piece(t, b, io.type, 0, 0, null);
   }
 
   /** [base index, offset on it, length] of each base a raid range touches: contiguous on each. */
@@ -107,8 +87,8 @@ class Raid0Driver implements BdevDriver {
 
   #ranges(io: BdevIo): void {
     const spans = this.#spans(io.offset, io.offset + io.length);
-    const t = this.#task(io, spans.length);
-    for (const [i, from, len] of spans) (this.bases[i] as Bdev).submit(this.#child(io, t, io.type, from, len, null));
+    const t = this.#children.fanOut(io, spans.length);
+    for (const [i, from, len] of spans) this.#children.piece(t, this.bases[i] as Bdev, io.type, from, len, null);
   }
 
   async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
@@ -136,17 +116,6 @@ class Raid0Driver implements BdevDriver {
       }
     }
     return out;
-  }
-
-  #childDone(c: ChildIo): void {
-    const t = c.tag, task = this.#tasks[t] as Task;
-    if (c.result < 0 && task.result === 0) task.result = c.result;
-    this.#children.put(c);
-    if (--task.remaining > 0) return;
-    const parent = task.parent as BdevIo;
-    task.parent = null;
-    this.#freeTasks.push(t);
-    parent.complete(task.result);
   }
 
   info(): Record<string, unknown> { return { raid: this.describe(null) }; }

@@ -94,6 +94,8 @@ export interface BdevDriver {
    * once with -ENOTSUP. Whoever supports WRITE_ZEROES must honour NoHole (NBD requires it).
    */
   readonly ioFlags: number;
+  /** Called once, at the end of the Bdev constructor, with the bdev this module serves. */
+  attach?(bdev: Bdev): void;
   /** Called after the last completion; releases every fd and context. */
   destruct(): Promise<void>;
   /** driver_specific in bdev_get_bdevs. */

@@ -61,13 +61,15 @@ class RbdDriver implements BdevDriver {
   // the OSDs (objects removed, truncated or zeroed in place): no zeroes are sent.
   readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: RbdQueue;
-  bdev: Bdev | null = null;
+  #bdev: Bdev | null = null;
   /** Failing since the first error after the last success: said once, not per request. */
   #failing = false;
 
   constructor(readonly opts: RbdBdevOptions, readonly log: Logger) {
     this.queue = new RbdQueue(opts.conn, opts.queueDepth ?? RBD_QUEUE_DEPTH, this.#onDone, this.#onUpdate);
   }
+
+  attach(b: Bdev): void { this.#bdev = b; }
 
   // Block status is blockStatus() below, not SEEK_DATA/SEEK_HOLE; there is nothing to RESET.
   supports(type: IoType): boolean {
@@ -129,7 +131,7 @@ class RbdDriver implements BdevDriver {
 
   /** Applies a new image size to the bdev (a shrink may be refused: see Server.resizeBdev). */
   async sizeChanged(bytes: number): Promise<void> {
-    const b = this.bdev;
+    const b = this.#bdev;
     if (b === null || b.closed) return;
     const blocks = Math.floor(bytes / b.blockSize);
     if (blocks === b.numBlocks) return;
@@ -194,7 +196,6 @@ export async function createRbdBdev(opts: RbdBdevOptions): Promise<Bdev> {
     if (numBlocks === 0) throw new InvalidBdevError(`RBD image ${opts.pool}/${opts.image} is smaller than one ${opts.blockSize}-byte block`);
     if (size % opts.blockSize !== 0) log.warn({ size, blockSize: opts.blockSize }, 'image size is not a multiple of the block size; the tail is not exported');
     const b = new Bdev({ name: opts.name, blockSize: opts.blockSize, numBlocks, readonly: opts.readonly === true, uuid: opts.uuid, writeCache: true }, driver);
-    driver.bdev = b;
     log.debug({ pool: opts.pool, image: opts.image, size }, 'rbd bdev ready');
     return b;
   } catch (err) {
