@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { native, FileOp, type FileInfo } from '../native.js';
-import { AioMaxNrError, BdevWrongModuleError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
+import { AioMaxNrError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { openServedFile, type OpenedImage } from './open_file.js';
-import { Bdev } from './bdev.js';
+import { Bdev, driverOf } from './bdev.js';
 import { AioQueue } from './aio_queue.js';
 import { ALL_IO_FLAGS, IoFlag, IoType, type BdevDriver, type BdevIo, type ConfigEntry, type DeviceDone } from './types.js';
 
@@ -277,6 +277,5 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
 
 /** The current size in bytes of the file or device under an AIO bdev (bdev_aio_rescan). */
 export function aioFileSize(b: Bdev): number {
-  if (!(b.driver instanceof AioDriver)) throw new BdevWrongModuleError(b.name, b.module, 'aio');
-  return native().fileInfo(b.driver.fd).size;
+  return native().fileInfo(driverOf(b, AioDriver, 'aio').fd).size;
 }

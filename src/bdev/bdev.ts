@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { BdevIoMisuseError } from '../errors.js';
+import { BdevIoMisuseError, BdevWrongModuleError } from '../errors.js';
 import { IoStat } from './iostat.js';
 import { NO_QOS_LIMITS, Qos, type QosLimits } from './qos.js';
 import { ALL_IO_FLAGS, IoFlag, IoType, IO_TYPE_NAME, kSettle, type BdevDriver, type BdevIo, type Settle } from './types.js';
@@ -248,6 +248,18 @@ export class Bdev {
     this.#onIdle = null;
     await this.driver.destruct();
   }
+}
+
+/** b's driver when it is a `cls`, else null. */
+export function asDriver<T extends BdevDriver>(b: Bdev, cls: abstract new (...args: never[]) => T): T | null {
+  return b.driver instanceof cls ? b.driver : null;
+}
+
+/** b's driver as a `cls`, for a module's own operations; BdevWrongModuleError (naming `module`) otherwise. */
+export function driverOf<T extends BdevDriver>(b: Bdev, cls: abstract new (...args: never[]) => T, module: string): T {
+  const d = asDriver(b, cls);
+  if (d === null) throw new BdevWrongModuleError(b.name, b.module, module);
+  return d;
 }
 
 /** Flags that mean something only to WRITE_ZEROES (FUA goes with any type: clients send it on READ). */

@@ -2,8 +2,8 @@
 // completion back by an average latency, or one time in a hundred by a p99 latency, to see
 // how a client behaves on a slow disk. Other I/O types pass undelayed.
 import { performance } from 'node:perf_hooks';
-import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
-import { Bdev } from './bdev.js';
+import { InvalidBdevError } from '../errors.js';
+import { Bdev, driverOf } from './bdev.js';
 import type { ChildIo } from './child_io.js';
 import { Fifo } from './fifo.js';
 import { PassThroughDriver } from './passthrough.js';
@@ -129,8 +129,8 @@ export function createDelayBdev(base: Bdev, opts: DelayBdevOptions): Bdev {
 
 /** Changes one latency for I/O submitted from now on (SPDK does not re-check p99 >= avg here). */
 export function updateDelayLatency(b: Bdev, type: LatencyType, us: number): void {
-  if (!(b.driver instanceof DelayDriver)) throw new BdevWrongModuleError(b.name, b.module, 'delay');
+  const d = driverOf(b, DelayDriver, 'delay');
   checkUs('latency_us', us);
   const kind = { avg_read: AVG_READ, p99_read: P99_READ, avg_write: AVG_WRITE, p99_write: P99_WRITE }[type];
-  b.driver.us[kind] = us;
+  d.us[kind] = us;
 }

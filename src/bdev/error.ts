@@ -1,8 +1,8 @@
 // The error bdev (SPDK's vbdev_error): EE_<base>, a pass-through over its base that fails,
 // holds, corrupts or delays chosen I/O on request, to test how a client copes.
 import { constants } from 'node:os';
-import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
-import { Bdev } from './bdev.js';
+import { InvalidBdevError } from '../errors.js';
+import { Bdev, driverOf } from './bdev.js';
 import { bufferPool } from './buffers.js';
 import type { ChildIo } from './child_io.js';
 import { PassThroughDriver } from './passthrough.js';
@@ -164,10 +164,7 @@ export function createErrorBdev(base: Bdev, opts: { uuid?: string | undefined; n
   }, new ErrorDriver(base));
 }
 
-function errorDriver(b: Bdev): ErrorDriver {
-  if (!(b.driver instanceof ErrorDriver)) throw new BdevWrongModuleError(b.name, b.module, 'error');
-  return b.driver;
-}
+const errorDriver = (b: Bdev): ErrorDriver => driverOf(b, ErrorDriver, 'error');
 
 export function injectError(b: Bdev, j: Injection): void { errorDriver(b).inject(j); }
 export function resumePending(b: Bdev): number { return errorDriver(b).resumePending(); }

@@ -3,8 +3,8 @@
 // WRITE_ZEROES become one contiguous range per base; block status asks each base once for its
 // contiguous range and interleaves the answers strip by strip.
 import { constants } from 'node:os';
-import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
-import { Bdev } from './bdev.js';
+import { InvalidBdevError } from '../errors.js';
+import { Bdev, driverOf } from './bdev.js';
 import { blockStatus, pushExtent } from './block_status.js';
 import { PassThrough } from './child_io.js';
 import { ALL_IO_FLAGS, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
@@ -163,6 +163,5 @@ export function createRaid0Bdev(bases: Bdev[], opts: Raid0Options): Bdev {
 }
 
 export function describeRaid(b: Bdev): Record<string, unknown> {
-  if (!(b.driver instanceof Raid0Driver)) throw new BdevWrongModuleError(b.name, b.module, 'raid');
-  return b.driver.describe(b);
+  return driverOf(b, Raid0Driver, 'raid').describe(b);
 }

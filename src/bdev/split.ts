@@ -2,7 +2,7 @@
 // one base bdev. The parts share one claim on the base.
 import { createHash } from 'node:crypto';
 import { InvalidBdevError } from '../errors.js';
-import { Bdev } from './bdev.js';
+import { asDriver, Bdev } from './bdev.js';
 import { PassThroughDriver } from './passthrough.js';
 import type { ConfigEntry } from './types.js';
 
@@ -72,4 +72,4 @@ export function createSplitBdevs(base: Bdev, opts: SplitOptions): Bdev[] {
 }
 
 /** The base a split part was cut from, or null when b is not a split part. */
-export function splitBaseOf(b: Bdev): Bdev | null { return b.driver instanceof SplitDriver ? b.driver.base : null; }
+export function splitBaseOf(b: Bdev): Bdev | null { return asDriver(b, SplitDriver)?.base ?? null; }

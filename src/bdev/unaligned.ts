@@ -7,7 +7,8 @@
 import { constants } from 'node:os';
 import type { Bdev } from './bdev.js';
 import { bufferPool, IO_CHUNK } from './buffers.js';
-import { IoFlag, IoType, newIo, type BdevIo } from './types.js';
+import { ioOnce } from './io_once.js';
+import { IoFlag, IoType, type BdevIo } from './types.js';
 
 const E = constants.errno;
 
@@ -35,14 +36,6 @@ class RangeLocks {
   }
 
   #overlaps(r: Range): boolean { return this.#held.some((h) => h.start < r.end && r.start < h.end); }
-}
-
-function submit(bdev: Bdev, type: IoType, offset: number, length: number, buf: Buffer | null, flags = 0): Promise<number> {
-  return new Promise((resolve) => {
-    const io = newIo((x) => resolve(x.result));
-    io.type = type; io.offset = offset; io.length = length; io.buf = buf; io.flags = flags;
-    bdev.submit(io);
-  });
 }
 
 export class UnalignedAdapter {
@@ -78,7 +71,7 @@ export class UnalignedAdapter {
         try {
           for (let at = start; at < end; at += IO_CHUNK) {
             const n = Math.min(IO_CHUNK, end - at);
-            const r = await submit(this.bdev, IoType.Read, at, n, bounce.subarray(0, n));
+            const r = await ioOnce(this.bdev, IoType.Read, at, n, bounce.subarray(0, n));
             if (r !== 0) return r;
             const from = Math.max(at, io.offset);
             const to = Math.min(at + n, io.offset + io.length);
@@ -108,16 +101,16 @@ export class UnalignedAdapter {
         let r = 0;
         if (innerStart > io.offset) r = await this.#rmw(io.offset, innerStart - io.offset, null, 0);
         if (r === 0 && io.offset + io.length > innerEnd) r = await this.#rmw(innerEnd, io.offset + io.length - innerEnd, null, 0);
-        if (r === 0) r = await submit(this.bdev, IoType.WriteZeroes, innerStart, innerEnd - innerStart, null, io.flags);
+        if (r === 0) r = await ioOnce(this.bdev, IoType.WriteZeroes, innerStart, innerEnd - innerStart, null, io.flags);
         return r;
       }
       case IoType.Unmap: {
         const innerStart = Math.ceil(io.offset / bs) * bs;
         const innerEnd = Math.floor((io.offset + io.length) / bs) * bs;
-        return innerEnd > innerStart ? submit(this.bdev, IoType.Unmap, innerStart, innerEnd - innerStart, null, io.flags) : 0;
+        return innerEnd > innerStart ? ioOnce(this.bdev, IoType.Unmap, innerStart, innerEnd - innerStart, null, io.flags) : 0;
       }
       default:
-        return submit(this.bdev, io.type, io.offset, io.length, io.buf, io.flags);
+        return ioOnce(this.bdev, io.type, io.offset, io.length, io.buf, io.flags);
     }
   }
 
@@ -130,15 +123,15 @@ export class UnalignedAdapter {
     const bounce = bufferPool().get(size);
     try {
       let r = 0;
-      if (offset > range.start) r = await submit(this.bdev, IoType.Read, range.start, bs, bounce);
+      if (offset > range.start) r = await ioOnce(this.bdev, IoType.Read, range.start, bs, bounce);
       const tail = range.end - bs;
       if (r === 0 && offset + length < range.end && (tail > range.start || offset === range.start)) {
-        r = await submit(this.bdev, IoType.Read, tail, bs, bounce.subarray(tail - range.start));
+        r = await ioOnce(this.bdev, IoType.Read, tail, bs, bounce.subarray(tail - range.start));
       }
       if (r !== 0) return r;
       if (data === null) bounce.fill(0, offset - range.start, offset - range.start + length);
       else data.copy(bounce, offset - range.start, 0, length);
-      return await submit(this.bdev, IoType.Write, range.start, size, bounce, flags);
+      return await ioOnce(this.bdev, IoType.Write, range.start, size, bounce, flags);
     } finally {
       bufferPool().put(bounce);
       this.#locks.release(range);

@@ -5,7 +5,7 @@
 import { constants } from 'node:os';
 import { InvalidBdevError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
-import { Bdev } from '../bdev.js';
+import { Bdev, driverOf } from '../bdev.js';
 import { pushExtent } from '../block_status.js';
 import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry, type DeviceDone } from '../types.js';
 import { type RbdConnection } from './cluster.js';
@@ -205,7 +205,5 @@ export async function createRbdBdev(opts: RbdBdevOptions): Promise<Bdev> {
   }
 }
 
-/** The RBD driver of b, or null when b is another module's. */
-export function rbdDriverOf(b: Bdev): RbdDriver | null {
-  return b.driver instanceof RbdDriver ? b.driver : null;
-}
+/** The RBD driver of b; BdevWrongModuleError when b is another module's. */
+export function rbdDriverOf(b: Bdev): RbdDriver { return driverOf(b, RbdDriver, 'rbd'); }
