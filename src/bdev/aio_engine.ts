@@ -10,7 +10,7 @@ import { constants } from 'node:os';
 import { native, slotViews, type AioEngineHandle } from '../native.js';
 import type { Logger } from '../log.js';
 import type { AioQueue } from './aio_queue.js';
-import { Fifo } from './fifo.js';
+import { Ring } from '../util/ring.js';
 import { queueSubmission, type QueuedSubmitter } from './submit_kick.js';
 import { IoFlag, IoType, type BdevIo } from './types.js';
 
@@ -69,7 +69,7 @@ export class AioEngine implements QueuedSubmitter {
   /** Registered with submit_kick for the batch being queued. */
   #batchOpen = false;
   /** Queues with I/O waiting for a slot they may use, served round-robin. */
-  readonly #hungry = new Fifo<AioQueue>();
+  readonly #hungry = new Ring<AioQueue>();
   #retryTimer: NodeJS.Timeout | null = null;
   /** Open queues, the sum of their caps, and how many have each cap (for the largest). */
   #queues = 0;

@@ -2,8 +2,8 @@
 // queue depth), and the I/O waiting for room under that cap or for a free slot of the engine.
 import type { Logger } from '../log.js';
 import { BdevIoMisuseError } from '../errors.js';
+import { Ring } from '../util/ring.js';
 import { attachEngine, type AioEngine } from './aio_engine.js';
-import { Fifo } from './fifo.js';
 import type { BdevIo, DeviceDone } from './types.js';
 
 export class AioQueue {
@@ -17,7 +17,7 @@ export class AioQueue {
   /** Placed in the engine: queued for io_submit or in flight. */
   #inflight = 0;
   /** I/O waiting for room under the cap or for a slot. */
-  readonly #wait = new Fifo<BdevIo>();
+  readonly #wait = new Ring<BdevIo>();
   #closed = false;
 
   /** Throws the native OsError (syscall io_setup) when this is the first queue and the kernel has no context for it. */

@@ -5,13 +5,12 @@ import { randomUUID } from 'node:crypto';
 import { constants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { BdevIoMisuseError, BdevWrongModuleError } from '../errors.js';
+import { ESHUTDOWN } from '../util/errno.js';
 import { IoStat } from './iostat.js';
 import { NO_QOS_LIMITS, Qos, type QosLimits } from './qos.js';
 import { ALL_IO_FLAGS, IoFlag, IoType, IO_TYPE_NAME, kSettle, type BdevDriver, type BdevIo, type Settle } from './types.js';
 
 const E = constants.errno;
-/** Linux's value; os.constants.errno does not export it. */
-export const ESHUTDOWN = 108;
 
 export interface BdevProps {
   name: string;

@@ -3,9 +3,9 @@
 // how a client behaves on a slow disk. Other I/O types pass undelayed.
 import { performance } from 'node:perf_hooks';
 import { InvalidBdevError } from '../errors.js';
+import { Ring } from '../util/ring.js';
 import { Bdev, driverOf } from './bdev.js';
 import type { ChildIo } from './child_io.js';
-import { Fifo } from './fifo.js';
 import { PassThroughDriver } from './passthrough.js';
 import { IoType, type BdevIo, type ConfigEntry } from './types.js';
 
@@ -32,7 +32,7 @@ class DelayDriver extends PassThroughDriver {
    * Finished children waiting for their deadline (in their tag), indexed by kind
    * (AVG_READ..P99_WRITE; [0] unused). One FIFO per kind: deadlines only grow within one.
    */
-  readonly #held = [new Fifo<ChildIo>(), new Fifo<ChildIo>(), new Fifo<ChildIo>(), new Fifo<ChildIo>(), new Fifo<ChildIo>()];
+  readonly #held = [new Ring<ChildIo>(), new Ring<ChildIo>(), new Ring<ChildIo>(), new Ring<ChildIo>(), new Ring<ChildIo>()];
   /** Microseconds, indexed like the FIFOs. */
   readonly us = [0, 0, 0, 0, 0];
   #timer: NodeJS.Timeout | null = null;
@@ -58,7 +58,7 @@ class DelayDriver extends PassThroughDriver {
     if (kind === NONE || us <= 0) return true;
     const deadline = performance.now() + us / 1000;
     c.tag = deadline;
-    (this.#held[kind] as Fifo<ChildIo>).push(c);
+    (this.#held[kind] as Ring<ChildIo>).push(c);
     if (deadline < this.#timerAt) this.#arm(deadline);
     return false;
   }
@@ -75,7 +75,7 @@ class DelayDriver extends PassThroughDriver {
     const now = performance.now();
     let next = Infinity;
     for (let k = AVG_READ; k <= P99_WRITE; k++) {
-      const f = this.#held[k] as Fifo<ChildIo>;
+      const f = this.#held[k] as Ring<ChildIo>;
       while (f.length > 0 && f.peek().tag <= now) this.children.settle(f.shift());
       if (f.length > 0) next = Math.min(next, f.peek().tag);
     }

@@ -6,7 +6,8 @@
 // cluster maps, with the depth of the layer that holds each cluster.
 import { constants } from 'node:os';
 import { NoSpaceError } from '../errors.js';
-import { Bdev, ESHUTDOWN } from './bdev.js';
+import { ESHUTDOWN } from '../util/errno.js';
+import { Bdev } from './bdev.js';
 import { pushExtent } from './block_status.js';
 import { PassThrough } from './child_io.js';
 import type { LvolMeta } from './lvol_format.js';

@@ -16,7 +16,7 @@ import {
   NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_ZERO,
 } from './constants.js';
 import { BudgetAccount, ioCharge, MemoryBudget } from './budget.js';
-import { ESHUTDOWN, toNbdError } from './errno.js';
+import { toNbdError } from './errno.js';
 import type { Export } from './export.js';
 import { contextExtents } from './extents.js';
 import { RequestFramer, type RequestSink } from './framing.js';
@@ -26,6 +26,8 @@ import {
 import { openTransport } from './open_transport.js';
 import { SLOT_IDLE_MS, trimWhenIdle, type IdleTrimmable } from './slot_trim.js';
 import { noteGarbage, SLOT_HEAP_BYTES } from '../util/heap_settle.js';
+import { ESHUTDOWN } from '../util/errno.js';
+import { Ring } from '../util/ring.js';
 import type { Transport, TransportHost, Written } from './transport.js';
 import { validate, type ExportLimits } from './validate.js';
 import { writeSimpleReply } from './wire.js';
@@ -140,7 +142,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   /** With simple replies, the READ whose reply is being streamed: nothing may come between its bytes. */
   #streamer: Slot | null = null;
   /** Replies ready while #streamer streams, in order. */
-  readonly #deferred: Slot[] = [];
+  readonly #deferred = new Ring<Slot>();
   #ending = false;
   /** The server shut this connection down: new requests get ESHUTDOWN until input stops. */
   #refusing = false;
@@ -485,7 +487,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   // Replies held back while a simple reply was streamed, in the order they became ready.
   #sendDeferred(): void {
     while (this.#streamer === null && this.#deferred.length > 0) {
-      const s = this.#deferred.shift() as Slot;
+      const s = this.#deferred.shift();
       if (this.#dead) { this.release(s); continue; }
       if (s.deferredPiece) { s.deferredPiece = false; this.#sendPiece(s); } else this.#reply(s, s.errno);
     }

@@ -6,6 +6,7 @@ import { IoFlag, IoType, type BdevIo, type DeviceDone } from '../types.js';
 import { rbdCall, rbdNative, type RbdConnection } from './cluster.js';
 import type { RbdImageHandle, RbdOps } from './native.js';
 import { slotViews } from '../../native.js';
+import { Ring } from '../../util/ring.js';
 
 export class RbdQueue implements QueuedSubmitter {
   readonly depth: number;
@@ -25,9 +26,8 @@ export class RbdQueue implements QueuedSubmitter {
   #nFree: number;
   #queued = 0;
   #batchOpen = false;
-  /** I/O waiting for a free slot, oldest first from #waitHead. */
-  #wait: BdevIo[] = [];
-  #waitHead = 0;
+  /** I/O waiting for a free slot. */
+  readonly #wait = new Ring<BdevIo>();
   /** Thread-pool jobs (diff, resize, size) running: close() waits for them. */
   readonly #jobs = new Set<Promise<unknown>>();
   #closed = false;
@@ -103,10 +103,7 @@ export class RbdQueue implements QueuedSubmitter {
       this.#freeSlots[this.#nFree++] = s;
       this.done(io, this.#cqRes[i] as number);
     }
-    while (this.#waitHead < this.#wait.length && this.#nFree > 0) {
-      this.#place(this.#wait[this.#waitHead++] as BdevIo);
-    }
-    if (this.#waitHead === this.#wait.length && this.#waitHead > 0) { this.#wait = []; this.#waitHead = 0; }
+    while (this.#wait.length > 0 && this.#nFree > 0) this.#place(this.#wait.shift());
   };
 
   /** Allocated extents of the range (offset/length pairs), whole objects at a time. */
