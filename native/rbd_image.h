@@ -14,9 +14,11 @@ namespace aionbd {
 
 class RbdCluster;
 
-// Operations of the RBD slot table (its op array); FUA is bit kRbdFua of rwFlags.
+// Operations of the RBD slot table (its op array). Bits of rwFlags: kRbdFua (WRITE: flush after),
+// kRbdNoHole (WRITE_ZEROES: keep the range allocated).
 enum RbdOp : uint32_t { kRbdRead = 0, kRbdWrite = 1, kRbdFlush = 2, kRbdDiscard = 3, kRbdWriteZeroes = 4 };
 constexpr uint32_t kRbdFua = 1;
+constexpr uint32_t kRbdNoHole = 2;
 
 // What librbd's threads touch: they push finished slots here and wake the main loop through
 // the eventfd. Kept apart from the JS wrapper so that it can outlive it (an image left open at

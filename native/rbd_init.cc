@@ -23,6 +23,7 @@ Napi::Object RbdInit(Napi::Env env) {
   ops.Set("DISCARD", static_cast<uint32_t>(kRbdDiscard));
   ops.Set("WRITE_ZEROES", static_cast<uint32_t>(kRbdWriteZeroes));
   ops.Set("FUA", kRbdFua);
+  ops.Set("NO_HOLE", kRbdNoHole);
   o.Set("ops", ops);
 #else
   o.Set("available", false);

@@ -7,7 +7,7 @@ import { InvalidBdevError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
 import { Bdev, driverOf } from '../bdev.js';
 import { pushExtent } from '../block_status.js';
-import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry, type DeviceDone } from '../types.js';
+import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry, type DeviceDone } from '../types.js';
 import { type RbdConnection } from './cluster.js';
 import { RbdQueue } from './queue.js';
 
@@ -51,14 +51,17 @@ export interface RbdBdevOptions extends RbdImageRef {
 // I/O error, which NBD carries as EIO.
 const KEPT = new Set([E.EIO, E.ENOSPC, E.EDQUOT, E.EROFS, E.EPERM, E.EINVAL, E.ENOTSUP, E.EOPNOTSUPP, E.ENOMEM]);
 
+const FAST_THICK = IoFlag.FastZero | IoFlag.NoHole;
+
 function errnoName(n: number): string {
   return Object.entries(E).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }
 
 class RbdDriver implements BdevDriver {
   readonly module = 'rbd';
-  // FUA: librbd flushes after the write. FAST_ZERO: rbd_aio_write_zeroes is a discard done by
-  // the OSDs (objects removed, truncated or zeroed in place): no zeroes are sent.
+  // FUA: librbd flushes after the write. NO_HOLE: write_zeroes with thick provisioning.
+  // FAST_ZERO: plain write_zeroes is a discard done by the OSDs (objects removed, truncated or
+  // zeroed in place); thick provisioning writes zeroes, so NO_HOLE with FAST_ZERO is refused.
   readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: RbdQueue;
   #bdev: Bdev | null = null;
@@ -77,6 +80,7 @@ class RbdDriver implements BdevDriver {
   }
 
   submit(io: BdevIo): void {
+    if (io.type === IoType.WriteZeroes && (io.flags & FAST_THICK) === FAST_THICK) { io.complete(-E.EOPNOTSUPP); return; }
     this.queue.push(io);
   }
 

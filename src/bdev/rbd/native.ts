@@ -39,7 +39,8 @@ export interface RbdImageHandle {
   close(cb: RbdCallback<undefined>): void;
 }
 
-export interface RbdOps { READ: number; WRITE: number; FLUSH: number; DISCARD: number; WRITE_ZEROES: number; FUA: number }
+/** Op codes, and the rwFlags bits FUA (WRITE) and NO_HOLE (WRITE_ZEROES). */
+export interface RbdOps { READ: number; WRITE: number; FLUSH: number; DISCARD: number; WRITE_ZEROES: number; FUA: number; NO_HOLE: number }
 
 export type RbdNative =
   | { available: false; reason: string }

@@ -71,7 +71,8 @@ export class RbdQueue implements QueuedSubmitter {
     this.#ios[s] = io;
     this.#offset[s] = io.offset;
     this.#len[s] = io.length;
-    this.#flags[s] = io.type === IoType.Write && (io.flags & IoFlag.Fua) !== 0 ? o.FUA : 0;
+    this.#flags[s] = io.type === IoType.Write && (io.flags & IoFlag.Fua) !== 0 ? o.FUA
+      : io.type === IoType.WriteZeroes && (io.flags & IoFlag.NoHole) !== 0 ? o.NO_HOLE : 0;
     switch (io.type) {
       case IoType.Read: this.#op[s] = o.READ; this.#bufs[s] = io.buf; break;
       case IoType.Write: this.#op[s] = o.WRITE; this.#bufs[s] = io.buf; break;
