@@ -99,8 +99,9 @@ export class UnalignedAdapter {
         const innerEnd = Math.floor((io.offset + io.length) / bs) * bs;
         if (innerEnd <= innerStart) return this.#rmw(io.offset, io.length, null, fua);
         let r = 0;
-        if (innerStart > io.offset) r = await this.#rmw(io.offset, innerStart - io.offset, null, 0);
-        if (r === 0 && io.offset + io.length > innerEnd) r = await this.#rmw(innerEnd, io.offset + io.length - innerEnd, null, 0);
+        // FUA on every piece, as for a WRITE: the acknowledgement covers them all.
+        if (innerStart > io.offset) r = await this.#rmw(io.offset, innerStart - io.offset, null, fua);
+        if (r === 0 && io.offset + io.length > innerEnd) r = await this.#rmw(innerEnd, io.offset + io.length - innerEnd, null, fua);
         if (r === 0) r = await ioOnce(this.bdev, IoType.WriteZeroes, innerStart, innerEnd - innerStart, null, io.flags);
         return r;
       }
