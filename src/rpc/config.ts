@@ -3,14 +3,13 @@
 import fs from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { ConfigEntry } from '../bdev/types.js';
+import { isObject } from '../util/is_object.js';
 
 export interface SubsystemConfig { subsystem: string; config: ConfigEntry[] | null }
 export interface ConfigFile { subsystems: SubsystemConfig[] }
 
 /** Subsystems we apply, in dependency order (exports need their bdevs). */
 const ORDER = ['bdev', 'nbd'];
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 /**
  * Checks the shape, as SPDK's loader does at start-up, and returns the entries in the order to

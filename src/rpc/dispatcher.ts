@@ -4,6 +4,7 @@
 import { Ajv, type JSONSchemaType, type ValidateFunction } from 'ajv';
 import { RpcInvalidParamsError } from '../errors.js';
 import type { AllowedPaths } from './allow_path.js';
+import { isObject } from '../util/is_object.js';
 
 /** What a call may do beyond its params: paths over RPC are checked, in-process ones are not. */
 export interface CallContext {
@@ -42,8 +43,6 @@ function withoutNulls(params: Record<string, unknown>): Record<string, unknown> 
   for (const [k, v] of Object.entries(params)) if (v !== null) out[k] = v;
   return out;
 }
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 export class RpcDispatcher implements Registrar {
   readonly #methods = new Map<string, Bound>();

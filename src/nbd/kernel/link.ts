@@ -2,7 +2,7 @@
 // The native calls themselves are in native/nbd_attach.cc.
 import { AionbdError, NbdDeviceBusyError, NbdKernelError, NbdNotPermittedError, NoNbdDriverError } from '../../errors.js';
 import { native } from '../../native.js';
-import { strerror } from '../../rpc/strerror.js';
+import { strerror } from '../../util/strerror.js';
 import { nbdDriverLoaded } from './devices.js';
 
 const EPERM = 1;
