@@ -2,7 +2,7 @@
 // Images that reach the cluster the same way (conf, id, keyfile, timeout) share one registered
 // cluster, so one connection serves them all.
 import { checkName } from '../bdev/names.js';
-import type { Server } from '../target.js';
+import type { Server } from '../server.js';
 import { nameFrom, specBlockSize, splitSpec } from './spec.js';
 
 export interface RbdSpec {

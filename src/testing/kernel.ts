@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { logger, type Logger } from '../log.js';
-import { Server } from '../target.js';
+import { Server } from '../server.js';
 import { parseSize } from '../util/size.js';
 import { bootVm, GUEST_FORWARD_ADDRESS, VmError, VmTimeoutError, type ShOptions, type ShResult, type Vm, type VmOptions } from './vm.js';
 
