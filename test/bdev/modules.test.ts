@@ -1,4 +1,5 @@
-// The conformance suite against every module and the stacks the issue names.
+// The conformance suite against every module, and against stacks of them (virtual bdevs over
+// virtual bdevs).
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAioBdev } from '../../src/bdev/aio.js';

@@ -39,6 +39,7 @@ export interface RbdImageHandle {
   close(cb: RbdCallback<undefined>): void;
 }
 
+/** The op column and FUA bit of an RBD image's slot table: native().constants.rbd (native/rbd_ops.h). */
 export interface RbdOps { READ: number; WRITE: number; FLUSH: number; DISCARD: number; WRITE_ZEROES: number; FUA: number }
 
 export type RbdNative =
@@ -47,5 +48,4 @@ export type RbdNative =
     available: true;
     RbdCluster: new () => RbdClusterHandle;
     RbdImage: new (cluster: RbdClusterHandle, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void, onUpdate: () => void) => RbdImageHandle;
-    ops: RbdOps;
   };
