@@ -76,7 +76,7 @@ export class Bdev {
     this.writeCache = props.writeCache;
     this.optimalIoBoundary = props.optimalIoBoundary ?? 0;
     this.driver = driver;
-    this.stat = new IoStat(driver.module === 'aio' ? 'aio_error' : 'failed');
+    this.stat = new IoStat();
   }
 
   get module(): string { return this.driver.module; }

@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { logger, type Logger } from '../../log.js';
-import { Server } from '../../target.js';
+import { Server } from '../../server.js';
 import { parseSize } from '../../util/size.js';
 import { KernelCommandError, VmError, VmTimeoutError } from './errors.js';
 import { GUEST_FORWARD_ADDRESS } from './guest_init.js';
