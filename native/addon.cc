@@ -1,11 +1,9 @@
-#include <linux/aio_abi.h>
-#include <linux/fs.h>
 #include <napi.h>
 
 #include "aio_engine.h"
+#include "constants.h"
 #include "nbd_attach.h"
 #include "sock_io.h"
-#include "slot_layout.h"
 
 namespace aionbd {
 Napi::Value AllocAligned(const Napi::CallbackInfo& info);
@@ -21,7 +19,7 @@ Napi::Object RbdInit(Napi::Env env);
 
 namespace {
 
-// slotLayout(depth): the layout the engine uses, so JS can check its own copy in a test.
+// slotLayout(slots): the layout of a table of that many slots, for tests of the views JS builds.
 Napi::Value SlotLayoutOf(const Napi::CallbackInfo& info) {
   return SlotLayoutObject(info.Env(), ComputeSlotLayout(info[0].As<Napi::Number>().Uint32Value()));
 }
@@ -45,14 +43,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("nbd", NbdAttachInit(env));
   exports.Set("rbd", RbdInit(env));
   exports.Set("slotLayout", Napi::Function::New(env, SlotLayoutOf, "slotLayout"));
-  // Kernel ABI values, taken from the headers we build against rather than retyped in JS.
-  Napi::Object k = Napi::Object::New(env);
-  k.Set("IOCB_CMD_PREAD", static_cast<uint32_t>(IOCB_CMD_PREAD));
-  k.Set("IOCB_CMD_PWRITE", static_cast<uint32_t>(IOCB_CMD_PWRITE));
-  k.Set("IOCB_CMD_FSYNC", static_cast<uint32_t>(IOCB_CMD_FSYNC));
-  k.Set("IOCB_CMD_FDSYNC", static_cast<uint32_t>(IOCB_CMD_FDSYNC));
-  k.Set("RWF_DSYNC", static_cast<uint32_t>(RWF_DSYNC));
-  exports.Set("constants", k);
+  exports.Set("constants", ConstantsObject(env));
   return exports;
 }
 

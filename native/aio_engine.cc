@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
+#include "constants.h"
 #include "os_error.h"
 #include "uv_poll.h"
 
@@ -30,9 +32,6 @@ struct AioRing {
   io_event events[];
 };
 constexpr unsigned kAioRingMagic = 0xa10a10a1;
-// One context never holds more: io_setup's own ceiling is far above, but a table this size is
-// already 10 MiB, and aio-max-nr defaults to 65536 for the whole machine.
-constexpr uint32_t kMaxContextEvents = 65536;
 
 long IoSetup(unsigned nr, aio_context_t* ctx) { return syscall(SYS_io_setup, nr, ctx); }
 long IoDestroy(aio_context_t ctx) { return syscall(SYS_io_destroy, ctx); }
@@ -42,20 +41,6 @@ long IoGetevents(aio_context_t ctx, long min, long max, io_event* ev, timespec* 
 }
 
 }  // namespace
-
-Napi::Object SlotLayoutObject(Napi::Env env, const SlotLayout& l) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("op", l.op);
-  o.Set("rwFlags", l.rwFlags);
-  o.Set("len", l.len);
-  o.Set("fd", l.fd);
-  o.Set("sq", l.sq);
-  o.Set("cqSlot", l.cqSlot);
-  o.Set("offset", l.offset);
-  o.Set("cqRes", l.cqRes);
-  o.Set("size", l.size);
-  return o;
-}
 
 Napi::Function AioEngine::Init(Napi::Env env) {
   return DefineClass(env, "AioEngine",
@@ -105,7 +90,7 @@ AioEngine::~AioEngine() { Destroy(); }
 // changed when either fails; the OsError's syscall tells JS which.
 bool AioEngine::AddContext(Napi::Env env, Napi::Object self, uint32_t events) {
   if (events == 0 || events > kMaxContextEvents) {
-    Napi::RangeError::New(env, "AIO context events must be 1..65536").ThrowAsJavaScriptException();
+    Napi::RangeError::New(env, "AIO context events must be 1.." + std::to_string(kMaxContextEvents)).ThrowAsJavaScriptException();
     return false;
   }
   aio_context_t id = 0;
@@ -133,17 +118,7 @@ bool AioEngine::ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots) {
     return false;
   }
   std::memset(nt, 0, nl.size);
-  if (table_ != nullptr) {
-    const SlotLayout& o = layout_;
-    const uint32_t n = slots_;
-    for (auto col : {&SlotLayout::op, &SlotLayout::rwFlags, &SlotLayout::len, &SlotLayout::fd, &SlotLayout::sq,
-                     &SlotLayout::cqSlot}) {
-      std::memcpy(nt + nl.*col, table_ + o.*col, 4 * static_cast<size_t>(n));
-    }
-    for (auto col : {&SlotLayout::offset, &SlotLayout::cqRes}) {
-      std::memcpy(nt + nl.*col, table_ + o.*col, 8 * static_cast<size_t>(n));
-    }
-  }
+  if (table_ != nullptr) CopySlotRows(nt, nl, table_, layout_, slots_);
   // The ArrayBuffer owns the table: JS views of it stay valid even if they outlive the engine,
   // and the old table goes when its last view does.
   Napi::ArrayBuffer table = Napi::ArrayBuffer::New(env, nt, nl.size, [](Napi::Env, void* data) { std::free(data); });
@@ -153,22 +128,11 @@ bool AioEngine::ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots) {
   table_ = nt;
   layout_ = nl;
   slots_ = slots;
-  PointColumns();
+  t_ = ColumnsOf(table_, layout_);
   iocbs_.resize(slots);
   batch_.resize(slots);
   events_.resize(slots);
   return true;
-}
-
-void AioEngine::PointColumns() {
-  op_ = reinterpret_cast<uint32_t*>(table_ + layout_.op);
-  rwFlags_ = reinterpret_cast<uint32_t*>(table_ + layout_.rwFlags);
-  len_ = reinterpret_cast<uint32_t*>(table_ + layout_.len);
-  fd_ = reinterpret_cast<uint32_t*>(table_ + layout_.fd);
-  sq_ = reinterpret_cast<uint32_t*>(table_ + layout_.sq);
-  cqSlot_ = reinterpret_cast<uint32_t*>(table_ + layout_.cqSlot);
-  offset_ = reinterpret_cast<double*>(table_ + layout_.offset);
-  cqRes_ = reinterpret_cast<double*>(table_ + layout_.cqRes);
 }
 
 // An idle engine must not keep the process alive; one with I/O in flight must.
@@ -205,7 +169,7 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
   uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), slots_ - std::min(inflight_, slots_));
   Napi::Object bufs = bufs_.Value();
   for (uint32_t i = 0; i < want; i++) {
-    uint32_t s = sq_[i];
+    uint32_t s = t_.sq[i];
     if (s >= slots_) {
       Napi::RangeError::New(env, "aio slot out of range").ThrowAsJavaScriptException();
       return env.Undefined();
@@ -213,12 +177,12 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
     iocb& cb = iocbs_[s];
     std::memset(&cb, 0, sizeof cb);
     cb.aio_data = s;
-    cb.aio_lio_opcode = static_cast<uint16_t>(op_[s]);
-    cb.aio_fildes = fd_[s];
-    cb.aio_rw_flags = static_cast<int>(rwFlags_[s]);
+    cb.aio_lio_opcode = static_cast<uint16_t>(t_.op[s]);
+    cb.aio_fildes = t_.fd[s];
+    cb.aio_rw_flags = static_cast<int>(t_.rwFlags[s]);
     cb.aio_flags = IOCB_FLAG_RESFD;
     cb.aio_resfd = static_cast<uint32_t>(efd_);
-    if (op_[s] == IOCB_CMD_PREAD || op_[s] == IOCB_CMD_PWRITE) {
+    if (t_.op[s] == IOCB_CMD_PREAD || t_.op[s] == IOCB_CMD_PWRITE) {
       // A JS bug must throw here, not let the kernel DMA past the end of a buffer.
       Napi::Value v = bufs.Get(s);
       if (!v.IsTypedArray()) {
@@ -226,14 +190,14 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
         return env.Undefined();
       }
       Napi::Uint8Array b = v.As<Napi::Uint8Array>();
-      if (len_[s] > b.ByteLength()) {
+      if (t_.len[s] > b.ByteLength()) {
         Napi::RangeError::New(env, "aio length exceeds the slot buffer").ThrowAsJavaScriptException();
         return env.Undefined();
       }
       cb.aio_buf = reinterpret_cast<uintptr_t>(b.Data());
-      cb.aio_nbytes = len_[s];
-      cb.aio_offset = static_cast<int64_t>(offset_[s]);
-    } else if (op_[s] != IOCB_CMD_FDSYNC && op_[s] != IOCB_CMD_FSYNC) {
+      cb.aio_nbytes = t_.len[s];
+      cb.aio_offset = static_cast<int64_t>(t_.offset[s]);
+    } else if (t_.op[s] != IOCB_CMD_FDSYNC && t_.op[s] != IOCB_CMD_FSYNC) {
       Napi::RangeError::New(env, "unknown aio opcode").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -273,8 +237,8 @@ uint32_t AioEngine::ReapInto(Context& c, uint32_t n) {
     unsigned nr = ring->nr;
     while (head != tail && n < slots_) {
       const io_event& ev = ring->events[head];
-      cqSlot_[n] = static_cast<uint32_t>(ev.data);
-      cqRes_[n] = static_cast<double>(static_cast<int64_t>(ev.res));
+      t_.cqSlot[n] = static_cast<uint32_t>(ev.data);
+      t_.cqRes[n] = static_cast<double>(static_cast<int64_t>(ev.res));
       n++;
       head = (head + 1) % nr;
     }
@@ -283,8 +247,8 @@ uint32_t AioEngine::ReapInto(Context& c, uint32_t n) {
     timespec zero{0, 0};
     long got = IoGetevents(c.id, 0, slots_ - n, events_.data(), &zero);
     for (long i = 0; i < got; i++) {
-      cqSlot_[n] = static_cast<uint32_t>(events_[i].data);
-      cqRes_[n] = static_cast<double>(static_cast<int64_t>(events_[i].res));
+      t_.cqSlot[n] = static_cast<uint32_t>(events_[i].data);
+      t_.cqRes[n] = static_cast<double>(static_cast<int64_t>(events_[i].res));
       n++;
     }
   }

@@ -10,8 +10,10 @@
 
 namespace aionbd {
 
-// The slot table's offsets as a JS object: the engine's `layout`, and slotLayout(n) for tests.
-Napi::Object SlotLayoutObject(Napi::Env env, const SlotLayout& l);
+// One context never holds more: io_setup's own ceiling is far above, but a table this size is
+// already 10 MiB, and aio-max-nr defaults to 65536 for the whole machine. A bdev's queue depth
+// is at most this (JS grows a context to the largest depth): constants.aio.MAX_CONTEXT_EVENTS.
+constexpr uint32_t kMaxContextEvents = 65536;
 
 // The Linux AIO engine of one Node environment, shared by every AIO bdev in it: one or more
 // kernel AIO contexts (more are added as bdevs need room; each holds as many events as it was
@@ -45,7 +47,6 @@ class AioEngine : public Napi::ObjectWrap<AioEngine> {
   static void CleanupHook(void* arg);
   bool AddContext(Napi::Env env, Napi::Object self, uint32_t events);
   bool ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots);
-  void PointColumns();
   uint32_t ReapInto(Context& c, uint32_t n);
   uint32_t Reap();
   void UpdateRef();
@@ -63,14 +64,7 @@ class AioEngine : public Napi::ObjectWrap<AioEngine> {
 
   uint8_t* table_ = nullptr;  // slot table, owned by the ArrayBuffer in tableRef_, viewed from JS
   SlotLayout layout_{};
-  uint32_t* op_ = nullptr;
-  uint32_t* rwFlags_ = nullptr;
-  uint32_t* len_ = nullptr;
-  uint32_t* fd_ = nullptr;
-  uint32_t* sq_ = nullptr;
-  uint32_t* cqSlot_ = nullptr;
-  double* offset_ = nullptr;
-  double* cqRes_ = nullptr;
+  SlotColumns t_;  // its columns
 
   std::vector<iocb> iocbs_;
   std::vector<iocb*> batch_;

@@ -17,6 +17,7 @@
 
 #include <napi.h>
 
+#include "file_ops.h"
 #include "os_error.h"
 
 namespace aionbd {
@@ -26,20 +27,6 @@ namespace {
 constexpr unsigned kStatxDioAlign = 0x2000;  // STATX_DIOALIGN (Linux 6.1)
 constexpr size_t kStatxDioMemAlignOff = 152;   // offsets in struct statx
 constexpr size_t kStatxDioOffsetAlignOff = 156;
-
-enum FileOp : uint32_t {
-  kPunchHole = 0,   // TRIM, or WRITE_ZEROES that may leave holes
-  kZeroRange = 1,   // WRITE_ZEROES that must stay allocated (NO_HOLE)
-  kDiscard = 2,     // BLKDISCARD on a block device
-  kZeroOut = 3,     // BLKZEROOUT on a block device
-  kFdatasync = 4,
-  kSeekData = 5,
-  kSeekHole = 6,
-  kWriteZeroes = 7, // plain writes of zeroes, the fallback that works everywhere
-  kZeroRangeFast = 8, // ZERO_RANGE or nothing: for NBD_CMD_FLAG_FAST_ZERO
-  kPunchOrZero = 9, // zeroes that may leave a hole: punch, else zero the range any way we can
-  kAllocate = 10,   // reserve blocks (fallocate mode 0): prealloc=falloc of a new image
-};
 
 int64_t WriteZeroes(int fd, uint64_t off, uint64_t len) {
   constexpr size_t kChunk = 1 << 20;

@@ -191,7 +191,8 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
 // ---- LINK_DEAD listener ---------------------------------------------------------------------
 
 // new Events(familyId, group, onEvent(cmd, index)): multicast messages of the nbd family, read
-// on the main loop. cmd 0 means events were lost (the caller looks at every device again).
+// on the main loop. cmd kNbdEventsLost means events were lost (the caller looks at every device
+// again).
 class Events : public Napi::ObjectWrap<Events> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -233,7 +234,7 @@ class Events : public Napi::ObjectWrap<Events> {
     if (self->fd_ < 0) return;
     std::vector<std::pair<uint8_t, uint32_t>> got;
     int err = nbdnl::ReadEvents(self->fd_, self->family_, [&got](uint8_t cmd, uint32_t index) { got.emplace_back(cmd, index); });
-    if (err == ENOBUFS) got.emplace_back(0, UINT32_MAX);
+    if (err == ENOBUFS) got.emplace_back(kNbdEventsLost, nbdnl::kNoIndex);
     Napi::Env env(self->env_);
     Napi::HandleScope scope(env);
     for (auto& [cmd, index] : got) {
@@ -408,12 +409,6 @@ Napi::Object NbdAttachInit(Napi::Env env) {
   o.Set("ioctlStart", Napi::Function::New(env, IoctlStart, "ioctlStart"));
   o.Set("ioctlDisconnect", Napi::Function::New(env, IoctlDisconnect, "ioctlDisconnect"));
   o.Set("ioctlSetSize", Napi::Function::New(env, IoctlSetSize, "ioctlSetSize"));
-  // Kernel ABI values from the headers we build against, not retyped in JS.
-  Napi::Object k = Napi::Object::New(env);
-  k.Set("CMD_LINK_DEAD", static_cast<uint32_t>(NBD_CMD_LINK_DEAD));
-  k.Set("CFLAG_DESTROY_ON_DISCONNECT", static_cast<uint32_t>(NBD_CFLAG_DESTROY_ON_DISCONNECT));
-  k.Set("CFLAG_DISCONNECT_ON_CLOSE", static_cast<uint32_t>(NBD_CFLAG_DISCONNECT_ON_CLOSE));
-  o.Set("constants", k);
   return o;
 }
 

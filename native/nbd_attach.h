@@ -1,6 +1,8 @@
 #pragma once
 #include <napi.h>
 
+#include <cstdint>
+
 namespace aionbd {
 
 // The `nbd` object of the addon: kernel NBD attach without nbd-client. Netlink commands
@@ -10,5 +12,9 @@ namespace aionbd {
 // (which device, when to reconnect, what an errno means to the user) lives in
 // src/nbd/kernel/.
 Napi::Object NbdAttachInit(Napi::Env env);
+
+// The cmd Events reports when the kernel dropped multicast messages (ENOBUFS): NBD_CMD_UNSPEC,
+// which the kernel never sends. JS then looks at every device.
+constexpr uint8_t kNbdEventsLost = 0;
 
 }  // namespace aionbd

@@ -280,7 +280,7 @@ int ReadEvents(int fd, uint16_t familyId, const std::function<void(uint8_t, uint
     for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_type != familyId || h->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN) continue;
       uint8_t cmd = reinterpret_cast<const genlmsghdr*>(NLMSG_DATA(h))->cmd;
-      uint32_t index = UINT32_MAX;
+      uint32_t index = kNoIndex;
       GenlAttrs(h, [&index](uint16_t type, const uint8_t* d, size_t len) {
         if (type == NBD_ATTR_INDEX) index = U32Of(d, len);
       });

@@ -11,6 +11,9 @@
 
 namespace aionbd::nbdnl {
 
+// The device index of a multicast message that named none: JS then looks at every device.
+constexpr uint32_t kNoIndex = UINT32_MAX;
+
 struct Family {
   uint16_t id = 0;
   uint32_t mcastGroup = 0;  // 0: the kernel has no multicast group (no LINK_DEAD events)

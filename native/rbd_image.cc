@@ -11,7 +11,7 @@
 #include <string>
 #include <utility>
 
-#include "aio_engine.h"  // SlotLayoutObject: the RBD slot table has the AIO engine's layout
+#include "constants.h"  // SlotLayoutObject: the RBD slot table has the AIO engine's layout
 #include "os_error.h"
 #include "rbd_cluster.h"
 #include "rbd_job.h"
@@ -125,13 +125,7 @@ RbdImage::RbdImage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RbdImage>(
     return;
   }
   std::memset(table_, 0, layout_.size);
-  op_ = reinterpret_cast<uint32_t*>(table_ + layout_.op);
-  flags_ = reinterpret_cast<uint32_t*>(table_ + layout_.rwFlags);
-  len_ = reinterpret_cast<uint32_t*>(table_ + layout_.len);
-  sq_ = reinterpret_cast<uint32_t*>(table_ + layout_.sq);
-  cqSlot_ = reinterpret_cast<uint32_t*>(table_ + layout_.cqSlot);
-  offset_ = reinterpret_cast<double*>(table_ + layout_.offset);
-  cqRes_ = reinterpret_cast<double*>(table_ + layout_.cqRes);
+  t_ = ColumnsOf(table_, layout_);
 
   core_ = new RbdImageCore();
   core_->lib = cluster_->Lib();
@@ -272,31 +266,31 @@ Napi::Value RbdImage::Submit(const Napi::CallbackInfo& info) {
   rbd_image_t img = core_->image;
   Napi::Object bufs = bufs_.Value();
   for (uint32_t i = 0; i < n; i++) {
-    uint32_t s = sq_[i];
+    uint32_t s = t_.sq[i];
     if (s >= depth_) {
       Napi::RangeError::New(env, "rbd slot out of range").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     char* data = nullptr;
-    if (op_[s] == kRbdRead || op_[s] == kRbdWrite) {
+    if (t_.op[s] == kRbdRead || t_.op[s] == kRbdWrite) {
       // A JS bug must throw here, not let librbd read or write past the end of a buffer.
       Napi::Value v = bufs.Get(s);
-      if (!v.IsTypedArray() || len_[s] > v.As<Napi::Uint8Array>().ByteLength()) {
+      if (!v.IsTypedArray() || t_.len[s] > v.As<Napi::Uint8Array>().ByteLength()) {
         Napi::RangeError::New(env, "rbd slot has no buffer of its length").ThrowAsJavaScriptException();
         return env.Undefined();
       }
       data = reinterpret_cast<char*>(v.As<Napi::Uint8Array>().Data());
-    } else if (op_[s] > kRbdWriteZeroes) {
+    } else if (t_.op[s] > kRbdWriteZeroes) {
       Napi::RangeError::New(env, "unknown rbd op").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     fuaFlushing_[s] = 0;
-    auto off = static_cast<uint64_t>(offset_[s]);
-    size_t len = len_[s];
+    auto off = static_cast<uint64_t>(t_.offset[s]);
+    size_t len = t_.len[s];
     rbd_completion_t c = nullptr;
     int rc = l->rbd_aio_create_completion(&core_->slots[s], OnAioDone, &c);
     if (rc >= 0) {
-      switch (op_[s]) {
+      switch (t_.op[s]) {
         case kRbdRead: rc = l->rbd_aio_read(img, off, len, data, c); break;
         case kRbdWrite: rc = l->rbd_aio_write(img, off, len, data, c); break;
         case kRbdFlush: rc = l->rbd_aio_flush(img, c); break;
@@ -304,7 +298,7 @@ Napi::Value RbdImage::Submit(const Napi::CallbackInfo& info) {
         default: {
           // Plain write_zeroes is a discard (objects removed or zeroed): it may leave holes.
           // Thick provisioning writes the zeroes (write-same) and keeps the range allocated.
-          int zeroFlags = (flags_[s] & kRbdNoHole) != 0 ? RBD_WRITE_ZEROES_FLAG_THICK_PROVISION : 0;
+          int zeroFlags = (t_.rwFlags[s] & kRbdNoHole) != 0 ? RBD_WRITE_ZEROES_FLAG_THICK_PROVISION : 0;
           rc = l->rbd_aio_write_zeroes(img, off, len, c, zeroFlags, 0);
           break;
         }
@@ -329,7 +323,7 @@ void RbdImage::Reap(uint32_t* n) {
   for (const auto& d : reaped_) {
     uint32_t s = d.slot;
     int64_t res = d.res;
-    if (res >= 0 && op_[s] == kRbdWrite && (flags_[s] & kRbdFua) != 0 && fuaFlushing_[s] == 0) {
+    if (res >= 0 && t_.op[s] == kRbdWrite && (t_.rwFlags[s] & kRbdFua) != 0 && fuaFlushing_[s] == 0) {
       fuaFlushing_[s] = 1;
       rbd_completion_t c = nullptr;
       int rc = l->rbd_aio_create_completion(&core_->slots[s], OnAioDone, &c);
@@ -340,9 +334,9 @@ void RbdImage::Reap(uint32_t* n) {
       if (rc >= 0) continue;
       res = rc;
     }
-    if (res >= 0) res = (op_[s] == kRbdRead && res != len_[s]) ? -EIO : 0;  // a short read is never a success
-    cqSlot_[*n] = s;
-    cqRes_[*n] = static_cast<double>(res);
+    if (res >= 0) res = (t_.op[s] == kRbdRead && res != t_.len[s]) ? -EIO : 0;  // a short read is never a success
+    t_.cqSlot[*n] = s;
+    t_.cqRes[*n] = static_cast<double>(res);
     (*n)++;
   }
   reaped_.clear();

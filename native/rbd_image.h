@@ -8,17 +8,12 @@
 #include <vector>
 
 #include "rbd_lib.h"
+#include "rbd_ops.h"
 #include "slot_layout.h"
 
 namespace aionbd {
 
 class RbdCluster;
-
-// Operations of the RBD slot table (its op array). Bits of rwFlags: kRbdFua (WRITE: flush after),
-// kRbdNoHole (WRITE_ZEROES: keep the range allocated).
-enum RbdOp : uint32_t { kRbdRead = 0, kRbdWrite = 1, kRbdFlush = 2, kRbdDiscard = 3, kRbdWriteZeroes = 4 };
-constexpr uint32_t kRbdFua = 1;
-constexpr uint32_t kRbdNoHole = 2;
 
 // What librbd's threads touch: they push finished slots here and wake the main loop through
 // the eventfd. Kept apart from the JS wrapper so that it can outlive it (an image left open at
@@ -91,13 +86,7 @@ class RbdImage : public Napi::ObjectWrap<RbdImage> {
 
   uint8_t* table_ = nullptr;
   SlotLayout layout_{};
-  uint32_t* op_ = nullptr;
-  uint32_t* flags_ = nullptr;
-  uint32_t* len_ = nullptr;
-  uint32_t* sq_ = nullptr;
-  uint32_t* cqSlot_ = nullptr;
-  double* offset_ = nullptr;
-  double* cqRes_ = nullptr;
+  SlotColumns t_;  // the table's columns (fd unused)
   std::vector<uint8_t> fuaFlushing_;  // a FUA write whose data is done and whose flush runs
   std::vector<RbdImageCore::Done> reaped_;
 

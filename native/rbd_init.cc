@@ -16,15 +16,6 @@ Napi::Object RbdInit(Napi::Env env) {
   o.Set("available", true);
   o.Set("RbdCluster", RbdCluster::Init(env));
   o.Set("RbdImage", RbdImage::Init(env));
-  Napi::Object ops = Napi::Object::New(env);
-  ops.Set("READ", static_cast<uint32_t>(kRbdRead));
-  ops.Set("WRITE", static_cast<uint32_t>(kRbdWrite));
-  ops.Set("FLUSH", static_cast<uint32_t>(kRbdFlush));
-  ops.Set("DISCARD", static_cast<uint32_t>(kRbdDiscard));
-  ops.Set("WRITE_ZEROES", static_cast<uint32_t>(kRbdWriteZeroes));
-  ops.Set("FUA", kRbdFua);
-  ops.Set("NO_HOLE", kRbdNoHole);
-  o.Set("ops", ops);
 #else
   o.Set("available", false);
   o.Set("reason", "this aionbd was built without RBD support (no librbd headers at build time): install librbd-dev "

@@ -16,11 +16,6 @@ namespace aionbd {
 
 namespace {
 
-// Event bits handed to JS; mirrored by SockEvent in src/native.ts.
-constexpr int kReadable = 1;
-constexpr int kWritable = 2;
-constexpr int kError = 4;
-
 constexpr uint32_t kMaxIov = IOV_MAX < 1024 ? IOV_MAX : 1024;
 
 // The iovec array of writev: filled and used within one call, so one per thread serves every

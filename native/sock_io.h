@@ -7,6 +7,9 @@
 
 namespace aionbd {
 
+// Bits of what poll(mask) asks for and onEvent(events) reports; exported as constants.sockEvent.
+enum SockEvent : int { kReadable = 1, kWritable = 2, kError = 4 };
+
 // Socket I/O for one NBD connection in transmission phase, without Node's stream machinery:
 // reads land in buffers JS chooses (a reused receive buffer, or straight into a WRITE's pooled
 // payload buffer), and replies leave in one writev per batch from a queue JS fills. The class

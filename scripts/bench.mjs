@@ -235,7 +235,8 @@ async function main() {
             try {
               if (target.server !== null) {
                 srv = await startServer(target, { image, size: opts.size, dir: work, baseline: opts.baseline });
-                commands[t] = srv.command.split(work).join('$BENCH_DIR');
+                // Paths of this run's directory and of this checkout mean nothing to a reader.
+                commands[t] = srv.command.split(work).join('$BENCH_DIR').split(`${REPO_ROOT}/`).join('');
               }
               if (w.cpuHog === true) hog = startHog(opts.runtime + opts.ramp + 30, work);
               const on = srv !== null ? { uri: srv.uri, pid: srv.pid } : { file: image };

@@ -29,14 +29,22 @@ export class NativeAddonError extends AionbdError {
   }
 }
 
-/** A system call failed while setting something up; carries the errno and the path or object. */
-export class SystemError extends AionbdError {
-  readonly code = 'AIONBD_SYSTEM';
+/**
+ * A failure the caller describes with its own message and the errno it got: a system call
+ * (SystemError), a librados/librbd call (RbdError), the kernel's nbd driver (NbdKernelError).
+ * The subclass gives the code.
+ */
+export abstract class ErrnoError extends AionbdError {
   override readonly errno: number;
   constructor(message: string, errno: number, options?: ErrorOptions) {
     super(message, options);
     this.errno = errno;
   }
+}
+
+/** A system call failed while setting something up; the message names the path or object. */
+export class SystemError extends ErrnoError {
+  readonly code = 'AIONBD_SYSTEM';
 }
 
 export class AioMaxNrError extends AionbdError {
@@ -229,10 +237,8 @@ export class NbdDiskNotFoundError extends AionbdError {
 }
 
 /** The kernel refused an attach, detach or reconnect for a reason without a row above. */
-export class NbdKernelError extends AionbdError {
+export class NbdKernelError extends ErrnoError {
   readonly code = 'AIONBD_NBD_KERNEL';
-  override readonly errno: number;
-  constructor(message: string, errno: number) { super(message); this.errno = errno; }
 }
 
 /** A module or caller broke the bdev I/O contract: a bug, reported loudly. */

@@ -4,12 +4,13 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { NativeAddonError } from './errors.js';
-import type { RbdNative } from './bdev/rbd/native.js';
+import type { RbdNative, RbdOps } from './bdev/rbd/native.js';
 
-/** Byte offsets of the slot table's arrays; see native/slot_layout.h. */
-export interface SlotLayout {
-  op: number; rwFlags: number; len: number; fd: number; sq: number; cqSlot: number; offset: number; cqRes: number; size: number;
-}
+/** The slot table's columns (AIONBD_SLOT_COLUMNS in native/slot_layout.h). */
+export type SlotColumn = 'op' | 'rwFlags' | 'len' | 'fd' | 'sq' | 'cqSlot' | 'offset' | 'cqRes';
+
+/** Byte offset of each column of one slot table, and its size, as the addon computed them. */
+export type SlotLayout = Record<SlotColumn | 'size', number>;
 
 /** Typed-array views of a slot table's columns (the AIO engine's and an RBD image's). */
 export interface SlotViews {
@@ -45,8 +46,10 @@ export interface AioEngineHandle {
   close(): void;
 }
 
-/** Events SockIo reports (bits); mirrors native/sock_io.cc. */
-export const SockEvent = { Readable: 1, Writable: 2, Error: 4 } as const;
+const SOCK_EVENTS = ['Readable', 'Writable', 'Error'] as const;
+
+/** Bits of what SockIo.poll() asks for and onEvent reports (SockEvent in native/sock_io.h). */
+export const SockEvent: Readonly<Record<(typeof SOCK_EVENTS)[number], number>> = addonTable('sockEvent', SOCK_EVENTS);
 
 /** Socket I/O of one connection on a dup of its fd; see native/sock_io.h. */
 export interface SockIoHandle {
@@ -97,11 +100,13 @@ export interface OpenFileOptions {
   walk?: boolean | undefined;
 }
 
-/** Codes of the operations fileOp() runs on the thread pool; mirrors FileOp in native/file_ops.cc. */
-export const FileOp = {
-  PunchHole: 0, ZeroRange: 1, Discard: 2, ZeroOut: 3, Fdatasync: 4, SeekData: 5, SeekHole: 6, WriteZeroes: 7, ZeroRangeFast: 8, PunchOrZero: 9, Allocate: 10,
-} as const;
-export type FileOp = (typeof FileOp)[keyof typeof FileOp];
+const FILE_OPS = [
+  'PunchHole', 'ZeroRange', 'Discard', 'ZeroOut', 'Fdatasync', 'SeekData', 'SeekHole', 'WriteZeroes', 'ZeroRangeFast', 'PunchOrZero', 'Allocate',
+] as const;
+
+/** Codes of the operations fileOp() runs on the thread pool (FileOp in native/file_ops.h). */
+export const FileOp: Readonly<Record<(typeof FILE_OPS)[number], number>> = addonTable('fileOp', FILE_OPS);
+export type FileOp = number;
 
 /** Kernel NBD attach (native/nbd_attach.cc). Promises reject with an OsError (errno < 0). */
 export interface NbdNative {
@@ -116,14 +121,16 @@ export interface NbdNative {
   /** NBD_CMD_RECONFIGURE with a new size: a started device takes its new capacity. */
   resize(index: number, sizeBytes: number, backendId: string): Promise<void>;
   status(index?: number): Promise<{ index: number; connected: boolean }[]>;
-  /** LINK_DEAD and other multicast messages of the family; cmd 0: events were lost. */
+  /**
+   * LINK_DEAD and other multicast messages of the family; cmd constants.nbd.EVENTS_LOST: events
+   * were lost. index constants.nbd.NO_INDEX: the message named no device.
+   */
   Events: new (familyId: number, group: number, onEvent: (cmd: number, index: number) => void) => { close(): void };
   /** The ioctl path on a thread of its own: onEvent(0, errno) once set up, onEvent(1, errno) when NBD_DO_IT returned. */
   ioctlStart(path: string, p: { sizeBytes: number; blockSize: number; flags: number; timeout: number }, fds: number[], onEvent: (phase: number, errno: number) => void): void;
   ioctlDisconnect(path: string): Promise<void>;
   /** NBD_SET_SIZE on a device started with the ioctls. */
   ioctlSetSize(path: string, sizeBytes: number): Promise<void>;
-  constants: { CMD_LINK_DEAD: number; CFLAG_DESTROY_ON_DISCONNECT: number; CFLAG_DISCONNECT_ON_CLOSE: number };
 }
 
 export interface NbdConnectParams {
@@ -168,11 +175,30 @@ export interface NativeAddon {
   trimMalloc(): boolean;
   /** Opens without blocking and judges the fd; throws an OsError (code, errno, syscall). */
   openFile(path: string, opts: OpenFileOptions): OpenedFile;
+  /** The layout of a table of `slots` slots (tests of the views built from it). */
   slotLayout(slots: number): SlotLayout;
   nbd: NbdNative;
   /** The RBD bdev's classes, or why this build has none. */
   rbd: RbdNative;
-  constants: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number };
+  constants: NativeConstants;
+}
+
+/**
+ * Every number JS and the native code share, as the addon exports it (native/constants.cc):
+ * defined once on the native side, from the kernel's headers or the addon's own, never retyped
+ * here. Read them from native().constants, or through SockEvent and FileOp below.
+ */
+export interface NativeConstants {
+  /** The slot table's op (IOCB_CMD_*) and rwFlags (RWF_*) for Linux AIO; the most events of one AIO context (a bdev's largest queue depth). */
+  aio: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number; MAX_CONTEXT_EVENTS: number };
+  fileOp: Record<(typeof FILE_OPS)[number], number>;
+  sockEvent: Record<(typeof SOCK_EVENTS)[number], number>;
+  /** Bytes of one element of each column, in table order: 4 is viewed as Uint32Array, 8 as Float64Array. */
+  slot: { columns: Record<SlotColumn, number> };
+  /** Generic-netlink nbd values, and what the Events listener reports when it has no message to pass on. */
+  nbd: { CMD_LINK_DEAD: number; CFLAG_DESTROY_ON_DISCONNECT: number; CFLAG_DISCONNECT_ON_CLOSE: number; EVENTS_LOST: number; NO_INDEX: number };
+  /** The op column and rwFlags bit of an RBD image's slot table (in every build). */
+  rbd: RbdOps;
 }
 
 let cached: NativeAddon | undefined;
@@ -185,21 +211,45 @@ export function native(): NativeAddon {
   const errors: string[] = [];
   for (const c of candidates) {
     if (c === undefined || c === '') continue;
+    let addon: NativeAddon;
     try {
-      cached = require(c) as NativeAddon;
-      return cached;
+      addon = require(c) as NativeAddon;
     } catch (err) {
       errors.push(`${c}: ${(err as Error).message}`);
+      continue;
     }
+    // A build older than these sources (build/ copied from elsewhere, or not rebuilt after a
+    // pull) lacks what they read: say so once here rather than fail later on an undefined.
+    if (typeof addon.constants !== 'object' || typeof addon.constants.fileOp !== 'object') {
+      errors.push(`${c}: built from older sources than this aionbd (no constants.fileOp): rebuild it with "npm run build"`);
+      continue;
+    }
+    cached = addon;
+    return cached;
   }
   throw new NativeAddonError(errors);
 }
 
-/** The same layout as native/slot_layout.h computes; a unit test keeps the two equal. */
-export function slotLayout(slots: number): SlotLayout {
-  const offset = 24 * slots;
-  return {
-    op: 0, rwFlags: 4 * slots, len: 8 * slots, fd: 12 * slots, sq: 16 * slots, cqSlot: 20 * slots,
-    offset, cqRes: offset + 8 * slots, size: offset + 16 * slots,
+/**
+ * constants[group] of the addon as an object that modules can hold from import on, without
+ * loading the addon then (a CLI run that never needs it must not fail on it): the first read of
+ * any name loads it and turns every name into a plain, frozen value.
+ */
+function addonTable<G extends 'fileOp' | 'sockEvent', N extends keyof NativeConstants[G] & string>(
+  group: G, names: readonly N[],
+): Readonly<Record<N, number>> {
+  const table = {} as Record<N, number>;
+  const settle = (): void => {
+    const values = native().constants[group];
+    for (const n of names) {
+      const v = values[n];
+      if (typeof v !== 'number') throw new NativeAddonError([`the addon's constants.${group} has no ${n}: rebuild it with "npm run build"`]);
+      Object.defineProperty(table, n, { value: v, enumerable: true, writable: false, configurable: false });
+    }
+    Object.freeze(table);
   };
+  for (const n of names) {
+    Object.defineProperty(table, n, { enumerable: true, configurable: true, get: (): number => { settle(); return table[n]; } });
+  }
+  return table;
 }

@@ -73,7 +73,7 @@ function workloadsOf(rep) {
   return ws;
 }
 
-/** The least a run must measure for its verdicts to count (issue 13: at least 5 rounds of at least 8 s). */
+/** The least a run must measure for its verdicts on the performance goals to count: 5 rounds of 8 s. */
 export const MIN_ROUNDS = 5;
 export const MIN_RUNTIME_SEC = 8;
 export const shortRunWarning = `**This run is shorter than the method asks** (at least ${MIN_ROUNDS} rounds of at least ${MIN_RUNTIME_SEC} s each): `
@@ -137,7 +137,7 @@ export function markdown(rep, pngName) {
   L.push('');
   if (pngName !== null) L.push(`![Throughput of each target relative to fio libaio on the same image in the same round: median and min-max over the rounds](${pngName})`, '');
 
-  L.push('## The targets of issue 13', '');
+  L.push('## The performance goals', '');
   if (!longEnough(rep)) L.push(shortRunWarning, '');
   L.push('Judged on the median of the per-round ratios (RSS: on the worst round); "met in k of n rounds" counts the rounds whose own ratio meets it.', '');
   L.push('| image | target | aionbd measured | verdict |', '| --- | --- | --- | --- |');

@@ -41,7 +41,7 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
   --quick              ${PRESETS.quick.rounds} rounds of ${PRESETS.quick.runtime} s, O_DIRECT-filled images only: about ${presetDuration('quick')}
   --smoke              under a minute: 64M images, 2 rounds of 0.5 s, one workload (for the tests);
                        writes into a fresh temporary directory unless --out-dir is given
-  --rounds N           paired rounds (default ${PRESETS.full.rounds}; a verdict on the targets of issue 13
+  --rounds N           paired rounds (default ${PRESETS.full.rounds}; a verdict on the performance goals
                        needs at least 5 rounds of at least 8 s)
   --runtime SEC        measured seconds per run (default ${PRESETS.full.runtime})
   --ramp SEC           unmeasured warm-up seconds per run (default ${PRESETS.full.ramp})

@@ -14,7 +14,7 @@ import { REPO_ROOT, ensureBuilt, onPath } from './system.mjs';
 import { canConnect, EXPORT_NAME } from './targets.mjs';
 import { workloadById } from './workloads.mjs';
 
-/** The issue's targets: aionbd over qemu-nbd, and over `rbd bench`. */
+/** The RBD section's targets: aionbd's ratio to qemu-nbd (rbd: driver), and to `rbd bench`. */
 export const RBD_GOALS = Object.freeze({ 'qemu-nbd': 1.2, 'rbd-bench': 0.8 });
 export const RBD_WORKLOADS = Object.freeze(['randread-4k-qd32', 'randwrite-4k-qd32']);
 const RBD_TARGETS = Object.freeze(['aionbd', 'qemu-nbd', 'rbd-bench']);

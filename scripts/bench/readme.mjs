@@ -30,7 +30,7 @@ export function readmeSummary(rep) {
     const name = m === 'latMeanUs' ? 'mean latency' : m === 'mibps' ? 'MiB/s' : 'IOPS';
     L.push(`| ${r.fill} | ${r.workloadLabel} | ${name} | ${refs.map((t) => ratioText(r.vs[t]?.[m])).join(' | ')} |`);
   }
-  L.push('', 'The targets of issue 13 in that run:', '');
+  L.push('', 'The performance goals in that run:', '');
   if (!longEnough(rep)) L.push(shortRunWarning, '');
   for (const g of rep.goals) L.push(`- ${g.goal} (${g.fill} image): ${goalVerdict(g)}${g.met === null ? '' : `: ${goalMeasured(g)}`}`);
   return L.join('\n');

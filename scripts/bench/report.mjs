@@ -1,4 +1,4 @@
-// Turns the paired rounds into rows and ratios, and judges the targets of issue 13. A ratio is
+// Turns the paired rounds into rows and ratios, and judges the performance goals (GOALS). A ratio is
 // only ever taken between two runs of the same round (same fresh image, same minutes of the
 // machine); a row's ratio to a reference is the median of those per-round ratios, with their
 // min and max. Medians of absolute numbers are shown for orientation only and never divided.
@@ -54,7 +54,7 @@ export const METRICS = Object.freeze(/** @type {const} */ (['iops', 'mibps', 'la
 /**
  * @typedef {object} Goal
  * @property {string} id
- * @property {string} goal          as the issue states it
+ * @property {string} goal          as GOALS states it
  * @property {string} fill
  * @property {string|null} ref      the reference target, null for an absolute target
  * @property {Metric} metric
@@ -169,7 +169,7 @@ export function buildRows(comparisons, plan) {
  * @property {number} threshold
  */
 
-/** The targets of issue 13, each judged on aionbd's rows of every image kind. */
+/** The performance goals aionbd is held to, each judged on its rows of every image kind. */
 /** @type {readonly GoalDef[]} */
 export const GOALS = Object.freeze([
   { id: 'qd32-libaio', goal: '4k randread/randwrite QD32: IOPS >= 0.8x fio libaio', workloads: ['randread-4k-qd32', 'randwrite-4k-qd32'], ref: 'libaio', metric: 'iops', op: '>=', threshold: 0.8 },

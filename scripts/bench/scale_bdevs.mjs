@@ -2,7 +2,7 @@
 // created over JSON-RPC (one connection, one request at a time, as a provisioning script does)
 // on sparse files, listed with `nbdinfo --list`, then deleted; the server's RSS, open fds and
 // AIO contexts (and the machine's aio-nr) are read before, at the peak and after, and printed
-// as cost per bdev. Not a timed test: the numbers are for the reader (issue 19's targets).
+// as cost per bdev. Not a timed test: the numbers are for the reader (the README's scale section).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';

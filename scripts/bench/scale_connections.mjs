@@ -12,7 +12,7 @@ import { REPO_ROOT } from './system.mjs';
 
 /** Connections opened at once while ramping up (the listen backlog is 511). */
 const OPEN_BATCH = 200;
-/** How long after the last close the RSS is taken (the target: 10 s). */
+/** How long after the last close the RSS is taken (the target: back down within 10 s). */
 export const SETTLE_AFTER_CLOSE_MS = 10_000;
 const KiB = 1024;
 const MiB = 1024 * 1024;

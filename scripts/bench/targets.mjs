@@ -45,7 +45,7 @@ export const TARGETS = Object.freeze({
   'qemu-nbd': { id: 'qemu-nbd', label: 'qemu-nbd', server: 'qemu-nbd', tool: 'qemu-nbd', shape: same,
     description: `the reference server: \`qemu-nbd --cache=none --aio=native\` (O_DIRECT, Linux AIO), the same fio job as aionbd. `
       + `qemu-nbd keeps at most ${QEMU_NBD_MAX_REQUESTS} requests of one client in flight (MAX_NBD_REQUESTS), so at QD32 part of `
-      + 'its result is that cap, not its data path; the 1.2x targets are ratios to this row as the issue states them' },
+      + 'its result is that cap, not its data path; the 1.2x goals are ratios to this row' },
   'qemu-nbd-qd16': { id: 'qemu-nbd-qd16', label: `qemu-nbd QD${QEMU_NBD_MAX_REQUESTS} conns`, server: 'qemu-nbd', tool: 'qemu-nbd',
     // The same total depth spread over connections of at most the cap, so the cap holds nothing back.
     shape: (w) => (w.numjobs === 1 && w.iodepth > QEMU_NBD_MAX_REQUESTS && w.iodepth % QEMU_NBD_MAX_REQUESTS === 0

@@ -1,6 +1,7 @@
 // The workloads, each one fio job. `id` is what --workloads takes and what the JSON keys on;
-// `label` is what the tables and the chart show. The default set is the one the targets of
-// issue 13 are judged on, plus the job of SPDK's AIO guide; the others can be named with --workloads.
+// `label` is what the tables and the chart show. The default set is the one the performance
+// goals (GOALS in report.mjs) are judged on, plus the job of SPDK's AIO guide; the others can be
+// named with --workloads.
 
 /**
  * @typedef {'iops'|'mibps'|'latMeanUs'} MetricId
@@ -31,7 +32,7 @@ export const WORKLOADS = Object.freeze([
   { id: 'randwrite-4k-qd1', label: '4k randwrite QD1', rw: 'randwrite', bs: K4, iodepth: 1, numjobs: 1, metric: 'latMeanUs' },
   { id: 'read-1m-qd8', label: '1M seq read QD8', rw: 'read', bs: M1, iodepth: 8, numjobs: 1, metric: 'mibps' },
   { id: 'write-1m-qd8', label: '1M seq write QD8', rw: 'write', bs: M1, iodepth: 8, numjobs: 1, metric: 'mibps' },
-  // The issue's RSS target is stated at 4 connections x iodepth 128.
+  // The RSS goal (GOALS in report.mjs) is stated at 4 connections x iodepth 128.
   { id: 'randread-4k-4x128', label: '4k randread 4 conns x QD128', rw: 'randread', bs: K4, iodepth: 128, numjobs: 4, metric: 'iops', rss: true },
   // The QD32 pair again with one core kept busy by another process: a single-threaded server
   // pays for every lost time slice in line, which the quiet rounds never show.
@@ -47,7 +48,7 @@ export const WORKLOADS = Object.freeze([
   { id: 'randread-4k-4x32', label: '4k randread 4 conns x QD32', rw: 'randread', bs: K4, iodepth: 32, numjobs: 4, metric: 'iops' },
 ]);
 
-/** What a full run measures: every workload a target of issue 13 is stated on, and the AIO guide's job. */
+/** What a full run measures: every workload a performance goal is stated on, and the AIO guide's job. */
 export const DEFAULT_WORKLOADS = Object.freeze(['randread-4k-qd32', 'randwrite-4k-qd32', 'randread-4k-qd1', 'randwrite-4k-qd1',
   'read-1m-qd8', 'write-1m-qd8', 'randread-4k-4x128', 'randread-4k-qd32-busy', 'randwrite-4k-qd32-busy', 'randrw70-4k-qd32']);
 

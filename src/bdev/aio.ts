@@ -228,7 +228,8 @@ function openImage(opts: AioBdevOptions, c: Created): OpenedImage {
 export function createAioBdev(opts: AioBdevOptions): Bdev {
   const log = (opts.log ?? logger()).child({ bdev: opts.name });
   const depth = opts.queueDepth ?? DEFAULT_QUEUE_DEPTH;
-  if (!Number.isInteger(depth) || depth < 1 || depth > 65536) throw new InvalidBdevError(`queue depth ${depth} is not in 1..65536`);
+  const maxDepth = native().constants.aio.MAX_CONTEXT_EVENTS; // a bdev's slots fit one kernel context
+  if (!Number.isInteger(depth) || depth < 1 || depth > maxDepth) throw new InvalidBdevError(`queue depth ${depth} is not in 1..${maxDepth}`);
   const wanted = opts.blockSize !== undefined && opts.blockSize !== 0 ? opts.blockSize : undefined;
   if (wanted !== undefined) checkBlockSize(wanted);
   const created: Created = { file: null, dirs: [] };

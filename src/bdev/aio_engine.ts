@@ -85,10 +85,10 @@ export class AioEngine implements QueuedSubmitter {
   constructor(cap: number) {
     const n = native();
     this.#h = new n.AioEngine(nextContextEvents(0, cap, cap), this.#bufs, this.#onComplete);
-    this.#read = n.constants.IOCB_CMD_PREAD;
-    this.#write = n.constants.IOCB_CMD_PWRITE;
-    this.#flushOp = n.constants.IOCB_CMD_FDSYNC;
-    this.#fua = n.constants.RWF_DSYNC;
+    this.#read = n.constants.aio.IOCB_CMD_PREAD;
+    this.#write = n.constants.aio.IOCB_CMD_PWRITE;
+    this.#flushOp = n.constants.aio.IOCB_CMD_FDSYNC;
+    this.#fua = n.constants.aio.RWF_DSYNC;
     this.#count(cap, 1);
     this.#adopt(0);
   }

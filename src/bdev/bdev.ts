@@ -78,7 +78,7 @@ export class Bdev {
     this.optimalIoBoundary = props.optimalIoBoundary ?? 0;
     this.driver = driver;
     this.ioFlags = driver.ioFlags;
-    this.stat = new IoStat(driver.module === 'aio' ? 'aio_error' : 'failed');
+    this.stat = new IoStat();
     driver.attach?.(this);
   }
 

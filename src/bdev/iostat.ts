@@ -15,6 +15,8 @@ export type ResetMode = 'all' | 'maxmin' | 'error' | 'none';
 
 /** SPDK's status names that key io_error. */
 export type ErrorStatus = 'failed' | 'aio_error' | 'nomem' | 'aborted' | 'miscompare';
+/** The status a plain -errno failure is counted under: its module says which (SPDK's AIO module: aio_error). */
+export type ErrnoStatus = 'failed' | 'aio_error';
 
 /**
  * The always-on latency histograms behind `aionbd iostat`'s p99 and the Prometheus histograms:
@@ -66,15 +68,15 @@ export class IoStat {
   readonly write = new Latency();
   readonly unmap = new Latency();
   readonly copy = new Latency();
-  /** Failed completions per SPDK status, device-wide. */
-  errFailed = 0; errAioError = 0; errNomem = 0; errAborted = 0; errMiscompare = 0;
+  /**
+   * Failed completions per SPDK status, device-wide. errFailed counts plain -errno failures,
+   * which io_error names as the bdev's module says (failed, or aio_error).
+   */
+  errFailed = 0; errNomem = 0; errAborted = 0; errMiscompare = 0;
   /** I/O submitted and not yet completed. */
   queueDepth = 0;
   /** bdev_enable_histogram's histogram; null while disabled. Not cleared by reset(), as in SPDK. */
   enabled: EnabledHistogram | null = null;
-
-  /** @param errnoStatus how a plain -errno from this module is named ("aio_error" for AIO, else "failed"). */
-  constructor(private readonly errnoStatus: 'failed' | 'aio_error' = 'failed') {}
 
   /**
    * bdev_enable_histogram (null: disable). Enabling the same histogram again keeps what it
@@ -87,7 +89,7 @@ export class IoStat {
     this.enabled = { ...o, histogram: new LatencyHistogram(o.granularity, o.minNsec, o.maxNsec) };
   }
 
-  get ioErrors(): number { return this.errFailed + this.errAioError + this.errNomem + this.errAborted + this.errMiscompare; }
+  get ioErrors(): number { return this.errFailed + this.errNomem + this.errAborted + this.errMiscompare; }
 
   record(type: IoType, bytes: number, result: number, startMs: number, nowMs: number): void {
     const ticks = Math.round((nowMs - startMs) * 1e6);
@@ -110,14 +112,14 @@ export class IoStat {
       case E.ENOMEM: this.errNomem++; break;
       case E.ECANCELED: case ESHUTDOWN: this.errAborted++; break;
       case E.EILSEQ: this.errMiscompare++; break;
-      default: if (this.errnoStatus === 'aio_error') this.errAioError++; else this.errFailed++;
+      default: this.errFailed++;
     }
   }
 
   reset(mode: ResetMode): void {
     if (mode === 'none') return;
     if (mode === 'error' || mode === 'all') {
-      this.errFailed = 0; this.errAioError = 0; this.errNomem = 0; this.errAborted = 0; this.errMiscompare = 0;
+      this.errFailed = 0; this.errNomem = 0; this.errAborted = 0; this.errMiscompare = 0;
     }
     if (mode === 'maxmin' || mode === 'all') for (const l of [this.read, this.write, this.unmap, this.copy]) l.resetMaxMin();
     if (mode !== 'all') return;
@@ -139,12 +141,14 @@ export class IoStat {
     };
   }
 
-  /** The counters in SPDK's field order (then ours), as bdev_get_iostat prints them. */
-  toJSON(): Record<string, unknown> {
+  /**
+   * The counters in SPDK's field order (then ours), as bdev_get_iostat prints them.
+   * @param errnoStatus how io_error names plain -errno failures (the module's choice)
+   */
+  toJSON(errnoStatus: ErrnoStatus = 'failed'): Record<string, unknown> {
     const io_error: Record<string, number> = {};
     // SPDK lists only the statuses that occurred.
-    if (this.errFailed > 0) io_error['failed'] = this.errFailed;
-    if (this.errAioError > 0) io_error['aio_error'] = this.errAioError;
+    if (this.errFailed > 0) io_error[errnoStatus] = this.errFailed;
     if (this.errNomem > 0) io_error['nomem'] = this.errNomem;
     if (this.errAborted > 0) io_error['aborted'] = this.errAborted;
     if (this.errMiscompare > 0) io_error['miscompare'] = this.errMiscompare;

@@ -10,6 +10,7 @@
 // at its first metadata change. A store in a newer format is not opened (nothing is written to
 // it) and examine says which version it is.
 import { crc32 } from 'node:zlib';
+import { isObject } from '../util/is_object.js';
 
 export const MAGIC = Buffer.from('AIONLVS1', 'latin1');
 /** The version this code writes. */
@@ -95,8 +96,6 @@ export function decodeHeader(b: Buffer): DecodedHeader | null {
     jsonCrc: b.readUInt32LE(28), slotSize: b.readUInt32LE(32),
   };
 }
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 /** One lvol entry of either version, or null when malformed. */
 function decodeLvol(l: unknown, version: number, total: number): LvolMeta | null {

@@ -105,9 +105,12 @@ export class Lvstores {
     return meta.uuid;
   }
 
-  /** Looks for an lvstore on a newly registered bdev and brings it and its lvols back. */
+  /**
+   * Looks for an lvstore on a newly registered bdev and brings it and its lvols back. Which
+   * bdevs are worth reading is the caller's choice (the lvol module's examine hook).
+   */
   async examine(base: Bdev): Promise<boolean> {
-    if (base.module === 'lvol' || base.module === 'malloc' || base.sizeBytes < 2 * 4096) return false;
+    if (base.sizeBytes < 2 * 4096) return false;
     const found = await this.#readMeta(base);
     if (found === null) return false;
     if ('unreadable' in found) {

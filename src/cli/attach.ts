@@ -13,7 +13,7 @@ import { detachDevice } from '../nbd/kernel/detach.js';
 import { parseNbdDevice } from '../nbd/kernel/devices.js';
 import { DEFAULT_TIMEOUT_S, MAX_CONNECTIONS } from '../nbd/kernel/disk.js';
 import { rpcCall } from '../rpc/client.js';
-import { Server } from '../target.js';
+import { Server } from '../server.js';
 import { formatSize } from '../util/size.js';
 import { createSpecBdev } from './aio-create.js';
 import { parseAioSpec } from './aio-spec.js';

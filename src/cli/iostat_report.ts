@@ -2,6 +2,7 @@
 // bdev_get_iostat samples (with aionbd's latency histograms) taken that interval apart.
 import { RpcError } from '../errors.js';
 import { decodeCounts, quantile, type HistogramShape } from '../bdev/histogram.js';
+import { isObject } from '../util/is_object.js';
 
 interface Histogram extends HistogramShape { counts: Float64Array }
 
@@ -25,8 +26,6 @@ export interface Row {
   /** Average in flight over the interval (Little's law: latency summed over the interval's length). */
   avgQueue: number;
 }
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 function num(o: Record<string, unknown>, key: string): number {
   const v = o[key];

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { AionbdError } from '../errors.js';
 import { logger } from '../log.js';
+import { native } from '../native.js';
 import { packageVersion } from '../version.js';
 import { collect, intArg, LOG_LEVELS } from './args.js';
 import { addAttachCommands } from './attach.js';
@@ -35,7 +36,7 @@ function buildProgram(out: (line: string) => void): Command {
     .option('--listen <addr>', 'listen on tcp://HOST:PORT or unix:PATH (repeatable)', collect, [])
     .option('--aio <spec>', 'AIO bdev FILE[,name=N][,bs=B][,size=S][,readonly][,description=D], exported under its name (repeatable)', collect, [])
     .option('--rbd <spec>', 'RBD bdev POOL/IMAGE[,conf=FILE][,id=USER][,keyfile=FILE][,name=N][,bs=B][,readonly][,timeout=SEC], exported under its name (repeatable)', collect, [])
-    .option('--queue-depth <n>', 'kernel AIO queue depth per bdev', intArg(1, 65536))
+    .option('--queue-depth <n>', 'kernel AIO queue depth per bdev', (v) => intArg(1, native().constants.aio.MAX_CONTEXT_EVENTS)(v))
     .option('--data-dir <dir>', 'where the default image lives', 'aionbd-data')
     .option('--rpc <path>', `JSON-RPC unix socket, mode 0600 (default ${DEFAULT_RPC_SOCKET})`)
     .option('--no-rpc', 'serve no JSON-RPC socket')

@@ -2,7 +2,8 @@
 // send. Any method also takes raw JSON params.
 import { UsageError } from '../errors.js';
 import { parseSize } from '../util/size.js';
-import { FORMS, unitName, type Arg, type SizeUnit } from './rpc_forms.js';
+import { unitName, type Arg, type SizeUnit } from '../method_form.js';
+import { FORMS } from './rpc_forms.js';
 import { usage } from './rpc_help.js';
 
 const BARE = /^\d+$/;
@@ -49,7 +50,7 @@ export function paramsFromArgs(method: string, words: string[]): Record<string, 
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('the params must be a JSON object');
     return v as Record<string, unknown>;
   }
-  const form = FORMS[method];
+  const form = FORMS.get(method);
   if (form === undefined) {
     if (words.length > 0) throw new UsageError(`${method}: give its params as one JSON object, e.g. '{"name": "x"}'`);
     return undefined;

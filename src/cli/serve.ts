@@ -12,7 +12,7 @@ import { parseMetricsAddress } from '../metrics/http.js';
 import { readConfigFile } from '../rpc/config.js';
 import { rpcAddress } from '../rpc/socket.js';
 import type { ServerOptions as NbdServerOptions } from '../nbd/server.js';
-import { Server } from '../target.js';
+import { Server } from '../server.js';
 import { inheritedFds, stdioStream } from './nbd-options.js';
 import { formatSize } from '../util/size.js';
 import { checkSocketPath } from '../util/unix-socket.js';

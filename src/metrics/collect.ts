@@ -5,13 +5,15 @@ import fs from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, type HistogramConfiguration } from 'prom-client';
 import type { Bdev } from '../bdev/bdev.js';
 import { countBelow, type LatencyHistogram } from '../bdev/histogram.js';
-import { TICK_RATE, type IoStat } from '../bdev/iostat.js';
+import { TICK_RATE, type ErrnoStatus, type IoStat } from '../bdev/iostat.js';
 import { QOS_LIMIT_KEYS } from '../bdev/qos.js';
 import type { Export } from '../nbd/export.js';
 
 /** What the metrics are read from. */
 export interface MetricsSource {
   bdevs(): readonly Bdev[];
+  /** How a bdev's module names its plain -errno failures. */
+  errnoStatus(b: Bdev): ErrnoStatus;
   exports(): Iterable<Export>;
   /** The NBD server's memory budget: bytes held by requests in flight, and its size. */
   budget(): { used: number; total: number };
@@ -69,25 +71,30 @@ async function sysctl(name: string): Promise<number | null> {
   }
 }
 
-const OPS: [string, (s: IoStat) => number][] = [
+type Field = [string, (s: IoStat, errnoStatus: ErrnoStatus) => number];
+
+const OPS: Field[] = [
   ['read', (s) => s.numReadOps], ['write', (s) => s.numWriteOps], ['unmap', (s) => s.numUnmapOps],
   ['flush', (s) => s.numFlushOps], ['write_zeroes', (s) => s.numWriteZeroesOps],
 ];
-const BYTES: [string, (s: IoStat) => number][] = [
+const BYTES: Field[] = [
   ['read', (s) => s.bytesRead], ['write', (s) => s.bytesWritten], ['unmap', (s) => s.bytesUnmapped], ['write_zeroes', (s) => s.bytesZeroed],
 ];
-const ERRORS: [string, (s: IoStat) => number][] = [
-  ['failed', (s) => s.errFailed], ['aio_error', (s) => s.errAioError], ['nomem', (s) => s.errNomem],
+const ERRORS: Field[] = [
+  ['failed', (s, e) => (e === 'failed' ? s.errFailed : 0)], ['aio_error', (s, e) => (e === 'aio_error' ? s.errFailed : 0)], ['nomem', (s) => s.errNomem],
   ['aborted', (s) => s.errAborted], ['miscompare', (s) => s.errMiscompare],
 ];
 
 /** A counter per bdev and kind, set from IoStat at each scrape (bdev_reset_iostat shows as a counter reset). */
-function statCounter(reg: Registry, src: MetricsSource, name: string, help: string, label: string, fields: [string, (s: IoStat) => number][]): void {
+function statCounter(reg: Registry, src: MetricsSource, name: string, help: string, label: string, fields: Field[]): void {
   new Counter({
     name, help, labelNames: ['bdev', label], registers: [reg],
     collect() {
       this.reset();
-      for (const b of src.bdevs()) for (const [kind, get] of fields) this.inc({ bdev: b.name, [label]: kind }, get(b.stat));
+      for (const b of src.bdevs()) {
+        const e = src.errnoStatus(b);
+        for (const [kind, get] of fields) this.inc({ bdev: b.name, [label]: kind }, get(b.stat, e));
+      }
     },
   });
 }

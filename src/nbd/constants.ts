@@ -1,4 +1,5 @@
-// Every NBD protocol number, once. See ../shared/nbd-protocol.md (and the spec) for meanings.
+// Every NBD protocol number, once, under the names of the NBD protocol specification (doc/proto.md
+// of NetworkBlockDevice/nbd), where their meanings are defined.
 
 export const NBD_MAGIC = 0x4e42444d41474943n;            // "NBDMAGIC"
 export const NBD_IHAVEOPT = 0x49484156454f5054n;         // "IHAVEOPT": newstyle greeting and every option

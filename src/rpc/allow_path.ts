@@ -5,11 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PathNotAllowedError, PathNotFoundError, SystemError } from '../errors.js';
+import type { PathPolicy } from '../method.js';
 
 /** A path accepted under a root: open `filename` with `within: root`. */
 export interface AllowedPath { filename: string; root: string }
 
-export class AllowedPaths {
+export class AllowedPaths implements PathPolicy {
   readonly roots: string[];
 
   constructor(roots: string[]) {

@@ -3,11 +3,10 @@ import net from 'node:net';
 import { RpcConnectError, RpcError } from '../errors.js';
 import { native } from '../native.js';
 import { JsonStream, JsonStreamError } from './json_stream.js';
+import { isObject } from '../util/is_object.js';
 
 /** Largest response accepted (SPDK caps its responses at 32 MiB). */
 const MAX_RESPONSE_CHARS = 32 * 1024 * 1024;
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 /**
  * Who serves the socket, when it is neither this user nor root: the path may sit in a directory

@@ -3,14 +3,12 @@
 import fs from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { ConfigEntry } from '../bdev/types.js';
-
-export interface SubsystemConfig { subsystem: string; config: ConfigEntry[] | null }
-export interface ConfigFile { subsystems: SubsystemConfig[] }
+import type { CallContext } from '../method.js';
+import { isObject } from '../util/is_object.js';
+import type { RpcHost } from './dispatcher.js';
 
 /** Subsystems we apply, in dependency order (exports need their bdevs). */
 const ORDER = ['bdev', 'nbd'];
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 /**
  * Checks the shape, as SPDK's loader does at start-up, and returns the entries in the order to
@@ -51,6 +49,16 @@ export async function applyConfig(cfg: unknown, call: (method: string, params: u
       throw new ConfigError(`config entry ${e.method}${e.params !== undefined ? ` ${JSON.stringify(e.params)}` : ''} failed: ${why}`, { cause: err });
     }
   }
+}
+
+/**
+ * Applies a config (save_config format) entry by entry through the host's methods, with the
+ * caller's rights: over RPC, file paths in it are checked as RPC paths are.
+ */
+export async function loadConfig(host: RpcHost, cfg: unknown, call: CallContext): Promise<void> {
+  const skipped: string[] = [];
+  await applyConfig(cfg, (method, params) => host.rpc.call(method, params, call), skipped);
+  if (skipped.length > 0) host.log.warn({ subsystems: skipped }, 'config: subsystems aionbd does not have were skipped');
 }
 
 /** Reads a config file (JSON). */

@@ -6,7 +6,8 @@ import type { Logger } from '../log.js';
 import {
   RPC_INTERNAL_ERROR, RPC_INVALID_PARAMS, RPC_INVALID_REQUEST, RpcProtocolError, type CallContext, type RpcDispatcher,
 } from './dispatcher.js';
-import { errnoName, strerror } from './strerror.js';
+import { errnoName, strerror } from '../util/strerror.js';
+import { isObject } from '../util/is_object.js';
 
 export type RpcId = string | number | null;
 
@@ -15,8 +16,6 @@ export interface RpcErrorObject { code: number; message: string; data?: Record<s
 export type RpcResponse =
   | { jsonrpc: '2.0'; id: RpcId; result: unknown }
   | { jsonrpc: '2.0'; id: RpcId; error: RpcErrorObject };
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 /** Error messages quote what the client sent (names, methods): a long one is cut here. */
 export const MAX_ERROR_MESSAGE = 1024;

@@ -1,15 +1,12 @@
-// Public API of the kernel test rig (`aionbd/testing`).
-export {
-  bootVm,
-  withVm,
-  ensureKernelAssets,
-  VmError,
-  VmTimeoutError,
-  GUEST_FORWARD_ADDRESS,
-  GUEST_SHARE_DIR,
-} from './vm.js';
-export type { Vm, VmOptions, VmForward, VmAccel, ShOptions, ShResult, KernelAssets } from './vm.js';
-export { withKernel, startKernel, KernelCommandError } from './kernel.js';
-export type { Kernel, KernelOptions, KernelExport, AttachSettings } from './kernel.js';
+// Public API of the kernel test rig (`aionbd/testing`); the rig itself is in rig/, the test
+// Ceph cluster in ceph.ts.
+export { bootVm, withVm } from './rig/vm.js';
+export { ensureKernelAssets } from './rig/kernel_assets.js';
+export { VmError, VmTimeoutError, KernelCommandError } from './rig/errors.js';
+export { GUEST_FORWARD_ADDRESS, GUEST_SHARE_DIR } from './rig/guest_init.js';
+export type { Vm, VmOptions, VmForward, VmAccel, ShOptions, ShResult } from './rig/types.js';
+export type { KernelAssets } from './rig/kernel_assets.js';
+export { withKernel, startKernel } from './rig/with_kernel.js';
+export type { Kernel, KernelOptions, KernelExport, AttachSettings } from './rig/with_kernel.js';
 export { startCephCluster, attachCephCluster, stopCephCluster, missingCephTools, CephStartError } from './ceph.js';
 export type { CephCluster, CephClusterOptions } from './ceph.js';

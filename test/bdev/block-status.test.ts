@@ -8,7 +8,7 @@ import type { Bdev } from '../../src/bdev/bdev.js';
 import { blockStatus, hasBlockStatus, knowsDepth } from '../../src/bdev/block_status.js';
 import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BlockExtent } from '../../src/bdev/types.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { pattern, submit, write } from './conformance.js';
 

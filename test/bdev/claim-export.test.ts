@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BdevInUseError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 
 describe('claims and exports', () => {
   it('an exported bdev cannot be claimed (a claim is exclusive write access), an unexported one can', async () => {

@@ -11,7 +11,7 @@ import { blockStatus, knowsDepth } from '../../src/bdev/block_status.js';
 import { BLOCK_HOLE, BLOCK_ZERO, IoType } from '../../src/bdev/types.js';
 import { BdevInUseError, InvalidBdevError, LvolReadOnlyError, NoSpaceError } from '../../src/errors.js';
 import { pino } from 'pino';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { fill, pattern, read, submit, write } from './conformance.js';
 

@@ -7,7 +7,7 @@ import { MAGIC } from '../../src/bdev/lvol_format.js';
 import { IoType } from '../../src/bdev/types.js';
 import { BdevClaimedError, BdevInUseError, NoSpaceError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { fill, pattern, read, submit, write } from './conformance.js';
 

@@ -1,4 +1,5 @@
-// The conformance suite against every module and the stacks the issue names.
+// The conformance suite against every module, and against stacks of them (virtual bdevs over
+// virtual bdevs).
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAioBdev } from '../../src/bdev/aio.js';
@@ -10,7 +11,7 @@ import { createRaid0Bdev } from '../../src/bdev/raid0.js';
 import type { BdevRegistry } from '../../src/bdev/registry.js';
 import { createSplitBdevs } from '../../src/bdev/split.js';
 import { Lvstores } from '../../src/bdev/lvstores.js';
-import { bdevs } from '../../src/bdev/modules.js';
+import { bdevs } from '../../src/modules/index.js';
 import { createRbdBdev } from '../../src/bdev/rbd/bdev.js';
 import { RbdConnection } from '../../src/bdev/rbd/cluster.js';
 import { haveCeph, imageName, sharedCeph } from '../helpers/ceph.js';
@@ -53,7 +54,7 @@ bdevConformance({
 });
 
 bdevConformance({
-  module: 'raid0 (64 KiB strips) over two aio',
+  module: 'raid (level 0, 64 KiB strips) over two aio',
   create: (reg, dir, bs, n) => {
     const a = aio(reg, dir, 'a1', bs, (bs * n) / 2), b = aio(reg, dir, 'a2', bs, (bs * n) / 2);
     return reg.add(createRaid0Bdev([a, b], { name: 'r0', stripSizeKb: 64 }), { claims: [a, b] });

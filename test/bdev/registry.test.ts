@@ -7,7 +7,7 @@ import type { Bdev } from '../../src/bdev/bdev.js';
 import { IoType } from '../../src/bdev/types.js';
 import { BdevClaimedError, BdevExistsError, BdevInUseError, BdevNotFoundError, BdevWrongModuleError, ExportNotFoundError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { handshakeGo, RawClient, readSimpleReply, request } from '../helpers/wire.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { submit } from './conformance.js';

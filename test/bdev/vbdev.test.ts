@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IoType } from '../../src/bdev/types.js';
 import { BdevWrongModuleError, InvalidBdevError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { fill, pattern, read, submit, write } from './conformance.js';
 
 const E = constants.errno;

@@ -1,5 +1,5 @@
 // A process that swaps two names with renameat2(RENAME_EXCHANGE) as fast as it can, for a
-// bounded time: the attack on a check-then-open by name (issue 12, item 3).
+// bounded time: the attack on a check-then-open by name (--allow-path must open what it checked).
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const SCRIPT = `

@@ -1,4 +1,5 @@
-// `aionbd serve --aio` with files it must refuse (issue 12, items 4 and 5): each fails at once,
+// `aionbd serve --aio` with files it must refuse (not a regular file or block device, sizes it
+// cannot serve): each fails at once,
 // with one line a user reads, exit 1 or 2 and no stack trace, and leaves nothing it created.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -20,7 +20,7 @@ describe('fuzzer', () => {
     expect(r.stdout).toMatch(/fuzz rpc: 300 connections, \d+ responses .* no crash, hang or leak/);
   }, 180_000);
 
-  // Fails while --tls-ca lets a client with a certificate the CA never signed in (issue 12, item 1).
+  // Fails if --tls-ca ever lets in a client with a certificate the CA never signed.
   it.skipIf(!tool('openssl'))('lets no TLS client in without a trusted certificate or a known pre-shared key', async () => {
     requireBuilt();
     const seed = Math.floor(Math.random() * 2 ** 31);

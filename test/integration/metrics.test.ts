@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { explain, run } from '../helpers/run.js';
 import { BIN, freePort } from '../helpers/server.js';
 import { tool } from '../helpers/tools.js';

@@ -1,4 +1,4 @@
-// Many AIO bdevs in one server (issue 19): they share the process's one AIO engine, so 2,000
+// Many AIO bdevs in one server: they share the process's one AIO engine, so 2,000
 // bdevs and their exports take a few kernel AIO contexts, not one each, and deleting them gives
 // every context and fd back. I/O on one of many still verifies, and bdevs driven at once share
 // the engine fairly.

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { pattern, write } from '../bdev/conformance.js';
 import { run } from '../helpers/run.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';

@@ -91,7 +91,7 @@ function expectRefused(o: Outcome): void {
   expect(o.closed).toBe(true);
 }
 
-// Python's ssl module, as the issue suggests: STARTTLS by hand, then a TLS client that offers
+// Python's ssl module: STARTTLS by hand, then a TLS client that offers
 // whatever certificate it is given. Prints how many bytes came back after GO, and how it ended.
 const PY_CLIENT = `
 import json, socket, ssl, struct, sys

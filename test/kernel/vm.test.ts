@@ -10,13 +10,10 @@ import { delimiter, join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  parseKernelDepends,
-  resolveModuleOrder,
-  writeCpio,
-  type ModuleIndex,
-} from '../../src/testing/kernel-assets.js';
-import { qemuArgs } from '../../src/testing/vm.js';
+import { parseKernelDepends } from '../../src/testing/rig/apt.js';
+import { writeCpio } from '../../src/testing/rig/cpio.js';
+import { resolveModuleOrder, type ModuleIndex } from '../../src/testing/rig/module_deps.js';
+import { qemuArgs } from '../../src/testing/rig/qemu_args.js';
 import {
   bootVm,
   ensureKernelAssets,

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { paramsFromArgs } from '../../src/cli/rpc_args.js';
 import { silentLogger } from '../../src/log.js';
 import { JsonStream, JsonStreamError } from '../../src/rpc/json_stream.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 
 /** Sends `bytes` (in the given pieces), then collects newline-terminated responses until `n` arrived or the server closed. */

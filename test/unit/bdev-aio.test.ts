@@ -10,7 +10,6 @@ import type { Bdev } from '../../src/bdev/bdev.js';
 import { IoFlag, IoType } from '../../src/bdev/types.js';
 import { AioMaxNrError, InvalidBdevError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { native, slotLayout } from '../../src/native.js';
 import { pattern, readBytes, run, writeBytes } from '../helpers/bdev.js';
 import { aliveAfterGc } from '../helpers/gc.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
@@ -19,12 +18,6 @@ const E = constants.errno;
 const MiB = 1024 * 1024;
 
 function aioNr(): number { return aioContexts(); }
-
-describe('native slot layout', () => {
-  it('matches between native/slot_layout.h and src/native.ts', () => {
-    for (const d of [1, 3, 128, 1000, 4096]) expect(slotLayout(d)).toEqual(native().slotLayout(d));
-  });
-});
 
 describe('AIO bdev', () => {
   let dir: string;

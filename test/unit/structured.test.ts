@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { writeBytes } from '../helpers/bdev.js';
 import { startInProcess, type TestServer } from '../helpers/inproc.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';

@@ -1,6 +1,6 @@
 // The RBD module's errors, each with a stable code (listed in the README's error table).
 import { constants } from 'node:os';
-import { AionbdError } from '../../errors.js';
+import { AionbdError, ErrnoError } from '../../errors.js';
 
 const E = constants.errno;
 
@@ -11,13 +11,8 @@ export class RbdUnavailableError extends AionbdError {
 }
 
 /** A librados or librbd call failed; the message names the call, what it was about and why. */
-export class RbdError extends AionbdError {
+export class RbdError extends ErrnoError {
   readonly code = 'AIONBD_RBD';
-  override readonly errno: number;
-  constructor(message: string, errno: number, options?: ErrorOptions) {
-    super(message, options);
-    this.errno = errno;
-  }
 }
 
 export class RbdClusterNotFoundError extends AionbdError {

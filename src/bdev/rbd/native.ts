@@ -39,7 +39,10 @@ export interface RbdImageHandle {
   close(cb: RbdCallback<undefined>): void;
 }
 
-/** Op codes, and the rwFlags bits FUA (WRITE) and NO_HOLE (WRITE_ZEROES). */
+/**
+ * The op column and rwFlags bits (FUA for WRITE, NO_HOLE for WRITE_ZEROES) of an RBD image's slot
+ * table: native().constants.rbd (native/rbd_ops.h).
+ */
 export interface RbdOps { READ: number; WRITE: number; FLUSH: number; DISCARD: number; WRITE_ZEROES: number; FUA: number; NO_HOLE: number }
 
 export type RbdNative =
@@ -48,5 +51,4 @@ export type RbdNative =
     available: true;
     RbdCluster: new () => RbdClusterHandle;
     RbdImage: new (cluster: RbdClusterHandle, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void, onUpdate: () => void) => RbdImageHandle;
-    ops: RbdOps;
   };

@@ -5,7 +5,7 @@ import { queueSubmission, type QueuedSubmitter } from '../submit_kick.js';
 import { IoFlag, IoType, type BdevIo, type DeviceDone } from '../types.js';
 import { rbdCall, rbdNative, type RbdConnection } from './cluster.js';
 import type { RbdImageHandle, RbdOps } from './native.js';
-import { slotViews } from '../../native.js';
+import { native, slotViews } from '../../native.js';
 import { Ring } from '../../util/ring.js';
 
 export class RbdQueue implements QueuedSubmitter {
@@ -35,7 +35,7 @@ export class RbdQueue implements QueuedSubmitter {
   constructor(conn: RbdConnection, depth: number, private readonly done: DeviceDone, onUpdate: () => void) {
     const n = rbdNative();
     this.depth = depth;
-    this.#ops = n.ops;
+    this.#ops = native().constants.rbd;
     this.#bufs = new Array<Buffer | null>(depth).fill(null);
     this.#ios = new Array<BdevIo | null>(depth).fill(null);
     this.#image = new n.RbdImage(conn.handle, depth, this.#bufs, this.#onComplete, onUpdate);

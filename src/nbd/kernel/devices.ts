@@ -1,4 +1,5 @@
-// /dev/nbdN names and what sysfs says about the devices (nbd-protocol.md 5.4, 5.6).
+// /dev/nbdN names and what sysfs says about the devices: /sys/block/nbdN/pid exists while a
+// device is started, backend holds the identifier its attacher gave, size is in 512-byte sectors.
 import fs from 'node:fs';
 import { UsageError } from '../../errors.js';
 

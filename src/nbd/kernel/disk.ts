@@ -1,6 +1,7 @@
 // One export attached to the kernel as /dev/nbdN without nbd-client: socketpairs whose one end
 // the kernel gets (netlink NBD_CMD_CONNECT, or the ioctls on a thread of their own) and whose
-// other end our NbdServer serves directly in transmission phase (nbd-protocol.md 5.1).
+// other end our NbdServer serves directly in transmission phase: no greeting and no options, since
+// size, block size and flags reach the kernel through netlink or the ioctls instead.
 //
 // Lifecycle, and why each step is there:
 // - stop() (detach, bdev hot-remove, server shutdown): DISCONNECT. The kernel sends NBD_CMD_DISC
@@ -19,6 +20,7 @@
 //   a request that keeps timing out would otherwise be retried for ever.
 import fs from 'node:fs';
 import net from 'node:net';
+import { constants } from 'node:os';
 import { NoFreeNbdDeviceError, UsageError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { native } from '../../native.js';
@@ -48,7 +50,7 @@ export interface KernelDiskOptions {
 
 export const DEFAULT_TIMEOUT_S = 30;
 export const MAX_CONNECTIONS = 16;
-const EBUSY = 16;
+const { EBUSY } = constants.errno;
 /** How long stop() waits for the kernel and the connections before dropping our ends. */
 const STOP_GRACE_MS = 10_000;
 /** After every connection ended, how long a reconnecting device waits for LINK_DEAD. */

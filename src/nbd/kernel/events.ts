@@ -7,7 +7,6 @@ import type { NetlinkFamily } from './link.js';
 /** Called with the device index, or with null when the kernel dropped events (check them all). */
 export type LinkDeadListener = (index: number | null) => void;
 
-const LOST = 0xffffffff;
 const listeners = new Set<LinkDeadListener>();
 let handle: { close(): void } | null = null;
 
@@ -15,10 +14,10 @@ let handle: { close(): void } | null = null;
 export function onLinkDead(family: NetlinkFamily, fn: LinkDeadListener): () => void {
   if (family.mcastGroup === 0) return () => undefined; // a kernel without the group: nothing to hear
   if (handle === null) {
-    const linkDead = native().nbd.constants.CMD_LINK_DEAD;
+    const { CMD_LINK_DEAD, EVENTS_LOST, NO_INDEX } = native().constants.nbd;
     handle = new (native().nbd.Events)(family.id, family.mcastGroup, (cmd, index) => {
-      if (cmd !== linkDead && cmd !== 0) return;
-      for (const l of [...listeners]) l(cmd === 0 || index === LOST ? null : index);
+      if (cmd !== CMD_LINK_DEAD && cmd !== EVENTS_LOST) return;
+      for (const l of [...listeners]) l(cmd === EVENTS_LOST || index === NO_INDEX ? null : index);
     });
   }
   listeners.add(fn);

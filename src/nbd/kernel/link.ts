@@ -1,14 +1,12 @@
 // Which kernel interface attaches devices here, and what a failed kernel call means to the user.
 // The native calls themselves are in native/nbd_attach.cc.
+import { constants } from 'node:os';
 import { AionbdError, NbdDeviceBusyError, NbdKernelError, NbdNotPermittedError, NoNbdDriverError } from '../../errors.js';
 import { native } from '../../native.js';
-import { strerror } from '../../rpc/strerror.js';
+import { strerror } from '../../util/strerror.js';
 import { nbdDriverLoaded } from './devices.js';
 
-const EPERM = 1;
-const ENOENT = 2;
-const EACCES = 13;
-const EBUSY = 16;
+const { EPERM, ENOENT, EACCES, EBUSY } = constants.errno;
 
 export interface NetlinkFamily { id: number; mcastGroup: number }
 

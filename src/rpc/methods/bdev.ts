@@ -1,8 +1,10 @@
 // Generic bdev methods: bdev_get_bdevs, bdev_get_iostat, bdev_reset_iostat, bdev_wait_for_examine.
 import type { JSONSchemaType } from 'ajv';
 import type { ResetMode } from '../../bdev/iostat.js';
-import type { Server } from '../../target.js';
-import type { Registrar } from '../dispatcher.js';
+import type { MethodSpec } from '../../method.js';
+import { flag } from '../../method_form.js';
+import type { RpcHost } from '../dispatcher.js';
+import { method, method0 } from './method.js';
 
 const RESET_MODES: ResetMode[] = ['all', 'maxmin', 'error', 'none'];
 
@@ -50,15 +52,22 @@ const setOptions: JSONSchemaType<SetOptions> = {
   additionalProperties: false,
 };
 
-export function registerBdevMethods(r: Registrar, s: Server): void {
-  r.method('bdev_set_options', setOptions, () => true);
+export const BDEV_METHODS: readonly MethodSpec<RpcHost>[] = [
+  method('bdev_set_options', setOptions, () => true),
   // Our bdevs exist as soon as their create method answers, so "timeout" never needs to wait.
-  r.method('bdev_get_bdevs', getBdevs, (p) => s.getBdevs(p.name));
-  r.method('bdev_get_iostat', getIostat, (p) => s.iostat({
+  method('bdev_get_bdevs', getBdevs, (p, s) => s.getBdevs(p.name), {
+    flags: [flag(['-b', '--name'], 'name', 'string', 'only this bdev (a name or an alias)'), flag(['-t', '--timeout'], 'timeout', 'int', 'milliseconds to wait for it to appear')],
+  }),
+  method('bdev_get_iostat', getIostat, (p, s) => s.iostat({
     names: p.names ?? (p.name !== undefined ? [p.name] : undefined), perChannel: p.per_channel, resetMode: p.reset_mode,
     latencyHistograms: p.latency_histograms,
-  }));
-  r.method('bdev_reset_iostat', resetIostat, (p) => { s.resetIostat(p.name, p.mode ?? 'all'); return true; });
+  }), {
+    flags: [flag(['-b', '--name'], 'name', 'string', 'only this bdev'), flag(['--names'], 'names', 'csv', 'only these bdevs, comma-separated', 'A,B'),
+      flag(['-c', '--per-channel'], 'per_channel', 'bool'), flag(['--reset-mode'], 'reset_mode')],
+  }),
+  method('bdev_reset_iostat', resetIostat, (p, s) => { s.resetIostat(p.name, p.mode ?? 'all'); return true; }, {
+    flags: [flag(['-b', '--name'], 'name'), flag(['-m', '--mode'], 'mode')],
+  }),
   // Examine is synchronous here: every create has finished before it answers.
-  r.method0('bdev_wait_for_examine', () => true);
-}
+  method0('bdev_wait_for_examine', () => true),
+];

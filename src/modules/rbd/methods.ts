@@ -1,10 +1,11 @@
 // bdev_rbd_register_cluster / _unregister_cluster / _get_clusters_info, bdev_rbd_create /
-// _delete / _resize, with SPDK's parameters.
+// _delete / _resize, with SPDK's parameters and rpc.py's forms.
 import path from 'node:path';
 import type { JSONSchemaType } from 'ajv';
-import type { Server } from '../../target.js';
-import type { CallContext, Registrar } from '../dispatcher.js';
-import { byName } from './aio.js';
+import { deleteMethod, method, type ModuleContext } from '../../bdev/module.js';
+import { byName, type CallContext, type MethodSpec } from '../../method.js';
+import { BYTES, flag, MIB, size, str } from '../../method_form.js';
+import { createRbd, rbdClustersOf, resizeRbd } from './ops.js';
 
 type StringMap = Record<string, string>;
 const stringMap = { type: 'object', required: [], additionalProperties: { type: 'string' }, nullable: true } as const;
@@ -60,8 +61,8 @@ const rbdResize: JSONSchemaType<RbdResize> = {
 };
 
 /** Files librados reads for a caller over RPC lie under --allow-path, as every other path does. */
-function allowed(ctx: CallContext, file: string | undefined): string | undefined {
-  return file === undefined || ctx.allowed === null ? file : ctx.allowed.check(file).filename;
+function allowed(call: CallContext, file: string | undefined): string | undefined {
+  return file === undefined || call.allowed === null ? file : call.allowed.check(file).filename;
 }
 
 /**
@@ -74,8 +75,8 @@ const READS = new Set(['keyring', 'keyfile']);
 const DIRS = new Set(['run_dir', 'log_dir']);
 const CREATES = new Set(['log_file', 'admin_socket']);
 
-function checkedOptions(ctx: CallContext, opts: StringMap | undefined): StringMap | undefined {
-  const a = ctx.allowed;
+function checkedOptions(call: CallContext, opts: StringMap | undefined): StringMap | undefined {
+  const a = call.allowed;
   if (opts === undefined || a === null) return opts;
   const out: StringMap = {};
   for (const [k, v] of Object.entries(opts)) {
@@ -87,19 +88,35 @@ function checkedOptions(ctx: CallContext, opts: StringMap | undefined): StringMa
   return out;
 }
 
-export function registerRbdMethods(r: Registrar, s: Server): void {
-  r.method('bdev_rbd_register_cluster', registerCluster, (p, ctx) => s.rbdClusters.register(p.name, {
-    userId: p.user_id, config: checkedOptions(ctx, p.config_param), configFile: allowed(ctx, p.config_file), keyFile: allowed(ctx, p.key_file),
-  }));
-  r.method('bdev_rbd_unregister_cluster', byName, async (p) => { await s.rbdClusters.unregister(p.name); return true; });
-  r.method('bdev_rbd_get_clusters_info', clusterQuery, (p) => s.rbdClusters.info(p.name));
-  r.method('bdev_rbd_create', rbdCreate, async (p, ctx) => {
-    const b = await s.createRbd({
+export const RBD_METHODS: readonly MethodSpec<ModuleContext>[] = [
+  method('bdev_rbd_register_cluster', registerCluster, (p, ctx, call) => rbdClustersOf(ctx).register(p.name, {
+    userId: p.user_id, config: checkedOptions(call, p.config_param), configFile: allowed(call, p.config_file), keyFile: allowed(call, p.key_file),
+  }), {
+    args: [str('name', false, 'the cluster\'s name, for bdev_rbd_create -c')],
+    flags: [flag(['--user-id'], 'user_id', 'string', 'the Ceph client (default: admin)'),
+      flag(['--config-param'], 'config_param', 'kv', 'a Ceph option, repeatable (mon_host=127.0.0.1, rados_osd_op_timeout=10)', 'KEY=VALUE'),
+      flag(['--config-file'], 'config_file', 'string', 'a ceph.conf', 'FILE'), flag(['--key-file'], 'key_file', 'string', 'the client\'s key', 'FILE'),
+      flag(['--core-mask'], 'core_mask', 'string', 'accepted for SPDK; not used')],
+  }),
+  method('bdev_rbd_unregister_cluster', byName, async (p, ctx) => { await rbdClustersOf(ctx).unregister(p.name); return true; }, { args: [str('name')] }),
+  method('bdev_rbd_get_clusters_info', clusterQuery, (p, ctx) => rbdClustersOf(ctx).info(p.name), {
+    flags: [flag(['-b', '--name'], 'name', 'string', 'only this cluster')],
+  }),
+  method('bdev_rbd_create', rbdCreate, async (p, ctx, call) => {
+    const b = await createRbd(ctx, {
       name: p.name, pool: p.pool_name, image: p.rbd_name, blockSize: p.block_size, clusterName: p.cluster_name,
-      userId: p.user_id, config: checkedOptions(ctx, p.config), uuid: p.uuid, readonly: p.read_only,
+      userId: p.user_id, config: checkedOptions(call, p.config), uuid: p.uuid, readonly: p.read_only,
     });
     return b.name;
-  });
-  r.method('bdev_rbd_delete', byName, async (p) => { await s.deleteBdev(p.name, 'rbd'); return true; });
-  r.method('bdev_rbd_resize', rbdResize, async (p) => { await s.resizeRbd(p.name, p.new_size); return true; });
-}
+  }, {
+    args: [str('pool_name', false, 'the pool', 'POOL'), str('rbd_name', false, 'the image', 'IMAGE'), size('block_size', BYTES, false, 'the bdev\'s block size')],
+    flags: [flag(['-b', '--name'], 'name', 'string', 'the bdev\'s name (default Ceph0, Ceph1, ...)'), flag(['-c', '--cluster-name'], 'cluster_name', 'string', 'a registered cluster'),
+      flag(['--user-id'], 'user_id', 'string', 'the Ceph client of a connection of the bdev\'s own'),
+      flag(['--config'], 'config', 'kv', 'a Ceph option of that connection, repeatable', 'KEY=VALUE'), flag(['-u', '--uuid'], 'uuid'),
+      flag(['-r', '--read-only'], 'read_only', 'bool')],
+  }),
+  deleteMethod('bdev_rbd_delete', 'rbd'),
+  method('bdev_rbd_resize', rbdResize, async (p, ctx) => { await resizeRbd(ctx, p.name, p.new_size); return true; }, {
+    args: [str('name'), size('new_size', MIB, false, 'the new size (it only grows)', 'MIB')],
+  }),
+];

@@ -10,10 +10,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { logger, type Logger } from '../log.js';
-import { Server } from '../target.js';
-import { parseSize } from '../util/size.js';
-import { bootVm, GUEST_FORWARD_ADDRESS, VmError, VmTimeoutError, type ShOptions, type ShResult, type Vm, type VmOptions } from './vm.js';
+import { logger, type Logger } from '../../log.js';
+import { Server } from '../../server.js';
+import { parseSize } from '../../util/size.js';
+import { KernelCommandError, VmError, VmTimeoutError } from './errors.js';
+import { GUEST_FORWARD_ADDRESS } from './guest_init.js';
+import type { ShOptions, ShResult, Vm, VmOptions } from './types.js';
+import { bootVm } from './vm.js';
 
 /** An AIO bdev withKernel creates and exports under `name`. */
 export interface KernelExport {
@@ -74,13 +77,6 @@ export interface Kernel {
 const DEFAULT_TIMEOUT_MS = 600_000;
 const TEARDOWN_STEP_MS = 30_000;
 const GUEST_PORT = 10809;
-
-export class KernelCommandError extends Error {
-  override name = 'KernelCommandError';
-  constructor(readonly command: string, readonly code: number, readonly output: string, context: string) {
-    super(`command failed (exit ${code}): ${command}\n${output}${context}`);
-  }
-}
 
 function chooseWhere(w: KernelOptions['where']): 'host' | 'vm' {
   const v = w ?? process.env['AIONBD_KERNEL'] ?? 'auto';

@@ -1,9 +1,10 @@
 // The delay bdev: bdev_delay_create / _update_latency / _delete. Latencies in microseconds.
 import type { JSONSchemaType } from 'ajv';
-import type { LatencyType } from '../../bdev/delay.js';
-import type { Server } from '../../target.js';
-import type { Registrar } from '../dispatcher.js';
-import { byName } from './aio.js';
+import { updateDelayLatency, type LatencyType } from '../../bdev/delay.js';
+import { deleteMethod, method, type ModuleContext } from '../../bdev/module.js';
+import type { MethodSpec } from '../../method.js';
+import { flag, int, str } from '../../method_form.js';
+import { createDelay } from './ops.js';
 
 const us = { type: 'integer', minimum: 0 } as const;
 
@@ -33,15 +34,22 @@ const update: JSONSchemaType<Update> = {
   additionalProperties: false,
 };
 
-export function registerDelayMethods(r: Registrar, s: Server): void {
-  r.method('bdev_delay_create', delayCreate, async (p) => {
-    const b = await s.createDelay({
+export const DELAY_METHODS: readonly MethodSpec<ModuleContext>[] = [
+  method('bdev_delay_create', delayCreate, async (p, ctx) => {
+    const b = await createDelay(ctx, {
       name: p.name, baseBdevName: p.base_bdev_name, uuid: p.uuid,
       avgReadLatency: p.avg_read_latency, p99ReadLatency: p.p99_read_latency,
       avgWriteLatency: p.avg_write_latency, p99WriteLatency: p.p99_write_latency,
     });
     return b.name;
-  });
-  r.method('bdev_delay_update_latency', update, (p) => { s.updateDelayLatency(p.delay_bdev_name, p.latency_type, p.latency_us); return true; });
-  r.method('bdev_delay_delete', byName, async (p) => { await s.deleteBdev(p.name, 'delay'); return true; });
-}
+  }, {
+    flags: [flag(['-b', '--base-bdev-name'], 'base_bdev_name'), flag(['-d', '--name'], 'name'),
+      flag(['-r', '--avg-read-latency'], 'avg_read_latency', 'int', 'microseconds'), flag(['-t', '--nine-nine-read-latency'], 'p99_read_latency', 'int', 'microseconds'),
+      flag(['-w', '--avg-write-latency'], 'avg_write_latency', 'int', 'microseconds'), flag(['-n', '--nine-nine-write-latency'], 'p99_write_latency', 'int', 'microseconds'),
+      flag(['-u', '--uuid'], 'uuid')],
+  }),
+  method('bdev_delay_update_latency', update, (p, ctx) => { updateDelayLatency(ctx.bdevs.get(p.delay_bdev_name), p.latency_type, p.latency_us); return true; }, {
+    args: [str('delay_bdev_name'), str('latency_type'), int('latency_us')],
+  }),
+  deleteMethod('bdev_delay_delete', 'delay'),
+];

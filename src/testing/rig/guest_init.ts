@@ -18,7 +18,7 @@
 export const CMDLINE_SHARE = 'aionbd.share=1';
 export const CMDLINE_MODULES = 'aionbd.modules=1';
 
-/** 9p mount tags; the host side is in vm.ts. */
+/** 9p mount tags; the host side is in qemu_args.ts. */
 export const TAG_HOSTROOT = 'hostroot';
 export const TAG_HOSTLIVE = 'hostlive';
 export const TAG_SHARE = 'share';
