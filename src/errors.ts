@@ -2,6 +2,7 @@
 // reaches the user as one line (its message); anything not an AionbdError is a bug and keeps
 // its stack.
 import { constants } from 'node:os';
+import { ESHUTDOWN } from './util/errno.js';
 
 const E = constants.errno;
 
@@ -101,7 +102,7 @@ function describeListenErrno(cause: NodeJS.ErrnoException): string {
 
 export class ServerClosedError extends AionbdError {
   readonly code = 'AIONBD_SERVER_CLOSED';
-  override readonly errno = 108; // ESHUTDOWN on Linux; os.constants.errno does not list it
+  override readonly errno = ESHUTDOWN;
   constructor() { super('the server is closed'); }
 }
 

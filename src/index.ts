@@ -23,7 +23,8 @@ export { IoStat, TICK_RATE, type ResetMode, type HistogramOptions } from './bdev
 export { LatencyHistogram, quantile, decodeCounts } from './bdev/histogram.js';
 export type { QosLimits } from './bdev/qos.js';
 export type { HistogramParams } from './bdev/settings.js';
-export { IoType, newIo, type BdevIo, type BdevDriver, type Complete, type ConfigEntry } from './bdev/types.js';
+/** One I/O (newIo), its command flags, and what a module of one's own implements (BdevDriver). */
+export { ALL_IO_FLAGS, IoFlag, IoType, newIo, BdevIo, type BdevDriver, type ConfigEntry } from './bdev/types.js';
 export { rpcCall } from './rpc/client.js';
 export * from './errors.js';
 export { logger, setLogger, silentLogger, type Logger } from './log.js';

@@ -4,12 +4,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { native, FileOp, type FileInfo } from '../native.js';
-import { AioMaxNrError, BdevWrongModuleError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
+import { AioMaxNrError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
 import { logger, type Logger } from '../log.js';
 import { openServedFile, type OpenedImage } from './open_file.js';
-import { Bdev } from './bdev.js';
+import { Bdev, driverOf } from './bdev.js';
 import { AioQueue } from './aio_queue.js';
-import { IoType, type BdevDriver, type BdevIo, type Complete, type ConfigEntry } from './types.js';
+import { ALL_IO_FLAGS, IoFlag, IoType, type BdevDriver, type BdevIo, type ConfigEntry, type DeviceDone } from './types.js';
 
 const E = constants.errno;
 
@@ -37,9 +37,10 @@ export interface AioBdevOptions {
 
 class AioDriver implements BdevDriver {
   readonly module = 'aio';
+  // FUA: RWF_DSYNC, or fdatasync after a fallocate. Fast zeroes: fallocate alone (see WRITE_ZEROES).
+  readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: AioQueue;
   #fdsyncIocb = true;
-  #complete: Complete | null = null;
 
   constructor(
     name: string,
@@ -65,8 +66,7 @@ class AioDriver implements BdevDriver {
     }
   }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     switch (io.type) {
       case IoType.Read: case IoType.Write:
         this.queue.push(io);
@@ -80,10 +80,15 @@ class AioDriver implements BdevDriver {
         return;
       case IoType.WriteZeroes: {
         // FAST_ZERO: only what the kernel does without writing zeroes (fallocate), else -EOPNOTSUPP.
+        const fast = (io.flags & IoFlag.FastZero) !== 0, noHole = (io.flags & IoFlag.NoHole) !== 0;
         let op: FileOp;
-        if (this.file.type === 'block') op = io.fastZero ? FileOp.PunchHole : FileOp.ZeroOut;
-        else if (io.noHole) op = io.fastZero ? FileOp.ZeroRangeFast : FileOp.ZeroRange;
-        else op = io.fastZero ? FileOp.PunchHole : FileOp.PunchOrZero;
+        if (this.file.type === 'block') {
+          // A device zeroes without unmapping only through BLKZEROOUT, which may fall back to
+          // writing zeroes: a fast zero that must keep the range allocated cannot be promised.
+          if (fast && noHole) { io.complete(-E.EOPNOTSUPP); return; }
+          op = fast ? FileOp.PunchHole : FileOp.ZeroOut;
+        } else if (noHole) op = fast ? FileOp.ZeroRangeFast : FileOp.ZeroRange;
+        else op = fast ? FileOp.PunchHole : FileOp.PunchOrZero;
         this.#fileOp(io, op, io.offset, io.length);
         return;
       }
@@ -91,35 +96,33 @@ class AioDriver implements BdevDriver {
         this.#fileOp(io, io.type === IoType.SeekData ? FileOp.SeekData : FileOp.SeekHole, io.offset, 0);
         return;
       default:
-        complete(io, -E.ENOTSUP);
+        io.complete(-E.ENOTSUP);
     }
   }
 
   // Off the main thread; per-call allocation is fine here (TRIM and zeroing are not the hot path).
   #fileOp(io: BdevIo, op: FileOp, offset: number, length: number): void {
-    const complete = this.#complete as Complete;
     native().fileOp(op, this.fd, offset, length, (res) => {
       // A durable WRITE_ZEROES with FUA needs the metadata change on disk too.
-      if (res >= 0 && io.fua && (io.type === IoType.WriteZeroes || io.type === IoType.Unmap)) {
-        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => complete(io, r2 < 0 ? r2 : 0));
+      if (res >= 0 && (io.flags & IoFlag.Fua) !== 0 && (io.type === IoType.WriteZeroes || io.type === IoType.Unmap)) {
+        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => { io.complete(r2 < 0 ? r2 : 0); });
         return;
       }
-      if (io.type === IoType.SeekData || io.type === IoType.SeekHole) complete(io, res);
+      if (io.type === IoType.SeekData || io.type === IoType.SeekHole) io.complete(res);
       // TRIM is a hint: a file system that cannot punch holes simply keeps the data.
-      else if (io.type === IoType.Unmap && res === -E.EOPNOTSUPP) complete(io, 0);
-      else complete(io, Math.min(res, 0));
+      else if (io.type === IoType.Unmap && res === -E.EOPNOTSUPP) io.complete(0);
+      else io.complete(Math.min(res, 0));
     });
   }
 
-  readonly #onAioDone: Complete = (io, result) => {
-    const complete = this.#complete as Complete;
+  readonly #onAioDone: DeviceDone = (io, result) => {
     if (io.type === IoType.Flush && result === -E.EINVAL && this.#fdsyncIocb) {
       // Some file systems have no AIO fsync: flush on the thread pool from now on.
       this.#fdsyncIocb = false;
       this.#fileOp(io, FileOp.Fdatasync, 0, 0);
       return;
     }
-    complete(io, result);
+    io.complete(result);
   };
 
   info(): Record<string, unknown> {
@@ -275,6 +278,5 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
 
 /** The current size in bytes of the file or device under an AIO bdev (bdev_aio_rescan). */
 export function aioFileSize(b: Bdev): number {
-  if (!(b.driver instanceof AioDriver)) throw new BdevWrongModuleError(b.name, b.module, 'aio');
-  return native().fileInfo(b.driver.fd).size;
+  return native().fileInfo(driverOf(b, AioDriver, 'aio').fd).size;
 }

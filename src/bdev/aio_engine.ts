@@ -10,9 +10,9 @@ import { constants } from 'node:os';
 import { native, slotViews, type AioEngineHandle } from '../native.js';
 import type { Logger } from '../log.js';
 import type { AioQueue } from './aio_queue.js';
-import { Fifo } from './fifo.js';
+import { Ring } from '../util/ring.js';
 import { queueSubmission, type QueuedSubmitter } from './submit_kick.js';
-import { IoType, type BdevIo } from './types.js';
+import { IoFlag, IoType, type BdevIo } from './types.js';
 
 const E = constants.errno;
 
@@ -69,7 +69,7 @@ export class AioEngine implements QueuedSubmitter {
   /** Registered with submit_kick for the batch being queued. */
   #batchOpen = false;
   /** Queues with I/O waiting for a slot they may use, served round-robin. */
-  readonly #hungry = new Fifo<AioQueue>();
+  readonly #hungry = new Ring<AioQueue>();
   #retryTimer: NodeJS.Timeout | null = null;
   /** Open queues, the sum of their caps, and how many have each cap (for the largest). */
   #queues = 0;
@@ -173,7 +173,7 @@ export class AioEngine implements QueuedSubmitter {
       this.#op[s] = io.type === IoType.Read ? this.#read : this.#write;
       this.#len[s] = io.length;
       this.#offset[s] = io.offset;
-      this.#rwFlags[s] = io.type === IoType.Write && io.fua ? this.#fua : 0;
+      this.#rwFlags[s] = io.type === IoType.Write && (io.flags & IoFlag.Fua) !== 0 ? this.#fua : 0;
       this.#bufs[s] = io.buf;
     }
     this.#sq[this.#queued++] = s;

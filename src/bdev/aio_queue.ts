@@ -2,9 +2,9 @@
 // queue depth), and the I/O waiting for room under that cap or for a free slot of the engine.
 import type { Logger } from '../log.js';
 import { BdevIoMisuseError } from '../errors.js';
+import { Ring } from '../util/ring.js';
 import { attachEngine, type AioEngine } from './aio_engine.js';
-import { Fifo } from './fifo.js';
-import type { BdevIo, Complete } from './types.js';
+import type { BdevIo, DeviceDone } from './types.js';
 
 export class AioQueue {
   /** At most this many of its I/Os in the engine at once. */
@@ -13,18 +13,18 @@ export class AioQueue {
   /** In the engine's list of queues waiting for a slot; set and cleared by the engine. */
   listed = false;
   readonly #engine: AioEngine;
-  readonly #complete: Complete;
+  readonly #done: DeviceDone;
   /** Placed in the engine: queued for io_submit or in flight. */
   #inflight = 0;
   /** I/O waiting for room under the cap or for a slot. */
-  readonly #wait = new Fifo<BdevIo>();
+  readonly #wait = new Ring<BdevIo>();
   #closed = false;
 
   /** Throws the native OsError (syscall io_setup) when this is the first queue and the kernel has no context for it. */
-  constructor(readonly name: string, fd: number, depth: number, complete: Complete, log: Logger) {
+  constructor(readonly name: string, fd: number, depth: number, done: DeviceDone, log: Logger) {
     this.fd = fd;
     this.depth = depth;
-    this.#complete = complete;
+    this.#done = done;
     this.#engine = attachEngine(depth, log);
   }
 
@@ -55,7 +55,7 @@ export class AioQueue {
   settle(io: BdevIo, result: number): void {
     this.#inflight--;
     if (this.#wait.length > 0) this.#engine.wantSlot(this);
-    this.#complete(io, result);
+    this.#done(io, result);
   }
 
   /**

@@ -6,7 +6,8 @@
 // after a READ. Not the data path: BLOCK_STATUS requests and the hole scans of large READs.
 import { constants } from 'node:os';
 import type { Bdev } from './bdev.js';
-import { BLOCK_HOLE, BLOCK_ZERO, IoType, newIo, type BlockExtent } from './types.js';
+import { ioOnce } from './io_once.js';
+import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BlockExtent } from './types.js';
 
 const E = constants.errno;
 
@@ -65,15 +66,7 @@ function clip(ext: BlockExtent[], head: number, length: number): BlockExtent[] {
   return out.length > 0 ? out : allData(length);
 }
 
-function seek(b: Bdev, type: IoType, pos: number): Promise<number> {
-  return new Promise((resolve) => {
-    const io = newIo((x) => resolve(x.result));
-    io.type = type;
-    io.offset = pos;
-    io.length = b.blockSize;
-    b.submit(io);
-  });
-}
+const seek = (b: Bdev, type: IoType, pos: number): Promise<number> => ioOnce(b, type, pos, b.blockSize);
 
 /** Extents from SEEK_DATA/SEEK_HOLE, in at most MAX_SEEKS round trips. */
 const MAX_SEEKS = 2048;

@@ -2,11 +2,12 @@
 // completion back by an average latency, or one time in a hundred by a p99 latency, to see
 // how a client behaves on a slow disk. Other I/O types pass undelayed.
 import { performance } from 'node:perf_hooks';
-import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
-import { Bdev } from './bdev.js';
-import { blockStatus, knowsDepth } from './block_status.js';
-import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { InvalidBdevError } from '../errors.js';
+import { Ring } from '../util/ring.js';
+import { Bdev, driverOf } from './bdev.js';
+import type { ChildIo } from './child_io.js';
+import { PassThroughDriver } from './passthrough.js';
+import { IoType, type BdevIo, type ConfigEntry } from './types.js';
 
 /** Latencies in microseconds, as SPDK's RPC takes them. */
 export interface DelayLatencies {
@@ -25,87 +26,42 @@ export interface DelayBdevOptions extends DelayLatencies {
 
 const NONE = 0, AVG_READ = 1, P99_READ = 2, AVG_WRITE = 3, P99_WRITE = 4;
 
-/** Completions waiting for their deadline. One FIFO per latency kind: deadlines only grow within one. */
-class Fifo {
-  ios: (BdevIo | null)[] = new Array<BdevIo | null>(16).fill(null);
-  deadline = new Float64Array(16);
-  result = new Float64Array(16);
-  head = 0;
-  len = 0;
-
-  push(io: BdevIo, deadline: number, result: number): void {
-    if (this.len === this.ios.length) this.#grow();
-    const i = (this.head + this.len) % this.ios.length;
-    this.ios[i] = io; this.deadline[i] = deadline; this.result[i] = result;
-    this.len++;
-  }
-
-  #grow(): void {
-    const n = this.ios.length * 2;
-    const ios = new Array<BdevIo | null>(n).fill(null), dl = new Float64Array(n), res = new Float64Array(n);
-    for (let k = 0; k < this.len; k++) {
-      const i = (this.head + k) % this.ios.length;
-      ios[k] = this.ios[i] ?? null; dl[k] = this.deadline[i] as number; res[k] = this.result[i] as number;
-    }
-    this.ios = ios; this.deadline = dl; this.result = res; this.head = 0;
-  }
-
-  headDeadline(): number { return this.len === 0 ? Infinity : this.deadline[this.head] as number; }
-
-  /** Completes every entry due by `now`. */
-  drain(now: number, complete: Complete): void {
-    while (this.len > 0 && (this.deadline[this.head] as number) <= now) {
-      const io = this.ios[this.head] as BdevIo, r = this.result[this.head] as number;
-      this.ios[this.head] = null;
-      this.head = (this.head + 1) % this.ios.length;
-      this.len--;
-      complete(io, r);
-    }
-  }
-}
-
-class DelayDriver implements BdevDriver {
+class DelayDriver extends PassThroughDriver {
   readonly module = 'delay';
-  readonly #children = new ChildPool((c) => this.#childDone(c));
-  /** Indexed by kind (AVG_READ..P99_WRITE); [0] unused. */
-  readonly #fifos = [new Fifo(), new Fifo(), new Fifo(), new Fifo(), new Fifo()];
+  /**
+   * Finished children waiting for their deadline (in their tag), indexed by kind
+   * (AVG_READ..P99_WRITE; [0] unused). One FIFO per kind: deadlines only grow within one.
+   */
+  readonly #held = [new Ring<ChildIo>(), new Ring<ChildIo>(), new Ring<ChildIo>(), new Ring<ChildIo>(), new Ring<ChildIo>()];
   /** Microseconds, indexed like the FIFOs. */
   readonly us = [0, 0, 0, 0, 0];
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
-  #complete: Complete | null = null;
-  unsubscribe: () => void = () => undefined;
 
-  constructor(readonly base: Bdev, l: DelayLatencies) {
+  constructor(base: Bdev, l: DelayLatencies) {
+    super(base, { followResize: true });
     this.us[AVG_READ] = l.avgReadLatency; this.us[P99_READ] = l.p99ReadLatency;
     this.us[AVG_WRITE] = l.avgWriteLatency; this.us[P99_WRITE] = l.p99WriteLatency;
   }
 
-  supports(type: IoType): boolean { return this.base.supports(type); }
-
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
-    const c = this.#children.copyOf(io, 0);
+  override submit(io: BdevIo): void {
     // The p99 choice is made now, as SPDK does; the latency applies after the base answers.
     const p99 = Math.random() < 0.01;
-    c.tag = io.type === IoType.Read ? (p99 ? P99_READ : AVG_READ) : io.type === IoType.Write ? (p99 ? P99_WRITE : AVG_WRITE) : NONE;
-    this.base.submit(c);
+    const kind = io.type === IoType.Read ? (p99 ? P99_READ : AVG_READ) : io.type === IoType.Write ? (p99 ? P99_WRITE : AVG_WRITE) : NONE;
+    this.children.forward(io, this.base, 0, kind);
   }
 
-  #childDone(c: ChildIo): void {
-    const parent = c.parent as BdevIo, kind = c.tag, result = c.result;
-    this.#children.put(c);
-    const complete = this.#complete as Complete;
+  // The base answered: the answer is held until the deadline, then settled by #fire.
+  protected override childDone(c: ChildIo): boolean {
+    const kind = c.tag;
     const us = this.us[kind] ?? 0;
-    if (kind === NONE || us <= 0) { complete(parent, result); return; }
+    if (kind === NONE || us <= 0) return true;
     const deadline = performance.now() + us / 1000;
-    (this.#fifos[kind] as Fifo).push(parent, deadline, result);
+    c.tag = deadline;
+    (this.#held[kind] as Ring<ChildIo>).push(c);
     if (deadline < this.#timerAt) this.#arm(deadline);
+    return false;
   }
-
-  // Latencies are for READ and WRITE; block status is the base's, undelayed.
-  blockStatus(offset: number, length: number): Promise<BlockExtent[]> { return blockStatus(this.base, offset, length); }
-  knowsDepth(): boolean { return knowsDepth(this.base); }
 
   #arm(at: number): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
@@ -117,12 +73,11 @@ class DelayDriver implements BdevDriver {
     this.#timer = null;
     this.#timerAt = Infinity;
     const now = performance.now();
-    const complete = this.#complete as Complete;
     let next = Infinity;
     for (let k = AVG_READ; k <= P99_WRITE; k++) {
-      const f = this.#fifos[k] as Fifo;
-      f.drain(now, complete);
-      next = Math.min(next, f.headDeadline());
+      const f = this.#held[k] as Ring<ChildIo>;
+      while (f.length > 0 && f.peek().tag <= now) this.children.settle(f.shift());
+      if (f.length > 0) next = Math.min(next, f.peek().tag);
     }
     if (next !== Infinity) this.#arm(next);
   };
@@ -148,11 +103,10 @@ class DelayDriver implements BdevDriver {
     };
   }
 
-  // Called after the last completion, so no FIFO holds anything and the timer is idle.
-  destruct(): Promise<void> {
-    this.unsubscribe();
+  // Called after the last completion, so nothing is held and the timer is idle.
+  override destruct(): Promise<void> {
     if (this.#timer !== null) clearTimeout(this.#timer);
-    return Promise.resolve();
+    return super.destruct();
   }
 }
 
@@ -167,19 +121,16 @@ export function createDelayBdev(base: Bdev, opts: DelayBdevOptions): Bdev {
   if (opts.p99ReadLatency < opts.avgReadLatency || opts.p99WriteLatency < opts.avgWriteLatency) {
     throw new InvalidBdevError('p99 latencies must not be below the average ones');
   }
-  const driver = new DelayDriver(base, opts);
-  const b = new Bdev({
+  return new Bdev({
     name: opts.name, blockSize: base.blockSize, numBlocks: base.numBlocks, readonly: base.readonly,
     uuid: opts.uuid, writeCache: base.writeCache,
-  }, driver);
-  driver.unsubscribe = base.onResize(() => b.resize(base.numBlocks));
-  return b;
+  }, new DelayDriver(base, opts));
 }
 
 /** Changes one latency for I/O submitted from now on (SPDK does not re-check p99 >= avg here). */
 export function updateDelayLatency(b: Bdev, type: LatencyType, us: number): void {
-  if (!(b.driver instanceof DelayDriver)) throw new BdevWrongModuleError(b.name, b.module, 'delay');
+  const d = driverOf(b, DelayDriver, 'delay');
   checkUs('latency_us', us);
   const kind = { avg_read: AVG_READ, p99_read: P99_READ, avg_write: AVG_WRITE, p99_write: P99_WRITE }[type];
-  b.driver.us[kind] = us;
+  d.us[kind] = us;
 }

@@ -1,12 +1,12 @@
 // The error bdev (SPDK's vbdev_error): EE_<base>, a pass-through over its base that fails,
 // holds, corrupts or delays chosen I/O on request, to test how a client copes.
 import { constants } from 'node:os';
-import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
-import { Bdev } from './bdev.js';
+import { InvalidBdevError } from '../errors.js';
+import { Bdev, driverOf } from './bdev.js';
 import { bufferPool } from './buffers.js';
-import { blockStatus, knowsDepth } from './block_status.js';
-import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import type { ChildIo } from './child_io.js';
+import { PassThroughDriver } from './passthrough.js';
+import { IoType, type BdevIo, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 
@@ -29,33 +29,32 @@ export interface Injection {
   corruptValue?: number | undefined;
 }
 
+/**
+ * The child tag holds offset * 256 + value, exact below 2^53: a larger offset is clamped to this,
+ * which changes nothing (no I/O is that long, so neither corrupts a byte).
+ */
+const MAX_TAG_OFFSET = 2 ** 44;
+
 interface Slot { type: ErrorType | null; num: number; queueDepth: number; corruptOffset: number; corruptValue: number }
 
-const TAG_CORRUPT_READ = 1;
-const TAG_BOUNCE = 2;
+// Child tags: a corrupted READ carries offset * 256 + value (value 1..255, so the tag is > 0);
+// a WRITE sent as a corrupted copy carries TAG_BOUNCE, to give the copy back.
+const TAG_BOUNCE = -1;
 
-class ErrorDriver implements BdevDriver {
+class ErrorDriver extends PassThroughDriver {
   readonly module = 'error';
-  readonly #base: Bdev;
-  readonly #children = new ChildPool((c) => this.#childDone(c));
   // Indexed by IoType; only read, write, unmap and flush can be injected (as SPDK).
   readonly #slots: Slot[] = [];
   readonly #pending: BdevIo[] = [];
   readonly #retry: BdevIo[] = [];
   #retryScheduled = false;
-  #inflight = 0;
-  // Of the read corruption in force (set when a read is chosen, applied when it completes).
-  #corruptOffset = 0;
-  #corruptValue = 0;
-  #complete: Complete | null = null;
-  unsubscribe: () => void = () => undefined;
 
   constructor(base: Bdev) {
-    this.#base = base;
+    // A grown base (rescan) grows the pass-through with it.
+    super(base, { followResize: true });
     for (let t = 0; t <= IoType.Reset; t++) this.#slots.push({ type: null, num: 0, queueDepth: 0, corruptOffset: 0, corruptValue: 0 });
   }
 
-  get base(): Bdev { return this.#base; }
   get pending(): number { return this.#pending.length; }
 
   inject(j: Injection): void {
@@ -84,29 +83,24 @@ class ErrorDriver implements BdevDriver {
   /** Sends every held ("pending") I/O on to the base. */
   resumePending(): number {
     const held = this.#pending.splice(0);
-    for (const io of held) this.#pass(io);
+    for (const io of held) this.children.forward(io, this.base);
     return held.length;
   }
 
-  supports(type: IoType): boolean { return this.#base.supports(type); }
-
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  override submit(io: BdevIo): void {
     if (io.type === IoType.Reset) this.#abortPending();
     const s = this.#slots[io.type];
-    if (s === undefined || s.type === null || s.num === 0 || this.#inflight < s.queueDepth) { this.#pass(io); return; }
+    if (s === undefined || s.type === null || s.num === 0 || this.children.inflight < s.queueDepth) {
+      this.children.forward(io, this.base);
+      return;
+    }
     s.num--;
     switch (s.type) {
-      case 'failure': complete(io, -E.EIO); return;
+      case 'failure': io.complete(-E.EIO); return;
       case 'pending': this.#pending.push(io); return;
       case 'nomem': this.#later(io); return;
       case 'corrupt_data': this.#corrupt(io, s); return;
     }
-  }
-
-  #pass(io: BdevIo): void {
-    this.#inflight++;
-    this.#base.submit(this.#children.copyOf(io, 0));
   }
 
   // SPDK's bdev layer retries NOMEM I/O: for the client it is a delay, never an error.
@@ -116,62 +110,46 @@ class ErrorDriver implements BdevDriver {
     this.#retryScheduled = true;
     setImmediate(() => {
       this.#retryScheduled = false;
-      for (const x of this.#retry.splice(0)) this.#pass(x);
+      for (const x of this.#retry.splice(0)) this.children.forward(x, this.base);
     });
   }
 
   #corrupt(io: BdevIo, s: Slot): void {
-    const c = this.#children.copyOf(io, 0);
     if (io.type === IoType.Read) {
-      c.tag = TAG_CORRUPT_READ;
-      this.#corruptOffset = s.corruptOffset; this.#corruptValue = s.corruptValue;
+      this.children.forward(io, this.base, 0, Math.min(s.corruptOffset, MAX_TAG_OFFSET) * 256 + s.corruptValue);
     } else if (io.type === IoType.Write && io.buf !== null) {
       // A corrupted copy goes to the base at the original offset; the caller's data is untouched.
       const bounce = bufferPool().get(io.length);
       io.buf.copy(bounce, 0, 0, io.length);
       if (s.corruptOffset < io.length) bounce[s.corruptOffset] = (bounce[s.corruptOffset] as number) ^ s.corruptValue;
-      c.buf = bounce;
-      c.tag = TAG_BOUNCE;
+      this.children.forward(io, this.base, 0, TAG_BOUNCE, bounce);
+    } else {
+      this.children.forward(io, this.base);
     }
-    this.#inflight++;
-    this.#base.submit(c);
   }
 
-  #childDone(c: ChildIo): void {
+  protected override childDone(c: ChildIo): boolean {
     const parent = c.parent as BdevIo;
-    const result = c.result;
-    if (c.tag === TAG_CORRUPT_READ && result === 0 && parent.buf !== null && this.#corruptOffset < parent.length) {
-      parent.buf[this.#corruptOffset] = (parent.buf[this.#corruptOffset] as number) ^ this.#corruptValue;
-    }
     if (c.tag === TAG_BOUNCE && c.buf !== null) bufferPool().put(c.buf);
-    this.#children.put(c);
-    this.#inflight--;
-    (this.#complete as Complete)(parent, result);
+    else if (c.tag > 0 && c.result === 0 && parent.buf !== null) {
+      const at = Math.floor(c.tag / 256);
+      if (at < parent.length) parent.buf[at] = (parent.buf[at] as number) ^ (c.tag % 256);
+    }
+    return true;
   }
 
   #abortPending(): void {
-    const complete = this.#complete;
-    if (complete === null) return;
-    for (const io of this.#pending.splice(0)) complete(io, -E.ECANCELED);
+    for (const io of this.#pending.splice(0)) io.complete(-E.ECANCELED);
   }
 
   abort(): void { this.#abortPending(); }
 
-  // Injections are for I/O; block status is the base's.
-  blockStatus(offset: number, length: number): Promise<BlockExtent[]> { return blockStatus(this.#base, offset, length); }
-  knowsDepth(): boolean { return knowsDepth(this.#base); }
-
-  info(): Record<string, unknown> { return { error_disk: { base_bdev: this.#base.name } }; }
+  info(): Record<string, unknown> { return { error_disk: { base_bdev: this.base.name } }; }
 
   config(b: Bdev): ConfigEntry {
     // SPDK's entry; the name only when it is not SPDK's EE_<base> (an aionbd extension).
-    const named = b.name === defaultName(this.#base) ? {} : { name: b.name };
-    return { method: 'bdev_error_create', params: { base_name: this.#base.name, ...named, uuid: b.uuid } };
-  }
-
-  destruct(): Promise<void> {
-    this.unsubscribe();
-    return Promise.resolve();
+    const named = b.name === defaultName(this.base) ? {} : { name: b.name };
+    return { method: 'bdev_error_create', params: { base_name: this.base.name, ...named, uuid: b.uuid } };
   }
 }
 
@@ -180,20 +158,13 @@ const defaultName = (base: Bdev): string => `EE_${base.name}`;
 
 /** EE_<base> unless named: the caller registers it with a claim on base. */
 export function createErrorBdev(base: Bdev, opts: { uuid?: string | undefined; name?: string | undefined } = {}): Bdev {
-  const driver = new ErrorDriver(base);
-  const b = new Bdev({
+  return new Bdev({
     name: opts.name ?? defaultName(base), blockSize: base.blockSize, numBlocks: base.numBlocks, readonly: base.readonly,
     uuid: opts.uuid, writeCache: base.writeCache,
-  }, driver);
-  // A grown base (rescan) grows the pass-through with it.
-  driver.unsubscribe = base.onResize(() => b.resize(base.numBlocks));
-  return b;
+  }, new ErrorDriver(base));
 }
 
-function errorDriver(b: Bdev): ErrorDriver {
-  if (!(b.driver instanceof ErrorDriver)) throw new BdevWrongModuleError(b.name, b.module, 'error');
-  return b.driver;
-}
+const errorDriver = (b: Bdev): ErrorDriver => driverOf(b, ErrorDriver, 'error');
 
 export function injectError(b: Bdev, j: Injection): void { errorDriver(b).inject(j); }
 export function resumePending(b: Bdev): number { return errorDriver(b).resumePending(); }

@@ -1,6 +1,7 @@
 // Per-bdev I/O statistics as SPDK's bdev_get_iostat reports them, kept in plain number fields
 // so that recording a completion allocates nothing.
 import { constants } from 'node:os';
+import { ESHUTDOWN } from '../util/errno.js';
 import { DEFAULT_GRANULARITY, histogramJSON, LatencyHistogram } from './histogram.js';
 import { IoType } from './types.js';
 
@@ -109,7 +110,7 @@ export class IoStat {
   #error(result: number): void {
     switch (-result) {
       case E.ENOMEM: this.errNomem++; break;
-      case E.ECANCELED: case 108 /* ESHUTDOWN */: this.errAborted++; break;
+      case E.ECANCELED: case ESHUTDOWN: this.errAborted++; break;
       case E.EILSEQ: this.errMiscompare++; break;
       default: this.errFailed++;
     }

@@ -6,57 +6,56 @@
 // cluster maps, with the depth of the layer that holds each cluster.
 import { constants } from 'node:os';
 import { NoSpaceError } from '../errors.js';
-import { Bdev, ESHUTDOWN } from './bdev.js';
+import { ESHUTDOWN } from '../util/errno.js';
+import { Bdev } from './bdev.js';
 import { pushExtent } from './block_status.js';
-import { ChildPool, type ChildIo } from './child_io.js';
+import { PassThrough } from './child_io.js';
 import type { LvolMeta } from './lvol_format.js';
 import type { Lvstore } from './lvstore.js';
-import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete } from './types.js';
+import { BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent } from './types.js';
 
 const E = constants.errno;
 /** Clusters one block status answer walks at most; the client asks again for the rest. */
 const STATUS_CLUSTERS = 2 ** 18;
 
-interface Task { parent: BdevIo | null; remaining: number; result: number }
-
 export class LvolDriver implements BdevDriver {
   readonly module = 'lvol';
-  readonly #children = new ChildPool((c) => this.#childDone(c));
-  readonly #tasks: Task[] = [];
-  readonly #freeTasks: number[] = [];
-  #complete: Complete | null = null;
-  /** I/Os between submit and completion. */
-  #active = 0;
+  /** Its in-flight count is what quiesce() waits on. */
+  readonly #children = new PassThrough();
   /** While quiesced, new I/O waits here. */
   #frozen = false;
   readonly #held: BdevIo[] = [];
-  #drained: (() => void) | null = null;
 
-  constructor(readonly store: Lvstore, readonly meta: LvolMeta) {}
+  /** The base's: every piece goes to it with the lvol I/O's flags. */
+  readonly ioFlags: number;
+
+  constructor(readonly store: Lvstore, readonly meta: LvolMeta) {
+    this.ioFlags = store.base.ioFlags;
+  }
 
   supports(type: IoType): boolean {
     if (type === IoType.Read || type === IoType.Write || type === IoType.Unmap || type === IoType.WriteZeroes) return true;
     return type === IoType.Flush && this.store.base.supports(IoType.Flush);
   }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     if (this.#frozen) { this.#held.push(io); return; }
     if (this.meta.read_only && (io.type === IoType.Write || io.type === IoType.Unmap || io.type === IoType.WriteZeroes)) {
-      complete(io, -E.EROFS);
+      io.complete(-E.EROFS);
       return;
     }
-    this.#active++;
+    if ((io.flags & IoFlag.FastZero) !== 0 && this.#allocates(io)) {
+      // Decided before any piece starts, so a refused fast zero changes nothing.
+      io.complete(-E.EOPNOTSUPP);
+      return;
+    }
     if (io.type === IoType.Flush) {
-      const t = this.#task(io, 1);
-      const c = this.#children.get(io);
-      c.tag = t; c.type = IoType.Flush; c.offset = 0; c.length = 0; c.buf = null; c.fua = false; c.noHole = false;
-      this.store.base.submit(c);
+      this.#children.forward(io, this.store.base);
       return;
     }
     const cs = this.store.meta.cluster_size;
     const first = Math.floor(io.offset / cs), last = Math.floor((io.offset + io.length - 1) / cs);
-    const t = this.#task(io, last - first + 1);
+    const t = this.#children.fanOut(io, last - first + 1);
     let pos = 0;
     for (let k = first; k <= last; k++) {
       const inCluster = k === first ? io.offset % cs : 0;
@@ -75,57 +74,43 @@ export class LvolDriver implements BdevDriver {
         if (c >= 0) { this.#toBase(io, t, c, inCluster, pos, len); return; }
         // A cluster no layer has written reads as zeroes.
         (io.buf as Buffer).fill(0, pos, pos + len);
-        this.#pieceDone(t, 0);
+        this.#children.pieceDone(t, 0);
         return;
       }
       case IoType.Unmap:
         // A hint: a cluster of our own is not there to give back, and the parent's is not ours.
-        this.#pieceDone(t, 0);
+        this.#children.pieceDone(t, 0);
         return;
       case IoType.WriteZeroes:
-        // Already zeroes unless a parent holds data there; then it needs a cluster of its own.
-        if (this.store.clusterOf(this.meta, k) < 0) { this.#pieceDone(t, 0); return; }
+        // Already zeroes unless a parent holds data there (then it needs a cluster of its own),
+        // or NO_HOLE asks for the range to be allocated.
+        if (!this.#zeroAllocates(io, k)) { this.#children.pieceDone(t, 0); return; }
         break;
       default:
         break;
     }
     this.store.allocate(this.meta, [k]).then(([c]) => this.#toBase(io, t, c as number, inCluster, pos, len), (err: unknown) => {
-      this.#pieceDone(t, err instanceof NoSpaceError ? -E.ENOSPC : -E.EIO);
+      this.#children.pieceDone(t, err instanceof NoSpaceError ? -E.ENOSPC : -E.EIO);
     });
   }
 
+  /** A WRITE_ZEROES piece on cluster k needs a cluster allocated (zeroed, or copied from a parent). */
+  #zeroAllocates(io: BdevIo, k: number): boolean {
+    if ((this.meta.clusters[k] ?? -1) >= 0) return false;
+    return (io.flags & IoFlag.NoHole) !== 0 || this.store.clusterOf(this.meta, k) >= 0;
+  }
+
+  // Allocating is a metadata write at least, and a cluster copy from a parent at worst: never fast.
+  #allocates(io: BdevIo): boolean {
+    const cs = this.store.meta.cluster_size;
+    const last = Math.floor((io.offset + io.length - 1) / cs);
+    for (let k = Math.floor(io.offset / cs); k <= last; k++) if (this.#zeroAllocates(io, k)) return true;
+    return false;
+  }
+
   #toBase(io: BdevIo, t: number, cluster: number, inCluster: number, pos: number, len: number): void {
-    const c = this.#children.get(io);
-    c.tag = t; c.type = io.type; c.offset = this.store.offsetOf(cluster) + inCluster; c.length = len;
-    c.fua = io.fua; c.noHole = io.noHole;
-    c.buf = io.buf === null ? null : pos === 0 && len === io.length ? io.buf : io.buf.subarray(pos, pos + len);
-    this.store.base.submit(c);
-  }
-
-  #task(parent: BdevIo, pieces: number): number {
-    let t = this.#freeTasks.pop();
-    if (t === undefined) { t = this.#tasks.length; this.#tasks.push({ parent: null, remaining: 0, result: 0 }); }
-    const task = this.#tasks[t] as Task;
-    task.parent = parent; task.remaining = pieces; task.result = 0;
-    return t;
-  }
-
-  #childDone(c: ChildIo): void {
-    const t = c.tag, r = c.result;
-    this.#children.put(c);
-    this.#pieceDone(t, r);
-  }
-
-  #pieceDone(t: number, result: number): void {
-    const task = this.#tasks[t] as Task;
-    if (result < 0 && task.result === 0) task.result = result;
-    if (--task.remaining > 0) return;
-    const parent = task.parent as BdevIo;
-    task.parent = null;
-    this.#freeTasks.push(t);
-    this.#active--;
-    (this.#complete as Complete)(parent, task.result);
-    if (this.#active === 0) this.#drained?.();
+    const buf = io.buf === null ? null : pos === 0 && len === io.length ? io.buf : io.buf.subarray(pos, pos + len);
+    this.#children.piece(t, this.store.base, io.type, this.store.offsetOf(cluster) + inCluster, len, buf);
   }
 
   /**
@@ -135,20 +120,17 @@ export class LvolDriver implements BdevDriver {
   async quiesce<T>(fn: () => Promise<T> | T): Promise<T> {
     this.#frozen = true;
     try {
-      if (this.#active > 0) await new Promise<void>((resolve) => { this.#drained = resolve; });
-      this.#drained = null;
+      await this.#children.idle();
       return await fn();
     } finally {
       this.#frozen = false;
-      const complete = this.#complete;
-      if (complete !== null) for (const io of this.#held.splice(0)) this.submit(io, complete);
+      for (const io of this.#held.splice(0)) this.submit(io);
     }
   }
 
   // The bdev is closing: I/O held by a quiesce will not run.
   abort(): void {
-    const complete = this.#complete;
-    if (complete !== null) for (const io of this.#held.splice(0)) complete(io, -ESHUTDOWN);
+    for (const io of this.#held.splice(0)) io.complete(-ESHUTDOWN);
   }
 
   blockStatus(offset: number, length: number): Promise<BlockExtent[]> {

@@ -5,11 +5,11 @@
 // Metadata is written on every change, so everything comes back when the base bdev does.
 import { randomUUID } from 'node:crypto';
 import {
-  BdevExistsError, BdevInUseError, BdevWrongModuleError, InvalidBdevError, LvolReadOnlyError, LvstoreExistsError,
+  BdevExistsError, BdevInUseError, InvalidBdevError, LvolReadOnlyError, LvstoreExistsError,
   LvstoreNotFoundError, NoSpaceError, SystemError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Bdev } from './bdev.js';
+import { driverOf, type Bdev } from './bdev.js';
 import { bufferPool } from './buffers.js';
 import { ioOnce } from './io_once.js';
 import { lvolBdev, LvolDriver } from './lvol.js';
@@ -169,8 +169,7 @@ export class Lvstores {
 
   #lvol(name: string): { bdev: Bdev; driver: LvolDriver } {
     const bdev = this.registry.get(name);
-    if (!(bdev.driver instanceof LvolDriver)) throw new BdevWrongModuleError(name, bdev.module, 'lvol');
-    return { bdev, driver: bdev.driver };
+    return { bdev, driver: driverOf(bdev, LvolDriver, 'lvol') };
   }
 
   /** Clusters for `sizeMib` MiB in `store`, refused when not a positive whole number. */

@@ -5,6 +5,7 @@
 // write limit never holds up reads. I/O is delayed, never failed, and nothing polls: with
 // nothing held there is no timer.
 import { performance } from 'node:perf_hooks';
+import { Ring } from '../util/ring.js';
 import { IoType, type BdevIo } from './types.js';
 
 /** The limits as SPDK names and reports them (assigned_rate_limits): I/O per second and MiB per second; 0 = no limit. */
@@ -61,8 +62,9 @@ export class Qos {
   readonly #rBytes = new Bucket();
   readonly #wBytes = new Bucket();
   #last = performance.now();
-  readonly #reads = new HeldQueue();
-  readonly #writes = new HeldQueue();
+  // Held I/O, oldest first.
+  readonly #reads = new Ring<BdevIo>();
+  readonly #writes = new Ring<BdevIo>();
   readonly #queues = [this.#reads, this.#writes] as const;
   #timer: NodeJS.Timeout | null = null;
   /** When the timer fires (performance.now() ms). */
@@ -120,8 +122,9 @@ export class Qos {
     for (let moved = true; moved;) {
       moved = false;
       for (const q of this.#queues) {
-        const io = q.head;
-        if (io === null || this.#wait(io) > 0) continue;
+        if (q.length === 0) continue;
+        const io = q.peek();
+        if (this.#wait(io) > 0) continue;
         this.#take(io);
         this.release(q.shift());
         moved = true;
@@ -133,7 +136,7 @@ export class Qos {
   #arm(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     let ms = Infinity;
-    for (const q of this.#queues) if (q.head !== null) ms = Math.min(ms, this.#wait(q.head));
+    for (const q of this.#queues) if (q.length > 0) ms = Math.min(ms, this.#wait(q.peek()));
     // A timer may fire a little before the allowance is back by our clock: then it is set again.
     ms = Math.max(1, Math.ceil(ms));
     this.#due = performance.now() + ms;
@@ -158,33 +161,5 @@ export class Qos {
     this.#rwBytes.take(io.length);
     if (io.type === IoType.Read) this.#rBytes.take(io.length);
     else this.#wBytes.take(io.length);
-  }
-}
-
-/** A FIFO ring of held I/O; it grows by doubling, so it allocates only when longer than ever before. */
-class HeldQueue {
-  #ring: (BdevIo | null)[] = new Array<BdevIo | null>(64).fill(null);
-  #head = 0;
-  length = 0;
-
-  get head(): BdevIo | null { return this.length > 0 ? this.#ring[this.#head] ?? null : null; }
-
-  push(io: BdevIo): void {
-    if (this.length === this.#ring.length) {
-      const grown = new Array<BdevIo | null>(this.#ring.length * 2).fill(null);
-      for (let i = 0; i < this.length; i++) grown[i] = this.#ring[(this.#head + i) % this.#ring.length] ?? null;
-      this.#ring = grown;
-      this.#head = 0;
-    }
-    this.#ring[(this.#head + this.length) % this.#ring.length] = io;
-    this.length++;
-  }
-
-  shift(): BdevIo {
-    const io = this.#ring[this.#head] as BdevIo;
-    this.#ring[this.#head] = null;
-    this.#head = (this.#head + 1) % this.#ring.length;
-    this.length--;
-    return io;
   }
 }

@@ -3,11 +3,11 @@
 // WRITE_ZEROES become one contiguous range per base; block status asks each base once for its
 // contiguous range and interleaves the answers strip by strip.
 import { constants } from 'node:os';
-import { BdevWrongModuleError, InvalidBdevError } from '../errors.js';
-import { Bdev } from './bdev.js';
+import { InvalidBdevError } from '../errors.js';
+import { Bdev, driverOf } from './bdev.js';
 import { blockStatus, pushExtent } from './block_status.js';
-import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { PassThrough } from './child_io.js';
+import { ALL_IO_FLAGS, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
 
 const E = constants.errno;
 /** Strips one block status answer walks at most; the client asks again for the rest. */
@@ -19,18 +19,17 @@ export interface Raid0Options {
   uuid?: string | undefined;
 }
 
-/** A parent I/O being served by several children. Pooled by index: children carry it in their tag. */
-interface Task { parent: BdevIo | null; remaining: number; result: number }
-
 class Raid0Driver implements BdevDriver {
   readonly module = 'raid';
-  readonly #children = new ChildPool((c) => this.#childDone(c));
-  readonly #tasks: Task[] = [];
-  readonly #freeTasks: number[] = [];
-  #complete: Complete | null = null;
+  readonly #children = new PassThrough();
+
+  /** What every base honours: each child goes to one of them with its parent's flags. */
+  readonly ioFlags: number;
 
   /** @param usable bytes used on each base (the smallest base, rounded down to a strip) */
-  constructor(readonly bases: Bdev[], readonly strip: number, readonly usable: number) {}
+  constructor(readonly bases: Bdev[], readonly strip: number, readonly usable: number) {
+    this.ioFlags = bases.reduce((f, b) => f & b.ioFlags, ALL_IO_FLAGS);
+  }
 
   supports(type: IoType): boolean {
     if (type === IoType.Read || type === IoType.Write) return true;
@@ -40,35 +39,19 @@ class Raid0Driver implements BdevDriver {
     return false;
   }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
     switch (io.type) {
       case IoType.Read: case IoType.Write: this.#rw(io); return;
       case IoType.Flush: case IoType.Reset: this.#everyBase(io); return;
       case IoType.Unmap: case IoType.WriteZeroes: this.#ranges(io); return;
-      default: complete(io, -E.ENOTSUP);
+      default: io.complete(-E.ENOTSUP);
     }
-  }
-
-  #task(parent: BdevIo, children: number): number {
-    let t = this.#freeTasks.pop();
-    if (t === undefined) { t = this.#tasks.length; this.#tasks.push({ parent: null, remaining: 0, result: 0 }); }
-    const task = this.#tasks[t] as Task;
-    task.parent = parent; task.remaining = children; task.result = 0;
-    return t;
-  }
-
-  #child(parent: BdevIo, t: number, type: IoType, offset: number, length: number, buf: Buffer | null): ChildIo {
-    const c = this.#children.get(parent);
-    c.tag = t; c.type = type; c.offset = offset; c.length = length;
-    c.fua = parent.fua; c.noHole = parent.noHole; c.buf = buf;
-    return c;
   }
 
   #rw(io: BdevIo): void {
     const s = this.strip, n = this.bases.length;
     const first = Math.floor(io.offset / s), last = Math.floor((io.offset + io.length - 1) / s);
-    const t = this.#task(io, last - first + 1);
+    const t = this.#children.fanOut(io, last - first + 1);
     let pos = 0;
     for (let k = first; k <= last; k++) {
       const inStrip = k === first ? io.offset % s : 0;
@@ -76,14 +59,14 @@ class Raid0Driver implements BdevDriver {
       const base = this.bases[k % n] as Bdev;
       // A child that covers the whole parent shares its buffer; others get a view into it.
       const buf = io.buf === null ? null : first === last ? io.buf : io.buf.subarray(pos, pos + len);
-      base.submit(this.#child(io, t, io.type, Math.floor(k / n) * s + inStrip, len, buf));
+      this.#children.piece(t, base, io.type, Math.floor(k / n) * s + inStrip, len, buf);
       pos += len;
     }
   }
 
   #everyBase(io: BdevIo): void {
-    const t = this.#task(io, this.bases.length);
-    for (const b of this.bases) b.submit(this.#child(io, t, io.type, 0, 0, null));
+    const t = this.#children.fanOut(io, this.bases.length);
+    for (const b of this.bases) this.#children.piece(t, b, io.type, 0, 0, null);
   }
 
   /** [base index, offset on it, length] of each base a raid range touches: contiguous on each. */
@@ -104,8 +87,8 @@ class Raid0Driver implements BdevDriver {
 
   #ranges(io: BdevIo): void {
     const spans = this.#spans(io.offset, io.offset + io.length);
-    const t = this.#task(io, spans.length);
-    for (const [i, from, len] of spans) (this.bases[i] as Bdev).submit(this.#child(io, t, io.type, from, len, null));
+    const t = this.#children.fanOut(io, spans.length);
+    for (const [i, from, len] of spans) this.#children.piece(t, this.bases[i] as Bdev, io.type, from, len, null);
   }
 
   async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
@@ -133,17 +116,6 @@ class Raid0Driver implements BdevDriver {
       }
     }
     return out;
-  }
-
-  #childDone(c: ChildIo): void {
-    const t = c.tag, task = this.#tasks[t] as Task;
-    if (c.result < 0 && task.result === 0) task.result = c.result;
-    this.#children.put(c);
-    if (--task.remaining > 0) return;
-    const parent = task.parent as BdevIo;
-    task.parent = null;
-    this.#freeTasks.push(t);
-    (this.#complete as Complete)(parent, task.result);
   }
 
   info(): Record<string, unknown> { return { raid: this.describe(null) }; }
@@ -191,6 +163,5 @@ export function createRaid0Bdev(bases: Bdev[], opts: Raid0Options): Bdev {
 }
 
 export function describeRaid(b: Bdev): Record<string, unknown> {
-  if (!(b.driver instanceof Raid0Driver)) throw new BdevWrongModuleError(b.name, b.module, 'raid');
-  return b.driver.describe(b);
+  return driverOf(b, Raid0Driver, 'raid').describe(b);
 }

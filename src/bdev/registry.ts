@@ -2,7 +2,8 @@
 // Claims (a virtual bdev over its base) and deletion (hot-remove) are enforced here.
 import { BdevClaimedError, BdevExistsError, BdevInUseError, BdevNotFoundError, BdevWrongModuleError } from '../errors.js';
 import type { Bdev } from './bdev.js';
-import { IoType, newIo } from './types.js';
+import { ioOnce } from './io_once.js';
+import { IoType } from './types.js';
 
 export interface AddOptions {
   /** Bases this bdev claims (exclusive write), atomically with its registration. */
@@ -129,10 +130,4 @@ function namesOf(b: Bdev): string[] {
 }
 
 /** One FLUSH through the bdev; resolves with its result (0 or -errno). */
-export function flush(b: Bdev): Promise<number> {
-  return new Promise((resolve) => {
-    const io = newIo((x) => resolve(x.result));
-    io.type = IoType.Flush;
-    b.submit(io);
-  });
-}
+export function flush(b: Bdev): Promise<number> { return ioOnce(b, IoType.Flush, 0, 0); }

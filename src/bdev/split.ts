@@ -2,10 +2,9 @@
 // one base bdev. The parts share one claim on the base.
 import { createHash } from 'node:crypto';
 import { InvalidBdevError } from '../errors.js';
-import { Bdev } from './bdev.js';
-import { blockStatus, knowsDepth } from './block_status.js';
-import { ChildPool, type ChildIo } from './child_io.js';
-import { IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from './types.js';
+import { asDriver, Bdev } from './bdev.js';
+import { PassThroughDriver } from './passthrough.js';
+import type { ConfigEntry } from './types.js';
 
 export interface SplitOptions {
   splitCount: number;
@@ -13,34 +12,15 @@ export interface SplitOptions {
   splitSizeMb?: number | undefined;
 }
 
-class SplitDriver implements BdevDriver {
+class SplitDriver extends PassThroughDriver {
   readonly module = 'split';
-  readonly #children = new ChildPool((c) => this.#childDone(c));
-  #complete: Complete | null = null;
 
-  constructor(readonly base: Bdev, readonly index: number, readonly offsetBytes: number, readonly opts: SplitOptions, readonly count: number) {}
-
-  supports(type: IoType): boolean { return this.base.supports(type); }
-
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
-    // FLUSH and RESET carry no range: they reach the base as they are.
-    const ranged = io.type !== IoType.Flush && io.type !== IoType.Reset;
-    this.base.submit(this.#children.copyOf(io, ranged ? this.offsetBytes : 0));
+  constructor(base: Bdev, readonly index: number, offsetBytes: number, readonly opts: SplitOptions, readonly count: number) {
+    super(base, { shift: offsetBytes });
   }
-
-  #childDone(c: ChildIo): void {
-    const parent = c.parent as BdevIo, result = c.result;
-    this.#children.put(c);
-    (this.#complete as Complete)(parent, result);
-  }
-
-  /** The base's answer for the same range, shifted: lengths need no change. */
-  blockStatus(offset: number, length: number): Promise<BlockExtent[]> { return blockStatus(this.base, offset + this.offsetBytes, length); }
-  knowsDepth(): boolean { return knowsDepth(this.base); }
 
   info(): Record<string, unknown> {
-    return { split: { base_bdev: this.base.name, offset_blocks: this.offsetBytes / this.base.blockSize } };
+    return { split: { base_bdev: this.base.name, offset_blocks: this.shift / this.base.blockSize } };
   }
 
   // One bdev_split_create makes every part; the first part speaks for all of them.
@@ -50,8 +30,6 @@ class SplitDriver implements BdevDriver {
     if (this.opts.splitSizeMb !== undefined && this.opts.splitSizeMb !== 0) params['split_size_mb'] = this.opts.splitSizeMb;
     return { method: 'bdev_split_create', params };
   }
-
-  destruct(): Promise<void> { return Promise.resolve(); }
 }
 
 /** A UUID that depends only on the base's UUID and the range, so a part keeps it across restarts (as SPDK). */
@@ -94,4 +72,4 @@ export function createSplitBdevs(base: Bdev, opts: SplitOptions): Bdev[] {
 }
 
 /** The base a split part was cut from, or null when b is not a split part. */
-export function splitBaseOf(b: Bdev): Bdev | null { return b.driver instanceof SplitDriver ? b.driver.base : null; }
+export function splitBaseOf(b: Bdev): Bdev | null { return asDriver(b, SplitDriver)?.base ?? null; }

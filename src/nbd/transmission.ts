@@ -10,13 +10,13 @@ import { hasBlockStatus } from '../bdev/block_status.js';
 import { IO_CHUNK, type BufferPool } from '../bdev/buffers.js';
 import { kickSubmissions } from '../bdev/submit_kick.js';
 import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
-import { IoType, newIo, type BdevIo } from '../bdev/types.js';
+import { IoFlag, IoType, newIo, type BdevIo } from '../bdev/types.js';
 import {
   MAX_EXTENTS, META_ID_BASE_ALLOCATION, NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA,
   NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_ZERO,
 } from './constants.js';
 import { BudgetAccount, ioCharge, MemoryBudget } from './budget.js';
-import { ESHUTDOWN, toNbdError } from './errno.js';
+import { toNbdError } from './errno.js';
 import type { Export } from './export.js';
 import { contextExtents } from './extents.js';
 import { RequestFramer, type RequestSink } from './framing.js';
@@ -26,6 +26,8 @@ import {
 import { openTransport } from './open_transport.js';
 import { SLOT_IDLE_MS, trimWhenIdle, type IdleTrimmable } from './slot_trim.js';
 import { noteGarbage, SLOT_HEAP_BYTES } from '../util/heap_settle.js';
+import { ESHUTDOWN } from '../util/errno.js';
+import { Ring } from '../util/ring.js';
 import type { Transport, TransportHost, Written } from './transport.js';
 import { validate, type ExportLimits } from './validate.js';
 import { writeSimpleReply } from './wire.js';
@@ -140,7 +142,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   /** With simple replies, the READ whose reply is being streamed: nothing may come between its bytes. */
   #streamer: Slot | null = null;
   /** Replies ready while #streamer streams, in order. */
-  readonly #deferred: Slot[] = [];
+  readonly #deferred = new Ring<Slot>();
   #ending = false;
   /** The server shut this connection down: new requests get ESHUTDOWN until input stops. */
   #refusing = false;
@@ -322,9 +324,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     io.offset = s.offset + s.pos;
     io.length = filled;
     io.buf = s.buf;
-    io.fua = (s.flags & NBD_CMD_FLAG_FUA) !== 0; // every piece: the acknowledgement covers them all
-    io.noHole = false;
-    io.fastZero = false;
+    io.flags = (s.flags & NBD_CMD_FLAG_FUA) !== 0 ? IoFlag.Fua : 0; // every piece: the acknowledgement covers them all
     s.pieceLen = filled;
     s.ioBusy = true;
     this.#bdev.submit(io);
@@ -353,9 +353,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     const io = s.io;
     io.offset = s.offset;
     io.length = s.length;
-    io.fua = (s.flags & NBD_CMD_FLAG_FUA) !== 0;
-    io.noHole = (s.flags & NBD_CMD_FLAG_NO_HOLE) !== 0;
-    io.fastZero = (s.flags & NBD_CMD_FLAG_FAST_ZERO) !== 0;
+    io.flags = ioFlagsOf(s.flags);
     io.buf = null;
     s.state = SlotState.InFlight;
     switch (s.type) {
@@ -401,7 +399,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     io.type = IoType.Read;
     io.offset = s.offset;
     io.length = s.length;
-    io.fua = false;
+    io.flags = 0;
     s.buf = this.#opts.pool.get(s.length);
     io.buf = s.buf;
     this.#bdev.submit(io);
@@ -489,7 +487,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   // Replies held back while a simple reply was streamed, in the order they became ready.
   #sendDeferred(): void {
     while (this.#streamer === null && this.#deferred.length > 0) {
-      const s = this.#deferred.shift() as Slot;
+      const s = this.#deferred.shift();
       if (this.#dead) { this.release(s); continue; }
       if (s.deferredPiece) { s.deferredPiece = false; this.#sendPiece(s); } else this.#reply(s, s.errno);
     }
@@ -591,6 +589,16 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
       this.#transport.end(); // everything is answered
     }
   }
+}
+
+/**
+ * The bdev's flags for a request's NBD flags. validate() let through only what the export
+ * advertised, and the export advertised only what the bdev declares.
+ */
+function ioFlagsOf(cmdFlags: number): number {
+  return ((cmdFlags & NBD_CMD_FLAG_FUA) !== 0 ? IoFlag.Fua : 0) |
+    ((cmdFlags & NBD_CMD_FLAG_NO_HOLE) !== 0 ? IoFlag.NoHole : 0) |
+    ((cmdFlags & NBD_CMD_FLAG_FAST_ZERO) !== 0 ? IoFlag.FastZero : 0);
 }
 
 // Buffer#copy from an offset makes a typed-array view per call: two per request, the main source

@@ -1,16 +1,16 @@
 import { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
-import { IoType, newIo, type BdevIo } from '../../src/bdev/types.js';
+import { IoFlag, IoType, newIo, type BdevIo } from '../../src/bdev/types.js';
 
 /** Submits one I/O and resolves with its result; counts completions to catch doubles. */
-export function run(bdev: Bdev, type: IoType, offset: number, length: number, opts: { buf?: Buffer; fua?: boolean; noHole?: boolean } = {}): Promise<{ result: number; io: BdevIo; calls: number }> {
+export function run(bdev: Bdev, type: IoType, offset: number, length: number, opts: { buf?: Buffer; flags?: number } = {}): Promise<{ result: number; io: BdevIo; calls: number }> {
   return new Promise((resolve) => {
     let calls = 0;
     const io = newIo(() => {
       calls++;
       setImmediate(() => resolve({ result: io.result, io, calls }));
     });
-    io.type = type; io.offset = offset; io.length = length; io.fua = opts.fua ?? false; io.noHole = opts.noHole ?? false;
+    io.type = type; io.offset = offset; io.length = length; io.flags = opts.flags ?? 0;
     io.buf = opts.buf ?? (type === IoType.Read || type === IoType.Write ? bufferPool().get(Math.max(length, 1)) : null);
     bdev.submit(io);
   });
@@ -26,7 +26,7 @@ export function pattern(len: number, seed: number): Buffer {
 export async function writeBytes(bdev: Bdev, offset: number, data: Buffer, fua = false): Promise<number> {
   const buf = bufferPool().get(data.length);
   data.copy(buf);
-  const r = await run(bdev, IoType.Write, offset, data.length, { buf, fua });
+  const r = await run(bdev, IoType.Write, offset, data.length, { buf, flags: fua ? IoFlag.Fua : 0 });
   bufferPool().put(buf);
   return r.result;
 }

@@ -11,7 +11,7 @@ import { haveCeph, imageName, sharedCeph } from '../helpers/ceph.js';
 import { explain, run, type RunResult } from '../helpers/run.js';
 import { BIN, startServer, stopAllServers, type TestServer } from '../helpers/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
-import { tool } from '../helpers/tools.js';
+import { nbdshEnv, nbdshTool, tool } from '../helpers/tools.js';
 
 const MiB = 1 << 20;
 const have = haveCeph() && tool('nbdinfo', 'nbdcopy', 'qemu-img', 'qemu-io', 'fio');
@@ -92,6 +92,34 @@ describe.skipIf(!have)('RBD bdev over a one-node Ceph cluster', () => {
     expect(data[0]?.[0]).toBe(8 * MiB);
     expect(rows.filter((r) => r[2] === 3).reduce((n, r) => n + (r[1] as number), 0)).toBe(60 * MiB);
   }, 60_000);
+
+  it.skipIf(!nbdshTool())('WRITE_ZEROES: NO_HOLE leaves the objects allocated, a plain one may free them; FAST_ZERO with NO_HOLE is ENOTSUP', async () => {
+    // Objects 5 and 6 of the image ([20M, 28M)), neither touched by the other tests.
+    const script = String.raw`
+import nbd, errno, os
+h.add_meta_context('base:allocation')
+h.connect_uri(os.environ['NBD_URI'])
+assert h.can_fast_zero()
+M = 1024 * 1024
+h.pwrite(b'Z' * (4 * M), 24 * M)
+h.zero(4 * M, 20 * M, nbd.CMD_FLAG_NO_HOLE)
+h.zero(4 * M, 24 * M, nbd.CMD_FLAG_FAST_ZERO)
+try:
+    h.zero(4 * M, 20 * M, nbd.CMD_FLAG_FAST_ZERO | nbd.CMD_FLAG_NO_HOLE)
+    raise SystemExit('fast zero with NO_HOLE did not fail')
+except nbd.Error as e:
+    assert e.errnum == errno.ENOTSUP, e
+assert h.pread(8 * M, 20 * M) == bytes(8 * M)
+seen = []
+h.block_status(8 * M, 20 * M, lambda ctx, off, ents, err: seen.extend(ents))
+print(seen)
+`;
+    const r = await run('nbdsh', ['-c', script], { timeoutMs: 60_000, env: { ...(nbdshEnv() ?? process.env), NBD_URI: srv.uri('ra') } });
+    expect(r.code, explain(r)).toBe(0);
+    const ents = JSON.parse(r.stdout.trim()) as number[];
+    // (length, flags) pairs: [20M, 24M) is data (0), [24M, 28M) hole and zero (3).
+    expect(ents.slice(0, 4)).toEqual([4 * MiB, 0, 4 * MiB, 3]);
+  }, 90_000);
 
   it('RPC: register a cluster, create, resize (by us and by `rbd resize`), delete, unregister', async () => {
     const img = imageName('rpc');

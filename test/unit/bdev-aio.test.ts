@@ -7,7 +7,7 @@ import { constants } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAioBdev } from '../../src/bdev/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
-import { IoType } from '../../src/bdev/types.js';
+import { IoFlag, IoType } from '../../src/bdev/types.js';
 import { AioMaxNrError, InvalidBdevError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { pattern, readBytes, run, writeBytes } from '../helpers/bdev.js';
@@ -113,7 +113,7 @@ describe('AIO bdev', () => {
     const full = fs.statSync(f).blocks;
     expect((await run(bdev, IoType.Unmap, 0, 2 * MiB)).result).toBe(0);
     expect(fs.statSync(f).blocks).toBeLessThan(full);
-    expect((await run(bdev, IoType.WriteZeroes, 2 * MiB, 1 * MiB, { noHole: true })).result).toBe(0);
+    expect((await run(bdev, IoType.WriteZeroes, 2 * MiB, 1 * MiB, { flags: IoFlag.NoHole })).result).toBe(0);
     expect((await readBytes(bdev, 2 * MiB, 1 * MiB)).every((x) => x === 0)).toBe(true);
     expect((await run(bdev, IoType.WriteZeroes, 3 * MiB, 4096)).result).toBe(0);
     expect((await readBytes(bdev, 3 * MiB, 4096)).every((x) => x === 0)).toBe(true);
@@ -156,7 +156,7 @@ describe('AIO bdev', () => {
       expect(await writeBytes(bdev, 4096, pattern(8192, 11))).toBe(0);
       expect((await readBytes(bdev, 4096, 8192)).equals(pattern(8192, 11))).toBe(true);
       expect((await run(bdev, IoType.Flush, 0, 0)).result).toBe(0);
-      expect((await run(bdev, IoType.WriteZeroes, 4096, 4096, { noHole: true })).result).toBe(0);
+      expect((await run(bdev, IoType.WriteZeroes, 4096, 4096, { flags: IoFlag.NoHole })).result).toBe(0);
       expect((await readBytes(bdev, 4096, 4096)).every((x) => x === 0)).toBe(true);
       await bdev.close();
       bdev = null;

@@ -45,7 +45,7 @@ describe('native constants', () => {
       for (const v of Object.values(k[g])) expect(Number.isInteger(v) && v >= 0).toBe(true);
     }
     expect(Object.keys(k.aio).sort()).toEqual(['IOCB_CMD_FDSYNC', 'IOCB_CMD_FSYNC', 'IOCB_CMD_PREAD', 'IOCB_CMD_PWRITE', 'MAX_CONTEXT_EVENTS', 'RWF_DSYNC']);
-    expect(Object.keys(k.rbd).sort()).toEqual(['DISCARD', 'FLUSH', 'FUA', 'READ', 'WRITE', 'WRITE_ZEROES']);
+    expect(Object.keys(k.rbd).sort()).toEqual(['DISCARD', 'FLUSH', 'FUA', 'NO_HOLE', 'READ', 'WRITE', 'WRITE_ZEROES']);
     expect(Object.keys(k.nbd).sort()).toEqual(['CFLAG_DESTROY_ON_DISCONNECT', 'CFLAG_DISCONNECT_ON_CLOSE', 'CMD_LINK_DEAD', 'EVENTS_LOST', 'NO_INDEX']);
     // EVENTS_LOST must be a cmd the kernel never multicasts, so never LINK_DEAD.
     expect(k.nbd.EVENTS_LOST).not.toBe(k.nbd.CMD_LINK_DEAD);

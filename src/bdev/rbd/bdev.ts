@@ -5,9 +5,9 @@
 import { constants } from 'node:os';
 import { InvalidBdevError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
-import { Bdev } from '../bdev.js';
+import { Bdev, driverOf } from '../bdev.js';
 import { pushExtent } from '../block_status.js';
-import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type Complete, type ConfigEntry } from '../types.js';
+import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry, type DeviceDone } from '../types.js';
 import { type RbdConnection } from './cluster.js';
 import { RbdQueue } from './queue.js';
 
@@ -51,15 +51,20 @@ export interface RbdBdevOptions extends RbdImageRef {
 // I/O error, which NBD carries as EIO.
 const KEPT = new Set([E.EIO, E.ENOSPC, E.EDQUOT, E.EROFS, E.EPERM, E.EINVAL, E.ENOTSUP, E.EOPNOTSUPP, E.ENOMEM]);
 
+const FAST_THICK = IoFlag.FastZero | IoFlag.NoHole;
+
 function errnoName(n: number): string {
   return Object.entries(E).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }
 
 class RbdDriver implements BdevDriver {
   readonly module = 'rbd';
+  // FUA: librbd flushes after the write. NO_HOLE: write_zeroes with thick provisioning.
+  // FAST_ZERO: plain write_zeroes is a discard done by the OSDs (objects removed, truncated or
+  // zeroed in place); thick provisioning writes zeroes, so NO_HOLE with FAST_ZERO is refused.
+  readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: RbdQueue;
-  bdev: Bdev | null = null;
-  #complete: Complete | null = null;
+  #bdev: Bdev | null = null;
   /** Failing since the first error after the last success: said once, not per request. */
   #failing = false;
 
@@ -67,13 +72,15 @@ class RbdDriver implements BdevDriver {
     this.queue = new RbdQueue(opts.conn, opts.queueDepth ?? RBD_QUEUE_DEPTH, this.#onDone, this.#onUpdate);
   }
 
+  attach(b: Bdev): void { this.#bdev = b; }
+
   // Block status is blockStatus() below, not SEEK_DATA/SEEK_HOLE; there is nothing to RESET.
   supports(type: IoType): boolean {
     return type === IoType.Read || type === IoType.Write || type === IoType.Flush || type === IoType.Unmap || type === IoType.WriteZeroes;
   }
 
-  submit(io: BdevIo, complete: Complete): void {
-    this.#complete = complete;
+  submit(io: BdevIo): void {
+    if (io.type === IoType.WriteZeroes && (io.flags & FAST_THICK) === FAST_THICK) { io.complete(-E.EOPNOTSUPP); return; }
     this.queue.push(io);
   }
 
@@ -100,15 +107,14 @@ class RbdDriver implements BdevDriver {
     return out;
   }
 
-  readonly #onDone: Complete = (io, result) => {
-    const complete = this.#complete as Complete;
+  readonly #onDone: DeviceDone = (io, result) => {
     if (result === 0) {
       // A FLUSH with librbd's cache off succeeds without the cluster: it proves nothing.
       if (this.#failing && (io.type === IoType.Read || io.type === IoType.Write)) {
         this.#failing = false;
         this.log.info('rbd I/O succeeds again');
       }
-      complete(io, 0);
+      io.complete(0);
       return;
     }
     const errno = -result;
@@ -117,7 +123,7 @@ class RbdDriver implements BdevDriver {
       this.log.warn({ errno: errnoName(errno), pool: this.opts.pool, image: this.opts.image },
         'rbd I/O failed (a timeout is the cluster not answering within rados_osd_op_timeout); reporting I/O errors until it succeeds again');
     }
-    complete(io, KEPT.has(errno) ? result : -E.EIO);
+    io.complete(KEPT.has(errno) ? result : -E.EIO);
   };
 
   // The image header changed (a resize by anyone): read the size again, off the main thread.
@@ -129,7 +135,7 @@ class RbdDriver implements BdevDriver {
 
   /** Applies a new image size to the bdev (a shrink may be refused: see Server.resizeBdev). */
   async sizeChanged(bytes: number): Promise<void> {
-    const b = this.bdev;
+    const b = this.#bdev;
     if (b === null || b.closed) return;
     const blocks = Math.floor(bytes / b.blockSize);
     if (blocks === b.numBlocks) return;
@@ -194,7 +200,6 @@ export async function createRbdBdev(opts: RbdBdevOptions): Promise<Bdev> {
     if (numBlocks === 0) throw new InvalidBdevError(`RBD image ${opts.pool}/${opts.image} is smaller than one ${opts.blockSize}-byte block`);
     if (size % opts.blockSize !== 0) log.warn({ size, blockSize: opts.blockSize }, 'image size is not a multiple of the block size; the tail is not exported');
     const b = new Bdev({ name: opts.name, blockSize: opts.blockSize, numBlocks, readonly: opts.readonly === true, uuid: opts.uuid, writeCache: true }, driver);
-    driver.bdev = b;
     log.debug({ pool: opts.pool, image: opts.image, size }, 'rbd bdev ready');
     return b;
   } catch (err) {
@@ -204,7 +209,5 @@ export async function createRbdBdev(opts: RbdBdevOptions): Promise<Bdev> {
   }
 }
 
-/** The RBD driver of b, or null when b is another module's. */
-export function rbdDriverOf(b: Bdev): RbdDriver | null {
-  return b.driver instanceof RbdDriver ? b.driver : null;
-}
+/** The RBD driver of b; BdevWrongModuleError when b is another module's. */
+export function rbdDriverOf(b: Bdev): RbdDriver { return driverOf(b, RbdDriver, 'rbd'); }

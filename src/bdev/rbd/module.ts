@@ -3,7 +3,6 @@
 import { InvalidBdevError, UsageError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Bdev } from '../bdev.js';
-import { BdevWrongModuleError } from '../../errors.js';
 import { createRbdBdev, rbdDriverOf, type RbdImageRef } from './bdev.js';
 import { RbdConnection, rbdNative, type RbdClusters } from './cluster.js';
 
@@ -49,7 +48,6 @@ const MiB = 2 ** 20;
 /** bdev_rbd_resize: grows the image to newSizeMib MiB (SPDK refuses to shrink, and so do we). */
 export async function resizeRbd(b: Bdev, newSizeMib: number): Promise<void> {
   const d = rbdDriverOf(b);
-  if (d === null) throw new BdevWrongModuleError(b.name, b.module, 'rbd');
   const bytes = newSizeMib * MiB;
   if (!Number.isSafeInteger(bytes) || bytes < b.sizeBytes) {
     throw new InvalidBdevError(`new size ${newSizeMib} MiB is smaller than the bdev's ${Math.ceil(b.sizeBytes / MiB)} MiB: an RBD bdev only grows`);

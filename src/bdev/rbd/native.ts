@@ -39,8 +39,11 @@ export interface RbdImageHandle {
   close(cb: RbdCallback<undefined>): void;
 }
 
-/** The op column and FUA bit of an RBD image's slot table: native().constants.rbd (native/rbd_ops.h). */
-export interface RbdOps { READ: number; WRITE: number; FLUSH: number; DISCARD: number; WRITE_ZEROES: number; FUA: number }
+/**
+ * The op column and rwFlags bits (FUA for WRITE, NO_HOLE for WRITE_ZEROES) of an RBD image's slot
+ * table: native().constants.rbd (native/rbd_ops.h).
+ */
+export interface RbdOps { READ: number; WRITE: number; FLUSH: number; DISCARD: number; WRITE_ZEROES: number; FUA: number; NO_HOLE: number }
 
 export type RbdNative =
   | { available: false; reason: string }

@@ -2,10 +2,11 @@
 // submitter's next kick (or the end of the macrotask; see submit_kick.ts) starts in one call
 // into the addon, and each batch of completions librbd reported meanwhile is one call back.
 import { queueSubmission, type QueuedSubmitter } from '../submit_kick.js';
-import { IoType, type BdevIo, type Complete } from '../types.js';
+import { IoFlag, IoType, type BdevIo, type DeviceDone } from '../types.js';
 import { rbdCall, rbdNative, type RbdConnection } from './cluster.js';
 import type { RbdImageHandle, RbdOps } from './native.js';
 import { native, slotViews } from '../../native.js';
+import { Ring } from '../../util/ring.js';
 
 export class RbdQueue implements QueuedSubmitter {
   readonly depth: number;
@@ -25,14 +26,13 @@ export class RbdQueue implements QueuedSubmitter {
   #nFree: number;
   #queued = 0;
   #batchOpen = false;
-  /** I/O waiting for a free slot, oldest first from #waitHead. */
-  #wait: BdevIo[] = [];
-  #waitHead = 0;
+  /** I/O waiting for a free slot. */
+  readonly #wait = new Ring<BdevIo>();
   /** Thread-pool jobs (diff, resize, size) running: close() waits for them. */
   readonly #jobs = new Set<Promise<unknown>>();
   #closed = false;
 
-  constructor(conn: RbdConnection, depth: number, readonly complete: Complete, onUpdate: () => void) {
+  constructor(conn: RbdConnection, depth: number, private readonly done: DeviceDone, onUpdate: () => void) {
     const n = rbdNative();
     this.depth = depth;
     this.#ops = native().constants.rbd;
@@ -71,7 +71,8 @@ export class RbdQueue implements QueuedSubmitter {
     this.#ios[s] = io;
     this.#offset[s] = io.offset;
     this.#len[s] = io.length;
-    this.#flags[s] = io.type === IoType.Write && io.fua ? o.FUA : 0;
+    this.#flags[s] = io.type === IoType.Write && (io.flags & IoFlag.Fua) !== 0 ? o.FUA
+      : io.type === IoType.WriteZeroes && (io.flags & IoFlag.NoHole) !== 0 ? o.NO_HOLE : 0;
     switch (io.type) {
       case IoType.Read: this.#op[s] = o.READ; this.#bufs[s] = io.buf; break;
       case IoType.Write: this.#op[s] = o.WRITE; this.#bufs[s] = io.buf; break;
@@ -101,12 +102,9 @@ export class RbdQueue implements QueuedSubmitter {
       this.#ios[s] = null;
       this.#bufs[s] = null;
       this.#freeSlots[this.#nFree++] = s;
-      this.complete(io, this.#cqRes[i] as number);
+      this.done(io, this.#cqRes[i] as number);
     }
-    while (this.#waitHead < this.#wait.length && this.#nFree > 0) {
-      this.#place(this.#wait[this.#waitHead++] as BdevIo);
-    }
-    if (this.#waitHead === this.#wait.length && this.#waitHead > 0) { this.#wait = []; this.#waitHead = 0; }
+    while (this.#wait.length > 0 && this.#nFree > 0) this.#place(this.#wait.shift());
   };
 
   /** Allocated extents of the range (offset/length pairs), whole objects at a time. */
