@@ -3,10 +3,10 @@
 import type { Logger } from '../log.js';
 import { BdevIoMisuseError } from '../errors.js';
 import { Ring } from '../util/ring.js';
-import { attachEngine, type AioEngine } from './aio_engine.js';
+import { attachEngine, type AioEngine, type EngineQueue } from './aio_engine.js';
 import type { BdevIo, DeviceDone } from './types.js';
 
-export class AioQueue {
+export class AioQueue implements EngineQueue {
   /** At most this many of its I/Os in the engine at once. */
   readonly depth: number;
   readonly fd: number;
