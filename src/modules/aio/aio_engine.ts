@@ -7,11 +7,11 @@
 // kept by its AioQueue; when slots run out, the queues waiting for one are served round-robin,
 // one I/O each, so a busy bdev cannot starve the others.
 import { constants } from 'node:os';
-import { native, slotViews, type AioEngineHandle } from '../native.js';
-import type { Logger } from '../log.js';
-import { Ring } from '../util/ring.js';
-import { queueSubmission, type QueuedSubmitter } from './submit_kick.js';
-import { IoFlag, IoType, type BdevIo } from './types.js';
+import { native, slotViews, type AioEngineHandle } from '../../native.js';
+import type { Logger } from '../../log.js';
+import { Ring } from '../../util/ring.js';
+import { queueSubmission, type QueuedSubmitter } from '../../bdev/submit_kick.js';
+import { IoFlag, IoType, type BdevIo } from '../../bdev/types.js';
 
 const E = constants.errno;
 

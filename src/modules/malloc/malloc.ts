@@ -4,12 +4,12 @@
 // that touches it until an UNMAP or WRITE_ZEROES covers it whole; unwritten granules read as
 // zeroes (the memory is there, so they are zero, not holes).
 import { constants } from 'node:os';
-import { InvalidBdevError } from '../errors.js';
-import { native } from '../native.js';
-import { Bdev } from './bdev.js';
-import { BUFFER_ALIGN } from './buffers.js';
-import { pushExtent } from './block_status.js';
-import { ALL_IO_FLAGS, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
+import { InvalidBdevError } from '../../errors.js';
+import { native } from '../../native.js';
+import { Bdev } from '../../bdev/bdev.js';
+import { BUFFER_ALIGN } from '../../bdev/buffers.js';
+import { pushExtent } from '../../bdev/block_status.js';
+import { ALL_IO_FLAGS, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from '../../bdev/types.js';
 
 const E = constants.errno;
 const CHUNK = 2 ** 30;
