@@ -7,6 +7,7 @@ import type { Bdev } from '../../src/bdev/bdev.js';
 import { createDelayBdev } from '../../src/modules/delay/delay.js';
 import { createErrorBdev } from '../../src/modules/error/error.js';
 import { createMallocBdev } from '../../src/modules/malloc/malloc.js';
+import { createNullBdev } from '../../src/modules/null/null.js';
 import { createRaid0Bdev } from '../../src/modules/raid/raid0.js';
 import type { BdevRegistry } from '../../src/bdev/registry.js';
 import { createSplitBdevs } from '../../src/modules/split/split.js';
@@ -42,6 +43,13 @@ bdevConformance({
   module: 'malloc',
   create: (reg, _dir, bs, n) => reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n })),
   supports: mallocSupports,
+});
+
+bdevConformance({
+  module: 'null',
+  create: (reg, _dir, bs, n) => reg.add(createNullBdev({ name: 'n0', blockSize: bs, numBlocks: n })),
+  supports: mallocSupports,
+  discardsWrites: true,
 });
 
 bdevConformance({
