@@ -10,3 +10,4 @@ export * from './split/index.js';
 export * from './lvol/index.js';
 export * from './rbd/index.js';
 export * from './null/index.js';
+export * from './passthru/index.js';

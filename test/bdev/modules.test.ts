@@ -8,6 +8,7 @@ import { createDelayBdev } from '../../src/modules/delay/delay.js';
 import { createErrorBdev } from '../../src/modules/error/error.js';
 import { createMallocBdev } from '../../src/modules/malloc/malloc.js';
 import { createNullBdev } from '../../src/modules/null/null.js';
+import { createPassthruBdev } from '../../src/modules/passthru/passthru.js';
 import { createRaid0Bdev } from '../../src/modules/raid/raid0.js';
 import type { BdevRegistry } from '../../src/bdev/registry.js';
 import { createSplitBdevs } from '../../src/modules/split/split.js';
@@ -50,6 +51,24 @@ bdevConformance({
   create: (reg, _dir, bs, n) => reg.add(createNullBdev({ name: 'n0', blockSize: bs, numBlocks: n })),
   supports: mallocSupports,
   discardsWrites: true,
+});
+
+bdevConformance({
+  module: 'passthru over malloc',
+  create: (reg, _dir, bs, n) => {
+    const base = reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n }));
+    return reg.add(createPassthruBdev(base, { name: 'pt0' }), { claims: [base] });
+  },
+  supports: mallocSupports,
+});
+
+bdevConformance({
+  module: 'passthru over aio',
+  create: (reg, dir, bs, n) => {
+    const base = aio(reg, dir, 'a0', bs, bs * n);
+    return reg.add(createPassthruBdev(base, { name: 'pt0' }), { claims: [base] });
+  },
+  supports: aioSupports,
 });
 
 bdevConformance({
