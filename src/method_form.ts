@@ -59,3 +59,18 @@ export const size = (key: string, unit: SizeUnit, optional = false, help?: strin
 export const flag = (names: string[], key: string, kind: Kind = 'string', help?: string, meta?: string): Flag => ({ names, key, kind, help, meta });
 /** A flag taking a size, read as `unit` says. */
 export const sizeFlag = (names: string[], key: string, unit: SizeUnit, help?: string, meta?: string): Flag => ({ names, key, kind: 'size', unit, help, meta });
+
+/**
+ * rpc.py's `SIZE_MB BLOCK_SIZE` positionals of bdev_malloc_create and bdev_null_create: the size
+ * (MiB bare, or with a unit) and the block size, sent as num_blocks and block_size. A form puts
+ * these in its args and sendsBlockCount as its build.
+ */
+export const SIZE_MB_BLOCK_SIZE: readonly Arg[] = [
+  { ...size('total_size', MIB_AS_BYTES, false, 'the size', 'SIZE_MB'), json: 'num_blocks = SIZE_MB / BLOCK_SIZE' },
+  size('block_size', BYTES),
+];
+
+/** The build of a form with SIZE_MB_BLOCK_SIZE: rpc.py sends the size as a block count. */
+export function sendsBlockCount({ total_size, ...rest }: Record<string, unknown>): Record<string, unknown> {
+  return { ...rest, num_blocks: Math.floor((total_size as number) / (rest['block_size'] as number)) };
+}

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { NativeAddonError } from './errors.js';
-import type { RbdNative, RbdOps } from './bdev/rbd/native.js';
+import type { RbdNative, RbdOps } from './native_rbd.js';
 
 /** The slot table's columns (AIONBD_SLOT_COLUMNS in native/slot_layout.h). */
 export type SlotColumn = 'op' | 'rwFlags' | 'len' | 'fd' | 'sq' | 'cqSlot' | 'offset' | 'cqRes';

@@ -3,11 +3,11 @@
 // methods (createAio, createLvol, ...). It sits on top of everything; nothing imports it but
 // the CLI, the kernel rig and src/index.ts.
 import type { Bdev } from './bdev/bdev.js';
-import { updateDelayLatency, type LatencyType } from './bdev/delay.js';
-import { injectError, resumePending, type Injection } from './bdev/error.js';
-import type { LvstoreInfo, Lvstores, StoreFilter } from './bdev/lvstores.js';
-import type { RbdClusters } from './bdev/rbd/cluster.js';
-import type { RbdParams } from './bdev/rbd/module.js';
+import { updateDelayLatency, type LatencyType } from './modules/delay/delay.js';
+import { injectError, resumePending, type Injection } from './modules/error/error.js';
+import type { LvstoreInfo, Lvstores, StoreFilter } from './modules/lvol/lvstores.js';
+import type { RbdClusters } from './modules/rbd/cluster.js';
+import type { RbdParams } from './modules/rbd/module.js';
 import type { CallContext, PathPolicy } from './method.js';
 import { createAio, rescanAio, type AioParams } from './modules/aio/ops.js';
 import { createDelay, type DelayParams } from './modules/delay/ops.js';

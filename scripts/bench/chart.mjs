@@ -8,7 +8,7 @@ import * as vl from 'vega-lite';
 
 const COLORS = Object.freeze({
   aionbd: '#d62728', 'aionbd (baseline)': '#ff9896', 'qemu-nbd': '#1f77b4', 'qemu-nbd QD16 conns': '#aec7e8',
-  'nbdkit null': '#2ca02c', 'nbdkit file': '#98df8a',
+  'nbdkit null': '#2ca02c', 'nbdkit file': '#98df8a', 'aionbd null': '#ff7f0e',
 });
 /** The reference every bar is relative to. */
 const BASE = 'libaio';

@@ -49,7 +49,7 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
   --fills A,B          how each fresh image is written: ${FILL_IDS.join(', ')} (default: both)
                          direct: O_DIRECT writes; cached: through the page cache, pages dropped after
   --workloads A,B      workload ids (default: the ${DEFAULT_WORKLOADS.length} the targets are stated on and the AIO guide's; see --list)
-  --targets A,B        of ${TARGET_IDS.join(', ')} (default: all)
+  --targets A,B        of ${TARGET_IDS.join(', ')} (default: ${DEFAULT_TARGETS.join(',')})
   --baseline DIR       also run another aionbd checkout (built, in DIR) as target ${BASELINE_TARGET}
                        in every round: for before/after ratios
   --out-dir DIR        where the outputs go (default: docs/ of the repository, and then the

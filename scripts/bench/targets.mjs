@@ -16,7 +16,7 @@ const READY_TIMEOUT_MS = 20_000;
 export const QEMU_NBD_MAX_REQUESTS = 16;
 
 /**
- * @typedef {'aionbd'|'aionbd-base'|'qemu-nbd'|'nbdkit-null'|'nbdkit-file'} ServerKind
+ * @typedef {'aionbd'|'aionbd-base'|'aionbd-null'|'qemu-nbd'|'nbdkit-null'|'nbdkit-file'} ServerKind
  */
 
 /**
@@ -55,6 +55,9 @@ export const TARGETS = Object.freeze({
   'nbdkit-null': { id: 'nbdkit-null', label: 'nbdkit null', server: 'nbdkit-null', tool: 'nbdkit', shape: same,
     description: 'the client and socket ceiling: `nbdkit null` (no disk: reads return zeros, writes are dropped), the same fio nbd client '
       + 'over the same kind of socket. A server cannot beat it; the gap between it and libaio-bound rows is the server or the disk' },
+  'aionbd-null': { id: 'aionbd-null', label: 'aionbd null', server: 'aionbd-null', tool: null, shape: same,
+    description: 'aionbd\'s own ceiling: a null bdev (SPDK\'s bdev_null: reads return zeros, writes are dropped) exported by '
+      + '`aionbd serve`, beside nbdkit null; the gap between it and aionbd is the AIO path and the disk. Not run unless named in --targets' },
   'nbdkit-file': { id: 'nbdkit-file', label: 'nbdkit file', server: 'nbdkit-file', tool: 'nbdkit', shape: same,
     description: '`nbdkit file IMAGE cache=none`: nbdkit 1.32 has no O_DIRECT, so this is buffered I/O followed by fadvise(DONTNEED) '
       + 'of what it touched; not an O_DIRECT-to-O_DIRECT comparison (its QD1 writes and sequential reads get the page cache)' },
@@ -76,7 +79,7 @@ export const DEFAULT_TARGETS = Object.freeze(['aionbd', 'libaio', 'qemu-nbd', 'q
 /**
  * @param {ServerKind} kind
  * @param {string} image
- * @param {number} size    bytes (nbdkit null has no file to take it from)
+ * @param {number} size    bytes (the null servers have no file to take it from)
  * @param {string} sock
  * @param {string|null} baseline  the checkout aionbd-base runs
  * @returns {{cmd: string, args: string[]}}
@@ -87,6 +90,16 @@ function serverCommand(kind, image, size, sock, baseline) {
     case 'aionbd-base':
       return { cmd: process.execPath, args: [path.join(kind === 'aionbd' ? REPO_ROOT : baseline ?? '', 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`,
         '--aio', `${image},name=${EXPORT_NAME}`, '--log-level', 'warn'] };
+    case 'aionbd-null': {
+      // No serve flag makes a null bdev: a config file does, as save_config writes one.
+      const config = path.join(path.dirname(sock), 'aionbd-null.json');
+      fs.writeFileSync(config, JSON.stringify({ subsystems: [
+        { subsystem: 'bdev', config: [{ method: 'bdev_null_create', params: { name: EXPORT_NAME, num_blocks: Math.floor(size / 512), block_size: 512 } }] },
+        { subsystem: 'nbd', config: [{ method: 'nbd_export_add', params: { bdev_name: EXPORT_NAME } }] },
+      ] }));
+      return { cmd: process.execPath, args: [path.join(REPO_ROOT, 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`, '--no-rpc',
+        '--config', config, '--log-level', 'warn'] };
+    }
     case 'qemu-nbd':
       // --persistent: stay up between fio's connections; --shared: the multi-connection jobs.
       return { cmd: 'qemu-nbd', args: ['-f', 'raw', '--cache=none', '--aio=native', '--shared=8', '--persistent',

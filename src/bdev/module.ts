@@ -3,13 +3,15 @@
  * module's RPC methods (SPDK_RPC_REGISTER) beside it. The core never names a module; everything
  * it knows of one comes from here.
  *
- * Adding a module (SPDK's bdev_null, say) is one new directory and one line:
- *  - src/modules/null/: the driver (a BdevDriver built by its create function), and an index.ts
- *    that exports `nullModule = defineModule({...})` with the module's RPC methods (schema,
- *    handler, rpc.py form), plus whatever else it offers the embedded API;
- *  - src/modules/list.ts: `export * from './null/index.js';`.
+ * Adding a module is one new directory and one line (src/modules/passthru/ is the template of
+ * a virtual bdev, src/modules/null/ of a device of its own; the README's "Writing a bdev module"
+ * walks through the first):
+ *  - src/modules/passthru/: the driver (a BdevDriver built by its create function), and an
+ *    index.ts that exports `passthruModule = defineModule({...})` with the module's RPC methods
+ *    (schema, handler, rpc.py form), plus whatever else it offers the embedded API;
+ *  - src/modules/list.ts: `export * from './passthru/index.js';`.
  * From that line the target takes its product name, iostat naming, examine hook and save_config
- * entries; the dispatcher its methods; `aionbd rpc` its forms and help; `bdevs.null` its
+ * entries; the dispatcher its methods; `aionbd rpc` its forms and help; `bdevs.passthru` its
  * constructor; and src/index.ts its exports.
  */
 import type { Logger } from '../log.js';

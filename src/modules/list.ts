@@ -9,3 +9,5 @@ export * from './raid/index.js';
 export * from './split/index.js';
 export * from './lvol/index.js';
 export * from './rbd/index.js';
+export * from './null/index.js';
+export * from './passthru/index.js';

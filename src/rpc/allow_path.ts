@@ -1,6 +1,6 @@
 // Where files named over RPC may live (--allow-path). A path is first made real (symlinks and
 // ".." resolved) to find its root; the file is then opened beneath that root by the AIO bdev
-// (src/bdev/open_file.ts), which judges the opened fd, so a name swapped after this check
+// (src/modules/aio/open_file.ts), which judges the opened fd, so a name swapped after this check
 // cannot lead outside.
 import fs from 'node:fs';
 import path from 'node:path';

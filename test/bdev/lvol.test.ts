@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAGIC } from '../../src/bdev/lvol_format.js';
+import { MAGIC } from '../../src/modules/lvol/lvol_format.js';
 import { IoType } from '../../src/bdev/types.js';
 import { BdevClaimedError, BdevInUseError, NoSpaceError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';

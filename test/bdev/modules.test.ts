@@ -2,18 +2,20 @@
 // virtual bdevs).
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
-import { createDelayBdev } from '../../src/bdev/delay.js';
-import { createErrorBdev } from '../../src/bdev/error.js';
-import { createMallocBdev } from '../../src/bdev/malloc.js';
-import { createRaid0Bdev } from '../../src/bdev/raid0.js';
+import { createDelayBdev } from '../../src/modules/delay/delay.js';
+import { createErrorBdev } from '../../src/modules/error/error.js';
+import { createMallocBdev } from '../../src/modules/malloc/malloc.js';
+import { createNullBdev } from '../../src/modules/null/null.js';
+import { createPassthruBdev } from '../../src/modules/passthru/passthru.js';
+import { createRaid0Bdev } from '../../src/modules/raid/raid0.js';
 import type { BdevRegistry } from '../../src/bdev/registry.js';
-import { createSplitBdevs } from '../../src/bdev/split.js';
-import { Lvstores } from '../../src/bdev/lvstores.js';
+import { createSplitBdevs } from '../../src/modules/split/split.js';
+import { Lvstores } from '../../src/modules/lvol/lvstores.js';
 import { bdevs } from '../../src/modules/index.js';
-import { createRbdBdev } from '../../src/bdev/rbd/bdev.js';
-import { RbdConnection } from '../../src/bdev/rbd/cluster.js';
+import { createRbdBdev } from '../../src/modules/rbd/bdev.js';
+import { RbdConnection } from '../../src/modules/rbd/cluster.js';
 import { haveCeph, imageName, sharedCeph } from '../helpers/ceph.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
 import { IoType, newIo } from '../../src/bdev/types.js';
@@ -42,6 +44,31 @@ bdevConformance({
   module: 'malloc',
   create: (reg, _dir, bs, n) => reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n })),
   supports: mallocSupports,
+});
+
+bdevConformance({
+  module: 'null',
+  create: (reg, _dir, bs, n) => reg.add(createNullBdev({ name: 'n0', blockSize: bs, numBlocks: n })),
+  supports: mallocSupports,
+  discardsWrites: true,
+});
+
+bdevConformance({
+  module: 'passthru over malloc',
+  create: (reg, _dir, bs, n) => {
+    const base = reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n }));
+    return reg.add(createPassthruBdev(base, { name: 'pt0' }), { claims: [base] });
+  },
+  supports: mallocSupports,
+});
+
+bdevConformance({
+  module: 'passthru over aio',
+  create: (reg, dir, bs, n) => {
+    const base = aio(reg, dir, 'a0', bs, bs * n);
+    return reg.add(createPassthruBdev(base, { name: 'pt0' }), { claims: [base] });
+  },
+  supports: aioSupports,
 });
 
 bdevConformance({

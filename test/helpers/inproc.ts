@@ -1,6 +1,6 @@
 // An NbdServer in this process over AIO bdevs in a temp dir, on a unix socket.
 import path from 'node:path';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import { BdevRegistry } from '../../src/bdev/registry.js';
 import { silentLogger } from '../../src/log.js';
 import { NbdServer, type ServerOptions } from '../../src/nbd/server.js';

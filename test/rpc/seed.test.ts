@@ -1,22 +1,16 @@
 // The seed's sequences, verbatim with `aionbd rpc` in place of SPDK's scripts/rpc.py, checked
 // with real NBD clients (qemu-io, nbdsh, fio); then save_config and a restart with --config.
 import fs from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { explain, run } from '../helpers/run.js';
 import { nbdshEnv, nbdshTool, tool } from '../helpers/tools.js';
-import { makeFile, startTarget, type RpcTarget } from './target.js';
+import { makeFile, targetPerTest } from './target.js';
 
 const MiB = 2 ** 20;
 const has = { qemuIo: tool('qemu-io'), fio: tool('fio'), nbdsh: nbdshTool() };
 
 describe('the seed sequences with aionbd rpc', () => {
-  const targets: RpcTarget[] = [];
-  afterEach(async () => { for (const t of targets.splice(0)) await t.cleanup(); });
-  async function target(...args: Parameters<typeof startTarget>): Promise<RpcTarget> {
-    const t = await startTarget(...args);
-    targets.push(t);
-    return t;
-  }
+  const target = targetPerTest();
 
   it('bdev_aio_create FILE NAME 4096, then bdev_get_bdevs -b NAME', async () => {
     const t = await target();

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { afterEach } from 'vitest';
 import { explain, run, type RunResult } from '../helpers/run.js';
 import { BIN, requireBuilt } from '../helpers/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
@@ -113,4 +114,15 @@ export function makeFile(file: string, size: number): string {
   fs.ftruncateSync(fd, size);
   fs.closeSync(fd);
   return file;
+}
+
+/** A startTarget() for the tests of a describe block: each target it starts is cleaned up after its test. */
+export function targetPerTest(): (opts?: TargetOptions) => Promise<RpcTarget> {
+  const targets: RpcTarget[] = [];
+  afterEach(async () => { for (const t of targets.splice(0)) await t.cleanup(); });
+  return async (opts) => {
+    const t = await startTarget(opts);
+    targets.push(t);
+    return t;
+  };
 }

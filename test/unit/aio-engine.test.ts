@@ -6,9 +6,9 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
-import { engineStats, nextContextEvents, SHARED_EVENTS } from '../../src/bdev/aio_engine.js';
-import { AioQueue } from '../../src/bdev/aio_queue.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
+import { engineStats, nextContextEvents, SHARED_EVENTS } from '../../src/modules/aio/aio_engine.js';
+import { AioQueue } from '../../src/modules/aio/aio_queue.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
 import { IoType, newIo } from '../../src/bdev/types.js';
@@ -185,7 +185,7 @@ describe('the shared AIO engine', () => {
         parentPort.on('message', () => {}); // keeps the worker alive until terminate(), bdev still open
       })();`;
     const w = new Worker(code, { eval: true, workerData: {
-      aio: path.join(REPO_ROOT, 'dist', 'bdev', 'aio.js'), log: path.join(REPO_ROOT, 'dist', 'log.js'), file: path.join(dir, 'w.img'),
+      aio: path.join(REPO_ROOT, 'dist', 'modules', 'aio', 'aio.js'), log: path.join(REPO_ROOT, 'dist', 'log.js'), file: path.join(dir, 'w.img'),
     } });
     const msg = await new Promise<unknown>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
     expect(msg).toEqual({ userRing: true });

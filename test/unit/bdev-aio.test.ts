@@ -5,7 +5,7 @@ import { aioContexts, hogAioContexts } from '../helpers/aio.js';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { IoFlag, IoType } from '../../src/bdev/types.js';
 import { AioMaxNrError, InvalidBdevError } from '../../src/errors.js';

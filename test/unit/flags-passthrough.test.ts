@@ -6,13 +6,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
-import { createDelayBdev } from '../../src/bdev/delay.js';
-import { createErrorBdev } from '../../src/bdev/error.js';
-import { Lvstores } from '../../src/bdev/lvstores.js';
-import { createMallocBdev } from '../../src/bdev/malloc.js';
-import { createRaid0Bdev } from '../../src/bdev/raid0.js';
+import { createDelayBdev } from '../../src/modules/delay/delay.js';
+import { createErrorBdev } from '../../src/modules/error/error.js';
+import { Lvstores } from '../../src/modules/lvol/lvstores.js';
+import { createMallocBdev } from '../../src/modules/malloc/malloc.js';
+import { createPassthruBdev } from '../../src/modules/passthru/passthru.js';
+import { createRaid0Bdev } from '../../src/modules/raid/raid0.js';
 import { BdevRegistry } from '../../src/bdev/registry.js';
-import { createSplitBdevs } from '../../src/bdev/split.js';
+import { createSplitBdevs } from '../../src/modules/split/split.js';
 import { ALL_IO_FLAGS, IoFlag, IoType, newIo, type BdevDriver, type BdevIo } from '../../src/bdev/types.js';
 import { unalignedAdapter } from '../../src/bdev/unaligned.js';
 import { BdevIoMisuseError } from '../../src/errors.js';
@@ -91,6 +92,14 @@ interface Target {
 }
 
 const TARGETS: Target[] = [
+  {
+    name: 'passthru',
+    build: (reg) => {
+      const { bdev, rec } = recorder('r0');
+      reg.add(bdev);
+      return Promise.resolve({ top: reg.add(createPassthruBdev(bdev, { name: 'pt0' }), { claims: [bdev] }), recs: [rec] });
+    },
+  },
   {
     name: 'error',
     build: (reg) => {
@@ -225,7 +234,8 @@ describe('a virtual bdev declares what its base declares', () => {
       reg.add(a.bdev); reg.add(b.bdev);
       const ee = reg.add(createErrorBdev(a.bdev), { claims: [a.bdev] });
       const raid = reg.add(createRaid0Bdev([a.bdev, b.bdev], { name: 'raid', stripSizeKb: 64 }));
-      for (const top of [ee, raid]) {
+      const pt = createPassthruBdev(a.bdev, { name: 'pt0' });
+      for (const top of [ee, raid, pt]) {
         expect(top.ioFlags).toBe(IoFlag.Fua | IoFlag.NoHole);
         const f = new Export(top).flags;
         expect(f & NBD_FLAG_SEND_WRITE_ZEROES).not.toBe(0);
@@ -238,6 +248,7 @@ describe('a virtual bdev declares what its base declares', () => {
         expect(io.pending).toBe(false);
       }
       expect(new Export(b.bdev).flags & NBD_FLAG_SEND_FAST_ZERO).not.toBe(0);
+      await pt.close();
     } finally {
       await reg.closeAll();
     }
@@ -279,6 +290,7 @@ describe.skipIf(!nbdshTool())('over NBD (nbdsh): FAST_ZERO advertised exactly wh
   let reg: BdevRegistry;
   let fastRec: RecordingDriver;
   let slowRec: RecordingDriver;
+  let ptRec: RecordingDriver;
   const uri = (name: string): string => `nbd+unix:///${name}?socket=${path.join(dir, 'nbd.sock')}`;
 
   beforeAll(async () => {
@@ -287,11 +299,13 @@ describe.skipIf(!nbdshTool())('over NBD (nbdsh): FAST_ZERO advertised exactly wh
     server = new NbdServer({ log: silentLogger() });
     const m = reg.add(createMallocBdev({ name: 'm0', blockSize: 512, numBlocks: (16 * MiB) / 512 }));
     const fast = recorder('fast', ALL_IO_FLAGS, 16 * MiB), slow = recorder('slow', IoFlag.Fua | IoFlag.NoHole, 16 * MiB);
-    fastRec = fast.rec; slowRec = slow.rec;
-    reg.add(fast.bdev); reg.add(slow.bdev);
+    const ptBase = recorder('ptbase', ALL_IO_FLAGS, 16 * MiB);
+    fastRec = fast.rec; slowRec = slow.rec; ptRec = ptBase.rec;
+    reg.add(fast.bdev); reg.add(slow.bdev); reg.add(ptBase.bdev);
     server.addExport(reg.add(createErrorBdev(m), { claims: [m] }), { name: 'ee-malloc' });
     server.addExport(reg.add(createErrorBdev(fast.bdev), { claims: [fast.bdev] }), { name: 'ee-fast' });
     server.addExport(reg.add(createErrorBdev(slow.bdev), { claims: [slow.bdev] }), { name: 'ee-slow' });
+    server.addExport(reg.add(createPassthruBdev(ptBase.bdev, { name: 'pt0' }), { claims: [ptBase.bdev] }), { name: 'pt-fast' });
     await server.listen({ kind: 'unix', path: path.join(dir, 'nbd.sock') });
   });
 
@@ -301,7 +315,7 @@ describe.skipIf(!nbdshTool())('over NBD (nbdsh): FAST_ZERO advertised exactly wh
     rmrf(dir);
   });
 
-  it('error over malloc advertises and honours it; error over a recorder passes it down; over a base without it, not advertised and EINVAL', async () => {
+  it('error over malloc advertises and honours it; error and passthru over a recorder pass it down; over a base without it, not advertised and EINVAL', async () => {
     const script = String.raw`
 import nbd, errno, os
 M = 1024 * 1024
@@ -317,12 +331,13 @@ h.zero(M, 2 * M, nbd.CMD_FLAG_FAST_ZERO)
 assert h.pread(M, 2 * M) == bytes(M)
 h.shutdown()
 
-h = open_('FAST')
-assert h.can_fast_zero()
-h.zero(M, 4 * M, nbd.CMD_FLAG_FAST_ZERO)
-h.zero(M, 5 * M, nbd.CMD_FLAG_NO_HOLE)
-h.pwrite(b'x' * 4096, 6 * M, nbd.CMD_FLAG_FUA)
-h.shutdown()
+for name in ('FAST', 'PT'):
+    h = open_(name)
+    assert h.can_fast_zero()
+    h.zero(M, 4 * M, nbd.CMD_FLAG_FAST_ZERO)
+    h.zero(M, 5 * M, nbd.CMD_FLAG_NO_HOLE)
+    h.pwrite(b'x' * 4096, 6 * M, nbd.CMD_FLAG_FUA)
+    h.shutdown()
 
 h = open_('SLOW')
 assert h.can_zero() and h.can_fua() and not h.can_fast_zero()
@@ -336,15 +351,17 @@ except nbd.Error as e:
 h.shutdown()
 print('ok')
 `;
-    const env = { ...(nbdshEnv() ?? process.env), URI_MALLOC: uri('ee-malloc'), URI_FAST: uri('ee-fast'), URI_SLOW: uri('ee-slow') };
+    const env = { ...(nbdshEnv() ?? process.env), URI_MALLOC: uri('ee-malloc'), URI_FAST: uri('ee-fast'), URI_SLOW: uri('ee-slow'), URI_PT: uri('pt-fast') };
     const r = await runProcess('nbdsh', ['-c', script], { timeoutMs: 60_000, env });
     expect(r.code, explain(r)).toBe(0);
     expect(r.stdout.trim()).toBe('ok');
     const at = (rec: RecordingDriver, type: IoType, offset: number): number[] =>
       rec.seen.filter((s) => s.type === type && s.offset === offset).map((s) => s.flags);
-    expect(at(fastRec, IoType.WriteZeroes, 4 * MiB)).toEqual([IoFlag.FastZero]);
-    expect(at(fastRec, IoType.WriteZeroes, 5 * MiB)).toEqual([IoFlag.NoHole]);
-    expect(at(fastRec, IoType.Write, 6 * MiB)).toEqual([IoFlag.Fua]);
+    for (const rec of [fastRec, ptRec]) {
+      expect(at(rec, IoType.WriteZeroes, 4 * MiB)).toEqual([IoFlag.FastZero]);
+      expect(at(rec, IoType.WriteZeroes, 5 * MiB)).toEqual([IoFlag.NoHole]);
+      expect(at(rec, IoType.Write, 6 * MiB)).toEqual([IoFlag.Fua]);
+    }
     expect(at(slowRec, IoType.WriteZeroes, 4 * MiB)).toEqual([IoFlag.NoHole]);
     expect(at(slowRec, IoType.WriteZeroes, 5 * MiB)).toEqual([]);
   }, 90_000);

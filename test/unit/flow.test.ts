@@ -4,7 +4,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
 import { silentLogger } from '../../src/log.js';

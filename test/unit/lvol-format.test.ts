@@ -1,7 +1,7 @@
 // The lvstore metadata format (docs/lvol-format.md): cluster maps as runs, and the checks that
 // keep a malformed or inconsistent slot from being taken for the current one.
 import { describe, expect, it } from 'vitest';
-import { decodeHeader, decodeMeta, encodeSlot, fromRuns, toRuns, type LvolMeta, type LvstoreMeta } from '../../src/bdev/lvol_format.js';
+import { decodeHeader, decodeMeta, encodeSlot, fromRuns, toRuns, type LvolMeta, type LvstoreMeta } from '../../src/modules/lvol/lvol_format.js';
 
 const lvol = (over: Partial<LvolMeta>): LvolMeta => ({
   uuid: 'u', name: 'n', thin: true, clusters: [], parent: null, parent_clusters: 0, read_only: false, snapshot: false, ...over,

@@ -3,8 +3,8 @@
 import type { JSONSchemaType } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import type { Bdev } from '../../src/bdev/bdev.js';
-import { createErrorBdev, injectError } from '../../src/bdev/error.js';
-import { createMallocBdev } from '../../src/bdev/malloc.js';
+import { createErrorBdev, injectError } from '../../src/modules/error/error.js';
+import { createMallocBdev } from '../../src/modules/malloc/malloc.js';
 import { defineModule, method, ModuleState, type ModuleContext } from '../../src/bdev/module.js';
 import { flush } from '../../src/bdev/registry.js';
 import { FORMS } from '../../src/cli/rpc_forms.js';

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import { InvalidBdevError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { FileOp, SockEvent, native, slotViews, type SlotColumn, type SlotViews } from '../../src/native.js';

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openServedFile } from '../../src/bdev/open_file.js';
+import { openServedFile } from '../../src/modules/aio/open_file.js';
 import { InvalidBdevError, PathNotAllowedError, PathNotFoundError } from '../../src/errors.js';
 import { native } from '../../src/native.js';
 import { startSwapper } from '../helpers/swapper.js';

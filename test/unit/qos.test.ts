@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
-import { createMallocBdev } from '../../src/bdev/malloc.js';
+import { createMallocBdev } from '../../src/modules/malloc/malloc.js';
 import { IoType, newIo, type BdevIo } from '../../src/bdev/types.js';
 import { run } from '../helpers/bdev.js';
 

@@ -1,6 +1,6 @@
 // The AIO module's operations on a target: bdev_aio_create and bdev_aio_rescan, for its RPC
 // methods and the embedded Server alike.
-import { aioFileSize, createAioBdev } from '../../bdev/aio.js';
+import { aioFileSize, createAioBdev } from './aio.js';
 import type { Bdev } from '../../bdev/bdev.js';
 import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';

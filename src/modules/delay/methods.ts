@@ -1,6 +1,6 @@
 // The delay bdev: bdev_delay_create / _update_latency / _delete. Latencies in microseconds.
 import type { JSONSchemaType } from 'ajv';
-import { updateDelayLatency, type LatencyType } from '../../bdev/delay.js';
+import { updateDelayLatency, type LatencyType } from './delay.js';
 import { deleteMethod, method, type ModuleContext } from '../../bdev/module.js';
 import type { MethodSpec } from '../../method.js';
 import { flag, int, str } from '../../method_form.js';

@@ -1,6 +1,6 @@
 // The delay module's operation on a target: bdev_delay_create.
 import type { Bdev } from '../../bdev/bdev.js';
-import { createDelayBdev, type DelayLatencies } from '../../bdev/delay.js';
+import { createDelayBdev, type DelayLatencies } from './delay.js';
 import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
 

@@ -1,6 +1,6 @@
 // The error bdev: bdev_error_create / _delete / _inject_error / _resume_pending.
 import type { JSONSchemaType } from 'ajv';
-import { ERROR_TYPES, INJECT_IO_TYPES, injectError, resumePending, type ErrorType, type InjectIoType } from '../../bdev/error.js';
+import { ERROR_TYPES, INJECT_IO_TYPES, injectError, resumePending, type ErrorType, type InjectIoType } from './error.js';
 import { deleteMethod, method, type ModuleContext } from '../../bdev/module.js';
 import { byName, type MethodSpec } from '../../method.js';
 import { flag, str } from '../../method_form.js';

@@ -1,6 +1,6 @@
 // The error module's operation on a target: bdev_error_create.
 import type { Bdev } from '../../bdev/bdev.js';
-import { createErrorBdev } from '../../bdev/error.js';
+import { createErrorBdev } from './error.js';
 import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
 

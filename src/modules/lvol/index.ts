@@ -13,5 +13,5 @@ export const lvolModule = defineModule({
   close: (ctx) => { forgetLvstores(ctx); return Promise.resolve(); },
 });
 
-export type { LvstoreInfo } from '../../bdev/lvstores.js';
+export type { LvstoreInfo } from './lvstores.js';
 export type { LvolParams } from './ops.js';

@@ -1,7 +1,7 @@
 // The lvol module's state and operations on a target: its lvstores, and the lvol RPCs whose
 // work goes beyond one Lvstores call (a UUID to check, kernel devices to tell of a resize).
 import { ModuleState, type ModuleContext } from '../../bdev/module.js';
-import { Lvstores } from '../../bdev/lvstores.js';
+import { Lvstores } from './lvstores.js';
 import { checkUuid } from '../../bdev/names.js';
 
 const stores = new ModuleState((ctx) => new Lvstores(ctx.bdevs, ctx.log));

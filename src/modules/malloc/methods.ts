@@ -2,7 +2,7 @@
 import type { JSONSchemaType } from 'ajv';
 import { deleteMethod, method, type ModuleContext } from '../../bdev/module.js';
 import type { MethodSpec } from '../../method.js';
-import { BYTES, flag, MIB_AS_BYTES, size } from '../../method_form.js';
+import { flag, sendsBlockCount, SIZE_MB_BLOCK_SIZE } from '../../method_form.js';
 import { createMalloc } from './ops.js';
 
 interface MallocCreate { block_size: number; num_blocks: number; name?: string; uuid?: string; optimal_io_boundary?: number; physical_block_size?: number }
@@ -26,10 +26,9 @@ export const MALLOC_METHODS: readonly MethodSpec<ModuleContext>[] = [
     const b = await createMalloc(ctx, { name: p.name, blockSize: p.block_size, numBlocks: p.num_blocks, uuid: p.uuid });
     return b.name;
   }, {
-    args: [{ ...size('total_size', MIB_AS_BYTES, false, 'the size', 'SIZE_MB'), json: 'num_blocks = SIZE_MB / BLOCK_SIZE' }, size('block_size', BYTES)],
+    args: [...SIZE_MB_BLOCK_SIZE],
     flags: [flag(['-b', '--name'], 'name'), flag(['-u', '--uuid'], 'uuid'), flag(['-o', '--optimal-io-boundary'], 'optimal_io_boundary', 'int')],
-    // rpc.py takes the size in MiB (read here into bytes) and sends a block count.
-    build: ({ total_size, ...rest }) => ({ ...rest, num_blocks: Math.floor((total_size as number) / (rest['block_size'] as number)) }),
+    build: sendsBlockCount,
   }),
   deleteMethod('bdev_malloc_delete', 'malloc'),
 ];

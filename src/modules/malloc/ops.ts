@@ -1,6 +1,6 @@
 // The malloc module's operation on a target: bdev_malloc_create.
 import type { Bdev } from '../../bdev/bdev.js';
-import { createMallocBdev } from '../../bdev/malloc.js';
+import { createMallocBdev } from './malloc.js';
 import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
 

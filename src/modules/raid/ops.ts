@@ -2,7 +2,7 @@
 import type { Bdev } from '../../bdev/bdev.js';
 import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
-import { createRaid0Bdev, describeRaid, isRaid0Level } from '../../bdev/raid0.js';
+import { createRaid0Bdev, describeRaid, isRaid0Level } from './raid0.js';
 import { InvalidBdevError } from '../../errors.js';
 
 export interface RaidParams { name: string; raidLevel: string; baseBdevs: string[]; stripSizeKb: number; uuid?: string | undefined }

@@ -1,6 +1,6 @@
 // The RBD module: Ceph RBD images through librbd's asynchronous API (SPDK's bdev_rbd).
 import { defineModule } from '../../bdev/module.js';
-import { createRbdBdev } from '../../bdev/rbd/bdev.js';
+import { createRbdBdev } from './bdev.js';
 import { RBD_METHODS } from './methods.js';
 import { closeClusters, clusterEntries } from './ops.js';
 
@@ -10,7 +10,7 @@ export const rbdModule = defineModule({
   close: closeClusters,
 });
 
-export { createRbdBdev, type RbdBdevOptions, type RbdImageRef } from '../../bdev/rbd/bdev.js';
-export { RbdConnection, RbdClusters, RBD_DEFAULTS, type RbdConnectParams, type RbdClusterInfo } from '../../bdev/rbd/cluster.js';
-export type { RbdParams } from '../../bdev/rbd/module.js';
-export * from '../../bdev/rbd/errors.js';
+export { createRbdBdev, type RbdBdevOptions, type RbdImageRef } from './bdev.js';
+export { RbdConnection, RbdClusters, RBD_DEFAULTS, type RbdConnectParams, type RbdClusterInfo } from './cluster.js';
+export type { RbdParams } from './module.js';
+export * from './errors.js';

@@ -3,9 +3,9 @@
 import type { Bdev } from '../../bdev/bdev.js';
 import { ModuleState, type ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
-import { RbdClusters } from '../../bdev/rbd/cluster.js';
+import { RbdClusters } from './cluster.js';
 import type { ConfigEntry } from '../../bdev/types.js';
-import { openRbd, resizeRbd as growRbd, type RbdParams } from '../../bdev/rbd/module.js';
+import { openRbd, resizeRbd as growRbd, type RbdParams } from './module.js';
 import { BdevExistsError } from '../../errors.js';
 
 const clusters = new ModuleState(() => new RbdClusters());

@@ -1,7 +1,7 @@
 // The split module's operations on a target: bdev_split_create and bdev_split_delete.
 import type { Bdev } from '../../bdev/bdev.js';
 import type { ModuleContext } from '../../bdev/module.js';
-import { createSplitBdevs, splitBaseOf } from '../../bdev/split.js';
+import { createSplitBdevs, splitBaseOf } from './split.js';
 import { BdevNotFoundError } from '../../errors.js';
 
 /** bdev_split_create: the parts share one claim on the base; returns their names. */

@@ -5,14 +5,14 @@
 // then written. Snapshots and read-only lvols refuse writes. Block status comes from the
 // cluster maps, with the depth of the layer that holds each cluster.
 import { constants } from 'node:os';
-import { NoSpaceError } from '../errors.js';
-import { ESHUTDOWN } from '../util/errno.js';
-import { Bdev } from './bdev.js';
-import { pushExtent } from './block_status.js';
-import { PassThrough } from './child_io.js';
+import { NoSpaceError } from '../../errors.js';
+import { ESHUTDOWN } from '../../util/errno.js';
+import { Bdev } from '../../bdev/bdev.js';
+import { pushExtent } from '../../bdev/block_status.js';
+import { PassThrough } from '../../bdev/child_io.js';
 import type { LvolMeta } from './lvol_format.js';
 import type { Lvstore } from './lvstore.js';
-import { BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent } from './types.js';
+import { BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent } from '../../bdev/types.js';
 
 const E = constants.errno;
 /** Clusters one block status answer walks at most; the client asks again for the rest. */

@@ -1,6 +1,6 @@
 // The addon's RBD part (native/rbd_*.cc), typed. Present in every build: without librbd's
 // headers at build time it says only why not (available: false, reason).
-import type { SlotLayout } from '../../native.js';
+import type { SlotLayout } from './native.js';
 
 /** Errors from the addon: an OsError (code, errno < 0, syscall), or ENOLIBRBD when librbd cannot be opened. */
 export type RbdCallback<T> = (err: (Error & { errno?: number; code?: string; syscall?: string }) | null, value?: T) => void;

@@ -2,12 +2,12 @@
 // cluster allocator, the snapshot chains (a clone reads what it has not written from its
 // parent, and so on down), copy-on-write allocation, and the writes of its metadata slots
 // (format: lvol_format.ts, docs/lvol-format.md).
-import type { Bdev } from './bdev.js';
-import { bufferPool, IO_CHUNK } from './buffers.js';
-import { ioOnce } from './io_once.js';
+import type { Bdev } from '../../bdev/bdev.js';
+import { bufferPool, IO_CHUNK } from '../../bdev/buffers.js';
+import { ioOnce } from '../../bdev/io_once.js';
 import { encodeSlot, VERSION, type LvolMeta, type LvstoreMeta } from './lvol_format.js';
-import { IoType } from './types.js';
-import { NoSpaceError, SystemError } from '../errors.js';
+import { IoType } from '../../bdev/types.js';
+import { NoSpaceError, SystemError } from '../../errors.js';
 
 export class Lvstore {
   readonly #used: Uint8Array;

@@ -3,13 +3,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
-import { native, FileOp, type FileInfo } from '../native.js';
-import { AioMaxNrError, InvalidBdevError, SystemError, describeOpenError } from '../errors.js';
-import { logger, type Logger } from '../log.js';
+import { native, FileOp, type FileInfo } from '../../native.js';
+import { AioMaxNrError, InvalidBdevError, SystemError, describeOpenError } from '../../errors.js';
+import { logger, type Logger } from '../../log.js';
 import { openServedFile, type OpenedImage } from './open_file.js';
-import { Bdev, driverOf } from './bdev.js';
+import { Bdev, driverOf } from '../../bdev/bdev.js';
 import { AioQueue } from './aio_queue.js';
-import { ALL_IO_FLAGS, IoFlag, IoType, type BdevDriver, type BdevIo, type ConfigEntry, type DeviceDone } from './types.js';
+import { ALL_IO_FLAGS, IoFlag, IoType, type BdevDriver, type BdevIo, type ConfigEntry, type DeviceDone } from '../../bdev/types.js';
 
 const E = constants.errno;
 

@@ -7,17 +7,17 @@ import { randomUUID } from 'node:crypto';
 import {
   BdevExistsError, BdevInUseError, InvalidBdevError, LvolReadOnlyError, LvstoreExistsError,
   LvstoreNotFoundError, NoSpaceError, SystemError,
-} from '../errors.js';
-import type { Logger } from '../log.js';
-import { driverOf, type Bdev } from './bdev.js';
-import { bufferPool } from './buffers.js';
-import { ioOnce } from './io_once.js';
+} from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { driverOf, type Bdev } from '../../bdev/bdev.js';
+import { bufferPool } from '../../bdev/buffers.js';
+import { ioOnce } from '../../bdev/io_once.js';
 import { lvolBdev, LvolDriver } from './lvol.js';
 import { decodeHeader, decodeMeta, HEADER_LEN, MAX_LVOL_CLUSTERS, READABLE_VERSIONS, slotSizeFor, VERSION, type LvolMeta, type LvstoreMeta } from './lvol_format.js';
 import { Lvstore } from './lvstore.js';
-import { checkName } from './names.js';
-import type { BdevRegistry } from './registry.js';
-import { IoType } from './types.js';
+import { checkName } from '../../bdev/names.js';
+import type { BdevRegistry } from '../../bdev/registry.js';
+import { IoType } from '../../bdev/types.js';
 
 const MiB = 2 ** 20;
 export const DEFAULT_CLUSTER_SIZE = 4 * MiB;

@@ -7,12 +7,11 @@
 // kept by its AioQueue; when slots run out, the queues waiting for one are served round-robin,
 // one I/O each, so a busy bdev cannot starve the others.
 import { constants } from 'node:os';
-import { native, slotViews, type AioEngineHandle } from '../native.js';
-import type { Logger } from '../log.js';
-import type { AioQueue } from './aio_queue.js';
-import { Ring } from '../util/ring.js';
-import { queueSubmission, type QueuedSubmitter } from './submit_kick.js';
-import { IoFlag, IoType, type BdevIo } from './types.js';
+import { native, slotViews, type AioEngineHandle } from '../../native.js';
+import type { Logger } from '../../log.js';
+import { Ring } from '../../util/ring.js';
+import { queueSubmission, type QueuedSubmitter } from '../../bdev/submit_kick.js';
+import { IoFlag, IoType, type BdevIo } from '../../bdev/types.js';
 
 const E = constants.errno;
 
@@ -33,6 +32,22 @@ export function nextContextEvents(capacity: number, demand: number, maxCap: numb
   const want = Math.min(demand, limit);
   if (want <= capacity) return 0;
   return Math.min(Math.max(want - capacity, capacity), limit - capacity);
+}
+
+/**
+ * What the engine needs of a bdev's queue (AioQueue): declared here so the engine does not
+ * import the queue that imports it.
+ */
+export interface EngineQueue {
+  readonly fd: number;
+  /** In the engine's list of queues waiting for a slot; set and cleared by the engine. */
+  listed: boolean;
+  /** It has I/O waiting and room under its cap. */
+  readonly hungry: boolean;
+  /** The oldest waiting I/O, which takes a slot now. */
+  nextWaiting(): BdevIo;
+  /** One of its I/Os completed with result (0 or -errno). */
+  settle(io: BdevIo, result: number): void;
 }
 
 let current: AioEngine | null = null;
@@ -64,12 +79,12 @@ export class AioEngine implements QueuedSubmitter {
   /** The engine reads each slot's buffer from here at submit; kept set until completion. */
   readonly #bufs: (Buffer | null)[] = [];
   readonly #ios: (BdevIo | null)[] = [];
-  readonly #owners: (AioQueue | null)[] = [];
+  readonly #owners: (EngineQueue | null)[] = [];
   #queued = 0;
   /** Registered with submit_kick for the batch being queued. */
   #batchOpen = false;
   /** Queues with I/O waiting for a slot they may use, served round-robin. */
-  readonly #hungry = new Ring<AioQueue>();
+  readonly #hungry = new Ring<EngineQueue>();
   #retryTimer: NodeJS.Timeout | null = null;
   /** Open queues, the sum of their caps, and how many have each cap (for the largest). */
   #queues = 0;
@@ -159,7 +174,7 @@ export class AioEngine implements QueuedSubmitter {
   hasFreeSlot(): boolean { return this.#nFree > 0 && this.#hungry.length === 0; }
 
   /** READ, WRITE or FLUSH of q into a free slot; the bdev layer has checked range, alignment and buffer. */
-  place(q: AioQueue, io: BdevIo): void {
+  place(q: EngineQueue, io: BdevIo): void {
     const s = this.#freeSlots[--this.#nFree] as number;
     this.#ios[s] = io;
     this.#owners[s] = q;
@@ -184,7 +199,7 @@ export class AioEngine implements QueuedSubmitter {
   }
 
   /** q has I/O waiting and room under its cap: it gets slots in turn as they free up. */
-  wantSlot(q: AioQueue): void {
+  wantSlot(q: EngineQueue): void {
     if (q.listed) return;
     q.listed = true;
     this.#hungry.push(q);
@@ -239,7 +254,7 @@ export class AioEngine implements QueuedSubmitter {
   #finish(s: number, res: number): void {
     const io = this.#ios[s];
     if (io === null || io === undefined) return;
-    const q = this.#owners[s] as AioQueue;
+    const q = this.#owners[s] as EngineQueue;
     this.#ios[s] = null;
     this.#owners[s] = null;
     this.#bufs[s] = null;

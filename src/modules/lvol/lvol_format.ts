@@ -10,7 +10,7 @@
 // at its first metadata change. A store in a newer format is not opened (nothing is written to
 // it) and examine says which version it is.
 import { crc32 } from 'node:zlib';
-import { isObject } from '../util/is_object.js';
+import { isObject } from '../../util/is_object.js';
 
 export const MAGIC = Buffer.from('AIONLVS1', 'latin1');
 /** The version this code writes. */

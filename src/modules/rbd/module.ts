@@ -2,7 +2,7 @@
 // cluster's connection or one of its own, bdev_rbd_resize.
 import { InvalidBdevError, UsageError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { Bdev } from '../bdev.js';
+import type { Bdev } from '../../bdev/bdev.js';
 import { createRbdBdev, rbdDriverOf, type RbdImageRef } from './bdev.js';
 import { RbdConnection, rbdNative, type RbdClusters } from './cluster.js';
 

@@ -2,12 +2,12 @@
 // completion back by an average latency, or one time in a hundred by a p99 latency, to see
 // how a client behaves on a slow disk. Other I/O types pass undelayed.
 import { performance } from 'node:perf_hooks';
-import { InvalidBdevError } from '../errors.js';
-import { Ring } from '../util/ring.js';
-import { Bdev, driverOf } from './bdev.js';
-import type { ChildIo } from './child_io.js';
-import { PassThroughDriver } from './passthrough.js';
-import { IoType, type BdevIo, type ConfigEntry } from './types.js';
+import { InvalidBdevError } from '../../errors.js';
+import { Ring } from '../../util/ring.js';
+import { Bdev, driverOf } from '../../bdev/bdev.js';
+import type { ChildIo } from '../../bdev/child_io.js';
+import { PassThroughDriver } from '../../bdev/passthrough.js';
+import { IoType, type BdevIo, type ConfigEntry } from '../../bdev/types.js';
 
 /** Latencies in microseconds, as SPDK's RPC takes them. */
 export interface DelayLatencies {

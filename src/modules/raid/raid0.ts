@@ -3,11 +3,11 @@
 // WRITE_ZEROES become one contiguous range per base; block status asks each base once for its
 // contiguous range and interleaves the answers strip by strip.
 import { constants } from 'node:os';
-import { InvalidBdevError } from '../errors.js';
-import { Bdev, driverOf } from './bdev.js';
-import { blockStatus, pushExtent } from './block_status.js';
-import { PassThrough } from './child_io.js';
-import { ALL_IO_FLAGS, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
+import { InvalidBdevError } from '../../errors.js';
+import { Bdev, driverOf } from '../../bdev/bdev.js';
+import { blockStatus, pushExtent } from '../../bdev/block_status.js';
+import { PassThrough } from '../../bdev/child_io.js';
+import { ALL_IO_FLAGS, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from '../../bdev/types.js';
 
 const E = constants.errno;
 /** Strips one block status answer walks at most; the client asks again for the rest. */

@@ -1,12 +1,12 @@
 // One AIO bdev's queue into the shared engine (aio_engine.ts): its fd, its in-flight cap (the
 // queue depth), and the I/O waiting for room under that cap or for a free slot of the engine.
-import type { Logger } from '../log.js';
-import { BdevIoMisuseError } from '../errors.js';
-import { Ring } from '../util/ring.js';
-import { attachEngine, type AioEngine } from './aio_engine.js';
-import type { BdevIo, DeviceDone } from './types.js';
+import type { Logger } from '../../log.js';
+import { BdevIoMisuseError } from '../../errors.js';
+import { Ring } from '../../util/ring.js';
+import { attachEngine, type AioEngine, type EngineQueue } from './aio_engine.js';
+import type { BdevIo, DeviceDone } from '../../bdev/types.js';
 
-export class AioQueue {
+export class AioQueue implements EngineQueue {
   /** At most this many of its I/Os in the engine at once. */
   readonly depth: number;
   readonly fd: number;

@@ -4,10 +4,10 @@
 import { constants } from 'node:os';
 import { AionbdError } from '../../errors.js';
 import { native } from '../../native.js';
-import { checkName } from '../names.js';
-import type { ConfigEntry } from '../types.js';
+import { checkName } from '../../bdev/names.js';
+import type { ConfigEntry } from '../../bdev/types.js';
 import { RbdClusterExistsError, RbdClusterInUseError, RbdClusterNotFoundError, RbdError, RbdUnavailableError } from './errors.js';
-import type { RbdCallback, RbdClusterHandle, RbdNative } from './native.js';
+import type { RbdCallback, RbdClusterHandle, RbdNative } from '../../native_rbd.js';
 
 const E = constants.errno;
 

@@ -3,8 +3,8 @@
 // given. The fd returned is the one that was judged; nothing opens the file by name again.
 import fs from 'node:fs';
 import path from 'node:path';
-import { native, type OpenedFile } from '../native.js';
-import { InvalidBdevError, PathNotAllowedError, PathNotFoundError, SystemError, describeOpenError } from '../errors.js';
+import { native, type OpenedFile } from '../../native.js';
+import { InvalidBdevError, PathNotAllowedError, PathNotFoundError, SystemError, describeOpenError } from '../../errors.js';
 
 export interface OpenTarget {
   readonly: boolean;

@@ -1,12 +1,12 @@
 // The error bdev (SPDK's vbdev_error): EE_<base>, a pass-through over its base that fails,
 // holds, corrupts or delays chosen I/O on request, to test how a client copes.
 import { constants } from 'node:os';
-import { InvalidBdevError } from '../errors.js';
-import { Bdev, driverOf } from './bdev.js';
-import { bufferPool } from './buffers.js';
-import type { ChildIo } from './child_io.js';
-import { PassThroughDriver } from './passthrough.js';
-import { IoType, type BdevIo, type ConfigEntry } from './types.js';
+import { InvalidBdevError } from '../../errors.js';
+import { Bdev, driverOf } from '../../bdev/bdev.js';
+import { bufferPool } from '../../bdev/buffers.js';
+import type { ChildIo } from '../../bdev/child_io.js';
+import { PassThroughDriver } from '../../bdev/passthrough.js';
+import { IoType, type BdevIo, type ConfigEntry } from '../../bdev/types.js';
 
 const E = constants.errno;
 

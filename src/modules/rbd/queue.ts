@@ -1,10 +1,10 @@
 // Feeds BdevIos to one native RBD image (native/rbd_image.cc): the I/O queued until the
 // submitter's next kick (or the end of the macrotask; see submit_kick.ts) starts in one call
 // into the addon, and each batch of completions librbd reported meanwhile is one call back.
-import { queueSubmission, type QueuedSubmitter } from '../submit_kick.js';
-import { IoFlag, IoType, type BdevIo, type DeviceDone } from '../types.js';
+import { queueSubmission, type QueuedSubmitter } from '../../bdev/submit_kick.js';
+import { IoFlag, IoType, type BdevIo, type DeviceDone } from '../../bdev/types.js';
 import { rbdCall, rbdNative, type RbdConnection } from './cluster.js';
-import type { RbdImageHandle, RbdOps } from './native.js';
+import type { RbdImageHandle, RbdOps } from '../../native_rbd.js';
 import { native, slotViews } from '../../native.js';
 import { Ring } from '../../util/ring.js';
 

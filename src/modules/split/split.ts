@@ -1,10 +1,10 @@
 // The split bdev (SPDK's vbdev_split): <base>p0 .. <base>p<N-1>, equal consecutive ranges of
 // one base bdev. The parts share one claim on the base.
 import { createHash } from 'node:crypto';
-import { InvalidBdevError } from '../errors.js';
-import { asDriver, Bdev } from './bdev.js';
-import { PassThroughDriver } from './passthrough.js';
-import type { ConfigEntry } from './types.js';
+import { InvalidBdevError } from '../../errors.js';
+import { asDriver, Bdev } from '../../bdev/bdev.js';
+import { PassThroughDriver } from '../../bdev/passthrough.js';
+import type { ConfigEntry } from '../../bdev/types.js';
 
 export interface SplitOptions {
   splitCount: number;

@@ -4,12 +4,12 @@
 // that touches it until an UNMAP or WRITE_ZEROES covers it whole; unwritten granules read as
 // zeroes (the memory is there, so they are zero, not holes).
 import { constants } from 'node:os';
-import { InvalidBdevError } from '../errors.js';
-import { native } from '../native.js';
-import { Bdev } from './bdev.js';
-import { BUFFER_ALIGN } from './buffers.js';
-import { pushExtent } from './block_status.js';
-import { ALL_IO_FLAGS, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from './types.js';
+import { native } from '../../native.js';
+import { Bdev } from '../../bdev/bdev.js';
+import { BUFFER_ALIGN } from '../../bdev/buffers.js';
+import { pushExtent } from '../../bdev/block_status.js';
+import { checkGeometry } from '../../bdev/geometry.js';
+import { ALL_IO_FLAGS, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from '../../bdev/types.js';
 
 const E = constants.errno;
 const CHUNK = 2 ** 30;
@@ -115,12 +115,7 @@ class MallocDriver implements BdevDriver {
 
 export function createMallocBdev(opts: MallocBdevOptions): Bdev {
   const { blockSize, numBlocks } = opts;
-  if (!Number.isInteger(blockSize) || blockSize < 512 || blockSize % 512 !== 0) {
-    throw new InvalidBdevError(`block size ${blockSize} must be a multiple of 512`);
-  }
-  if (!Number.isSafeInteger(numBlocks) || numBlocks <= 0) throw new InvalidBdevError(`number of blocks ${numBlocks} must be positive`);
-  const size = blockSize * numBlocks;
-  if (!Number.isSafeInteger(size)) throw new InvalidBdevError(`${numBlocks} blocks of ${blockSize} bytes is too large`);
+  const size = checkGeometry(blockSize, numBlocks);
   const name = opts.name ?? `Malloc${nextIndex++}`;
   return new Bdev({ name, blockSize, numBlocks, readonly: false, uuid: opts.uuid, writeCache: true }, new MallocDriver(size, blockSize));
 }
