@@ -296,7 +296,7 @@ export async function fuzzRpc(r, dir, { conns: CONNS, quiet }) {
   const base = path.join(dir, 'rpc');
   const allowed = path.join(base, 'allowed');
   fs.mkdirSync(allowed, { recursive: true });
-  for (const f of ['a.img', 'b.img']) fs.writeFileSync(path.join(allowed, f), Buffer.alloc(0)), fs.truncateSync(path.join(allowed, f), 4 << 20);
+  for (const f of ['a.img', 'b.img']) { fs.writeFileSync(path.join(allowed, f), Buffer.alloc(0)); fs.truncateSync(path.join(allowed, f), 4 << 20); }
   fs.writeFileSync(path.join(base, 'outside.img'), Buffer.alloc(4096));
   fs.symlinkSync(path.join(base, 'outside.img'), path.join(allowed, 'out.img'));
   const rpcSock = path.join(base, 'rpc.sock');

@@ -15,7 +15,7 @@ import {
   MAX_EXTENTS, META_ID_BASE_ALLOCATION, NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA,
   NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_ZERO,
 } from './constants.js';
-import { BudgetAccount, ioCharge, MemoryBudget } from './budget.js';
+import { type BudgetAccount, ioCharge, MemoryBudget } from './budget.js';
 import { toNbdError } from './errno.js';
 import type { Export } from './export.js';
 import { contextExtents } from './extents.js';

@@ -178,7 +178,7 @@ export function bdevConformance(t: Target): void {
         const writes = Array.from({ length: n }, (_, i) => write(bdev, i * 2 * bs, pattern(2 * bs, 100 + i)));
         expect(await Promise.all(writes)).toEqual(Array<number>(n).fill(0));
         const reads = await Promise.all(Array.from({ length: n }, (_, i) => read(bdev, i * 2 * bs, 2 * bs)));
-        reads.forEach((b, i) => expect(b.equals(stored(pattern(2 * bs, 100 + i))), `block pair ${i}`).toBe(true));
+        reads.forEach((b, i) => { expect(b.equals(stored(pattern(2 * bs, 100 + i))), `block pair ${i}`).toBe(true); });
       });
 
       it('never completes inside submit()', async () => {

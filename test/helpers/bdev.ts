@@ -1,4 +1,4 @@
-import { Bdev } from '../../src/bdev/bdev.js';
+import type { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
 import { IoFlag, IoType, newIo, type BdevIo } from '../../src/bdev/types.js';
 

@@ -96,7 +96,7 @@ export function goData(name: string, infos: number[] = []): Buffer {
   b.writeUInt32BE(n.length, 0);
   n.copy(b, 4);
   b.writeUInt16BE(infos.length, 4 + n.length);
-  infos.forEach((t, i) => b.writeUInt16BE(t, 4 + n.length + 2 + 2 * i));
+  infos.forEach((t, i) => { b.writeUInt16BE(t, 4 + n.length + 2 + 2 * i); });
   return b;
 }
 

@@ -21,7 +21,7 @@ const SMOKE_WORKLOAD = 'randwrite-4k-qd32-busy';
 const SMOKE_LABEL = '4k randwrite QD32, 1 core busy';
 const FILLS = ['direct', 'cached'];
 const TARGETS = ['aionbd', 'libaio', 'qemu-nbd', 'qemu-nbd-qd16', 'nbdkit-null', 'nbdkit-file'];
-const SERVERS = TARGETS.filter((t) => t !== 'libaio');
+const _SERVERS = TARGETS.filter((t) => t !== 'libaio');
 const GOAL_IDS = ['qd32-libaio', 'qd32-qemu', 'qd32-busy-libaio', 'qd32-busy-qemu', 'qd1-latency', 'seq-libaio', 'rss-4x128'];
 
 interface Run { iops: number; mibps: number; latMeanUs: number; latP99Us: number; cpuPerMIo: number | null; peakRssMiB: number | null }

@@ -11,7 +11,7 @@ import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { tool } from '../helpers/tools.js';
 
 const PORT = 10809;
-const MiB = 1 << 20;
+const _MiB = 1 << 20;
 const have = tool('qemu-system-x86_64', 'socat', 'nbd-client', 'mkfs.ext4', 'mkfs.xfs', 'xfs_repair', 'e2fsck', 'fio', 'busybox', 'dpkg-deb', 'depmod');
 
 describe.skipIf(!have)('kernel I/O and failures (QEMU guest)', () => {

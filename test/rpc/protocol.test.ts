@@ -24,8 +24,7 @@ function exchange(sock: string, pieces: (string | Buffer)[], n: number, timeoutM
     c.on('connect', () => { for (const p of pieces) c.write(p); });
     c.on('data', (d: Buffer) => {
       text += d.toString('utf8');
-      let nl: number;
-      while ((nl = text.indexOf('\n')) >= 0) { responses.push(JSON.parse(text.slice(0, nl))); text = text.slice(nl + 1); }
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) { responses.push(JSON.parse(text.slice(0, nl))); text = text.slice(nl + 1); }
       if (responses.length >= n) finish();
     });
     c.on('end', () => { closed = true; finish(); });

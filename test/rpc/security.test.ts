@@ -91,7 +91,7 @@ describe('paths and names over JSON-RPC', () => {
 
   it('validates bdev and export names', async () => {
     for (const bad of ['a b', '../x', '-x', 'x'.repeat(129), 'a/b', '']) {
-      const r = await t.rpc('bdev_malloc_create', '{"block_size":512,"num_blocks":8,"name":' + JSON.stringify(bad) + '}');
+      const r = await t.rpc('bdev_malloc_create', `{"block_size":512,"num_blocks":8,"name":${JSON.stringify(bad)}}`);
       expect(r.code, `${bad}: ${explain(r)}`).toBe(1);
       expect(r.stderr).toMatch(/Invalid argument: bad bdev name/);
     }

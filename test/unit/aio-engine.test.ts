@@ -164,7 +164,7 @@ describe('the shared AIO engine', () => {
       for (let i = 0; i < 3; i++) make(i, 64);
     } finally { delete process.env['AIONBD_NO_USER_RING']; }
     expect(engineStats()).toMatchObject({ capacity: 256, contexts: 3 }); // 64, 64, 128
-    expect((bdevs[0]?.driver.info() as { aio: { user_ring: boolean } }).aio.user_ring).toBe(false);
+    expect(((bdevs[0] as (typeof bdevs)[number]).driver.info() as { aio: { user_ring: boolean } }).aio.user_ring).toBe(false);
     const res = await Promise.all(bdevs.flatMap((b, k) => Array.from({ length: 100 }, (_, i) => writeBytes(b, i * 4096, pattern(4096, k * 1000 + i)))));
     expect(res.every((r) => r === 0)).toBe(true);
     for (const [k, b] of bdevs.entries()) expect((await readBytes(b, 99 * 4096, 4096)).equals(pattern(4096, k * 1000 + 99))).toBe(true);

@@ -137,7 +137,7 @@ describe('continuous flow', () => {
     await readsDone(2);
     client.write(Buffer.concat([write.subarray(28 + 3000), flush]));
     // Both answered, in either order.
-    const ok = (cookie: string): string => `67446698` + `00000000` + cookie;
+    const ok = (cookie: string): string => `6744669800000000${cookie}`;
     const replies = [(await client.read(16)).toString('hex'), (await client.read(16)).toString('hex')].sort();
     expect(replies).toEqual([ok('0000000000000099'), ok('1122334455667788')]);
     client.write(request(CMD.READ, { cookie: 0x77n, offset: 8192, length: 4096 }));

@@ -9,7 +9,7 @@ import { IoType } from '../../src/bdev/types.js';
 function bucketOf(h: LatencyHistogram, v: number): number {
   h.reset();
   h.tally(v);
-  return h.counts.findIndex((c) => c === 1);
+  return h.counts.indexOf(1);
 }
 
 describe('LatencyHistogram (SPDK layout)', () => {

@@ -105,7 +105,7 @@ class AioDriver implements BdevDriver {
     native().fileOp(op, this.fd, offset, length, (res) => {
       // A durable WRITE_ZEROES with FUA needs the metadata change on disk too.
       if (res >= 0 && (io.flags & IoFlag.Fua) !== 0 && (io.type === IoType.WriteZeroes || io.type === IoType.Unmap)) {
-        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => { io.complete(r2 < 0 ? r2 : 0); });
+        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => { io.complete(Math.min(r2 , 0)); });
         return;
       }
       if (io.type === IoType.SeekData || io.type === IoType.SeekHole) io.complete(res);

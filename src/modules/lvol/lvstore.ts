@@ -105,14 +105,18 @@ export class Lvstore {
     const keyOf = (k: number): string => `${l.uuid}:${k}`;
     const waits = ks.map((k) => {
       const own = l.clusters[k] ?? -1;
-      return this.#allocating.get(keyOf(k)) ?? (own >= 0 ? Promise.resolve(own) : (fresh.push(k), null));
+      const pending = this.#allocating.get(keyOf(k));
+      if (pending !== undefined) return pending;
+      if (own >= 0) return Promise.resolve(own);
+      fresh.push(k);
+      return null;
     });
     if (fresh.length > 0) {
       // Started in a later microtask, once every key below is registered.
       const batch = Promise.resolve().then(() => this.#allocateNow(l, fresh)).finally(() => {
         for (const k of fresh) this.#allocating.delete(keyOf(k));
       });
-      fresh.forEach((k, i) => this.#allocating.set(keyOf(k), batch.then((cs) => cs[i] as number)));
+      fresh.forEach((k, i) => { this.#allocating.set(keyOf(k), batch.then((cs) => cs[i] as number)); });
     }
     return Promise.all(waits.map((w, i) => w ?? (this.#allocating.get(keyOf(ks[i] as number)) as Promise<number>)));
   }

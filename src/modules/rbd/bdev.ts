@@ -8,7 +8,7 @@ import { logger, type Logger } from '../../log.js';
 import { Bdev, driverOf } from '../../bdev/bdev.js';
 import { pushExtent } from '../../bdev/block_status.js';
 import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry, type DeviceDone } from '../../bdev/types.js';
-import { type RbdConnection } from './cluster.js';
+import type { RbdConnection } from './cluster.js';
 import { RbdQueue } from './queue.js';
 
 const E = constants.errno;
