@@ -3,7 +3,17 @@
 /** The aionbd target: bdevs, NBD exports and JSON-RPC in one object, promise-based. */
 export { Server } from './server.js';
 /** Server's core: bdevs, exports, kernel devices and lifecycle, for the modules it is given. */
-export { Target, type AionbdServerOptions, type TargetOptions, type ExportParams, type ExportInfo, type IostatQuery, type DiskParams, type ConfigFile, type SubsystemConfig } from './target.js';
+export {
+  Target,
+  type AionbdServerOptions,
+  type TargetOptions,
+  type ExportParams,
+  type ExportInfo,
+  type IostatQuery,
+  type DiskParams,
+  type ConfigFile,
+  type SubsystemConfig,
+} from './target.js';
 /** Every bdev module: its descriptor (aioModule, ...), its constructors and option types (createAioBdev, ...). */
 export * from './modules/list.js';
 /** Module constructors for building bdevs by hand, by module name (see Server for the managed way). */

@@ -34,7 +34,12 @@ export interface MethodSpec<C> {
 
 export interface MethodMaker<C> {
   /** A method whose params (an object; absent means {}) must match `schema`. */
-  method<P>(name: string, schema: JSONSchemaType<P>, handler: (params: P, ctx: C, call: CallContext) => unknown, form?: Form): MethodSpec<C>;
+  method<P>(
+    name: string,
+    schema: JSONSchemaType<P>,
+    handler: (params: P, ctx: C, call: CallContext) => unknown,
+    form?: Form,
+  ): MethodSpec<C>;
   /** A method that takes no params at all. */
   method0(name: string, handler: (ctx: C, call: CallContext) => unknown, form?: Form): MethodSpec<C>;
 }
@@ -43,11 +48,14 @@ export interface MethodMaker<C> {
 export function methodsFor<C>(): MethodMaker<C> {
   return {
     method: (name, schema, handler, form) => ({
-      name, takesParams: true, form,
+      name,
+      takesParams: true,
+      form,
       compile: (ajv) => {
         const validate = ajv.compile(schema);
         return (params, ctx, call) => {
-          if (!validate(params)) throw new RpcInvalidParamsError(`Invalid parameters: ${ajv.errorsText(validate.errors, { dataVar: 'params' })}`);
+          if (!validate(params))
+            throw new RpcInvalidParamsError(`Invalid parameters: ${ajv.errorsText(validate.errors, { dataVar: 'params' })}`);
           return handler(params, ctx, call);
         };
       },
@@ -58,5 +66,8 @@ export function methodsFor<C>(): MethodMaker<C> {
 
 /** Params that name one thing: SPDK's { "name": ... } of every delete method and more. */
 export const byName: JSONSchemaType<{ name: string }> = {
-  type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false,
+  type: 'object',
+  properties: { name: { type: 'string' } },
+  required: ['name'],
+  additionalProperties: false,
 };

@@ -11,7 +11,11 @@ export type Kind = 'string' | 'int' | 'bool' | 'list' | 'csv' | 'size' | 'kv';
  * 1G) is bytes. The param is sent as a count of `sent` bytes; a size that is not a whole count
  * is refused, or rounded up where `roundUp` says so.
  */
-export interface SizeUnit { bare: number; sent: number; roundUp?: boolean }
+export interface SizeUnit {
+  bare: number;
+  sent: number;
+  roundUp?: boolean;
+}
 
 export interface Arg {
   key: string;
@@ -25,7 +29,9 @@ export interface Arg {
   /** What --help names as its JSON param, when that is not `key` (a value the form computes). */
   json?: string;
 }
-export interface Flag extends Arg { names: string[] }
+export interface Flag extends Arg {
+  names: string[];
+}
 export interface Form {
   args?: Arg[];
   flags?: Flag[];
@@ -41,7 +47,9 @@ export interface Form {
 
 const MiB = 2 ** 20;
 /** A unit of `bytes` bytes, in words. */
-export function unitName(bytes: number): string { return bytes === MiB ? 'MiB' : bytes === 1 ? 'bytes' : `units of ${bytes} bytes`; }
+export function unitName(bytes: number): string {
+  return bytes === MiB ? 'MiB' : bytes === 1 ? 'bytes' : `units of ${bytes} bytes`;
+}
 export const BYTES: SizeUnit = { bare: 1, sent: 1 };
 export const MIB: SizeUnit = { bare: MiB, sent: MiB };
 /** A size in bytes for a param in MiB: the older rpc.py's lvol sizes. The lvol is rounded up to clusters anyway. */
@@ -54,11 +62,31 @@ export const str = (key: string, optional = false, help?: string, meta?: string)
 /** A positional whole number. */
 export const int = (key: string, optional = false, help?: string): Arg => ({ key, kind: 'int', optional, help });
 /** A positional size, read as `unit` says. */
-export const size = (key: string, unit: SizeUnit, optional = false, help?: string, meta?: string): Arg => ({ key, kind: 'size', unit, optional, help, meta });
+export const size = (key: string, unit: SizeUnit, optional = false, help?: string, meta?: string): Arg => ({
+  key,
+  kind: 'size',
+  unit,
+  optional,
+  help,
+  meta,
+});
 /** A flag (-x, --long) filling `key`. */
-export const flag = (names: string[], key: string, kind: Kind = 'string', help?: string, meta?: string): Flag => ({ names, key, kind, help, meta });
+export const flag = (names: string[], key: string, kind: Kind = 'string', help?: string, meta?: string): Flag => ({
+  names,
+  key,
+  kind,
+  help,
+  meta,
+});
 /** A flag taking a size, read as `unit` says. */
-export const sizeFlag = (names: string[], key: string, unit: SizeUnit, help?: string, meta?: string): Flag => ({ names, key, kind: 'size', unit, help, meta });
+export const sizeFlag = (names: string[], key: string, unit: SizeUnit, help?: string, meta?: string): Flag => ({
+  names,
+  key,
+  kind: 'size',
+  unit,
+  help,
+  meta,
+});
 
 /**
  * rpc.py's `SIZE_MB BLOCK_SIZE` positionals of bdev_malloc_create and bdev_null_create: the size

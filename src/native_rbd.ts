@@ -43,12 +43,26 @@ export interface RbdImageHandle {
  * The op column and rwFlags bits (FUA for WRITE, NO_HOLE for WRITE_ZEROES) of an RBD image's slot
  * table: native().constants.rbd (native/rbd_ops.h).
  */
-export interface RbdOps { READ: number; WRITE: number; FLUSH: number; DISCARD: number; WRITE_ZEROES: number; FUA: number; NO_HOLE: number }
+export interface RbdOps {
+  READ: number;
+  WRITE: number;
+  FLUSH: number;
+  DISCARD: number;
+  WRITE_ZEROES: number;
+  FUA: number;
+  NO_HOLE: number;
+}
 
 export type RbdNative =
   | { available: false; reason: string }
   | {
-    available: true;
-    RbdCluster: new () => RbdClusterHandle;
-    RbdImage: new (cluster: RbdClusterHandle, depth: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void, onUpdate: () => void) => RbdImageHandle;
-  };
+      available: true;
+      RbdCluster: new () => RbdClusterHandle;
+      RbdImage: new (
+        cluster: RbdClusterHandle,
+        depth: number,
+        buffers: (Uint8Array | null)[],
+        onComplete: (n: number) => void,
+        onUpdate: () => void,
+      ) => RbdImageHandle;
+    };

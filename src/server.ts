@@ -39,33 +39,65 @@ export class Server extends Target {
   }
 
   /** Logical volume stores, found on new bdevs (examine) or made by createLvstore(). */
-  get lvstores(): Lvstores { return lvstoresOf(this); }
+  get lvstores(): Lvstores {
+    return lvstoresOf(this);
+  }
   /** Registered Ceph clusters (bdev_rbd_register_cluster), each one connection shared by its RBD bdevs. */
-  get rbdClusters(): RbdClusters { return rbdClustersOf(this); }
+  get rbdClusters(): RbdClusters {
+    return rbdClustersOf(this);
+  }
 
   // ---- bdev modules ------------------------------------------------------------------------
 
-  createAio(p: AioParams): Promise<Bdev> { return createAio(this, p); }
+  createAio(p: AioParams): Promise<Bdev> {
+    return createAio(this, p);
+  }
   /** bdev_aio_rescan (see rescanAio in the AIO module). */
-  rescanAio(name: string, force = false): Promise<void> { return rescanAio(this, name, force); }
-  createMalloc(p: MallocParams): Promise<Bdev> { return createMalloc(this, p); }
+  rescanAio(name: string, force = false): Promise<void> {
+    return rescanAio(this, name, force);
+  }
+  createMalloc(p: MallocParams): Promise<Bdev> {
+    return createMalloc(this, p);
+  }
   /** SPDK names it EE_<base>; `name` (aionbd's own) chooses another. */
-  createError(baseName: string, opts: ErrorCreateOptions = {}): Promise<Bdev> { return createError(this, baseName, opts); }
-  injectError(name: string, j: Injection): void { injectError(this.bdevs.get(name), j); }
-  resumePending(name: string): number { return resumePending(this.bdevs.get(name)); }
-  createDelay(p: DelayParams): Promise<Bdev> { return createDelay(this, p); }
-  updateDelayLatency(name: string, type: LatencyType, us: number): void { updateDelayLatency(this.bdevs.get(name), type, us); }
-  createRaid(p: RaidParams): Promise<Bdev> { return createRaid(this, p); }
+  createError(baseName: string, opts: ErrorCreateOptions = {}): Promise<Bdev> {
+    return createError(this, baseName, opts);
+  }
+  injectError(name: string, j: Injection): void {
+    injectError(this.bdevs.get(name), j);
+  }
+  resumePending(name: string): number {
+    return resumePending(this.bdevs.get(name));
+  }
+  createDelay(p: DelayParams): Promise<Bdev> {
+    return createDelay(this, p);
+  }
+  updateDelayLatency(name: string, type: LatencyType, us: number): void {
+    updateDelayLatency(this.bdevs.get(name), type, us);
+  }
+  createRaid(p: RaidParams): Promise<Bdev> {
+    return createRaid(this, p);
+  }
   /** bdev_raid_get_bdevs: every raid is "online" (ours never wait for a base). */
-  raidBdevs(category: string): Record<string, unknown>[] { return raidBdevs(this, category); }
+  raidBdevs(category: string): Record<string, unknown>[] {
+    return raidBdevs(this, category);
+  }
   /** bdev_split_create: returns the names of the parts. */
-  createSplit(baseName: string, splitCount: number, splitSizeMb?: number): Promise<string[]> { return createSplit(this, baseName, splitCount, splitSizeMb); }
+  createSplit(baseName: string, splitCount: number, splitSizeMb?: number): Promise<string[]> {
+    return createSplit(this, baseName, splitCount, splitSizeMb);
+  }
   /** bdev_split_delete: deletes every part cut from `baseName`. */
-  deleteSplit(baseName: string): Promise<void> { return deleteSplit(this, baseName); }
+  deleteSplit(baseName: string): Promise<void> {
+    return deleteSplit(this, baseName);
+  }
   /** bdev_rbd_create: opens an RBD image (bounded by the cluster's timeouts) as a bdev. */
-  createRbd(p: RbdParams): Promise<Bdev> { return createRbd(this, p); }
+  createRbd(p: RbdParams): Promise<Bdev> {
+    return createRbd(this, p);
+  }
   /** bdev_rbd_resize: grows the image, then the bdev (kernel devices are told). */
-  resizeRbd(name: string, newSizeMib: number): Promise<void> { return resizeRbd(this, name, newSizeMib); }
+  resizeRbd(name: string, newSizeMib: number): Promise<void> {
+    return resizeRbd(this, name, newSizeMib);
+  }
 
   // ---- logical volumes --------------------------------------------------------------------
 
@@ -75,25 +107,47 @@ export class Server extends Target {
   }
 
   /** bdev_lvol_create: returns the lvol's UUID, which is its bdev name (alias "lvs/lvol"). */
-  createLvol(p: LvolParams): Promise<string> { return createLvol(this, p); }
-  getLvstores(filter: StoreFilter = {}): LvstoreInfo[] { return this.lvstores.list(filter); }
+  createLvol(p: LvolParams): Promise<string> {
+    return createLvol(this, p);
+  }
+  getLvstores(filter: StoreFilter = {}): LvstoreInfo[] {
+    return this.lvstores.list(filter);
+  }
   /** bdev_lvol_get_lvols. */
-  getLvols(filter: StoreFilter = {}): Record<string, unknown>[] { return this.lvstores.lvols(filter); }
+  getLvols(filter: StoreFilter = {}): Record<string, unknown>[] {
+    return this.lvstores.lvols(filter);
+  }
   /** bdev_lvol_delete; a snapshot with clones is refused. */
-  deleteLvol(name: string): Promise<void> { return this.lvstores.deleteLvol(name); }
+  deleteLvol(name: string): Promise<void> {
+    return this.lvstores.deleteLvol(name);
+  }
   /** bdev_lvol_resize: kernel devices get the new size first; shrinking below what connected clients were told needs `force`. */
-  resizeLvol(name: string, sizeMib: number, force = false): Promise<void> { return resizeLvol(this, name, sizeMib, force); }
+  resizeLvol(name: string, sizeMib: number, force = false): Promise<void> {
+    return resizeLvol(this, name, sizeMib, force);
+  }
   /** bdev_lvol_snapshot: returns the snapshot's UUID; the lvol goes on as its clone. */
-  snapshotLvol(lvolName: string, snapshotName: string): Promise<string> { return this.lvstores.snapshot(lvolName, snapshotName); }
+  snapshotLvol(lvolName: string, snapshotName: string): Promise<string> {
+    return this.lvstores.snapshot(lvolName, snapshotName);
+  }
   /** bdev_lvol_clone: returns the clone's UUID. */
-  cloneLvol(snapshotName: string, cloneName: string): Promise<string> { return this.lvstores.clone(snapshotName, cloneName); }
+  cloneLvol(snapshotName: string, cloneName: string): Promise<string> {
+    return this.lvstores.clone(snapshotName, cloneName);
+  }
   /** bdev_lvol_inflate: every cluster allocated and its own; no parent. */
-  inflateLvol(name: string): Promise<void> { return this.lvstores.inflate(name); }
+  inflateLvol(name: string): Promise<void> {
+    return this.lvstores.inflate(name);
+  }
   /** bdev_lvol_decouple_parent: its parent's clusters copied in; the grandparent becomes its parent. */
-  decoupleLvolParent(name: string): Promise<void> { return this.lvstores.decoupleParent(name); }
+  decoupleLvolParent(name: string): Promise<void> {
+    return this.lvstores.decoupleParent(name);
+  }
   /** bdev_lvol_set_read_only. */
-  setLvolReadOnly(name: string): Promise<void> { return this.lvstores.setReadOnly(name); }
-  deleteLvstore(nameOrUuid: string): Promise<void> { return this.lvstores.deleteStore(nameOrUuid); }
+  setLvolReadOnly(name: string): Promise<void> {
+    return this.lvstores.setReadOnly(name);
+  }
+  deleteLvstore(nameOrUuid: string): Promise<void> {
+    return this.lvstores.deleteStore(nameOrUuid);
+  }
 
   // ---- JSON-RPC ----------------------------------------------------------------------------
 
@@ -101,7 +155,9 @@ export class Server extends Target {
    * Applies a config (save_config format) entry by entry through the RPC methods. With
    * `allowed`, file paths in it are checked as RPC paths are; without, they are the operator's.
    */
-  loadConfig(cfg: unknown, allowed?: PathPolicy): Promise<void> { return loadConfig(this, cfg, { allowed: allowed ?? null }); }
+  loadConfig(cfg: unknown, allowed?: PathPolicy): Promise<void> {
+    return loadConfig(this, cfg, { allowed: allowed ?? null });
+  }
 
   /** Calls one JSON-RPC method in-process (paths unchecked: the caller is trusted). */
   call(method: string, params?: unknown): Promise<unknown> {

@@ -35,12 +35,27 @@ export interface TargetOptions extends AionbdServerOptions {
 }
 
 /** One subsystem of a config file (save_config's format): its entries in the order to apply. */
-export interface SubsystemConfig { subsystem: string; config: ConfigEntry[] | null }
+export interface SubsystemConfig {
+  subsystem: string;
+  config: ConfigEntry[] | null;
+}
 /** SPDK's save_config format: {"subsystems": [{"subsystem": "bdev", "config": [{"method", "params"}, ...]}, ...]}. */
-export interface ConfigFile { subsystems: SubsystemConfig[] }
+export interface ConfigFile {
+  subsystems: SubsystemConfig[];
+}
 
-export interface ExportParams { name?: string | undefined; readonly?: boolean | undefined; description?: string | undefined }
-export interface ExportInfo { name: string; bdev_name: string; readonly: boolean; description: string; size: number }
+export interface ExportParams {
+  name?: string | undefined;
+  readonly?: boolean | undefined;
+  description?: string | undefined;
+}
+export interface ExportInfo {
+  name: string;
+  bdev_name: string;
+  readonly: boolean;
+  description: string;
+  size: number;
+}
 export interface DiskParams extends KernelDiskOptions {
   /** Attach read-only (default: as exported, else writable). */
   readonly?: boolean | undefined;
@@ -82,7 +97,9 @@ export class Target implements ModuleContext {
   }
 
   /** The descriptor of b's module, when this target runs it. */
-  moduleOf(b: Bdev): BdevModule | undefined { return this.modules.find((m) => m.name === b.module); }
+  moduleOf(b: Bdev): BdevModule | undefined {
+    return this.modules.find((m) => m.name === b.module);
+  }
 
   // ---- bdevs -------------------------------------------------------------------------------
 
@@ -117,15 +134,22 @@ export class Target implements ModuleContext {
     if (b.claim !== null) throw new BdevInUseError(b.name, `cannot shrink while the ${b.claim.module} module claims it`);
     const told = this.nbd.sizeToldFor(b);
     if (told > bytes && !force) {
-      throw new BdevInUseError(b.name, `connected clients were told it has ${told} bytes; shrinking it to ${bytes} would take blocks `
-        + 'they may use: disconnect them first, or force it ("force": true)');
+      throw new BdevInUseError(
+        b.name,
+        `connected clients were told it has ${told} bytes; shrinking it to ${bytes} would take blocks ` +
+          'they may use: disconnect them first, or force it ("force": true)',
+      );
     }
   }
 
-  sizesChanged(): Promise<void> { return this.disks.resized(); }
+  sizesChanged(): Promise<void> {
+    return this.disks.resized();
+  }
 
   /** Hot-remove: exports of it close their connections; in-flight I/O completes first. */
-  deleteBdev(name: string, module?: string): Promise<void> { return this.bdevs.delete(name, module); }
+  deleteBdev(name: string, module?: string): Promise<void> {
+    return this.bdevs.delete(name, module);
+  }
 
   getBdevs(name?: string): Record<string, unknown>[] {
     const describe = (b: Bdev): Record<string, unknown> => describeBdev(b, this.moduleOf(b)?.productName);
@@ -133,7 +157,9 @@ export class Target implements ModuleContext {
     return this.bdevs.list().map(describe);
   }
 
-  #errnoStatus(b: Bdev): ErrnoStatus { return this.moduleOf(b)?.errnoStatus ?? 'failed'; }
+  #errnoStatus(b: Bdev): ErrnoStatus {
+    return this.moduleOf(b)?.errnoStatus ?? 'failed';
+  }
 
   /** bdev_get_iostat: SPDK's shape; the reset mode applies after reading. */
   iostat(q: IostatQuery = {}): Record<string, unknown> {
@@ -146,7 +172,8 @@ export class Target implements ModuleContext {
       // One channel: all I/O runs on the main thread. Error counts are device-wide, as SPDK.
       out = { ...head, name: b.name, channels: [{ thread_id: 1, ...b.stat.toJSON(), io_error: {} }] };
     } else {
-      const more = (b: Bdev): Record<string, unknown> => (q.latencyHistograms === true ? { latency_histograms: b.stat.histogramsJSON() } : {});
+      const more = (b: Bdev): Record<string, unknown> =>
+        q.latencyHistograms === true ? { latency_histograms: b.stat.histogramsJSON() } : {};
       out = { ...head, bdevs: list.map((b) => ({ name: b.name, ...b.stat.toJSON(this.#errnoStatus(b)), ...more(b) })) };
     }
     for (const b of list) b.stat.reset(q.resetMode ?? 'none');
@@ -159,13 +186,19 @@ export class Target implements ModuleContext {
   }
 
   /** bdev_set_qos_limit: limits given are set (0 removes one), the others kept; I/O over them waits, never fails. */
-  setQosLimit(name: string, limits: Partial<QosLimits>): void { setQosLimit(this.bdevs.get(name), limits, this.log); }
+  setQosLimit(name: string, limits: Partial<QosLimits>): void {
+    setQosLimit(this.bdevs.get(name), limits, this.log);
+  }
 
   /** bdev_enable_histogram: SPDK's per-bdev latency histogram, of every I/O type or one (opc). */
-  enableHistogram(name: string, p: HistogramParams): void { enableHistogram(this.bdevs.get(name), p); }
+  enableHistogram(name: string, p: HistogramParams): void {
+    enableHistogram(this.bdevs.get(name), p);
+  }
 
   /** bdev_get_histogram: SPDK's shape (buckets in base64, granularity, min_range, max_range, tsc_rate). */
-  getHistogram(name: string): Record<string, unknown> { return getHistogram(this.bdevs.get(name)); }
+  getHistogram(name: string): Record<string, unknown> {
+    return getHistogram(this.bdevs.get(name));
+  }
 
   // ---- metrics -----------------------------------------------------------------------------
 
@@ -181,17 +214,21 @@ export class Target implements ModuleContext {
   }
 
   /** The metrics, in Prometheus's text format, as the endpoint answers them. */
-  async metrics(): Promise<string> { return (await this.#registry()).metrics(); }
+  async metrics(): Promise<string> {
+    return (await this.#registry()).metrics();
+  }
 
   // prom-client is loaded only when metrics are asked for, so that `aionbd rpc` and servers
   // without --metrics start without it.
   #registry(): Promise<Registry> {
-    this.#metrics ??= import('./metrics/collect.js').then((m) => m.metricsRegistry({
-      bdevs: () => this.bdevs.list(),
-      errnoStatus: (b) => this.#errnoStatus(b),
-      exports: () => this.nbd.exports(),
-      budget: () => ({ used: this.nbd.budget.used, total: this.nbd.budget.total }),
-    }));
+    this.#metrics ??= import('./metrics/collect.js').then((m) =>
+      m.metricsRegistry({
+        bdevs: () => this.bdevs.list(),
+        errnoStatus: (b) => this.#errnoStatus(b),
+        exports: () => this.nbd.exports(),
+        budget: () => ({ used: this.nbd.budget.used, total: this.nbd.budget.total }),
+      }),
+    );
     return this.#metrics;
   }
 
@@ -245,16 +282,22 @@ export class Target implements ModuleContext {
     // device gets an export of its own: its size follows the bdev's (the kernel is told).
     const lend = exported !== undefined && exported.bdev === bdev;
     const x = new Export(bdev, {
-      name: lend ? exported.name : bdev.name, readonly: p.readonly ?? exported?.readonly ?? false, description: lend ? exported.description : '',
+      name: lend ? exported.name : bdev.name,
+      readonly: p.readonly ?? exported?.readonly ?? false,
+      description: lend ? exported.description : '',
     });
     return this.disks.start(x, p);
   }
 
   /** nbd_stop_disk: detaches; resolves once the kernel has let go of the device. */
-  stopDisk(device: string): Promise<void> { return this.disks.stop(device); }
+  stopDisk(device: string): Promise<void> {
+    return this.disks.stop(device);
+  }
 
   /** nbd_get_disks: SPDK's shape, [{ nbd_device, bdev_name }]. */
-  getDisks(device?: string): DiskInfo[] { return this.disks.list(device); }
+  getDisks(device?: string): DiskInfo[] {
+    return this.disks.list(device);
+  }
 
   // ---- configuration -----------------------------------------------------------------------
 
@@ -274,13 +317,20 @@ export class Target implements ModuleContext {
     }));
     // As SPDK: one nbd_start_disk per kernel device, so a loaded config attaches them again.
     for (const d of this.disks.list()) nbd.push({ method: 'nbd_start_disk', params: { ...d } });
-    return { subsystems: [{ subsystem: 'bdev', config: bdev }, { subsystem: 'nbd', config: nbd }] };
+    return {
+      subsystems: [
+        { subsystem: 'bdev', config: bdev },
+        { subsystem: 'nbd', config: nbd },
+      ],
+    };
   }
 
   // ---- listeners and lifecycle -------------------------------------------------------------
 
   /** Starts an NBD listener (tcp://HOST:PORT or unix:PATH). */
-  listen(addr: ListenAddress | string): Promise<ListenAddress> { return this.nbd.listen(addr); }
+  listen(addr: ListenAddress | string): Promise<ListenAddress> {
+    return this.nbd.listen(addr);
+  }
 
   /** Stops metrics and NBD (answering requests in flight), then flushes and closes every bdev. Idempotent. */
   close(): Promise<void> {

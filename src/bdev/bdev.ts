@@ -82,21 +82,41 @@ export class Bdev {
     driver.attach?.(this);
   }
 
-  get module(): string { return this.driver.module; }
-  get numBlocks(): number { return this.#numBlocks; }
-  get sizeBytes(): number { return this.blockSize * this.#numBlocks; }
-  get readonly(): boolean { return this.#readonly; }
-  get outstanding(): number { return this.#outstanding; }
-  get closed(): boolean { return this.#shut; }
+  get module(): string {
+    return this.driver.module;
+  }
+  get numBlocks(): number {
+    return this.#numBlocks;
+  }
+  get sizeBytes(): number {
+    return this.blockSize * this.#numBlocks;
+  }
+  get readonly(): boolean {
+    return this.#readonly;
+  }
+  get outstanding(): number {
+    return this.#outstanding;
+  }
+  get closed(): boolean {
+    return this.#shut;
+  }
 
-  supports(type: IoType): boolean { return this.driver.supports(type); }
+  supports(type: IoType): boolean {
+    return this.driver.supports(type);
+  }
   /** Whether the module honours every IoFlag bit in `flags`. */
-  supportsFlags(flags: number): boolean { return (flags & ~this.ioFlags) === 0; }
+  supportsFlags(flags: number): boolean {
+    return (flags & ~this.ioFlags) === 0;
+  }
 
   /** Runs fn when the bdev is removed (deleted or hot-removed), before in-flight I/O drains. Returns an unsubscribe function. */
-  onRemove(fn: Listener): () => void { return subscribe(this.#removeListeners, fn); }
+  onRemove(fn: Listener): () => void {
+    return subscribe(this.#removeListeners, fn);
+  }
   /** Runs fn after the block count changed (rescan, lvol resize), or the bdev became read-only. */
-  onResize(fn: Listener): () => void { return subscribe(this.#resizeListeners, fn); }
+  onResize(fn: Listener): () => void {
+    return subscribe(this.#resizeListeners, fn);
+  }
 
   /** Changes the block count (module use: rescan); listeners learn of it. */
   resize(numBlocks: number): void {
@@ -106,15 +126,22 @@ export class Bdev {
   }
 
   /** The QoS limits in force (all 0: none), as bdev_get_bdevs's assigned_rate_limits. */
-  get qosLimits(): QosLimits { return this.#qos?.limits ?? { ...NO_QOS_LIMITS }; }
+  get qosLimits(): QosLimits {
+    return this.#qos?.limits ?? { ...NO_QOS_LIMITS };
+  }
   /** READ/WRITE waiting for QoS allowance now. */
-  get qosHeld(): number { return this.#qos?.held ?? 0; }
+  get qosHeld(): number {
+    return this.#qos?.held ?? 0;
+  }
 
   /** Sets the QoS limits given (0 removes one, absent keeps it); with none left, held I/O starts at once. */
   setQosLimits(limits: Partial<QosLimits>): void {
     const q = this.#qos ?? new Qos(this.#release);
     q.set(limits);
-    if (q.active) { this.#qos = q; return; }
+    if (q.active) {
+      this.#qos = q;
+      return;
+    }
     this.#qos = null;
     q.drain();
   }
@@ -167,7 +194,10 @@ export class Bdev {
       throw new BdevIoMisuseError(this.name, `flags ${ioFlagNames(undeclared)} sent, but the ${this.module} module does not declare them`);
     }
     if ((io.flags & ZERO_ONLY_FLAGS) !== 0 && io.type !== IoType.WriteZeroes) {
-      throw new BdevIoMisuseError(this.name, `${IO_TYPE_NAME[io.type]} with flags ${ioFlagNames(io.flags & ZERO_ONLY_FLAGS)}, which only WRITE_ZEROES takes`);
+      throw new BdevIoMisuseError(
+        this.name,
+        `${IO_TYPE_NAME[io.type]} with flags ${ioFlagNames(io.flags & ZERO_ONLY_FLAGS)}, which only WRITE_ZEROES takes`,
+      );
     }
   }
 
@@ -189,7 +219,9 @@ export class Bdev {
   }
 
   // What io.complete() calls: one function per bdev, given to each I/O at submit.
-  readonly #complete: Settle = (io, result) => { this.#finish(io, result, true); };
+  readonly #complete: Settle = (io, result) => {
+    this.#finish(io, result, true);
+  };
 
   // Requests refused at submit (range, read-only, closing) are not I/O the device did: like
   // SPDK, they do not enter the statistics.
@@ -201,7 +233,10 @@ export class Bdev {
     this.stat.queueDepth = this.#outstanding;
     if (counted) this.stat.record(io.type, io.length, result, io.startMs, performance.now());
     if (this.#inSubmit) this.#defer(io);
-    else { io.pending = false; io.done(io); }
+    else {
+      io.pending = false;
+      io.done(io);
+    }
     if (this.#outstanding === 0 && this.#onIdle !== null) this.#onIdle();
   }
 
@@ -243,7 +278,10 @@ export class Bdev {
     // What QoS holds was accepted before the close: it runs now rather than at the limit.
     this.#qos?.drain();
     this.driver.abort?.();
-    if (this.#outstanding > 0) await new Promise<void>((resolve) => { this.#onIdle = resolve; });
+    if (this.#outstanding > 0)
+      await new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+      });
     this.#onIdle = null;
     await this.driver.destruct();
   }
@@ -265,7 +303,9 @@ export function driverOf<T extends BdevDriver>(b: Bdev, cls: abstract new (...ar
 const ZERO_ONLY_FLAGS = IoFlag.NoHole | IoFlag.FastZero;
 
 function ioFlagNames(flags: number): string {
-  const names = Object.entries(IoFlag).filter(([, bit]) => (flags & bit) !== 0).map(([name]) => name);
+  const names = Object.entries(IoFlag)
+    .filter(([, bit]) => (flags & bit) !== 0)
+    .map(([name]) => name);
   const unknown = flags & ~ALL_IO_FLAGS;
   if (unknown !== 0) names.push(`0x${unknown.toString(16)}`);
   return names.join('|');

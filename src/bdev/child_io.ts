@@ -24,7 +24,11 @@ export class ChildIo extends BdevIo {
 export type ChildHook = (child: ChildIo) => boolean;
 
 /** A parent served by several children. Pooled by index: children carry it in `task`. */
-interface Task { parent: BdevIo | null; remaining: number; result: number }
+interface Task {
+  parent: BdevIo | null;
+  remaining: number;
+  result: number;
+}
 
 export class PassThrough {
   readonly #free: ChildIo[] = [];
@@ -42,17 +46,25 @@ export class PassThrough {
   };
 
   /** @param hook runs for each finished child (never inside the base's submit). */
-  constructor(hook: ChildHook | null = null) { this.#hook = hook; }
+  constructor(hook: ChildHook | null = null) {
+    this.#hook = hook;
+  }
 
   /** Children ever created: bounded by the peak number in flight (and held). */
-  get made(): number { return this.#made; }
+  get made(): number {
+    return this.#made;
+  }
   /** Parents sent on and not completed yet. */
-  get inflight(): number { return this.#inflight; }
+  get inflight(): number {
+    return this.#inflight;
+  }
 
   /** Resolves once no parent is in flight (at once when none is). One waiter at a time. */
   idle(): Promise<void> {
     if (this.#inflight === 0) return Promise.resolve();
-    return new Promise((resolve) => { this.#onIdle = resolve; });
+    return new Promise((resolve) => {
+      this.#onIdle = resolve;
+    });
   }
 
   /**
@@ -75,9 +87,14 @@ export class PassThrough {
   /** Starts a fan-out: parent completes once `pieces` pieces are done, with the first error. */
   fanOut(parent: BdevIo, pieces: number): number {
     let t = this.#freeTasks.pop();
-    if (t === undefined) { t = this.#tasks.length; this.#tasks.push({ parent: null, remaining: 0, result: 0 }); }
+    if (t === undefined) {
+      t = this.#tasks.length;
+      this.#tasks.push({ parent: null, remaining: 0, result: 0 });
+    }
     const task = this.#tasks[t] as Task;
-    task.parent = parent; task.remaining = pieces; task.result = 0;
+    task.parent = parent;
+    task.remaining = pieces;
+    task.result = 0;
     this.#inflight++;
     return t;
   }
@@ -85,7 +102,10 @@ export class PassThrough {
   /** One piece of fan-out `task`: a child on base with the parent's flags and this range. */
   piece(task: number, base: Bdev, type: IoType, offset: number, length: number, buf: Buffer | null): void {
     const c = this.#child((this.#tasks[task] as Task).parent as BdevIo, task);
-    c.type = type; c.offset = offset; c.length = length; c.buf = buf;
+    c.type = type;
+    c.offset = offset;
+    c.length = length;
+    c.buf = buf;
     base.submit(c);
   }
 
@@ -102,7 +122,9 @@ export class PassThrough {
 
   /** Takes a finished child back and goes on with its result (for a hook that held it). */
   settle(c: ChildIo): void {
-    const parent = c.parent as BdevIo, task = c.task, result = c.result;
+    const parent = c.parent as BdevIo,
+      task = c.task,
+      result = c.result;
     c.parent = null;
     c.buf = null;
     this.#free.push(c);
@@ -123,7 +145,10 @@ export class PassThrough {
   // A child carrying parent's flags word whole: no layer drops or rewrites one.
   #child(parent: BdevIo, task: number): ChildIo {
     let c = this.#free.pop();
-    if (c === undefined) { c = new ChildIo(this.#childDone); this.#made++; }
+    if (c === undefined) {
+      c = new ChildIo(this.#childDone);
+      this.#made++;
+    }
     c.parent = parent;
     c.task = task;
     c.tag = 0;

@@ -11,7 +11,11 @@ import { IoType, newIo } from './types.js';
 export function ioOnce(b: Bdev, type: IoType, offset: number, length: number, buf: Buffer | null = null, flags = 0): Promise<number> {
   return new Promise((resolve) => {
     const io = newIo((x) => resolve(x.result));
-    io.type = type; io.offset = offset; io.length = length; io.buf = buf; io.flags = flags;
+    io.type = type;
+    io.offset = offset;
+    io.length = length;
+    io.buf = buf;
+    io.flags = flags;
     b.submit(io);
   });
 }

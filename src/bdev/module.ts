@@ -98,7 +98,9 @@ export class ModuleState<S> {
   }
 
   /** The state if this target has made it. */
-  peek(ctx: ModuleContext): S | undefined { return this.#of.get(ctx); }
+  peek(ctx: ModuleContext): S | undefined {
+    return this.#of.get(ctx);
+  }
 }
 
 /** The makers of a module's methods: their handlers get the ModuleContext. */
@@ -106,5 +108,13 @@ export const { method, method0 } = methodsFor<ModuleContext>();
 
 /** bdev_<module>_delete NAME: hot-removes a bdev of that module. */
 export function deleteMethod(name: string, module: string): MethodSpec<ModuleContext> {
-  return method(name, byName, async (p, ctx) => { await ctx.bdevs.delete(p.name, module); return true; }, { args: [str('name')] });
+  return method(
+    name,
+    byName,
+    async (p, ctx) => {
+      await ctx.bdevs.delete(p.name, module);
+      return true;
+    },
+    { args: [str('name')] },
+  );
 }

@@ -21,29 +21,45 @@ export abstract class PassThroughDriver implements BdevDriver {
   readonly #followResize: boolean;
   #unsubscribe: (() => void) | null = null;
 
-  constructor(readonly base: Bdev, opts: PassThroughOptions = {}) {
+  constructor(
+    readonly base: Bdev,
+    opts: PassThroughOptions = {},
+  ) {
     this.ioFlags = base.ioFlags;
     this.shift = opts.shift ?? 0;
     this.#followResize = opts.followResize ?? false;
   }
 
   attach(b: Bdev): void {
-    if (this.#followResize) this.#unsubscribe = this.base.onResize(() => { b.resize(this.base.numBlocks); });
+    if (this.#followResize)
+      this.#unsubscribe = this.base.onResize(() => {
+        b.resize(this.base.numBlocks);
+      });
   }
 
-  supports(type: IoType): boolean { return this.base.supports(type); }
+  supports(type: IoType): boolean {
+    return this.base.supports(type);
+  }
 
-  submit(io: BdevIo): void { this.children.forward(io, this.base, this.shift); }
+  submit(io: BdevIo): void {
+    this.children.forward(io, this.base, this.shift);
+  }
 
   /**
    * The hook on each finished child: true lets its parent complete with the child's result now;
    * false keeps it, and the module calls children.settle(child) later.
    */
-  protected childDone(_child: ChildIo): boolean { return true; }
+  protected childDone(_child: ChildIo): boolean {
+    return true;
+  }
 
   // I/O hooks are for I/O: block status is the base's, for the same (shifted) range.
-  blockStatus(offset: number, length: number): Promise<BlockExtent[]> { return blockStatus(this.base, offset + this.shift, length); }
-  knowsDepth(): boolean { return knowsDepth(this.base); }
+  blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+    return blockStatus(this.base, offset + this.shift, length);
+  }
+  knowsDepth(): boolean {
+    return knowsDepth(this.base);
+  }
 
   abstract info(): Record<string, unknown>;
   abstract config(b: Bdev): ConfigEntry | null;

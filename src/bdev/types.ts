@@ -3,13 +3,27 @@ import { BdevIoMisuseError } from '../errors.js';
 import type { Bdev } from './bdev.js';
 
 export const IoType = {
-  Read: 0, Write: 1, Flush: 2, Unmap: 3, WriteZeroes: 4, SeekData: 5, SeekHole: 6, Reset: 7,
+  Read: 0,
+  Write: 1,
+  Flush: 2,
+  Unmap: 3,
+  WriteZeroes: 4,
+  SeekData: 5,
+  SeekHole: 6,
+  Reset: 7,
 } as const;
 export type IoType = (typeof IoType)[keyof typeof IoType];
 
 /** SPDK's JSON names for the I/O types, as bdev_get_bdevs reports them. */
 export const IO_TYPE_NAME: Record<IoType, string> = {
-  0: 'read', 1: 'write', 2: 'flush', 3: 'unmap', 4: 'write_zeroes', 5: 'seek_data', 6: 'seek_hole', 7: 'reset',
+  0: 'read',
+  1: 'write',
+  2: 'flush',
+  3: 'unmap',
+  4: 'write_zeroes',
+  5: 'seek_data',
+  6: 'seek_hole',
+  7: 'reset',
 };
 
 /**

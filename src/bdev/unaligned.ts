@@ -12,30 +12,41 @@ import { IoFlag, IoType, type BdevIo } from './types.js';
 
 const E = constants.errno;
 
-interface Range { start: number; end: number }
+interface Range {
+  start: number;
+  end: number;
+}
 
 class RangeLocks {
   readonly #held: Range[] = [];
   readonly #waiting: { r: Range; go: () => void }[] = [];
 
   acquire(r: Range): Promise<void> {
-    if (!this.#overlaps(r)) { this.#held.push(r); return Promise.resolve(); }
+    if (!this.#overlaps(r)) {
+      this.#held.push(r);
+      return Promise.resolve();
+    }
     return new Promise((go) => this.#waiting.push({ r, go }));
   }
 
   release(r: Range): void {
     this.#held.splice(this.#held.indexOf(r), 1);
     // Wake waiters in arrival order, as long as they do not overlap what is held now.
-    for (let i = 0; i < this.#waiting.length;) {
+    for (let i = 0; i < this.#waiting.length; ) {
       const w = this.#waiting[i] as { r: Range; go: () => void };
-      if (this.#overlaps(w.r)) { i++; continue; }
+      if (this.#overlaps(w.r)) {
+        i++;
+        continue;
+      }
       this.#waiting.splice(i, 1);
       this.#held.push(w.r);
       w.go();
     }
   }
 
-  #overlaps(r: Range): boolean { return this.#held.some((h) => h.start < r.end && r.start < h.end); }
+  #overlaps(r: Range): boolean {
+    return this.#held.some((h) => h.start < r.end && r.start < h.end);
+  }
 }
 
 export class UnalignedAdapter {
@@ -46,7 +57,12 @@ export class UnalignedAdapter {
   /** Like bdev.submit(io), for any offset and length; io.done runs once, later. */
   submit(io: BdevIo): void {
     const bs = this.bdev.blockSize;
-    if ((io.offset % bs === 0 && io.length % bs === 0) || io.type === IoType.Flush || io.type === IoType.SeekData || io.type === IoType.SeekHole) {
+    if (
+      (io.offset % bs === 0 && io.length % bs === 0) ||
+      io.type === IoType.Flush ||
+      io.type === IoType.SeekData ||
+      io.type === IoType.SeekHole
+    ) {
       this.bdev.submit(io);
       return;
     }
@@ -78,13 +94,15 @@ export class UnalignedAdapter {
             bounce.copy(io.buf as Buffer, from - io.offset, from - at, to - at);
           }
           return 0;
-        } finally { bufferPool().put(bounce); }
+        } finally {
+          bufferPool().put(bounce);
+        }
       }
       case IoType.Write: {
         // Pieces that end on block boundaries, so each bounce buffer stays within IO_CHUNK.
         const data = io.buf as Buffer;
         let r = 0;
-        for (let at = io.offset; r === 0 && at < io.offset + io.length;) {
+        for (let at = io.offset; r === 0 && at < io.offset + io.length; ) {
           const next = Math.min(io.offset + io.length, Math.floor(at / bs) * bs + IO_CHUNK);
           r = await this.#rmw(at, next - at, data.subarray(at - io.offset, next - io.offset), fua);
           at = next;
@@ -145,6 +163,9 @@ const adapters = new WeakMap<Bdev, UnalignedAdapter>();
 /** One adapter per bdev, so every connection and export shares its range locks. */
 export function unalignedAdapter(bdev: Bdev): UnalignedAdapter {
   let a = adapters.get(bdev);
-  if (a === undefined) { a = new UnalignedAdapter(bdev); adapters.set(bdev, a); }
+  if (a === undefined) {
+    a = new UnalignedAdapter(bdev);
+    adapters.set(bdev, a);
+  }
   return a;
 }

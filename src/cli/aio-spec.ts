@@ -23,18 +23,36 @@ export interface AioSpec {
 export function parseAioSpec(spec: string): AioSpec {
   const s = splitSpec('--aio', spec);
   const filename = s.first;
-  if (filename === '') throw s.bad('the file name comes first (--aio FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly][,description=D])');
+  if (filename === '')
+    throw s.bad('the file name comes first (--aio FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly][,description=D])');
   const out: AioSpec = {
-    filename, name: nameFrom(path.basename(filename).replace(/\.(img|raw|bin|disk)$/i, ''), 'aio0'), blockSize: undefined, size: undefined, readonly: false,
+    filename,
+    name: nameFrom(path.basename(filename).replace(/\.(img|raw|bin|disk)$/i, ''), 'aio0'),
+    blockSize: undefined,
+    size: undefined,
+    readonly: false,
   };
   for (const k of s.keys) {
     switch (k.key) {
-      case 'name': out.name = checkName(k.need()); break;
-      case 'bs': case 'block_size': out.blockSize = specBlockSize(s, k.need()); break;
-      case 'size': out.size = parseSize(k.need(), 'size'); break;
-      case 'description': case 'desc': out.description = k.need(); break;
-      case 'prealloc': out.prealloc = prealloc(s, k.need()); break;
-      case 'readonly': case 'ro':
+      case 'name':
+        out.name = checkName(k.need());
+        break;
+      case 'bs':
+      case 'block_size':
+        out.blockSize = specBlockSize(s, k.need());
+        break;
+      case 'size':
+        out.size = parseSize(k.need(), 'size');
+        break;
+      case 'description':
+      case 'desc':
+        out.description = k.need();
+        break;
+      case 'prealloc':
+        out.prealloc = prealloc(s, k.need());
+        break;
+      case 'readonly':
+      case 'ro':
         if (k.value !== undefined && !['1', 'true', 'yes', 'on'].includes(k.value)) {
           if (!['0', 'false', 'no', 'off'].includes(k.value)) throw s.bad('readonly takes no value (or true/false)');
         } else {

@@ -5,5 +5,8 @@ import type { Form } from '../method_form.js';
 import { MODULES } from '../modules/index.js';
 import { CORE_METHODS } from '../rpc/methods/index.js';
 
-export const FORMS: ReadonlyMap<string, Form> = new Map([...CORE_METHODS, ...MODULES.flatMap((m) => m.methods)]
-  .flatMap((spec) => (spec.form === undefined ? [] : [[spec.name, spec.form] as const])));
+export const FORMS: ReadonlyMap<string, Form> = new Map(
+  [...CORE_METHODS, ...MODULES.flatMap((m) => m.methods)].flatMap((spec) =>
+    spec.form === undefined ? [] : [[spec.name, spec.form] as const],
+  ),
+);

@@ -3,7 +3,7 @@
 import { unitName, type Arg, type Flag } from '../method_form.js';
 import { FORMS } from './rpc_forms.js';
 
-const JSON_FORM = '\'{JSON params}\'';
+const JSON_FORM = "'{JSON params}'";
 
 const metaOf = (a: Arg): string => a.meta ?? a.key.toUpperCase();
 
@@ -50,7 +50,7 @@ export function methodHelp(method: string): string {
     for (const a of form.args ?? []) lines.push(row(metaOf(a), describe(a)));
   }
   if ((form.flags ?? []).length > 0) {
-    lines.push('', 'options (after METHOD; aionbd rpc\'s own -s SOCK and -t SEC go before it):');
+    lines.push('', "options (after METHOD; aionbd rpc's own -s SOCK and -t SEC go before it):");
     for (const x of form.flags ?? []) lines.push(row(`${x.names.join(', ')}${x.kind === 'bool' ? '' : ` ${metaOf(x)}`}`, describe(x)));
   }
   if (form.note !== undefined) lines.push('', form.note);

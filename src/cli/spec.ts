@@ -36,7 +36,8 @@ export function splitSpec(flag: string, spec: string): Spec {
     const key = eq < 0 ? p : p.slice(0, eq);
     const value = eq < 0 ? undefined : p.slice(eq + 1);
     return {
-      key, value,
+      key,
+      value,
       need: () => {
         if (value === undefined || value === '') throw bad(`${key} needs a value (${key}=...)`);
         return value;

@@ -11,7 +11,8 @@ type Described = Extract<Listed, BdevModule>;
  * and rpc_get_methods lists their methods (sorted, so it does not hang on how a loader orders
  * a namespace's keys).
  */
-export const MODULES: readonly BdevModule[] = Object.values(listed).flatMap((v) => (isBdevModule(v) ? [v] : []))
+export const MODULES: readonly BdevModule[] = Object.values(listed)
+  .flatMap((v) => (isBdevModule(v) ? [v] : []))
   .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
 /** Each module's low-level constructor, by module name. */

@@ -7,9 +7,19 @@ import type { Bdev } from '../bdev/bdev.js';
 import { knowsDepth } from '../bdev/block_status.js';
 import { IoFlag, IoType } from '../bdev/types.js';
 import {
-  DEFAULT_PREFERRED_BLOCK, META_BASE_ALLOCATION, META_QEMU_ALLOCATION_DEPTH, NBD_FLAG_CAN_MULTI_CONN, NBD_FLAG_HAS_FLAGS,
-  NBD_FLAG_READ_ONLY, NBD_FLAG_SEND_CACHE, NBD_FLAG_SEND_DF, NBD_FLAG_SEND_FAST_ZERO, NBD_FLAG_SEND_FLUSH, NBD_FLAG_SEND_FUA,
-  NBD_FLAG_SEND_TRIM, NBD_FLAG_SEND_WRITE_ZEROES,
+  DEFAULT_PREFERRED_BLOCK,
+  META_BASE_ALLOCATION,
+  META_QEMU_ALLOCATION_DEPTH,
+  NBD_FLAG_CAN_MULTI_CONN,
+  NBD_FLAG_HAS_FLAGS,
+  NBD_FLAG_READ_ONLY,
+  NBD_FLAG_SEND_CACHE,
+  NBD_FLAG_SEND_DF,
+  NBD_FLAG_SEND_FAST_ZERO,
+  NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_FUA,
+  NBD_FLAG_SEND_TRIM,
+  NBD_FLAG_SEND_WRITE_ZEROES,
 } from './constants.js';
 
 export interface ExportOptions {
@@ -72,7 +82,9 @@ export class Export {
   }
 
   /** The size clients of this export are told (and held to). */
-  get size(): number { return this.#size; }
+  get size(): number {
+    return this.#size;
+  }
 
   /** A kernel device's export follows its bdev: its connections accept the new range at once. */
   setSize(size: number): void {

@@ -8,7 +8,10 @@ import { PathNotAllowedError, PathNotFoundError, SystemError } from '../errors.j
 import type { PathPolicy } from '../method.js';
 
 /** A path accepted under a root: open `filename` with `within: root`. */
-export interface AllowedPath { filename: string; root: string }
+export interface AllowedPath {
+  filename: string;
+  root: string;
+}
 
 export class AllowedPaths implements PathPolicy {
   readonly roots: string[];
@@ -17,7 +20,11 @@ export class AllowedPaths implements PathPolicy {
     // Roots are resolved now where they exist, so a root that is itself a symlink still matches.
     this.roots = roots.map((r) => {
       const abs = path.resolve(r);
-      try { return fs.realpathSync(abs); } catch { return abs; }
+      try {
+        return fs.realpathSync(abs);
+      } catch {
+        return abs;
+      }
     });
   }
 
@@ -35,7 +42,9 @@ export class AllowedPaths implements PathPolicy {
     }
     const root = this.roots.find((r) => real === r || real.startsWith(r.endsWith('/') ? r : `${r}/`));
     if (root === undefined) {
-      throw new PathNotAllowedError(`${p} is outside the allowed paths (${this.roots.join(', ')}); start the server with --allow-path to permit it`);
+      throw new PathNotAllowedError(
+        `${p} is outside the allowed paths (${this.roots.join(', ')}); start the server with --allow-path to permit it`,
+      );
     }
     return { filename: real, root };
   }

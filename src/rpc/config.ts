@@ -26,12 +26,16 @@ export function configEntries(cfg: unknown, skipped: string[] = []): ConfigEntry
     if (list === null || list === undefined) continue;
     if (!Array.isArray(list)) throw new ConfigError(`"config" of subsystem "${name}" must be an array`);
     if (list.length === 0) continue;
-    if (!ORDER.includes(name)) { skipped.push(name); continue; }
+    if (!ORDER.includes(name)) {
+      skipped.push(name);
+      continue;
+    }
     const entries: ConfigEntry[] = [];
     for (const e of list) {
       if (!isObject(e) || typeof e['method'] !== 'string') throw new ConfigError(`an entry of subsystem "${name}" has no "method"`);
       const params = e['params'];
-      if (params !== undefined && params !== null && !isObject(params)) throw new ConfigError(`"params" of ${e['method']} must be an object`);
+      if (params !== undefined && params !== null && !isObject(params))
+        throw new ConfigError(`"params" of ${e['method']} must be an object`);
       entries.push(params === undefined || params === null ? { method: e['method'] } : { method: e['method'], params });
     }
     bySub.set(name, [...(bySub.get(name) ?? []), ...entries]);
@@ -40,13 +44,19 @@ export function configEntries(cfg: unknown, skipped: string[] = []): ConfigEntry
 }
 
 /** Applies every entry through `call`, stopping at the first failure (named with its method). */
-export async function applyConfig(cfg: unknown, call: (method: string, params: unknown) => Promise<unknown>, skipped: string[] = []): Promise<void> {
+export async function applyConfig(
+  cfg: unknown,
+  call: (method: string, params: unknown) => Promise<unknown>,
+  skipped: string[] = [],
+): Promise<void> {
   for (const e of configEntries(cfg, skipped)) {
     try {
       await call(e.method, e.params);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new ConfigError(`config entry ${e.method}${e.params !== undefined ? ` ${JSON.stringify(e.params)}` : ''} failed: ${why}`, { cause: err });
+      throw new ConfigError(`config entry ${e.method}${e.params !== undefined ? ` ${JSON.stringify(e.params)}` : ''} failed: ${why}`, {
+        cause: err,
+      });
     }
   }
 }

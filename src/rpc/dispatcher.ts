@@ -14,7 +14,13 @@ export type RpcHost = Target & { readonly rpc: RpcDispatcher };
 
 /** A failure of the JSON-RPC layer itself: unknown method, params that are not an object. */
 export class RpcProtocolError extends Error {
-  constructor(readonly rpcCode: number, message: string) { super(message); this.name = 'RpcProtocolError'; }
+  constructor(
+    readonly rpcCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RpcProtocolError';
+  }
 }
 
 export const RPC_PARSE_ERROR = -32700;
@@ -43,23 +49,31 @@ export class RpcDispatcher {
       const name = spec.name;
       if (this.#methods.has(name)) throw new Error(`JSON-RPC method ${name} registered twice`);
       const run = spec.compile(this.#ajv);
-      this.#methods.set(name, spec.takesParams
-        ? (raw, call) => {
-          if (raw !== undefined && raw !== null && !isObject(raw)) throw new RpcProtocolError(RPC_INVALID_PARAMS, 'Invalid parameters: params must be an object');
-          return run(withoutNulls(raw ?? {}), ctx, call);
-        }
-        : (raw, call) => {
-          if (raw !== undefined && raw !== null && !(isObject(raw) && Object.keys(raw).length === 0)) {
-            throw new RpcInvalidParamsError(`Invalid parameters: ${name} takes no parameters`);
-          }
-          return run({}, ctx, call);
-        });
+      this.#methods.set(
+        name,
+        spec.takesParams
+          ? (raw, call) => {
+              if (raw !== undefined && raw !== null && !isObject(raw))
+                throw new RpcProtocolError(RPC_INVALID_PARAMS, 'Invalid parameters: params must be an object');
+              return run(withoutNulls(raw ?? {}), ctx, call);
+            }
+          : (raw, call) => {
+              if (raw !== undefined && raw !== null && !(isObject(raw) && Object.keys(raw).length === 0)) {
+                throw new RpcInvalidParamsError(`Invalid parameters: ${name} takes no parameters`);
+              }
+              return run({}, ctx, call);
+            },
+      );
     }
   }
 
   /** Every method name, in registration order. */
-  names(): string[] { return [...this.#methods.keys()]; }
-  has(name: string): boolean { return this.#methods.has(name); }
+  names(): string[] {
+    return [...this.#methods.keys()];
+  }
+  has(name: string): boolean {
+    return this.#methods.has(name);
+  }
 
   /** Runs a method; rejects with RpcProtocolError, an AionbdError, or (a bug) anything else. */
   async call(name: string, params: unknown, call: CallContext): Promise<unknown> {

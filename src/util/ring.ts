@@ -9,7 +9,9 @@ export class Ring<T> {
   #head = 0;
   #len = 0;
 
-  get length(): number { return this.#len; }
+  get length(): number {
+    return this.#len;
+  }
 
   push(x: T): void {
     const cap = this.#items.length;
@@ -25,7 +27,9 @@ export class Ring<T> {
   }
 
   /** The oldest item, left in place; only when length > 0. */
-  peek(): T { return this.#items[this.#head] as T; }
+  peek(): T {
+    return this.#items[this.#head] as T;
+  }
 
   /** The oldest item; only when length > 0. Its place is cleared, so the ring keeps no reference. */
   shift(): T {

@@ -3,11 +3,24 @@
 import { getSystemErrorMap } from 'node:util';
 
 const GLIBC: Readonly<Record<number, string>> = {
-  1: 'Operation not permitted', 2: 'No such file or directory', 5: 'Input/output error', 9: 'Bad file descriptor',
-  11: 'Resource temporarily unavailable', 12: 'Cannot allocate memory', 13: 'Permission denied', 16: 'Device or resource busy',
-  17: 'File exists', 19: 'No such device', 20: 'Not a directory', 21: 'Is a directory', 22: 'Invalid argument',
-  28: 'No space left on device', 30: 'Read-only file system', 95: 'Operation not supported',
-  108: 'Cannot send after transport endpoint shutdown', 125: 'Operation canceled',
+  1: 'Operation not permitted',
+  2: 'No such file or directory',
+  5: 'Input/output error',
+  9: 'Bad file descriptor',
+  11: 'Resource temporarily unavailable',
+  12: 'Cannot allocate memory',
+  13: 'Permission denied',
+  16: 'Device or resource busy',
+  17: 'File exists',
+  19: 'No such device',
+  20: 'Not a directory',
+  21: 'Is a directory',
+  22: 'Invalid argument',
+  28: 'No space left on device',
+  30: 'Read-only file system',
+  95: 'Operation not supported',
+  108: 'Cannot send after transport endpoint shutdown',
+  125: 'Operation canceled',
 };
 
 export function strerror(errno: number): string {
@@ -19,4 +32,6 @@ export function strerror(errno: number): string {
 }
 
 /** The symbolic name (ENODEV), or undefined. */
-export function errnoName(errno: number): string | undefined { return getSystemErrorMap().get(-Math.abs(errno))?.[0]; }
+export function errnoName(errno: number): string | undefined {
+  return getSystemErrorMap().get(-Math.abs(errno))?.[0];
+}

@@ -14,6 +14,8 @@ describe('claims and exports', () => {
       s.removeExport('m0');
       await s.createError('m0');
       expect(s.getBdevs().map((b) => b['name'])).toContain('EE_m0');
-    } finally { await s.close(); }
+    } finally {
+      await s.close();
+    }
   });
 });

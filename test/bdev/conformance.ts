@@ -24,14 +24,22 @@ export interface Target {
   discardsWrites?: boolean;
 }
 
-interface Done { result: number; calls: number }
+interface Done {
+  result: number;
+  calls: number;
+}
 
 /** Submits one I/O; resolves after a macrotask so that a late second completion is counted too. */
 export function submit(bdev: Bdev, type: IoType, offset: number, length: number, buf: Buffer | null = null): Promise<Done> {
   return new Promise((resolve) => {
     let calls = 0;
-    const io = newIo((x) => { calls++; setImmediate(() => resolve({ result: x.result, calls })); });
-    io.type = type; io.offset = offset; io.length = length;
+    const io = newIo((x) => {
+      calls++;
+      setImmediate(() => resolve({ result: x.result, calls }));
+    });
+    io.type = type;
+    io.offset = offset;
+    io.length = length;
     io.buf = buf ?? (type === IoType.Read || type === IoType.Write ? bufferPool().get(Math.max(length, 1)) : null);
     bdev.submit(io);
   });
@@ -57,13 +65,20 @@ export async function read(bdev: Bdev, offset: number, length: number): Promise<
   return out;
 }
 
-export function fill(len: number, byte: number): Buffer { return Buffer.alloc(len, byte); }
+export function fill(len: number, byte: number): Buffer {
+  return Buffer.alloc(len, byte);
+}
 
 /** Bytes that differ at every offset, so a misplaced block is caught. */
 export function pattern(len: number, seed: number): Buffer {
   const b = Buffer.alloc(len);
   let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < len; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; b[i] = x & 0xff; }
+  for (let i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
   return b;
 }
 
@@ -95,7 +110,11 @@ export function bdevConformance(t: Target): void {
       });
 
       it('reads back one block at offset 0, 8 blocks at block 8, and 128 KiB + 1 block at block 2', async () => {
-        const cases: [number, number][] = [[0, bs], [8 * bs, 8 * bs], [2 * bs, 128 * 1024 + bs]];
+        const cases: [number, number][] = [
+          [0, bs],
+          [8 * bs, 8 * bs],
+          [2 * bs, 128 * 1024 + bs],
+        ];
         for (const [off, len] of cases) {
           const data = fill(len, 0xa3);
           expect(await write(bdev, off, data)).toBe(0);
@@ -130,7 +149,12 @@ export function bdevConformance(t: Target): void {
       it('fails requests past the end, misaligned or empty with EINVAL and changes nothing', async () => {
         expect(await write(bdev, bdev.sizeBytes - bs, fill(bs, 0x11))).toBe(0);
         const bad: [number, number][] = [
-          [bdev.sizeBytes - bs, 2 * bs], [bdev.sizeBytes, bs], [2 ** 53, bs], [0, bs - 1], [1, bs], [0, 0],
+          [bdev.sizeBytes - bs, 2 * bs],
+          [bdev.sizeBytes, bs],
+          [2 ** 53, bs],
+          [0, bs - 1],
+          [1, bs],
+          [0, 0],
         ];
         for (const [off, len] of bad) {
           for (const type of [IoType.Read, IoType.Write]) {
@@ -178,7 +202,9 @@ export function bdevConformance(t: Target): void {
         const writes = Array.from({ length: n }, (_, i) => write(bdev, i * 2 * bs, pattern(2 * bs, 100 + i)));
         expect(await Promise.all(writes)).toEqual(Array<number>(n).fill(0));
         const reads = await Promise.all(Array.from({ length: n }, (_, i) => read(bdev, i * 2 * bs, 2 * bs)));
-        reads.forEach((b, i) => { expect(b.equals(stored(pattern(2 * bs, 100 + i))), `block pair ${i}`).toBe(true); });
+        reads.forEach((b, i) => {
+          expect(b.equals(stored(pattern(2 * bs, 100 + i))), `block pair ${i}`).toBe(true);
+        });
       });
 
       it('never completes inside submit()', async () => {
@@ -186,16 +212,23 @@ export function bdevConformance(t: Target): void {
         let completedInside = 0;
         const all: Promise<void>[] = [];
         for (const type of [IoType.Read, IoType.Write, IoType.Flush, IoType.Read]) {
-          all.push(new Promise<void>((resolve) => {
-            const io: BdevIo = newIo(() => { if (inSubmit) completedInside++; resolve(); });
-            io.type = type; io.offset = type === IoType.Flush ? 0 : bs; io.length = type === IoType.Flush ? 0 : bs;
-            // The last one is past the end: refused at submit, and still not answered inside it.
-            if (all.length === 3) io.offset = bdev.sizeBytes;
-            io.buf = bufferPool().get(bs);
-            inSubmit = true;
-            bdev.submit(io);
-            inSubmit = false;
-          }));
+          all.push(
+            new Promise<void>((resolve) => {
+              const io: BdevIo = newIo(() => {
+                if (inSubmit) completedInside++;
+                resolve();
+              });
+              io.type = type;
+              io.offset = type === IoType.Flush ? 0 : bs;
+              io.length = type === IoType.Flush ? 0 : bs;
+              // The last one is past the end: refused at submit, and still not answered inside it.
+              if (all.length === 3) io.offset = bdev.sizeBytes;
+              io.buf = bufferPool().get(bs);
+              inSubmit = true;
+              bdev.submit(io);
+              inSubmit = false;
+            }),
+          );
         }
         await Promise.all(all);
         expect(completedInside).toBe(0);
@@ -203,7 +236,10 @@ export function bdevConformance(t: Target): void {
 
       it('refuses a second submit of an I/O still pending', () => {
         const io = newIo(() => undefined);
-        io.type = IoType.Read; io.offset = 0; io.length = bs; io.buf = bufferPool().get(bs);
+        io.type = IoType.Read;
+        io.offset = 0;
+        io.length = bs;
+        io.buf = bufferPool().get(bs);
         bdev.submit(io);
         expect(() => bdev.submit(io)).toThrow(/submitted while pending/);
       });
@@ -213,11 +249,19 @@ export function bdevConformance(t: Target): void {
         const n = 32;
         const done: Promise<number>[] = [];
         for (let i = 0; i < n; i++) {
-          done.push(new Promise((resolve) => {
-            const io = newIo((x) => { completed++; resolve(x.result); });
-            io.type = IoType.Write; io.offset = i * bs; io.length = bs; io.buf = bufferPool().get(bs);
-            bdev.submit(io);
-          }));
+          done.push(
+            new Promise((resolve) => {
+              const io = newIo((x) => {
+                completed++;
+                resolve(x.result);
+              });
+              io.type = IoType.Write;
+              io.offset = i * bs;
+              io.length = bs;
+              io.buf = bufferPool().get(bs);
+              bdev.submit(io);
+            }),
+          );
         }
         // The bdev under test is the topmost: its bases stay open until afterEach.
         const closing = bdev.close();

@@ -83,7 +83,8 @@ bdevConformance({
 bdevConformance({
   module: 'raid (level 0, 64 KiB strips) over two aio',
   create: (reg, dir, bs, n) => {
-    const a = aio(reg, dir, 'a1', bs, (bs * n) / 2), b = aio(reg, dir, 'a2', bs, (bs * n) / 2);
+    const a = aio(reg, dir, 'a1', bs, (bs * n) / 2),
+      b = aio(reg, dir, 'a2', bs, (bs * n) / 2);
     return reg.add(createRaid0Bdev([a, b], { name: 'r0', stripSizeKb: 64 }), { claims: [a, b] });
   },
   supports: aioSupports,
@@ -118,7 +119,10 @@ bdevConformance({
   blockSizes: [4096],
   create: (reg, _dir, bs, n) => {
     const base = reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n }));
-    return reg.add(createDelayBdev(base, { name: 'd0', avgReadLatency: 200, p99ReadLatency: 2000, avgWriteLatency: 300, p99WriteLatency: 3000 }), { claims: [base] });
+    return reg.add(
+      createDelayBdev(base, { name: 'd0', avgReadLatency: 200, p99ReadLatency: 2000, avgWriteLatency: 300, p99WriteLatency: 3000 }),
+      { claims: [base] },
+    );
   },
   supports: mallocSupports,
 });
@@ -132,7 +136,8 @@ async function lvolOver(reg: BdevRegistry, base: Bdev, bs: number, n: number, th
 
 bdevConformance({
   module: 'lvol (thin, 1 MiB clusters) over malloc',
-  create: async (reg, _dir, bs, n) => lvolOver(reg, reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n + (2 << 20) / bs })), bs, n, true),
+  create: async (reg, _dir, bs, n) =>
+    lvolOver(reg, reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n + (2 << 20) / bs })), bs, n, true),
   supports: { unmap: true, writeZeroes: true, reset: false, flush: true },
 });
 
@@ -155,14 +160,26 @@ function rbdTarget(): Promise<{ conn: RbdConnection; pool: string; image: string
   })();
   return rbdImage;
 }
-afterAll(async () => { if (rbdImage !== null) await (await rbdImage).conn.close(); });
+afterAll(async () => {
+  if (rbdImage !== null) await (await rbdImage).conn.close();
+});
 
 if (withRbd) {
   bdevConformance({
     module: 'rbd',
     create: async (reg, _dir, bs) => {
       const r = await rbdTarget();
-      return reg.add(await createRbdBdev({ name: 'rbd0', pool: r.pool, image: r.image, blockSize: bs, conn: r.conn, release: () => Promise.resolve(), log }));
+      return reg.add(
+        await createRbdBdev({
+          name: 'rbd0',
+          pool: r.pool,
+          image: r.image,
+          blockSize: bs,
+          conn: r.conn,
+          release: () => Promise.resolve(),
+          log,
+        }),
+      );
     },
     // UNMAP is a hint here: librbd skips the parts of a discard that do not cover whole objects.
     supports: { unmap: false, writeZeroes: true, reset: false, flush: true },
@@ -178,8 +195,14 @@ bdevConformance({
     // Data in every cluster of the snapshot, so each read and write of the clone goes through it.
     const io = newIo(() => undefined);
     await new Promise<void>((resolve) => {
-      io.type = IoType.Write; io.offset = 0; io.length = v.sizeBytes; io.buf = bufferPool().get(v.sizeBytes).fill(0x5c, 0, v.sizeBytes);
-      io.done = () => { bufferPool().put(io.buf as Buffer); resolve(); };
+      io.type = IoType.Write;
+      io.offset = 0;
+      io.length = v.sizeBytes;
+      io.buf = bufferPool().get(v.sizeBytes).fill(0x5c, 0, v.sizeBytes);
+      io.done = () => {
+        bufferPool().put(io.buf as Buffer);
+        resolve();
+      };
       v.submit(io);
     });
     await stores.snapshot('lvs/vol', 'snap');

@@ -14,12 +14,16 @@ export const GUEST_RUNTIME = '/tmp/aionbd';
 export const GUEST_AIONBD = `${process.execPath} ${GUEST_RUNTIME}/bin/aionbd.js`;
 const TARBALL = 'aionbd-runtime.tgz';
 
-interface Lock { packages: Record<string, { dev?: boolean }> }
+interface Lock {
+  packages: Record<string, { dev?: boolean }>;
+}
 
 /** Writes the tarball into `shareDir`; returns the guest command that unpacks it. */
 export function packRuntime(shareDir: string): string {
   const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as Lock;
-  const deps = Object.entries(lock.packages).filter(([k, v]) => k !== '' && v.dev !== true).map(([k]) => k);
+  const deps = Object.entries(lock.packages)
+    .filter(([k, v]) => k !== '' && v.dev !== true)
+    .map(([k]) => k);
   const files = ['package.json', 'bin', 'dist', 'build/Release/aionbd.node', ...deps].filter((f) => fs.existsSync(path.join(REPO_ROOT, f)));
   execFileSync('tar', ['-C', REPO_ROOT, '-czf', path.join(shareDir, TARBALL), ...files]);
   return `mkdir -p ${GUEST_RUNTIME} && tar -C ${GUEST_RUNTIME} -xzf ${GUEST_SHARE_DIR}/${TARBALL}`;

@@ -28,15 +28,29 @@ export async function startInProcess(
       const w = createAioBdev({ filename: path.join(dir, `${b.name}.img`), name: `${b.name}-init`, size: b.size, log });
       await w.close();
     }
-    const bdev = registry.add(createAioBdev({
-      filename: path.join(dir, `${b.name}.img`), name: b.name, size: b.size, readonly: b.readonly, blockSize: b.blockSize, log,
-    }));
+    const bdev = registry.add(
+      createAioBdev({
+        filename: path.join(dir, `${b.name}.img`),
+        name: b.name,
+        size: b.size,
+        readonly: b.readonly,
+        blockSize: b.blockSize,
+        log,
+      }),
+    );
     server.addExport(bdev);
   }
   const socketPath = path.join(dir, 'nbd.sock');
   await server.listen({ kind: 'unix', path: socketPath });
   return {
-    server, registry, dir, socketPath,
-    async close() { await server.close({ graceMs: 1000 }); await registry.closeAll(); rmrf(dir); },
+    server,
+    registry,
+    dir,
+    socketPath,
+    async close() {
+      await server.close({ graceMs: 1000 });
+      await registry.closeAll();
+      rmrf(dir);
+    },
   };
 }

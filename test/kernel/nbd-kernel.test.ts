@@ -21,7 +21,9 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
   let srv: TestServer | null = null;
 
   async function serve(extra: string[] = []): Promise<TestServer> {
-    srv = await startServer({ rawArgs: ['--listen', `unix:${sock}`, '--aio', `${img},name=d0,size=256M`, '--log-level', 'debug', ...extra] });
+    srv = await startServer({
+      rawArgs: ['--listen', `unix:${sock}`, '--aio', `${img},name=d0,size=256M`, '--log-level', 'debug', ...extra],
+    });
     return srv;
   }
 
@@ -33,7 +35,9 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
   }
 
   const attach = (dev: string, extra = ''): Promise<string> =>
-    sh(`nbd-client ${GUEST_FORWARD_ADDRESS} ${PORT} ${dev} -N d0 -b 512 ${extra} && sleep 0.3 && cat /sys/block/${path.basename(dev)}/size`);
+    sh(
+      `nbd-client ${GUEST_FORWARD_ADDRESS} ${PORT} ${dev} -N d0 -b 512 ${extra} && sleep 0.3 && cat /sys/block/${path.basename(dev)}/size`,
+    );
 
   beforeAll(async () => {
     requireBuilt();
@@ -74,13 +78,15 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
     await attach('/dev/nbd1', '-C 4');
     const after = ((srv as TestServer).stderr.match(/"msg":"transmission"/g) ?? []).length;
     expect(after - before).toBe(4);
-    const out = await sh([
-      'head -c 8388608 /dev/urandom > /tmp/x',
-      'dd if=/tmp/x of=/dev/nbd1 bs=1M seek=100 oflag=direct status=none',
-      'echo 3 > /proc/sys/vm/drop_caches',
-      'dd if=/dev/nbd1 of=/tmp/y bs=1M skip=100 count=8 iflag=direct status=none',
-      'cmp /tmp/x /tmp/y && echo same',
-    ].join(' && '));
+    const out = await sh(
+      [
+        'head -c 8388608 /dev/urandom > /tmp/x',
+        'dd if=/tmp/x of=/dev/nbd1 bs=1M seek=100 oflag=direct status=none',
+        'echo 3 > /proc/sys/vm/drop_caches',
+        'dd if=/dev/nbd1 of=/tmp/y bs=1M skip=100 count=8 iflag=direct status=none',
+        'cmp /tmp/x /tmp/y && echo same',
+      ].join(' && '),
+    );
     expect(out).toContain('same');
     await sh('nbd-client -d /dev/nbd1');
   }, 180_000);
@@ -98,13 +104,16 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
   it('serves a tmpfs image with buffered I/O where the guest kernel refuses O_DIRECT', async () => {
     const node = process.execPath;
     const bin = path.posix.join(GUEST_SHARE_DIR, 'bin', 'aionbd.js');
-    const out = await sh([
-      `(${node} ${bin} serve --aio /tmp/t.img,name=t,size=64M --listen unix:/tmp/a.sock > /tmp/srv.out 2> /tmp/srv.err &)`,
-      'for i in $(seq 1 300); do grep -q exporting /tmp/srv.out 2>/dev/null && break; sleep 0.2; done',
-      'nbdinfo --size "nbd+unix:///t?socket=/tmp/a.sock"',
-      'grep -c "refuses O_DIRECT" /tmp/srv.err',
-      'pkill -TERM -f "aionbd.js serve --aio /tmp/t.img"; sleep 1; pgrep -f "aionbd.js serve" || echo stopped',
-    ].join(' && '), 150_000);
+    const out = await sh(
+      [
+        `(${node} ${bin} serve --aio /tmp/t.img,name=t,size=64M --listen unix:/tmp/a.sock > /tmp/srv.out 2> /tmp/srv.err &)`,
+        'for i in $(seq 1 300); do grep -q exporting /tmp/srv.out 2>/dev/null && break; sleep 0.2; done',
+        'nbdinfo --size "nbd+unix:///t?socket=/tmp/a.sock"',
+        'grep -c "refuses O_DIRECT" /tmp/srv.err',
+        'pkill -TERM -f "aionbd.js serve --aio /tmp/t.img"; sleep 1; pgrep -f "aionbd.js serve" || echo stopped',
+      ].join(' && '),
+      150_000,
+    );
     expect(out).toContain(String(64 * MiB));
     expect(out).toMatch(/^1$/m);
     expect(out).toContain('stopped');

@@ -15,18 +15,35 @@ describe('bdev_null_* and bdev_passthru_* with aionbd rpc', () => {
   it('bdev_null_create NAME SIZE_MB BLOCK_SIZE, bdev_null_resize NAME MIB, bdev_null_delete NAME', async () => {
     const t = await target();
     expect(await t.ok('bdev_null_create', 'n0', '64', '4096', '-u', UUID)).toBe('n0');
-    const [b] = await t.json('bdev_get_bdevs', '-b', 'n0') as Record<string, unknown>[];
+    const [b] = (await t.json('bdev_get_bdevs', '-b', 'n0')) as Record<string, unknown>[];
     expect(b).toMatchObject({
-      name: 'n0', product_name: 'Null disk', block_size: 4096, num_blocks: 16384, uuid: UUID, claimed: false,
+      name: 'n0',
+      product_name: 'Null disk',
+      block_size: 4096,
+      num_blocks: 16384,
+      uuid: UUID,
+      claimed: false,
       supported_io_types: { read: true, write: true, flush: true, unmap: true, write_zeroes: true, reset: true, seek_data: false },
       driver_specific: {},
     });
     // A unit says what it means; the JSON form takes SPDK's own save_config params, metadata off.
     expect(await t.ok('bdev_null_create', 'n1', '1G', '512')).toBe('n1');
     expect(await t.json('bdev_get_bdevs', '-b', 'n1')).toMatchObject([{ block_size: 512, num_blocks: 2 * 1024 * 1024 }]);
-    expect(await t.ok('bdev_null_create', JSON.stringify({
-      name: 'n2', num_blocks: 100, block_size: 512, physical_block_size: 4096, md_size: 0, dif_type: 0, dif_is_head_of_md: false, dif_pi_format: 0,
-    }))).toBe('n2');
+    expect(
+      await t.ok(
+        'bdev_null_create',
+        JSON.stringify({
+          name: 'n2',
+          num_blocks: 100,
+          block_size: 512,
+          physical_block_size: 4096,
+          md_size: 0,
+          dif_type: 0,
+          dif_is_head_of_md: false,
+          dif_pi_format: 0,
+        }),
+      ),
+    ).toBe('n2');
     const md = await t.rpc('bdev_null_create', JSON.stringify({ name: 'n3', num_blocks: 100, block_size: 512, md_size: 8 }));
     expect(md.code, explain(md)).toBe(1);
     expect(md.stderr).toMatch(/md_size must be <= 0/);
@@ -49,7 +66,7 @@ describe('bdev_null_* and bdev_passthru_* with aionbd rpc', () => {
     expect(notNull.code, explain(notNull)).toBe(1);
 
     for (const n of ['n0', 'n1', 'n2']) expect(await t.ok('bdev_null_delete', n)).toBe('true');
-    expect((await t.json('bdev_get_bdevs') as { name: string }[]).map((x) => x.name)).toEqual(['m0']);
+    expect(((await t.json('bdev_get_bdevs')) as { name: string }[]).map((x) => x.name)).toEqual(['m0']);
     const help = await t.rpc('bdev_null_create', '--help');
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^usage: aionbd rpc \[-s SOCK\] \[-t SEC\] bdev_null_create NAME SIZE_MB BLOCK_SIZE \[-u UUID\]/);
@@ -60,11 +77,15 @@ describe('bdev_null_* and bdev_passthru_* with aionbd rpc', () => {
     const img = makeFile(t.file('a0.img'), 8 * MiB);
     await t.ok('bdev_aio_create', img, 'a0', '4096');
     expect(await t.ok('bdev_passthru_create', '-b', 'a0', '-p', 'pt0')).toBe('pt0');
-    const [base] = await t.json('bdev_get_bdevs', '-b', 'a0') as Record<string, unknown>[];
-    const [pt] = await t.json('bdev_get_bdevs', '-b', 'pt0') as Record<string, unknown>[];
+    const [base] = (await t.json('bdev_get_bdevs', '-b', 'a0')) as Record<string, unknown>[];
+    const [pt] = (await t.json('bdev_get_bdevs', '-b', 'pt0')) as Record<string, unknown>[];
     expect(base).toMatchObject({ claimed: true, claim_type: 'exclusive_write' });
     expect(pt).toMatchObject({
-      name: 'pt0', product_name: 'passthru', block_size: 4096, num_blocks: 2048, claimed: false,
+      name: 'pt0',
+      product_name: 'passthru',
+      block_size: 4096,
+      num_blocks: 2048,
+      claimed: false,
       driver_specific: { passthru: { name: 'pt0', base_bdev_name: 'a0' } },
     });
     // Its capabilities are its base's.
@@ -106,7 +127,8 @@ describe('bdev_null_* and bdev_passthru_* with aionbd rpc', () => {
     const bdevs = await t.json('bdev_get_bdevs');
     const exports = await t.json('nbd_get_exports');
     const cfg = await t.ok('save_config');
-    const entries = (JSON.parse(cfg) as { subsystems: { config: { method: string; params?: Record<string, unknown> }[] }[] }).subsystems[0]?.config ?? [];
+    const entries =
+      (JSON.parse(cfg) as { subsystems: { config: { method: string; params?: Record<string, unknown> }[] }[] }).subsystems[0]?.config ?? [];
     expect(entries.filter((e) => e.method === 'bdev_null_create')).toEqual([
       { method: 'bdev_null_create', params: { name: 'n0', num_blocks: 16384, block_size: 4096, uuid: UUID } },
     ]);
@@ -124,7 +146,7 @@ describe('bdev_null_* and bdev_passthru_* with aionbd rpc', () => {
     expect(await t2.json('bdev_get_bdevs', '-b', 'a0')).toMatchObject([{ claimed: true }]);
   }, 60_000);
 
-  it('load_config of save_config\'s entries re-creates them in a running server', async () => {
+  it("load_config of save_config's entries re-creates them in a running server", async () => {
     const t = await target();
     await t.ok('bdev_null_create', 'n0', '8', '512');
     await t.ok('bdev_passthru_create', '-b', 'n0', '-p', 'pt0');

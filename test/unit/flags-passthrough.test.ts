@@ -29,14 +29,24 @@ import { nbdshEnv, nbdshTool } from '../helpers/tools.js';
 const MiB = 1 << 20;
 const E_OPNOTSUPP = constants.errno.EOPNOTSUPP;
 
-interface Seen { type: IoType; offset: number; length: number; flags: number }
+interface Seen {
+  type: IoType;
+  offset: number;
+  length: number;
+  flags: number;
+}
 
 class RecordingDriver implements BdevDriver {
   readonly module = 'recorder';
   readonly seen: Seen[] = [];
   readonly #mem: Buffer;
 
-  constructor(size: number, readonly ioFlags: number) { this.#mem = Buffer.alloc(size); }
+  constructor(
+    size: number,
+    readonly ioFlags: number,
+  ) {
+    this.#mem = Buffer.alloc(size);
+  }
 
   supports(type: IoType): boolean {
     return type === IoType.Read || type === IoType.Write || type === IoType.Flush || type === IoType.Unmap || type === IoType.WriteZeroes;
@@ -46,19 +56,33 @@ class RecordingDriver implements BdevDriver {
     this.seen.push({ type: io.type, offset: io.offset, length: io.length, flags: io.flags });
     const buf = io.buf as Buffer;
     switch (io.type) {
-      case IoType.Read: this.#mem.copy(buf, 0, io.offset, io.offset + io.length); break;
-      case IoType.Write: buf.copy(this.#mem, io.offset, 0, io.length); break;
-      case IoType.Unmap: case IoType.WriteZeroes: this.#mem.fill(0, io.offset, io.offset + io.length); break;
-      default: break;
+      case IoType.Read:
+        this.#mem.copy(buf, 0, io.offset, io.offset + io.length);
+        break;
+      case IoType.Write:
+        buf.copy(this.#mem, io.offset, 0, io.length);
+        break;
+      case IoType.Unmap:
+      case IoType.WriteZeroes:
+        this.#mem.fill(0, io.offset, io.offset + io.length);
+        break;
+      default:
+        break;
     }
     io.complete(0); // inside submit: the bdev layer defers it
   }
 
   /** What the I/O of `type` brought, since the last clear. */
-  flagsOf(type: IoType): number[] { return this.seen.filter((s) => s.type === type).map((s) => s.flags); }
+  flagsOf(type: IoType): number[] {
+    return this.seen.filter((s) => s.type === type).map((s) => s.flags);
+  }
 
-  info(): Record<string, unknown> { return {}; }
-  destruct(): Promise<void> { return Promise.resolve(); }
+  info(): Record<string, unknown> {
+    return {};
+  }
+  destruct(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 function recorder(name: string, ioFlags = ALL_IO_FLAGS, size = 64 * MiB): { bdev: Bdev; rec: RecordingDriver } {
@@ -70,7 +94,10 @@ function recorder(name: string, ioFlags = ALL_IO_FLAGS, size = 64 * MiB): { bdev
 function once(submit: (io: BdevIo) => void, type: IoType, offset: number, length: number, flags: number): Promise<number> {
   return new Promise((resolve) => {
     const io = newIo((x) => resolve(x.result));
-    io.type = type; io.offset = offset; io.length = length; io.flags = flags;
+    io.type = type;
+    io.offset = offset;
+    io.length = length;
+    io.flags = flags;
     io.buf = type === IoType.Write || type === IoType.Read ? bufferPool().get(length) : null;
     if (type === IoType.Write) pattern(length, 7).copy(io.buf as Buffer);
     submit(io);
@@ -130,8 +157,10 @@ const TARGETS: Target[] = [
   {
     name: 'raid0 over two bases (requests span both)',
     build: (reg) => {
-      const a = recorder('ra'), b = recorder('rb');
-      reg.add(a.bdev); reg.add(b.bdev);
+      const a = recorder('ra'),
+        b = recorder('rb');
+      reg.add(a.bdev);
+      reg.add(b.bdev);
       const r = createRaid0Bdev([a.bdev, b.bdev], { name: 'raid', stripSizeKb: 64 });
       return Promise.resolve({ top: reg.add(r, { claims: [a.bdev, b.bdev] }), recs: [a.rec, b.rec] });
     },
@@ -168,7 +197,19 @@ describe('command flags reach the base unchanged', () => {
         for (const [type, flags] of SENT) {
           for (const r of recs) r.seen.length = 0;
           // 128 KiB from 64 KiB in: two raid strips, two lvol clusters' worth of pieces.
-          const results = await Promise.all([0, 1, 2].map((i) => once((io) => { top.submit(io); }, type, 64 * 1024 + i * 128 * 1024, 128 * 1024, flags)));
+          const results = await Promise.all(
+            [0, 1, 2].map((i) =>
+              once(
+                (io) => {
+                  top.submit(io);
+                },
+                type,
+                64 * 1024 + i * 128 * 1024,
+                128 * 1024,
+                flags,
+              ),
+            ),
+          );
           expect(results).toEqual([0, 0, 0]);
           const got = recs.flatMap((r) => r.flagsOf(type));
           expect(got.length).toBeGreaterThanOrEqual(3);
@@ -187,16 +228,46 @@ describe('command flags reach the base unchanged', () => {
     try {
       for (const [type, flags] of SENT) {
         rec.seen.length = 0;
-        expect(await once((io) => { ua.submit(io); }, type, 4096, 8192, flags)).toBe(0);
+        expect(
+          await once(
+            (io) => {
+              ua.submit(io);
+            },
+            type,
+            4096,
+            8192,
+            flags,
+          ),
+        ).toBe(0);
         expect(rec.seen).toEqual([{ type, offset: 4096, length: 8192, flags }]);
       }
       rec.seen.length = 0;
-      expect(await once((io) => { ua.submit(io); }, IoType.WriteZeroes, 1000, 3000, IoFlag.NoHole | IoFlag.Fua)).toBe(0);
+      expect(
+        await once(
+          (io) => {
+            ua.submit(io);
+          },
+          IoType.WriteZeroes,
+          1000,
+          3000,
+          IoFlag.NoHole | IoFlag.Fua,
+        ),
+      ).toBe(0);
       expect(rec.flagsOf(IoType.WriteZeroes)).toEqual([IoFlag.NoHole | IoFlag.Fua]);
       expect(new Set(rec.flagsOf(IoType.Write))).toEqual(new Set([IoFlag.Fua]));
       // Its edges could only be written: a fast zero is refused before the base sees anything.
       rec.seen.length = 0;
-      expect(await once((io) => { ua.submit(io); }, IoType.WriteZeroes, 1000, 3000, IoFlag.FastZero)).toBe(-E_OPNOTSUPP);
+      expect(
+        await once(
+          (io) => {
+            ua.submit(io);
+          },
+          IoType.WriteZeroes,
+          1000,
+          3000,
+          IoFlag.FastZero,
+        ),
+      ).toBe(-E_OPNOTSUPP);
       expect(rec.seen).toEqual([]);
     } finally {
       await bdev.close();
@@ -206,7 +277,11 @@ describe('command flags reach the base unchanged', () => {
   it('a thin lvol refuses a fast zero that would allocate, before any piece reaches the base', async () => {
     const reg = new BdevRegistry();
     try {
-      const { rec } = (() => { const r = recorder('r0'); reg.add(r.bdev); return r; })();
+      const { rec } = (() => {
+        const r = recorder('r0');
+        reg.add(r.bdev);
+        return r;
+      })();
       const stores = new Lvstores(reg, silentLogger());
       await stores.create('r0', 'lvs', 1 * MiB);
       const vol = reg.get(await stores.createLvol('lvs', 'thin', 8, true));
@@ -230,8 +305,10 @@ describe('a virtual bdev declares what its base declares', () => {
   it('without fast zero below: not declared, not advertised, and refused as a caller bug', async () => {
     const reg = new BdevRegistry();
     try {
-      const a = recorder('ra', IoFlag.Fua | IoFlag.NoHole), b = recorder('rb');
-      reg.add(a.bdev); reg.add(b.bdev);
+      const a = recorder('ra', IoFlag.Fua | IoFlag.NoHole),
+        b = recorder('rb');
+      reg.add(a.bdev);
+      reg.add(b.bdev);
       const ee = reg.add(createErrorBdev(a.bdev), { claims: [a.bdev] });
       const raid = reg.add(createRaid0Bdev([a.bdev, b.bdev], { name: 'raid', stripSizeKb: 64 }));
       const pt = createPassthruBdev(a.bdev, { name: 'pt0' });
@@ -242,8 +319,13 @@ describe('a virtual bdev declares what its base declares', () => {
         expect(f & NBD_FLAG_SEND_FUA).not.toBe(0);
         expect(f & NBD_FLAG_SEND_FAST_ZERO).toBe(0);
         const io = newIo(() => undefined);
-        io.type = IoType.WriteZeroes; io.offset = 0; io.length = 4096; io.flags = IoFlag.FastZero;
-        expect(() => { top.submit(io); }).toThrow(BdevIoMisuseError);
+        io.type = IoType.WriteZeroes;
+        io.offset = 0;
+        io.length = 4096;
+        io.flags = IoFlag.FastZero;
+        expect(() => {
+          top.submit(io);
+        }).toThrow(BdevIoMisuseError);
         expect(top.outstanding).toBe(0);
         expect(io.pending).toBe(false);
       }
@@ -257,8 +339,14 @@ describe('a virtual bdev declares what its base declares', () => {
   it('NO_HOLE and FAST_ZERO on anything but WRITE_ZEROES are refused as a caller bug', async () => {
     const { bdev } = recorder('r0');
     const io = newIo(() => undefined);
-    io.type = IoType.Write; io.offset = 0; io.length = 512; io.buf = bufferPool().get(512); io.flags = IoFlag.NoHole;
-    expect(() => { bdev.submit(io); }).toThrow(/WRITE_ZEROES/);
+    io.type = IoType.Write;
+    io.offset = 0;
+    io.length = 512;
+    io.buf = bufferPool().get(512);
+    io.flags = IoFlag.NoHole;
+    expect(() => {
+      bdev.submit(io);
+    }).toThrow(/WRITE_ZEROES/);
     await bdev.close();
   });
 });
@@ -267,11 +355,16 @@ describe('completion is a call on the I/O', () => {
   it('a second io.complete() throws BdevIoMisuseError; one never submitted cannot complete', async () => {
     let twice: unknown = null;
     const driver: BdevDriver = {
-      module: 'twice', ioFlags: 0,
+      module: 'twice',
+      ioFlags: 0,
       supports: (type) => type === IoType.Flush,
       submit(io) {
         io.complete(0);
-        try { io.complete(0); } catch (err) { twice = err; }
+        try {
+          io.complete(0);
+        } catch (err) {
+          twice = err;
+        }
       },
       info: () => ({}),
       destruct: () => Promise.resolve(),
@@ -279,7 +372,9 @@ describe('completion is a call on the I/O', () => {
     const b = new Bdev({ name: 't', blockSize: 512, numBlocks: 8, readonly: false, writeCache: false }, driver);
     expect((await run(b, IoType.Flush, 0, 0)).calls).toBe(1);
     expect(twice).toBeInstanceOf(BdevIoMisuseError);
-    expect(() => { newIo(() => undefined).complete(0); }).toThrow(BdevIoMisuseError);
+    expect(() => {
+      newIo(() => undefined).complete(0);
+    }).toThrow(BdevIoMisuseError);
     await b.close();
   });
 });
@@ -298,10 +393,15 @@ describe.skipIf(!nbdshTool())('over NBD (nbdsh): FAST_ZERO advertised exactly wh
     reg = new BdevRegistry();
     server = new NbdServer({ log: silentLogger() });
     const m = reg.add(createMallocBdev({ name: 'm0', blockSize: 512, numBlocks: (16 * MiB) / 512 }));
-    const fast = recorder('fast', ALL_IO_FLAGS, 16 * MiB), slow = recorder('slow', IoFlag.Fua | IoFlag.NoHole, 16 * MiB);
+    const fast = recorder('fast', ALL_IO_FLAGS, 16 * MiB),
+      slow = recorder('slow', IoFlag.Fua | IoFlag.NoHole, 16 * MiB);
     const ptBase = recorder('ptbase', ALL_IO_FLAGS, 16 * MiB);
-    fastRec = fast.rec; slowRec = slow.rec; ptRec = ptBase.rec;
-    reg.add(fast.bdev); reg.add(slow.bdev); reg.add(ptBase.bdev);
+    fastRec = fast.rec;
+    slowRec = slow.rec;
+    ptRec = ptBase.rec;
+    reg.add(fast.bdev);
+    reg.add(slow.bdev);
+    reg.add(ptBase.bdev);
     server.addExport(reg.add(createErrorBdev(m), { claims: [m] }), { name: 'ee-malloc' });
     server.addExport(reg.add(createErrorBdev(fast.bdev), { claims: [fast.bdev] }), { name: 'ee-fast' });
     server.addExport(reg.add(createErrorBdev(slow.bdev), { claims: [slow.bdev] }), { name: 'ee-slow' });
@@ -351,7 +451,13 @@ except nbd.Error as e:
 h.shutdown()
 print('ok')
 `;
-    const env = { ...(nbdshEnv() ?? process.env), URI_MALLOC: uri('ee-malloc'), URI_FAST: uri('ee-fast'), URI_SLOW: uri('ee-slow'), URI_PT: uri('pt-fast') };
+    const env = {
+      ...(nbdshEnv() ?? process.env),
+      URI_MALLOC: uri('ee-malloc'),
+      URI_FAST: uri('ee-fast'),
+      URI_SLOW: uri('ee-slow'),
+      URI_PT: uri('pt-fast'),
+    };
     const r = await runProcess('nbdsh', ['-c', script], { timeoutMs: 60_000, env });
     expect(r.code, explain(r)).toBe(0);
     expect(r.stdout.trim()).toBe('ok');

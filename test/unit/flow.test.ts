@@ -58,15 +58,22 @@ describe('continuous flow', () => {
         return super.submit(count);
       }
     };
-    restore.push(() => { n.SockIo = SockIo; n.AioEngine = AioEngine; });
+    restore.push(() => {
+      n.SockIo = SockIo;
+      n.AioEngine = AioEngine;
+    });
     dir = tmpDir();
     bdev = createAioBdev({ filename: path.join(dir, 'd.img'), name: 'd', size: 64 * MiB, log: silentLogger() });
     x = new Export(bdev);
     sockPath = path.join(dir, 's.sock');
-    listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => { accepted?.(s); });
+    listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+      accepted?.(s);
+    });
     await new Promise<void>((r) => listener.listen(sockPath, () => r()));
   });
-  afterEach(() => { log = null; });
+  afterEach(() => {
+    log = null;
+  });
   afterAll(async () => {
     for (const f of restore.splice(0)) f();
     listener.close();
@@ -75,14 +82,26 @@ describe('continuous flow', () => {
   });
 
   async function connect(): Promise<{ client: RawClient; t: Transmission }> {
-    const got = new Promise<net.Socket>((r) => { accepted = r; });
+    const got = new Promise<net.Socket>((r) => {
+      accepted = r;
+    });
     const client = await RawClient.connect(sockPath);
     const server = await got;
     accepted = null;
-    const t = new Transmission(server, x, {
-      maxPayload: 32 * MiB, depth: 16, pool: bufferPool(), log: silentLogger(), style: ReplyStyle.Simple,
-      metaContexts: [], closing: () => false,
-    }, null);
+    const t = new Transmission(
+      server,
+      x,
+      {
+        maxPayload: 32 * MiB,
+        depth: 16,
+        pool: bufferPool(),
+        log: silentLogger(),
+        style: ReplyStyle.Simple,
+        metaContexts: [],
+        closing: () => false,
+      },
+      null,
+    );
     expect(t.transportKind).toBe('native');
     return { client, t };
   }
@@ -144,7 +163,10 @@ describe('continuous flow', () => {
     expect((await client.read(16)).toString('hex')).toBe(ok('0000000000000077'));
     expect((await client.read(4096)).equals(data)).toBe(true);
     const scatter = seen.filter((e) => e.kind === 'readv');
-    expect(scatter.map((e) => [e.aLen, e.got])).toEqual([[3096, 2000], [1096, 1096 + 28]]);
+    expect(scatter.map((e) => [e.aLen, e.got])).toEqual([
+      [3096, 2000],
+      [1096, 1096 + 28],
+    ]);
     client.close();
     await t.done;
   });

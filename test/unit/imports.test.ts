@@ -23,8 +23,13 @@ function sourceFiles(dir: string): string[] {
 function importGraph(): Map<string, string[]> {
   const g = new Map<string, string[]>();
   for (const f of sourceFiles(SRC)) {
-    const text = fs.readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-    const to = [...text.matchAll(IMPORT)].map((m) => path.relative(SRC, path.resolve(path.dirname(f), (m[1] ?? '').replace(/\.js$/, '.ts'))));
+    const text = fs
+      .readFileSync(f, 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/^\s*\/\/.*$/gm, '');
+    const to = [...text.matchAll(IMPORT)].map((m) =>
+      path.relative(SRC, path.resolve(path.dirname(f), (m[1] ?? '').replace(/\.js$/, '.ts'))),
+    );
     g.set(path.relative(SRC, f), to);
   }
   return g;
@@ -33,19 +38,30 @@ function importGraph(): Map<string, string[]> {
 /** The strongly connected components with more than one file, or a file importing itself (Tarjan). */
 function cycles(g: Map<string, string[]>): string[][] {
   let next = 0;
-  const index = new Map<string, number>(), low = new Map<string, number>(), stack: string[] = [], onStack = new Set<string>();
+  const index = new Map<string, number>(),
+    low = new Map<string, number>(),
+    stack: string[] = [],
+    onStack = new Set<string>();
   const out: string[][] = [];
   const visit = (v: string): void => {
-    index.set(v, next); low.set(v, next); next++;
-    stack.push(v); onStack.add(v);
+    index.set(v, next);
+    low.set(v, next);
+    next++;
+    stack.push(v);
+    onStack.add(v);
     for (const w of g.get(v) ?? []) {
       if (!g.has(w)) continue;
-      if (!index.has(w)) { visit(w); low.set(v, Math.min(low.get(v) as number, low.get(w) as number)); }
-      else if (onStack.has(w)) low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v) as number, low.get(w) as number));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
     }
     if (low.get(v) !== index.get(v)) return;
     const scc: string[] = [];
-    for (let w = stack.pop(); w !== undefined; w = w === v ? undefined : stack.pop()) { onStack.delete(w); scc.push(w); }
+    for (let w = stack.pop(); w !== undefined; w = w === v ? undefined : stack.pop()) {
+      onStack.delete(w);
+      scc.push(w);
+    }
     if (scc.length > 1 || (g.get(v) ?? []).includes(v)) out.push(scc.sort());
   };
   for (const v of g.keys()) if (!index.has(v)) visit(v);

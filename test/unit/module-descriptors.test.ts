@@ -23,20 +23,45 @@ describe('a module descriptor', () => {
   // takes from a descriptor, and a recorder of the hooks it runs.
   const seen = { examined: [] as string[], closed: 0 };
   const counts = new ModuleState(() => ({ made: 0 }));
-  interface Create { name: string }
-  const create: JSONSchemaType<Create> = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false };
+  interface Create {
+    name: string;
+  }
+  const create: JSONSchemaType<Create> = {
+    type: 'object',
+    properties: { name: { type: 'string' } },
+    required: ['name'],
+    additionalProperties: false,
+  };
   const ram = defineModule({
-    name: 'malloc', productName: 'Test RAM', startsEmpty: true,
-    methods: [method('bdev_test_ram_create', create, async (p, ctx: ModuleContext) => {
-      counts.of(ctx).made++;
-      return (await ctx.register(createMallocBdev({ name: p.name, blockSize: 512, numBlocks: 2048 }))).name;
-    }, { args: [str('name')] })],
+    name: 'malloc',
+    productName: 'Test RAM',
+    startsEmpty: true,
+    methods: [
+      method(
+        'bdev_test_ram_create',
+        create,
+        async (p, ctx: ModuleContext) => {
+          counts.of(ctx).made++;
+          return (await ctx.register(createMallocBdev({ name: p.name, blockSize: 512, numBlocks: 2048 }))).name;
+        },
+        { args: [str('name')] },
+      ),
+    ],
     configEntries: (ctx) => [{ method: 'bdev_test_ram_count', params: { made: counts.peek(ctx)?.made ?? 0 } }],
   });
   const faulty = defineModule({
-    name: 'error', productName: 'Test Faults', errnoStatus: 'aio_error', methods: [],
-    examine: (b) => { seen.examined.push(b.name); return Promise.resolve(); },
-    close: () => { seen.closed++; return Promise.resolve(); },
+    name: 'error',
+    productName: 'Test Faults',
+    errnoStatus: 'aio_error',
+    methods: [],
+    examine: (b) => {
+      seen.examined.push(b.name);
+      return Promise.resolve();
+    },
+    close: () => {
+      seen.closed++;
+      return Promise.resolve();
+    },
   });
 
   it('gives the target its product name, iostat naming, examine and close hooks and save_config entries', async () => {

@@ -57,9 +57,14 @@ class AioDriver implements BdevDriver {
 
   supports(type: IoType): boolean {
     switch (type) {
-      case IoType.Read: case IoType.Write: case IoType.Flush: case IoType.Unmap: case IoType.WriteZeroes:
+      case IoType.Read:
+      case IoType.Write:
+      case IoType.Flush:
+      case IoType.Unmap:
+      case IoType.WriteZeroes:
         return true;
-      case IoType.SeekData: case IoType.SeekHole:
+      case IoType.SeekData:
+      case IoType.SeekHole:
         return this.file.type === 'file';
       default:
         return false;
@@ -68,7 +73,8 @@ class AioDriver implements BdevDriver {
 
   submit(io: BdevIo): void {
     switch (io.type) {
-      case IoType.Read: case IoType.Write:
+      case IoType.Read:
+      case IoType.Write:
         this.queue.push(io);
         return;
       case IoType.Flush:
@@ -80,19 +86,24 @@ class AioDriver implements BdevDriver {
         return;
       case IoType.WriteZeroes: {
         // FAST_ZERO: only what the kernel does without writing zeroes (fallocate), else -EOPNOTSUPP.
-        const fast = (io.flags & IoFlag.FastZero) !== 0, noHole = (io.flags & IoFlag.NoHole) !== 0;
+        const fast = (io.flags & IoFlag.FastZero) !== 0,
+          noHole = (io.flags & IoFlag.NoHole) !== 0;
         let op: FileOp;
         if (this.file.type === 'block') {
           // A device zeroes without unmapping only through BLKZEROOUT, which may fall back to
           // writing zeroes: a fast zero that must keep the range allocated cannot be promised.
-          if (fast && noHole) { io.complete(-E.EOPNOTSUPP); return; }
+          if (fast && noHole) {
+            io.complete(-E.EOPNOTSUPP);
+            return;
+          }
           op = fast ? FileOp.PunchHole : FileOp.ZeroOut;
         } else if (noHole) op = fast ? FileOp.ZeroRangeFast : FileOp.ZeroRange;
         else op = fast ? FileOp.PunchHole : FileOp.PunchOrZero;
         this.#fileOp(io, op, io.offset, io.length);
         return;
       }
-      case IoType.SeekData: case IoType.SeekHole:
+      case IoType.SeekData:
+      case IoType.SeekHole:
         this.#fileOp(io, io.type === IoType.SeekData ? FileOp.SeekData : FileOp.SeekHole, io.offset, 0);
         return;
       default:
@@ -105,7 +116,9 @@ class AioDriver implements BdevDriver {
     native().fileOp(op, this.fd, offset, length, (res) => {
       // A durable WRITE_ZEROES with FUA needs the metadata change on disk too.
       if (res >= 0 && (io.flags & IoFlag.Fua) !== 0 && (io.type === IoType.WriteZeroes || io.type === IoType.Unmap)) {
-        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => { io.complete(Math.min(r2 , 0)); });
+        native().fileOp(FileOp.Fdatasync, this.fd, 0, 0, (r2) => {
+          io.complete(Math.min(r2, 0));
+        });
         return;
       }
       if (io.type === IoType.SeekData || io.type === IoType.SeekHole) io.complete(res);
@@ -140,7 +153,10 @@ class AioDriver implements BdevDriver {
   }
 
   config(b: Bdev): ConfigEntry {
-    return { method: 'bdev_aio_create', params: { name: b.name, filename: this.filename, block_size: b.blockSize, readonly: this.readonly, uuid: b.uuid } };
+    return {
+      method: 'bdev_aio_create',
+      params: { name: b.name, filename: this.filename, block_size: b.blockSize, readonly: this.readonly, uuid: b.uuid },
+    };
   }
 
   async destruct(): Promise<void> {
@@ -157,7 +173,9 @@ class AioDriver implements BdevDriver {
 export const MAX_BLOCK_SIZE = 65536;
 
 /** Exact for every safe integer (a 32-bit `n & (n - 1)` would wrap: 12G would pass). */
-function isPowerOfTwo(n: number): boolean { return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n; }
+function isPowerOfTwo(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
+}
 
 function checkBlockSize(n: number): void {
   if (!isPowerOfTwo(n) || n < 512 || n > MAX_BLOCK_SIZE) {
@@ -166,15 +184,34 @@ function checkBlockSize(n: number): void {
 }
 
 function readSysctl(name: string): number | null {
-  try { return Number(fs.readFileSync(`/proc/sys/fs/${name}`, 'utf8').trim()); } catch { return null; }
+  try {
+    return Number(fs.readFileSync(`/proc/sys/fs/${name}`, 'utf8').trim());
+  } catch {
+    return null;
+  }
 }
 
 /** What openImage() made on disk, so that a failure later removes it again. */
-interface Created { file: string | null; dirs: string[] }
+interface Created {
+  file: string | null;
+  dirs: string[];
+}
 
 function undoCreated(c: Created): void {
-  if (c.file !== null) { try { fs.unlinkSync(c.file); } catch { /* already gone */ } }
-  for (const d of [...c.dirs].reverse()) { try { fs.rmdirSync(d); } catch { /* not empty, or gone */ } }
+  if (c.file !== null) {
+    try {
+      fs.unlinkSync(c.file);
+    } catch {
+      /* already gone */
+    }
+  }
+  for (const d of [...c.dirs].reverse()) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      /* not empty, or gone */
+    }
+  }
 }
 
 function creationError(what: string, err: unknown): SystemError {
@@ -193,7 +230,11 @@ function makeParents(dir: string, c: Created): void {
     if (path.dirname(d) === d) break;
   }
   for (const d of missing.reverse()) {
-    try { fs.mkdirSync(d); } catch (err) { throw creationError(d, err); }
+    try {
+      fs.mkdirSync(d);
+    } catch (err) {
+      throw creationError(d, err);
+    }
     c.dirs.push(d);
   }
 }
@@ -203,7 +244,9 @@ function openImage(opts: AioBdevOptions, c: Created): OpenedImage {
   // Only the operator's own files are created (over RPC a file must exist, as in SPDK).
   if (opts.within === undefined && !fs.existsSync(file)) {
     if (opts.size === undefined) {
-      throw new InvalidBdevError(`${file}: no such file; give a size (size=1G on the command line, or "size" in the API) to create it sparse`);
+      throw new InvalidBdevError(
+        `${file}: no such file; give a size (size=1G on the command line, or "size" in the API) to create it sparse`,
+      );
     }
     if (opts.readonly === true) throw new InvalidBdevError(`${file}: no such file, and a readonly bdev cannot create it`);
     // Judged before anything is made: a file too small to hold one block would only fail later.
@@ -215,7 +258,11 @@ function openImage(opts: AioBdevOptions, c: Created): OpenedImage {
     try {
       const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NONBLOCK, 0o644);
       c.file = file;
-      try { fs.ftruncateSync(fd, opts.size); } finally { fs.closeSync(fd); }
+      try {
+        fs.ftruncateSync(fd, opts.size);
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch (err) {
       throw creationError(file, err);
     }
@@ -229,7 +276,8 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
   const log = (opts.log ?? logger()).child({ bdev: opts.name });
   const depth = opts.queueDepth ?? DEFAULT_QUEUE_DEPTH;
   const maxDepth = native().constants.aio.MAX_CONTEXT_EVENTS; // a bdev's slots fit one kernel context
-  if (!Number.isInteger(depth) || depth < 1 || depth > maxDepth) throw new InvalidBdevError(`queue depth ${depth} is not in 1..${maxDepth}`);
+  if (!Number.isInteger(depth) || depth < 1 || depth > maxDepth)
+    throw new InvalidBdevError(`queue depth ${depth} is not in 1..${maxDepth}`);
   const wanted = opts.blockSize !== undefined && opts.blockSize !== 0 ? opts.blockSize : undefined;
   if (wanted !== undefined) checkBlockSize(wanted);
   const created: Created = { file: null, dirs: [] };
@@ -239,7 +287,11 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
     const opened = openImage({ ...opts, blockSize: wanted, log }, created);
     fd = opened.fd;
     // Said only now: the fd is known to be a regular file or a block device.
-    if (!opened.direct) log.warn({ filename: opts.filename }, 'the file system refuses O_DIRECT; serving this bdev with buffered I/O (the page cache is used, FLUSH still syncs)');
+    if (!opened.direct)
+      log.warn(
+        { filename: opts.filename },
+        'the file system refuses O_DIRECT; serving this bdev with buffered I/O (the page cache is used, FLUSH still syncs)',
+      );
     const info = native().fileInfo(fd);
     if (info.type === 'other') throw new InvalidBdevError(`${opts.filename}: not a regular file or a block device`);
     // What the device needs: its logical sector size, and for O_DIRECT files the file system's alignment.
@@ -254,7 +306,10 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
     const numBlocks = Math.floor(info.size / blockSize);
     if (numBlocks === 0) throw new InvalidBdevError(`${opts.filename} is smaller than one ${blockSize}-byte block`);
     if (info.size % blockSize !== 0) {
-      log.warn({ size: info.size, blockSize, usable: numBlocks * blockSize }, 'size is not a multiple of the block size; the tail is not exported');
+      log.warn(
+        { size: info.size, blockSize, usable: numBlocks * blockSize },
+        'size is not a multiple of the block size; the tail is not exported',
+      );
     }
     let driver: AioDriver;
     try {

@@ -108,7 +108,9 @@ export class AioEngine implements QueuedSubmitter {
     this.#adopt(0);
   }
 
-  get userRing(): boolean { return this.#h.userRing; }
+  get userRing(): boolean {
+    return this.#h.userRing;
+  }
 
   stats(): { capacity: number; contexts: number; inflight: number; bdevs: number } {
     return { capacity: this.#h.capacity, contexts: this.#h.contexts, inflight: this.#h.inflight, bdevs: this.#queues };
@@ -126,8 +128,10 @@ export class AioEngine implements QueuedSubmitter {
       // Not fatal: the bdevs share the slots there are, and I/O beyond them waits its turn.
       if (!this.#growWarned) {
         this.#growWarned = true;
-        log.warn({ err, capacity: before, wanted: before + events },
-          `the shared AIO engine stays at ${before} slots (io_setup(${events}) failed: ${(err as Error).message}); I/O beyond them waits for a free slot`);
+        log.warn(
+          { err, capacity: before, wanted: before + events },
+          `the shared AIO engine stays at ${before} slots (io_setup(${events}) failed: ${(err as Error).message}); I/O beyond them waits for a free slot`,
+        );
       }
       return;
     }
@@ -159,19 +163,33 @@ export class AioEngine implements QueuedSubmitter {
   // Views of the (new) table, and the slots from `from` on added to the free list.
   #adopt(from: number): void {
     const n = this.#h.capacity;
-    ({ op: this.#op, rwFlags: this.#rwFlags, len: this.#len, fd: this.#fd, sq: this.#sq, cqSlot: this.#cqSlot,
-      offset: this.#offset, cqRes: this.#cqRes } = slotViews(this.#h.table, this.#h.layout, n));
+    ({
+      op: this.#op,
+      rwFlags: this.#rwFlags,
+      len: this.#len,
+      fd: this.#fd,
+      sq: this.#sq,
+      cqSlot: this.#cqSlot,
+      offset: this.#offset,
+      cqRes: this.#cqRes,
+    } = slotViews(this.#h.table, this.#h.layout, n));
     const free = new Uint32Array(n);
     free.set(this.#freeSlots.subarray(0, this.#nFree));
     let k = this.#nFree;
     for (let s = n - 1; s >= from; s--) free[k++] = s;
     this.#freeSlots = free;
     this.#nFree = k;
-    for (let s = this.#ios.length; s < n; s++) { this.#bufs.push(null); this.#ios.push(null); this.#owners.push(null); }
+    for (let s = this.#ios.length; s < n; s++) {
+      this.#bufs.push(null);
+      this.#ios.push(null);
+      this.#owners.push(null);
+    }
   }
 
   /** Whether a queue with nothing waiting may place an I/O now (no other queue waits first). */
-  hasFreeSlot(): boolean { return this.#nFree > 0 && this.#hungry.length === 0; }
+  hasFreeSlot(): boolean {
+    return this.#nFree > 0 && this.#hungry.length === 0;
+  }
 
   /** READ, WRITE or FLUSH of q into a free slot; the bdev layer has checked range, alignment and buffer. */
   place(q: EngineQueue, io: BdevIo): void {
@@ -225,7 +243,10 @@ export class AioEngine implements QueuedSubmitter {
     let failed = false;
     while (this.#queued > 0 && this.#queues > 0) {
       let n = this.#h.submit(this.#queued);
-      if (n === 0) { this.#retryLater(); break; }
+      if (n === 0) {
+        this.#retryLater();
+        break;
+      }
       if (n < 0) {
         // The kernel refused the first iocb (bad fd, unsupported opcode): fail it alone.
         this.#finish(this.#sq[0] as number, n);
@@ -242,7 +263,10 @@ export class AioEngine implements QueuedSubmitter {
   // per-CPU reservation): the next completion retries; with nothing in flight, a short timer.
   #retryLater(): void {
     if (this.#h.inflight > 0 || this.#retryTimer !== null) return;
-    this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#flush(); }, 1);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#flush();
+    }, 1);
   }
 
   readonly #onComplete = (n: number): void => {

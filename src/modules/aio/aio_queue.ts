@@ -21,17 +21,29 @@ export class AioQueue implements EngineQueue {
   #closed = false;
 
   /** Throws the native OsError (syscall io_setup) when this is the first queue and the kernel has no context for it. */
-  constructor(readonly name: string, fd: number, depth: number, done: DeviceDone, log: Logger) {
+  constructor(
+    readonly name: string,
+    fd: number,
+    depth: number,
+    done: DeviceDone,
+    log: Logger,
+  ) {
     this.fd = fd;
     this.depth = depth;
     this.#done = done;
     this.#engine = attachEngine(depth, log);
   }
 
-  get userRing(): boolean { return this.#engine.userRing; }
-  get inflight(): number { return this.#inflight; }
+  get userRing(): boolean {
+    return this.#engine.userRing;
+  }
+  get inflight(): number {
+    return this.#inflight;
+  }
   /** Engine use: it has I/O waiting and room under its cap. */
-  get hungry(): boolean { return this.#wait.length > 0 && this.#inflight < this.depth; }
+  get hungry(): boolean {
+    return this.#wait.length > 0 && this.#inflight < this.depth;
+  }
 
   /** READ, WRITE or FLUSH. The bdev layer has checked range, alignment and buffer. */
   push(io: BdevIo): void {
@@ -65,7 +77,8 @@ export class AioQueue implements EngineQueue {
    */
   close(): void {
     if (this.#closed) return;
-    if (this.#inflight > 0 || this.#wait.length > 0) throw new BdevIoMisuseError(this.name, `in the AIO engine at close (${this.#inflight} placed, ${this.#wait.length} waiting)`);
+    if (this.#inflight > 0 || this.#wait.length > 0)
+      throw new BdevIoMisuseError(this.name, `in the AIO engine at close (${this.#inflight} placed, ${this.#wait.length} waiting)`);
     this.#closed = true;
     this.#engine.release(this.depth);
   }

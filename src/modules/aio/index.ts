@@ -4,7 +4,11 @@ import { defineModule } from '../../bdev/module.js';
 import { AIO_METHODS } from './methods.js';
 
 export const aioModule = defineModule({
-  name: 'aio', productName: 'AIO disk', errnoStatus: 'aio_error', create: createAioBdev, methods: AIO_METHODS,
+  name: 'aio',
+  productName: 'AIO disk',
+  errnoStatus: 'aio_error',
+  create: createAioBdev,
+  methods: AIO_METHODS,
 });
 
 export { createAioBdev, DEFAULT_QUEUE_DEPTH, type AioBdevOptions } from './aio.js';

@@ -6,7 +6,15 @@ import type { MethodSpec } from '../../method.js';
 import { BYTES, flag, size, str } from '../../method_form.js';
 import { createAio, rescanAio } from './ops.js';
 
-interface AioCreate { filename: string; name: string; block_size?: number; readonly?: boolean; fallocate?: boolean; uuid?: string; nowait?: boolean }
+interface AioCreate {
+  filename: string;
+  name: string;
+  block_size?: number;
+  readonly?: boolean;
+  fallocate?: boolean;
+  uuid?: string;
+  nowait?: boolean;
+}
 const aioCreate: JSONSchemaType<AioCreate> = {
   type: 'object',
   properties: {
@@ -23,7 +31,10 @@ const aioCreate: JSONSchemaType<AioCreate> = {
   additionalProperties: false,
 };
 
-interface Rescan { name: string; force?: boolean }
+interface Rescan {
+  name: string;
+  force?: boolean;
+}
 const rescan: JSONSchemaType<Rescan> = {
   type: 'object',
   // force is aionbd's own: shrink below what connected clients were told.
@@ -33,21 +44,49 @@ const rescan: JSONSchemaType<Rescan> = {
 };
 
 export const AIO_METHODS: readonly MethodSpec<ModuleContext>[] = [
-  method('bdev_aio_create', aioCreate, async (p, ctx, call) => {
-    if (p.nowait === true) throw new UnsupportedError('nowait (RWF_NOWAIT) is not supported by this AIO bdev');
-    // Over RPC a file must already exist (as SPDK) and lie under an --allow-path root.
-    // The file is then opened beneath the root it was found under, and judged by its fd.
-    const at = call.allowed !== null ? call.allowed.check(p.filename) : { filename: p.filename, root: undefined };
-    const b = await createAio(ctx, { filename: at.filename, within: at.root, name: p.name, blockSize: p.block_size, readonly: p.readonly, uuid: p.uuid });
-    return b.name;
-  }, {
-    args: [str('filename', false, 'the file or block device (never created: make it first, e.g. with truncate)', 'FILE'), str('name', false, 'the new bdev\'s name'),
-      size('block_size', BYTES, true, 'the block size (default: the device\'s logical block size, or 512 for a file)')],
-    flags: [flag(['-r', '--readonly'], 'readonly', 'bool'), flag(['--fallocate'], 'fallocate', 'bool', 'serve UNMAP and WRITE_ZEROES with fallocate'),
-      flag(['-u', '--uuid'], 'uuid'), flag(['--no-wait'], 'nowait', 'bool')],
-  }),
+  method(
+    'bdev_aio_create',
+    aioCreate,
+    async (p, ctx, call) => {
+      if (p.nowait === true) throw new UnsupportedError('nowait (RWF_NOWAIT) is not supported by this AIO bdev');
+      // Over RPC a file must already exist (as SPDK) and lie under an --allow-path root.
+      // The file is then opened beneath the root it was found under, and judged by its fd.
+      const at = call.allowed !== null ? call.allowed.check(p.filename) : { filename: p.filename, root: undefined };
+      const b = await createAio(ctx, {
+        filename: at.filename,
+        within: at.root,
+        name: p.name,
+        blockSize: p.block_size,
+        readonly: p.readonly,
+        uuid: p.uuid,
+      });
+      return b.name;
+    },
+    {
+      args: [
+        str('filename', false, 'the file or block device (never created: make it first, e.g. with truncate)', 'FILE'),
+        str('name', false, "the new bdev's name"),
+        size('block_size', BYTES, true, "the block size (default: the device's logical block size, or 512 for a file)"),
+      ],
+      flags: [
+        flag(['-r', '--readonly'], 'readonly', 'bool'),
+        flag(['--fallocate'], 'fallocate', 'bool', 'serve UNMAP and WRITE_ZEROES with fallocate'),
+        flag(['-u', '--uuid'], 'uuid'),
+        flag(['--no-wait'], 'nowait', 'bool'),
+      ],
+    },
+  ),
   deleteMethod('bdev_aio_delete', 'aio'),
-  method('bdev_aio_rescan', rescan, async (p, ctx) => { await rescanAio(ctx, p.name, p.force ?? false); return true; }, {
-    args: [str('name')], flags: [flag(['-f', '--force'], 'force', 'bool', 'shrink even below what connected clients were told (aionbd\'s own)')],
-  }),
+  method(
+    'bdev_aio_rescan',
+    rescan,
+    async (p, ctx) => {
+      await rescanAio(ctx, p.name, p.force ?? false);
+      return true;
+    },
+    {
+      args: [str('name')],
+      flags: [flag(['-f', '--force'], 'force', 'bool', "shrink even below what connected clients were told (aionbd's own)")],
+    },
+  ),
 ];

@@ -20,10 +20,13 @@ export interface OpenTarget {
   walk?: boolean | undefined;
 }
 
-export interface OpenedImage { fd: number; direct: boolean }
+export interface OpenedImage {
+  fd: number;
+  direct: boolean;
+}
 
 function osError(err: unknown): NodeJS.ErrnoException {
-  return err instanceof Error ? err as NodeJS.ErrnoException : new Error(String(err));
+  return err instanceof Error ? (err as NodeJS.ErrnoException) : new Error(String(err));
 }
 
 /** Refusals name the file as the caller gave it; an RPC caller gets EACCES/ENOENT as SPDK would. */
@@ -45,7 +48,10 @@ export function openServedFile(filename: string, t: OpenTarget): OpenedImage {
       // The real path had no symlink and no "..": meeting one now means the tree changed
       // between the check and the open (or someone is racing us). Never followed.
       if (e.code === 'EXDEV' || e.code === 'ELOOP' || e.code === 'ENOTDIR') {
-        throw new PathNotAllowedError(`${filename} changed while it was opened (a symlink appeared on its path); refused, as it might lead outside ${t.within}`, { cause: e });
+        throw new PathNotAllowedError(
+          `${filename} changed while it was opened (a symlink appeared on its path); refused, as it might lead outside ${t.within}`,
+          { cause: e },
+        );
       }
     }
     throw new SystemError(`cannot open ${describeOpenError(filename, e)}`, typeof e.errno === 'number' ? -e.errno : 5, { cause: e });
@@ -56,11 +62,17 @@ export function openServedFile(filename: string, t: OpenTarget): OpenedImage {
   }
   if (t.within !== undefined && got.nlink > 1) {
     closeQuietly(got.fd);
-    throw new PathNotAllowedError(`${filename} has ${got.nlink} hard links; a file under an --allow-path root must have only one, since another name of it may lie outside the root`);
+    throw new PathNotAllowedError(
+      `${filename} has ${got.nlink} hard links; a file under an --allow-path root must have only one, since another name of it may lie outside the root`,
+    );
   }
   return { fd: got.fd, direct: got.direct };
 }
 
 function closeQuietly(fd: number): void {
-  try { fs.closeSync(fd); } catch { /* nothing to release */ }
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* nothing to release */
+  }
 }

@@ -23,8 +23,15 @@ export async function createAio(ctx: ModuleContext, p: AioParams): Promise<Bdev>
   // Before the file is opened (or created): a taken name would only be refused after it.
   if (ctx.bdevs.has(p.name)) throw new BdevExistsError(p.name);
   const b = createAioBdev({
-    filename: p.filename, name: p.name, blockSize: p.blockSize, readonly: p.readonly, uuid: checkUuid(p.uuid),
-    size: p.size, within: p.within, queueDepth: ctx.queueDepth, log: ctx.log,
+    filename: p.filename,
+    name: p.name,
+    blockSize: p.blockSize,
+    readonly: p.readonly,
+    uuid: checkUuid(p.uuid),
+    size: p.size,
+    within: p.within,
+    queueDepth: ctx.queueDepth,
+    log: ctx.log,
   });
   return ctx.register(b);
 }
@@ -39,6 +46,9 @@ export async function rescanAio(ctx: ModuleContext, name: string, force = false)
   const b = ctx.bdevs.get(name);
   const blocks = Math.floor(aioFileSize(b) / b.blockSize);
   if (blocks === b.numBlocks) return;
-  if (blocks === 0 && b.claim === null) { await ctx.bdevs.delete(b.name); return; }
+  if (blocks === 0 && b.claim === null) {
+    await ctx.bdevs.delete(b.name);
+    return;
+  }
   await ctx.resizeBdev(b, blocks, force);
 }

@@ -24,7 +24,11 @@ export interface DelayBdevOptions extends DelayLatencies {
   uuid?: string | undefined;
 }
 
-const NONE = 0, AVG_READ = 1, P99_READ = 2, AVG_WRITE = 3, P99_WRITE = 4;
+const NONE = 0,
+  AVG_READ = 1,
+  P99_READ = 2,
+  AVG_WRITE = 3,
+  P99_WRITE = 4;
 
 class DelayDriver extends PassThroughDriver {
   readonly module = 'delay';
@@ -40,8 +44,10 @@ class DelayDriver extends PassThroughDriver {
 
   constructor(base: Bdev, l: DelayLatencies) {
     super(base, { followResize: true });
-    this.us[AVG_READ] = l.avgReadLatency; this.us[P99_READ] = l.p99ReadLatency;
-    this.us[AVG_WRITE] = l.avgWriteLatency; this.us[P99_WRITE] = l.p99WriteLatency;
+    this.us[AVG_READ] = l.avgReadLatency;
+    this.us[P99_READ] = l.p99ReadLatency;
+    this.us[AVG_WRITE] = l.avgWriteLatency;
+    this.us[P99_WRITE] = l.p99WriteLatency;
   }
 
   override submit(io: BdevIo): void {
@@ -86,8 +92,10 @@ class DelayDriver extends PassThroughDriver {
     return {
       delay: {
         base_bdev_name: this.base.name,
-        avg_read_latency: this.us[AVG_READ], p99_read_latency: this.us[P99_READ],
-        avg_write_latency: this.us[AVG_WRITE], p99_write_latency: this.us[P99_WRITE],
+        avg_read_latency: this.us[AVG_READ],
+        p99_read_latency: this.us[P99_READ],
+        avg_write_latency: this.us[AVG_WRITE],
+        p99_write_latency: this.us[P99_WRITE],
       },
     };
   }
@@ -96,9 +104,13 @@ class DelayDriver extends PassThroughDriver {
     return {
       method: 'bdev_delay_create',
       params: {
-        name: b.name, base_bdev_name: this.base.name,
-        avg_read_latency: this.us[AVG_READ], p99_read_latency: this.us[P99_READ],
-        avg_write_latency: this.us[AVG_WRITE], p99_write_latency: this.us[P99_WRITE], uuid: b.uuid,
+        name: b.name,
+        base_bdev_name: this.base.name,
+        avg_read_latency: this.us[AVG_READ],
+        p99_read_latency: this.us[P99_READ],
+        avg_write_latency: this.us[AVG_WRITE],
+        p99_write_latency: this.us[P99_WRITE],
+        uuid: b.uuid,
       },
     };
   }
@@ -116,15 +128,24 @@ function checkUs(what: string, us: number): void {
 
 /** The caller registers it with a claim on base. */
 export function createDelayBdev(base: Bdev, opts: DelayBdevOptions): Bdev {
-  checkUs('avg_read_latency', opts.avgReadLatency); checkUs('p99_read_latency', opts.p99ReadLatency);
-  checkUs('avg_write_latency', opts.avgWriteLatency); checkUs('p99_write_latency', opts.p99WriteLatency);
+  checkUs('avg_read_latency', opts.avgReadLatency);
+  checkUs('p99_read_latency', opts.p99ReadLatency);
+  checkUs('avg_write_latency', opts.avgWriteLatency);
+  checkUs('p99_write_latency', opts.p99WriteLatency);
   if (opts.p99ReadLatency < opts.avgReadLatency || opts.p99WriteLatency < opts.avgWriteLatency) {
     throw new InvalidBdevError('p99 latencies must not be below the average ones');
   }
-  return new Bdev({
-    name: opts.name, blockSize: base.blockSize, numBlocks: base.numBlocks, readonly: base.readonly,
-    uuid: opts.uuid, writeCache: base.writeCache,
-  }, new DelayDriver(base, opts));
+  return new Bdev(
+    {
+      name: opts.name,
+      blockSize: base.blockSize,
+      numBlocks: base.numBlocks,
+      readonly: base.readonly,
+      uuid: opts.uuid,
+      writeCache: base.writeCache,
+    },
+    new DelayDriver(base, opts),
+  );
 }
 
 /** Changes one latency for I/O submitted from now on (SPDK does not re-check p99 >= avg here). */

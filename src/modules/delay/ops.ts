@@ -4,7 +4,11 @@ import { createDelayBdev, type DelayLatencies } from './delay.js';
 import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
 
-export interface DelayParams extends DelayLatencies { name: string; baseBdevName: string; uuid?: string | undefined }
+export interface DelayParams extends DelayLatencies {
+  name: string;
+  baseBdevName: string;
+  uuid?: string | undefined;
+}
 
 export async function createDelay(ctx: ModuleContext, p: DelayParams): Promise<Bdev> {
   checkName(p.name);

@@ -35,7 +35,13 @@ export interface Injection {
  */
 const MAX_TAG_OFFSET = 2 ** 44;
 
-interface Slot { type: ErrorType | null; num: number; queueDepth: number; corruptOffset: number; corruptValue: number }
+interface Slot {
+  type: ErrorType | null;
+  num: number;
+  queueDepth: number;
+  corruptOffset: number;
+  corruptValue: number;
+}
 
 // Child tags: a corrupted READ carries offset * 256 + value (value 1..255, so the tag is > 0);
 // a WRITE sent as a corrupted copy carries TAG_BOUNCE, to give the copy back.
@@ -55,11 +61,16 @@ class ErrorDriver extends PassThroughDriver {
     for (let t = 0; t <= IoType.Reset; t++) this.#slots.push({ type: null, num: 0, queueDepth: 0, corruptOffset: 0, corruptValue: 0 });
   }
 
-  get pending(): number { return this.#pending.length; }
+  get pending(): number {
+    return this.#pending.length;
+  }
 
   inject(j: Injection): void {
     if (j.ioType === 'clear') {
-      for (const s of this.#slots) { s.type = null; s.num = 0; }
+      for (const s of this.#slots) {
+        s.type = null;
+        s.num = 0;
+      }
       return;
     }
     const num = j.num ?? 1;
@@ -72,11 +83,17 @@ class ErrorDriver extends PassThroughDriver {
       throw new InvalidBdevError(`corrupt_value ${val} must be 1..255 for corrupt_data`);
     }
     if (!Number.isInteger(off) || off < 0) throw new InvalidBdevError(`corrupt_offset ${off} must be a whole number >= 0`);
-    const types = j.ioType === 'all' ? [IoType.Read, IoType.Write, IoType.Unmap, IoType.Flush]
-      : [{ read: IoType.Read, write: IoType.Write, unmap: IoType.Unmap, flush: IoType.Flush }[j.ioType]];
+    const types =
+      j.ioType === 'all'
+        ? [IoType.Read, IoType.Write, IoType.Unmap, IoType.Flush]
+        : [{ read: IoType.Read, write: IoType.Write, unmap: IoType.Unmap, flush: IoType.Flush }[j.ioType]];
     for (const t of types) {
       const s = this.#slots[t] as Slot;
-      s.type = j.errorType; s.num = num; s.queueDepth = qd; s.corruptOffset = off; s.corruptValue = val;
+      s.type = j.errorType;
+      s.num = num;
+      s.queueDepth = qd;
+      s.corruptOffset = off;
+      s.corruptValue = val;
     }
   }
 
@@ -96,10 +113,18 @@ class ErrorDriver extends PassThroughDriver {
     }
     s.num--;
     switch (s.type) {
-      case 'failure': io.complete(-E.EIO); return;
-      case 'pending': this.#pending.push(io); return;
-      case 'nomem': this.#later(io); return;
-      case 'corrupt_data': this.#corrupt(io, s); return;
+      case 'failure':
+        io.complete(-E.EIO);
+        return;
+      case 'pending':
+        this.#pending.push(io);
+        return;
+      case 'nomem':
+        this.#later(io);
+        return;
+      case 'corrupt_data':
+        this.#corrupt(io, s);
+        return;
     }
   }
 
@@ -142,9 +167,13 @@ class ErrorDriver extends PassThroughDriver {
     for (const io of this.#pending.splice(0)) io.complete(-E.ECANCELED);
   }
 
-  abort(): void { this.#abortPending(); }
+  abort(): void {
+    this.#abortPending();
+  }
 
-  info(): Record<string, unknown> { return { error_disk: { base_bdev: this.base.name } }; }
+  info(): Record<string, unknown> {
+    return { error_disk: { base_bdev: this.base.name } };
+  }
 
   config(b: Bdev): ConfigEntry {
     // SPDK's entry; the name only when it is not SPDK's EE_<base> (an aionbd extension).
@@ -158,13 +187,24 @@ const defaultName = (base: Bdev): string => `EE_${base.name}`;
 
 /** EE_<base> unless named: the caller registers it with a claim on base. */
 export function createErrorBdev(base: Bdev, opts: { uuid?: string | undefined; name?: string | undefined } = {}): Bdev {
-  return new Bdev({
-    name: opts.name ?? defaultName(base), blockSize: base.blockSize, numBlocks: base.numBlocks, readonly: base.readonly,
-    uuid: opts.uuid, writeCache: base.writeCache,
-  }, new ErrorDriver(base));
+  return new Bdev(
+    {
+      name: opts.name ?? defaultName(base),
+      blockSize: base.blockSize,
+      numBlocks: base.numBlocks,
+      readonly: base.readonly,
+      uuid: opts.uuid,
+      writeCache: base.writeCache,
+    },
+    new ErrorDriver(base),
+  );
 }
 
 const errorDriver = (b: Bdev): ErrorDriver => driverOf(b, ErrorDriver, 'error');
 
-export function injectError(b: Bdev, j: Injection): void { errorDriver(b).inject(j); }
-export function resumePending(b: Bdev): number { return errorDriver(b).resumePending(); }
+export function injectError(b: Bdev, j: Injection): void {
+  errorDriver(b).inject(j);
+}
+export function resumePending(b: Bdev): number {
+  return errorDriver(b).resumePending();
+}

@@ -4,7 +4,12 @@ import { createErrorBdev } from './error.js';
 import { defineModule } from '../../bdev/module.js';
 import { ERROR_METHODS } from './methods.js';
 
-export const errorModule = defineModule({ name: 'error', productName: 'Error Injection Disk', create: createErrorBdev, methods: ERROR_METHODS });
+export const errorModule = defineModule({
+  name: 'error',
+  productName: 'Error Injection Disk',
+  create: createErrorBdev,
+  methods: ERROR_METHODS,
+});
 
 export { createErrorBdev, injectError, resumePending, type Injection, type ErrorType, type InjectIoType } from './error.js';
 export type { ErrorCreateOptions } from './ops.js';

@@ -7,7 +7,11 @@ import { flag, str } from '../../method_form.js';
 import { createError } from './ops.js';
 
 // `name` is aionbd's own (SPDK always names it EE_<base_name>): `rpc.py bdev_error_create BASE NAME`.
-interface ErrorCreate { base_name: string; name?: string; uuid?: string }
+interface ErrorCreate {
+  base_name: string;
+  name?: string;
+  uuid?: string;
+}
 const errorCreate: JSONSchemaType<ErrorCreate> = {
   type: 'object',
   properties: { base_name: { type: 'string' }, name: { type: 'string', nullable: true }, uuid: { type: 'string', nullable: true } },
@@ -16,8 +20,13 @@ const errorCreate: JSONSchemaType<ErrorCreate> = {
 };
 
 interface Inject {
-  name: string; io_type: InjectIoType; error_type: ErrorType;
-  num?: number; queue_depth?: number; corrupt_offset?: number; corrupt_value?: number;
+  name: string;
+  io_type: InjectIoType;
+  error_type: ErrorType;
+  num?: number;
+  queue_depth?: number;
+  corrupt_offset?: number;
+  corrupt_value?: number;
 }
 const inject: JSONSchemaType<Inject> = {
   type: 'object',
@@ -36,25 +45,61 @@ const inject: JSONSchemaType<Inject> = {
 
 export const ERROR_METHODS: readonly MethodSpec<ModuleContext>[] = [
   // SPDK answers true here, not the new name.
-  method('bdev_error_create', errorCreate, async (p, ctx) => { await createError(ctx, p.base_name, { uuid: p.uuid, name: p.name }); return true; }, {
-    args: [str('base_name', false, 'the bdev to pass I/O through to (the error bdev claims it)', 'BASE'),
-      str('name', true, 'the new bdev\'s name (default EE_BASE)')],
-    flags: [flag(['--uuid', '-u'], 'uuid')],
-    note: 'NAME is aionbd\'s own: SPDK\'s rpc.py takes only BASE and always names the bdev EE_BASE (a UUID is given with --uuid, '
-      + 'never in this position), so "bdev_error_create aio_test error_test" makes "error_test" here. Sent as the "name" param, '
-      + 'which SPDK\'s server does not know. The result is true, as in SPDK, not the name.',
-  }),
+  method(
+    'bdev_error_create',
+    errorCreate,
+    async (p, ctx) => {
+      await createError(ctx, p.base_name, { uuid: p.uuid, name: p.name });
+      return true;
+    },
+    {
+      args: [
+        str('base_name', false, 'the bdev to pass I/O through to (the error bdev claims it)', 'BASE'),
+        str('name', true, "the new bdev's name (default EE_BASE)"),
+      ],
+      flags: [flag(['--uuid', '-u'], 'uuid')],
+      note:
+        "NAME is aionbd's own: SPDK's rpc.py takes only BASE and always names the bdev EE_BASE (a UUID is given with --uuid, " +
+        'never in this position), so "bdev_error_create aio_test error_test" makes "error_test" here. Sent as the "name" param, ' +
+        "which SPDK's server does not know. The result is true, as in SPDK, not the name.",
+    },
+  ),
   deleteMethod('bdev_error_delete', 'error'),
-  method('bdev_error_inject_error', inject, (p, ctx) => {
-    injectError(ctx.bdevs.get(p.name), {
-      ioType: p.io_type, errorType: p.error_type, num: p.num, queueDepth: p.queue_depth,
-      corruptOffset: p.corrupt_offset, corruptValue: p.corrupt_value,
-    });
-    return true;
-  }, {
-    args: [str('name'), str('io_type', false, 'read, write, unmap, flush, all or clear'), str('error_type', false, 'failure, pending, corrupt_data or nomem')],
-    flags: [flag(['-n', '--num'], 'num', 'int'), flag(['-q', '--queue-depth'], 'queue_depth', 'int'),
-      flag(['-o', '--corrupt-offset'], 'corrupt_offset', 'int'), flag(['-v', '--corrupt-value'], 'corrupt_value', 'int')],
-  }),
-  method('bdev_error_resume_pending', byName, (p, ctx) => { resumePending(ctx.bdevs.get(p.name)); return true; }, { args: [str('name')] }),
+  method(
+    'bdev_error_inject_error',
+    inject,
+    (p, ctx) => {
+      injectError(ctx.bdevs.get(p.name), {
+        ioType: p.io_type,
+        errorType: p.error_type,
+        num: p.num,
+        queueDepth: p.queue_depth,
+        corruptOffset: p.corrupt_offset,
+        corruptValue: p.corrupt_value,
+      });
+      return true;
+    },
+    {
+      args: [
+        str('name'),
+        str('io_type', false, 'read, write, unmap, flush, all or clear'),
+        str('error_type', false, 'failure, pending, corrupt_data or nomem'),
+      ],
+      flags: [
+        flag(['-n', '--num'], 'num', 'int'),
+        flag(['-q', '--queue-depth'], 'queue_depth', 'int'),
+        flag(['-o', '--corrupt-offset'], 'corrupt_offset', 'int'),
+        flag(['-v', '--corrupt-value'], 'corrupt_value', 'int'),
+      ],
+    },
+  ),
+  method(
+    'bdev_error_resume_pending',
+    byName,
+    (p, ctx) => {
+      resumePending(ctx.bdevs.get(p.name));
+      return true;
+    },
+    { args: [str('name')] },
+  ),
 ];

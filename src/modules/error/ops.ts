@@ -4,7 +4,10 @@ import { createErrorBdev } from './error.js';
 import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
 
-export interface ErrorCreateOptions { uuid?: string | undefined; name?: string | undefined }
+export interface ErrorCreateOptions {
+  uuid?: string | undefined;
+  name?: string | undefined;
+}
 
 /** SPDK names it EE_<base>; `name` (aionbd's own) chooses another. */
 export async function createError(ctx: ModuleContext, baseName: string, opts: ErrorCreateOptions = {}): Promise<Bdev> {

@@ -29,7 +29,10 @@ export class LvolDriver implements BdevDriver {
   /** The base's: every piece goes to it with the lvol I/O's flags. */
   readonly ioFlags: number;
 
-  constructor(readonly store: Lvstore, readonly meta: LvolMeta) {
+  constructor(
+    readonly store: Lvstore,
+    readonly meta: LvolMeta,
+  ) {
     this.ioFlags = store.base.ioFlags;
   }
 
@@ -39,7 +42,10 @@ export class LvolDriver implements BdevDriver {
   }
 
   submit(io: BdevIo): void {
-    if (this.#frozen) { this.#held.push(io); return; }
+    if (this.#frozen) {
+      this.#held.push(io);
+      return;
+    }
     if (this.meta.read_only && (io.type === IoType.Write || io.type === IoType.Unmap || io.type === IoType.WriteZeroes)) {
       io.complete(-E.EROFS);
       return;
@@ -54,7 +60,8 @@ export class LvolDriver implements BdevDriver {
       return;
     }
     const cs = this.store.meta.cluster_size;
-    const first = Math.floor(io.offset / cs), last = Math.floor((io.offset + io.length - 1) / cs);
+    const first = Math.floor(io.offset / cs),
+      last = Math.floor((io.offset + io.length - 1) / cs);
     const t = this.#children.fanOut(io, last - first + 1);
     let pos = 0;
     for (let k = first; k <= last; k++) {
@@ -67,11 +74,17 @@ export class LvolDriver implements BdevDriver {
 
   #piece(io: BdevIo, t: number, k: number, inCluster: number, pos: number, len: number): void {
     const own = this.meta.clusters[k] ?? -1;
-    if (own >= 0) { this.#toBase(io, t, own, inCluster, pos, len); return; }
+    if (own >= 0) {
+      this.#toBase(io, t, own, inCluster, pos, len);
+      return;
+    }
     switch (io.type) {
       case IoType.Read: {
         const c = this.meta.parent === null ? -1 : this.store.clusterOf(this.meta, k);
-        if (c >= 0) { this.#toBase(io, t, c, inCluster, pos, len); return; }
+        if (c >= 0) {
+          this.#toBase(io, t, c, inCluster, pos, len);
+          return;
+        }
         // A cluster no layer has written reads as zeroes.
         (io.buf as Buffer).fill(0, pos, pos + len);
         this.#children.pieceDone(t, 0);
@@ -84,14 +97,20 @@ export class LvolDriver implements BdevDriver {
       case IoType.WriteZeroes:
         // Already zeroes unless a parent holds data there (then it needs a cluster of its own),
         // or NO_HOLE asks for the range to be allocated.
-        if (!this.#zeroAllocates(io, k)) { this.#children.pieceDone(t, 0); return; }
+        if (!this.#zeroAllocates(io, k)) {
+          this.#children.pieceDone(t, 0);
+          return;
+        }
         break;
       default:
         break;
     }
-    this.store.allocate(this.meta, [k]).then(([c]) => this.#toBase(io, t, c as number, inCluster, pos, len), (err: unknown) => {
-      this.#children.pieceDone(t, err instanceof NoSpaceError ? -E.ENOSPC : -E.EIO);
-    });
+    this.store.allocate(this.meta, [k]).then(
+      ([c]) => this.#toBase(io, t, c as number, inCluster, pos, len),
+      (err: unknown) => {
+        this.#children.pieceDone(t, err instanceof NoSpaceError ? -E.ENOSPC : -E.EIO);
+      },
+    );
   }
 
   /** A WRITE_ZEROES piece on cluster k needs a cluster allocated (zeroed, or copied from a parent). */
@@ -144,34 +163,53 @@ export class LvolDriver implements BdevDriver {
     return Promise.resolve(out);
   }
 
-  knowsDepth(): boolean { return true; }
+  knowsDepth(): boolean {
+    return true;
+  }
 
   info(): Record<string, unknown> {
-    const m = this.meta, parent = m.parent === null ? undefined : this.store.lvol(m.parent);
+    const m = this.meta,
+      parent = m.parent === null ? undefined : this.store.lvol(m.parent);
     const clones = this.store.clonesOf(m).map((x) => x.name);
     return {
       lvol: {
-        lvol_store_uuid: this.store.uuid, base_bdev: this.store.base.name, thin_provision: m.thin,
+        lvol_store_uuid: this.store.uuid,
+        base_bdev: this.store.base.name,
+        thin_provision: m.thin,
         num_allocated_clusters: m.clusters.filter((c) => c >= 0).length,
-        snapshot: m.snapshot || clones.length > 0, clone: parent !== undefined,
+        snapshot: m.snapshot || clones.length > 0,
+        clone: parent !== undefined,
         ...(parent !== undefined ? { base_snapshot: parent.name } : {}),
         ...(clones.length > 0 ? { clones } : {}),
-        esnap_clone: false, read_only: m.read_only,
+        esnap_clone: false,
+        read_only: m.read_only,
       },
     };
   }
 
   // Nothing in save_config: lvols come back from their base's metadata, as in SPDK.
-  config(): null { return null; }
+  config(): null {
+    return null;
+  }
 
-  destruct(): Promise<void> { return Promise.resolve(); }
+  destruct(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /** The bdev of one lvol: named by its UUID, alias "<lvstore>/<lvol>". */
 export function lvolBdev(store: Lvstore, meta: LvolMeta): Bdev {
-  return new Bdev({
-    name: meta.uuid, aliases: [`${store.name}/${meta.name}`], uuid: meta.uuid, blockSize: store.meta.block_size,
-    numBlocks: (meta.clusters.length * store.meta.cluster_size) / store.meta.block_size, readonly: meta.read_only,
-    writeCache: store.base.writeCache, optimalIoBoundary: store.meta.cluster_size,
-  }, new LvolDriver(store, meta));
+  return new Bdev(
+    {
+      name: meta.uuid,
+      aliases: [`${store.name}/${meta.name}`],
+      uuid: meta.uuid,
+      blockSize: store.meta.block_size,
+      numBlocks: (meta.clusters.length * store.meta.cluster_size) / store.meta.block_size,
+      readonly: meta.read_only,
+      writeCache: store.base.writeCache,
+      optimalIoBoundary: store.meta.cluster_size,
+    },
+    new LvolDriver(store, meta),
+  );
 }

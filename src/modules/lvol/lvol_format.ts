@@ -38,8 +38,14 @@ export interface LvolMeta {
 }
 
 export interface LvstoreMeta {
-  uuid: string; name: string; block_size: number; cluster_size: number; slot_size: number;
-  data_offset: number; total_clusters: number; lvols: LvolMeta[];
+  uuid: string;
+  name: string;
+  block_size: number;
+  cluster_size: number;
+  slot_size: number;
+  data_offset: number;
+  total_clusters: number;
+  lvols: LvolMeta[];
 }
 
 /** Cluster map as runs: [first, count] for count consecutive clusters from first, or [-1, count] unallocated. */
@@ -47,7 +53,8 @@ export function toRuns(clusters: readonly number[]): number[][] {
   const runs: number[][] = [];
   for (const c of clusters) {
     const last = runs[runs.length - 1];
-    if (last !== undefined && (c < 0 ? last[0] === -1 : last[0] !== -1 && (last[0] as number) + (last[1] as number) === c)) last[1] = (last[1] as number) + 1;
+    if (last !== undefined && (c < 0 ? last[0] === -1 : last[0] !== -1 && (last[0] as number) + (last[1] as number) === c))
+      last[1] = (last[1] as number) + 1;
     else runs.push([c < 0 ? -1 : c, 1]);
   }
   return runs;
@@ -71,7 +78,8 @@ export function fromRuns(v: unknown, limit: number): number[] | null {
 export function encodeSlot(meta: LvstoreMeta, generation: number, out: Buffer): void {
   const doc = { ...meta, lvols: meta.lvols.map((l) => ({ ...l, clusters: toRuns(l.clusters) })) };
   const json = Buffer.from(JSON.stringify(doc), 'utf8');
-  if (HEADER_LEN + json.length > meta.slot_size) throw new RangeError(`lvstore metadata of ${json.length} bytes exceeds its ${meta.slot_size}-byte slot`);
+  if (HEADER_LEN + json.length > meta.slot_size)
+    throw new RangeError(`lvstore metadata of ${json.length} bytes exceeds its ${meta.slot_size}-byte slot`);
   out.fill(0, 0, meta.slot_size);
   MAGIC.copy(out, 0);
   out.writeUInt32LE(VERSION, 8);
@@ -84,7 +92,13 @@ export function encodeSlot(meta: LvstoreMeta, generation: number, out: Buffer): 
   json.copy(out, HEADER_LEN);
 }
 
-export interface DecodedHeader { version: number; generation: number; jsonLength: number; jsonCrc: number; slotSize: number }
+export interface DecodedHeader {
+  version: number;
+  generation: number;
+  jsonLength: number;
+  jsonCrc: number;
+  slotSize: number;
+}
 
 /** The header of a slot (of any version: check it against READABLE_VERSIONS), or null when it is not one. */
 export function decodeHeader(b: Buffer): DecodedHeader | null {
@@ -92,8 +106,11 @@ export function decodeHeader(b: Buffer): DecodedHeader | null {
   if (b.readUInt32LE(12) !== HEADER_LEN) return null;
   if (crc32(b.subarray(0, 36)) !== b.readUInt32LE(36)) return null;
   return {
-    version: b.readUInt32LE(8), generation: Number(b.readBigUInt64LE(16)), jsonLength: b.readUInt32LE(24),
-    jsonCrc: b.readUInt32LE(28), slotSize: b.readUInt32LE(32),
+    version: b.readUInt32LE(8),
+    generation: Number(b.readBigUInt64LE(16)),
+    jsonLength: b.readUInt32LE(24),
+    jsonCrc: b.readUInt32LE(28),
+    slotSize: b.readUInt32LE(32),
   };
 }
 
@@ -102,15 +119,39 @@ function decodeLvol(l: unknown, version: number, total: number): LvolMeta | null
   if (!isObject(l) || typeof l['uuid'] !== 'string' || typeof l['name'] !== 'string' || typeof l['thin'] !== 'boolean') return null;
   if (version === 1) {
     const c = l['clusters'];
-    if (!Array.isArray(c) || c.length > MAX_LVOL_CLUSTERS || !c.every((x): x is number => Number.isSafeInteger(x) && (x as number) >= -1 && (x as number) < total)) return null;
-    return { uuid: l['uuid'], name: l['name'], thin: l['thin'], clusters: c, parent: null, parent_clusters: 0, read_only: false, snapshot: false };
+    if (
+      !Array.isArray(c) ||
+      c.length > MAX_LVOL_CLUSTERS ||
+      !c.every((x): x is number => Number.isSafeInteger(x) && (x as number) >= -1 && (x as number) < total)
+    )
+      return null;
+    return {
+      uuid: l['uuid'],
+      name: l['name'],
+      thin: l['thin'],
+      clusters: c,
+      parent: null,
+      parent_clusters: 0,
+      read_only: false,
+      snapshot: false,
+    };
   }
   const clusters = fromRuns(l['clusters'], MAX_LVOL_CLUSTERS);
-  const parent = l['parent'], pc = l['parent_clusters'];
+  const parent = l['parent'],
+    pc = l['parent_clusters'];
   if (clusters === null || !(parent === null || typeof parent === 'string') || !Number.isSafeInteger(pc) || (pc as number) < 0) return null;
   if (typeof l['read_only'] !== 'boolean' || typeof l['snapshot'] !== 'boolean') return null;
   if (clusters.some((c) => c >= total)) return null;
-  return { uuid: l['uuid'], name: l['name'], thin: l['thin'], clusters, parent, parent_clusters: pc as number, read_only: l['read_only'], snapshot: l['snapshot'] };
+  return {
+    uuid: l['uuid'],
+    name: l['name'],
+    thin: l['thin'],
+    clusters,
+    parent,
+    parent_clusters: pc as number,
+    read_only: l['read_only'],
+    snapshot: l['snapshot'],
+  };
 }
 
 /** The metadata of a slot whose header `h` was read, or null when the JSON is torn or malformed. */
@@ -119,7 +160,11 @@ export function decodeMeta(h: DecodedHeader, b: Buffer): LvstoreMeta | null {
   const json = b.subarray(HEADER_LEN, HEADER_LEN + h.jsonLength);
   if (json.length !== h.jsonLength || crc32(json) !== h.jsonCrc) return null;
   let v: unknown;
-  try { v = JSON.parse(json.toString('utf8')); } catch { return null; }
+  try {
+    v = JSON.parse(json.toString('utf8'));
+  } catch {
+    return null;
+  }
   if (!isObject(v) || !Array.isArray(v['lvols'])) return null;
   for (const k of ['block_size', 'cluster_size', 'slot_size', 'data_offset', 'total_clusters']) if (typeof v[k] !== 'number') return null;
   if (typeof v['uuid'] !== 'string' || typeof v['name'] !== 'string') return null;
@@ -132,8 +177,14 @@ export function decodeMeta(h: DecodedHeader, b: Buffer): LvstoreMeta | null {
   }
   if (!chainsValid(lvols)) return null;
   return {
-    uuid: v['uuid'], name: v['name'], block_size: v['block_size'] as number, cluster_size: v['cluster_size'] as number,
-    slot_size: v['slot_size'] as number, data_offset: v['data_offset'] as number, total_clusters: total, lvols,
+    uuid: v['uuid'],
+    name: v['name'],
+    block_size: v['block_size'] as number,
+    cluster_size: v['cluster_size'] as number,
+    slot_size: v['slot_size'] as number,
+    data_offset: v['data_offset'] as number,
+    total_clusters: total,
+    lvols,
   };
 }
 

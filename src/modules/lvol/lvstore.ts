@@ -24,7 +24,12 @@ export class Lvstore {
   readonly #allocating = new Map<string, Promise<number>>();
 
   /** @param version the format it was found in (new stores: the current one) */
-  constructor(readonly base: Bdev, readonly meta: LvstoreMeta, generation: number, version = VERSION) {
+  constructor(
+    readonly base: Bdev,
+    readonly meta: LvstoreMeta,
+    generation: number,
+    version = VERSION,
+  ) {
     this.#generation = generation;
     this.#upgrade = version !== VERSION;
     this.#used = new Uint8Array(meta.total_clusters);
@@ -34,9 +39,17 @@ export class Lvstore {
     }
   }
 
-  get name(): string { return this.meta.name; }
-  get uuid(): string { return this.meta.uuid; }
-  get freeClusters(): number { let n = 0; for (const u of this.#used) n += 1 - u; return n; }
+  get name(): string {
+    return this.meta.name;
+  }
+  get uuid(): string {
+    return this.meta.uuid;
+  }
+  get freeClusters(): number {
+    let n = 0;
+    for (const u of this.#used) n += 1 - u;
+    return n;
+  }
 
   /** Runs management operations (create, snapshot, resize, delete...) one at a time. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -45,12 +58,19 @@ export class Lvstore {
     return p;
   }
 
-  lvol(uuid: string): LvolMeta | undefined { return this.#byUuid.get(uuid); }
+  lvol(uuid: string): LvolMeta | undefined {
+    return this.#byUuid.get(uuid);
+  }
   /** The lvols whose parent is `l`. */
-  clonesOf(l: LvolMeta): LvolMeta[] { return this.meta.lvols.filter((x) => x.parent === l.uuid); }
+  clonesOf(l: LvolMeta): LvolMeta[] {
+    return this.meta.lvols.filter((x) => x.parent === l.uuid);
+  }
 
   /** Adds an lvol's metadata (not yet persisted). */
-  add(l: LvolMeta): void { this.meta.lvols.push(l); this.#byUuid.set(l.uuid, l); }
+  add(l: LvolMeta): void {
+    this.meta.lvols.push(l);
+    this.#byUuid.set(l.uuid, l);
+  }
 
   /** Removes an lvol's metadata (not yet persisted); its clusters stay taken (give() them). */
   detach(l: LvolMeta): void {
@@ -61,7 +81,7 @@ export class Lvstore {
 
   /** The data cluster that holds lvol cluster k, looking down the snapshot chain; -1: none (zeroes). */
   clusterOf(l: LvolMeta, k: number): number {
-    for (let m: LvolMeta | undefined = l; m !== undefined;) {
+    for (let m: LvolMeta | undefined = l; m !== undefined; ) {
       const c = m.clusters[k] ?? -1;
       if (c >= 0) return c;
       if (m.parent === null || k >= m.parent_clusters) return -1;
@@ -90,9 +110,13 @@ export class Lvstore {
     return out;
   }
 
-  give(clusters: number[]): void { for (const c of clusters) if (c >= 0) this.#used[c] = 0; }
+  give(clusters: number[]): void {
+    for (const c of clusters) if (c >= 0) this.#used[c] = 0;
+  }
 
-  offsetOf(cluster: number): number { return this.meta.data_offset + cluster * this.meta.cluster_size; }
+  offsetOf(cluster: number): number {
+    return this.meta.data_offset + cluster * this.meta.cluster_size;
+  }
 
   /**
    * Gives each lvol cluster in `ks` a data cluster of its own: the data it reads now (its
@@ -113,10 +137,17 @@ export class Lvstore {
     });
     if (fresh.length > 0) {
       // Started in a later microtask, once every key below is registered.
-      const batch = Promise.resolve().then(() => this.#allocateNow(l, fresh)).finally(() => {
-        for (const k of fresh) this.#allocating.delete(keyOf(k));
+      const batch = Promise.resolve()
+        .then(() => this.#allocateNow(l, fresh))
+        .finally(() => {
+          for (const k of fresh) this.#allocating.delete(keyOf(k));
+        });
+      fresh.forEach((k, i) => {
+        this.#allocating.set(
+          keyOf(k),
+          batch.then((cs) => cs[i] as number),
+        );
       });
-      fresh.forEach((k, i) => { this.#allocating.set(keyOf(k), batch.then((cs) => cs[i] as number)); });
     }
     return Promise.all(waits.map((w, i) => w ?? (this.#allocating.get(keyOf(ks[i] as number)) as Promise<number>)));
   }
@@ -131,11 +162,15 @@ export class Lvstore {
         else zero.push(cs[i] as number);
       }
       await this.zero(zero);
-      ks.forEach((k, i) => { l.clusters[k] = cs[i] as number; });
+      ks.forEach((k, i) => {
+        l.clusters[k] = cs[i] as number;
+      });
       await this.persist();
       return cs;
     } catch (err) {
-      ks.forEach((k, i) => { if (l.clusters[k] === cs[i]) l.clusters[k] = -1; });
+      ks.forEach((k, i) => {
+        if (l.clusters[k] === cs[i]) l.clusters[k] = -1;
+      });
       this.give(cs);
       throw err;
     }
@@ -180,7 +215,7 @@ export class Lvstore {
       const slot = this.meta.slot_size;
       const buf = bufferPool().get(slot);
       try {
-        for (let again = true; again;) {
+        for (let again = true; again; ) {
           const gen = this.#generation + 1;
           encodeSlot(this.meta, gen, buf);
           // Generation 1 in slot A, 2 in B, 3 in A...

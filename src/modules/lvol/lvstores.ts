@@ -5,15 +5,31 @@
 // Metadata is written on every change, so everything comes back when the base bdev does.
 import { randomUUID } from 'node:crypto';
 import {
-  BdevExistsError, BdevInUseError, InvalidBdevError, LvolReadOnlyError, LvstoreExistsError,
-  LvstoreNotFoundError, NoSpaceError, SystemError,
+  BdevExistsError,
+  BdevInUseError,
+  InvalidBdevError,
+  LvolReadOnlyError,
+  LvstoreExistsError,
+  LvstoreNotFoundError,
+  NoSpaceError,
+  SystemError,
 } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { driverOf, type Bdev } from '../../bdev/bdev.js';
 import { bufferPool } from '../../bdev/buffers.js';
 import { ioOnce } from '../../bdev/io_once.js';
 import { lvolBdev, LvolDriver } from './lvol.js';
-import { decodeHeader, decodeMeta, HEADER_LEN, MAX_LVOL_CLUSTERS, READABLE_VERSIONS, slotSizeFor, VERSION, type LvolMeta, type LvstoreMeta } from './lvol_format.js';
+import {
+  decodeHeader,
+  decodeMeta,
+  HEADER_LEN,
+  MAX_LVOL_CLUSTERS,
+  READABLE_VERSIONS,
+  slotSizeFor,
+  VERSION,
+  type LvolMeta,
+  type LvstoreMeta,
+} from './lvol_format.js';
 import { Lvstore } from './lvstore.js';
 import { checkName } from '../../bdev/names.js';
 import type { BdevRegistry } from '../../bdev/registry.js';
@@ -25,11 +41,20 @@ export const DEFAULT_CLUSTER_SIZE = 4 * MiB;
 const COPY_BATCH = 32;
 
 export interface LvstoreInfo {
-  uuid: string; name: string; base_bdev: string; total_data_clusters: number; free_clusters: number;
-  block_size: number; cluster_size: number; max_growable_size: number;
+  uuid: string;
+  name: string;
+  base_bdev: string;
+  total_data_clusters: number;
+  free_clusters: number;
+  block_size: number;
+  cluster_size: number;
+  max_growable_size: number;
 }
 
-export interface StoreFilter { uuid?: string | undefined; lvsName?: string | undefined }
+export interface StoreFilter {
+  uuid?: string | undefined;
+  lvsName?: string | undefined;
+}
 
 /** How errors name an lvol: its alias "lvs/name". */
 const label = (b: Bdev): string => b.aliases[0] ?? b.name;
@@ -39,7 +64,10 @@ type Found = { meta: LvstoreMeta; generation: number; version: number } | { unre
 export class Lvstores {
   readonly #stores: Lvstore[] = [];
 
-  constructor(private readonly registry: BdevRegistry, private readonly log: Logger) {}
+  constructor(
+    private readonly registry: BdevRegistry,
+    private readonly log: Logger,
+  ) {}
 
   find(nameOrUuid: string): Lvstore {
     const s = this.#stores.find((x) => x.name === nameOrUuid || x.uuid === nameOrUuid);
@@ -55,24 +83,44 @@ export class Lvstores {
 
   list(filter: StoreFilter = {}): LvstoreInfo[] {
     return this.#pick(filter).map((s) => ({
-      uuid: s.uuid, name: s.name, base_bdev: s.base.name, total_data_clusters: s.meta.total_clusters,
-      free_clusters: s.freeClusters, block_size: s.meta.block_size, cluster_size: s.meta.cluster_size,
+      uuid: s.uuid,
+      name: s.name,
+      base_bdev: s.base.name,
+      total_data_clusters: s.meta.total_clusters,
+      free_clusters: s.freeClusters,
+      block_size: s.meta.block_size,
+      cluster_size: s.meta.cluster_size,
       max_growable_size: s.base.sizeBytes,
     }));
   }
 
   /** bdev_lvol_get_lvols: SPDK's shape, every lvol of every (or one) lvstore. */
   lvols(filter: StoreFilter = {}): Record<string, unknown>[] {
-    return this.#pick(filter).flatMap((s) => s.meta.lvols.map((l) => ({
-      alias: `${s.name}/${l.name}`, uuid: l.uuid, name: l.name, is_thin_provisioned: l.thin,
-      is_snapshot: l.snapshot || s.clonesOf(l).length > 0, is_clone: l.parent !== null, is_esnap_clone: false, is_degraded: false,
-      num_allocated_clusters: l.clusters.filter((c) => c >= 0).length, lvs: { name: s.name, uuid: s.uuid },
-    })));
+    return this.#pick(filter).flatMap((s) =>
+      s.meta.lvols.map((l) => ({
+        alias: `${s.name}/${l.name}`,
+        uuid: l.uuid,
+        name: l.name,
+        is_thin_provisioned: l.thin,
+        is_snapshot: l.snapshot || s.clonesOf(l).length > 0,
+        is_clone: l.parent !== null,
+        is_esnap_clone: false,
+        is_degraded: false,
+        num_allocated_clusters: l.clusters.filter((c) => c >= 0).length,
+        lvs: { name: s.name, uuid: s.uuid },
+      })),
+    );
   }
 
   /** bdev_lvol_create_lvstore: returns the new lvstore's UUID. */
-  async create(baseName: string, name: string, clusterSize = DEFAULT_CLUSTER_SIZE, clearMethod: 'unmap' | 'write_zeroes' | 'none' = 'unmap'): Promise<string> {
-    if (name.length < 1 || name.length > 63 || name.includes('/')) throw new InvalidBdevError(`lvstore name "${name}" must be 1..63 characters without "/"`);
+  async create(
+    baseName: string,
+    name: string,
+    clusterSize = DEFAULT_CLUSTER_SIZE,
+    clearMethod: 'unmap' | 'write_zeroes' | 'none' = 'unmap',
+  ): Promise<string> {
+    if (name.length < 1 || name.length > 63 || name.includes('/'))
+      throw new InvalidBdevError(`lvstore name "${name}" must be 1..63 characters without "/"`);
     checkName(name, 'lvstore name');
     if (this.#stores.some((s) => s.name === name)) throw new LvstoreExistsError(name);
     const base = this.registry.get(baseName);
@@ -84,7 +132,16 @@ export class Lvstores {
     const dataOffset = Math.ceil((2 * slot) / clusterSize) * clusterSize;
     const total = Math.floor((base.sizeBytes - dataOffset) / clusterSize);
     if (total < 1) throw new InvalidBdevError(`bdev "${baseName}" is too small for an lvstore with ${clusterSize}-byte clusters`);
-    const meta: LvstoreMeta = { uuid: randomUUID(), name, block_size: bs, cluster_size: clusterSize, slot_size: slot, data_offset: dataOffset, total_clusters: total, lvols: [] };
+    const meta: LvstoreMeta = {
+      uuid: randomUUID(),
+      name,
+      block_size: bs,
+      cluster_size: clusterSize,
+      slot_size: slot,
+      data_offset: dataOffset,
+      total_clusters: total,
+      lvols: [],
+    };
     this.registry.claimFor(base, 'lvol', name);
     const store = new Lvstore(base, meta, 0);
     try {
@@ -114,8 +171,10 @@ export class Lvstores {
     const found = await this.#readMeta(base);
     if (found === null) return false;
     if ('unreadable' in found) {
-      this.log.warn({ bdev: base.name, format: found.unreadable, readable: READABLE_VERSIONS },
-        `bdev "${base.name}" holds an lvstore in on-disk format ${found.unreadable}, which this aionbd cannot read: it is left alone (use the aionbd that made it, or a newer one)`);
+      this.log.warn(
+        { bdev: base.name, format: found.unreadable, readable: READABLE_VERSIONS },
+        `bdev "${base.name}" holds an lvstore in on-disk format ${found.unreadable}, which this aionbd cannot read: it is left alone (use the aionbd that made it, or a newer one)`,
+      );
       return false;
     }
     const { meta, generation, version } = found;
@@ -128,8 +187,10 @@ export class Lvstores {
     this.#stores.push(store);
     for (const l of meta.lvols) this.registry.add(lvolBdev(store, l));
     if (version !== VERSION) {
-      this.log.info({ bdev: base.name, lvstore: meta.name, format: version },
-        `lvstore "${meta.name}" is in on-disk format ${version}; it is rewritten in format ${VERSION} at its next metadata change (see docs/lvol-format.md)`);
+      this.log.info(
+        { bdev: base.name, lvstore: meta.name, format: version },
+        `lvstore "${meta.name}" is in on-disk format ${version}; it is rewritten in format ${VERSION} at its next metadata change (see docs/lvol-format.md)`,
+      );
     }
     this.log.info({ bdev: base.name, lvstore: meta.name, lvols: meta.lvols.length }, 'lvstore loaded');
     return true;
@@ -146,7 +207,12 @@ export class Lvstores {
       bufferPool().put(buf);
       return out;
     };
-    interface Slot { meta: LvstoreMeta | null; generation: number; version: number; slotSize: number }
+    interface Slot {
+      meta: LvstoreMeta | null;
+      generation: number;
+      version: number;
+      slotSize: number;
+    }
     const slotAt = async (off: number): Promise<Slot | null> => {
       const head = await readAt(off, bs);
       const h = head === null ? null : decodeHeader(head);
@@ -174,7 +240,8 @@ export class Lvstores {
 
   /** Clusters for `sizeMib` MiB in `store`, refused when not a positive whole number. */
   #clustersFor(store: Lvstore, sizeMib: number): number {
-    if (!Number.isSafeInteger(sizeMib) || sizeMib <= 0) throw new InvalidBdevError(`size_in_mib ${sizeMib} must be a positive whole number`);
+    if (!Number.isSafeInteger(sizeMib) || sizeMib <= 0)
+      throw new InvalidBdevError(`size_in_mib ${sizeMib} must be a positive whole number`);
     const n = Math.ceil((sizeMib * MiB) / store.meta.cluster_size);
     if (n > MAX_LVOL_CLUSTERS) throw new InvalidBdevError(`size_in_mib ${sizeMib} is more than ${MAX_LVOL_CLUSTERS} clusters`);
     return n;
@@ -205,7 +272,16 @@ export class Lvstores {
       const clusters = thin ? new Array<number>(n).fill(-1) : store.take(n);
       try {
         if (!thin) await store.zero(clusters);
-        return await this.#addLvol(store, { uuid: uuid ?? randomUUID(), name, thin, clusters, parent: null, parent_clusters: 0, read_only: false, snapshot: false });
+        return await this.#addLvol(store, {
+          uuid: uuid ?? randomUUID(),
+          name,
+          thin,
+          clusters,
+          parent: null,
+          parent_clusters: 0,
+          read_only: false,
+          snapshot: false,
+        });
       } catch (err) {
         store.give(clusters);
         throw err;
@@ -219,12 +295,19 @@ export class Lvstores {
    */
   snapshot(lvolName: string, snapshotName: string): Promise<string> {
     const { bdev, driver } = this.#lvol(lvolName);
-    const store = driver.store, m = driver.meta;
+    const store = driver.store,
+      m = driver.meta;
     return store.exclusive(async () => {
       if (m.read_only) throw new LvolReadOnlyError(label(bdev), 'clone it (bdev_lvol_clone) instead of taking a snapshot of it');
       const snap: LvolMeta = {
-        uuid: randomUUID(), name: snapshotName, thin: m.thin, clusters: m.clusters, parent: m.parent, parent_clusters: m.parent_clusters,
-        read_only: true, snapshot: true,
+        uuid: randomUUID(),
+        name: snapshotName,
+        thin: m.thin,
+        clusters: m.clusters,
+        parent: m.parent,
+        parent_clusters: m.parent_clusters,
+        read_only: true,
+        snapshot: true,
       };
       await driver.quiesce(async () => {
         const was = { clusters: m.clusters, parent: m.parent, parent_clusters: m.parent_clusters, thin: m.thin };
@@ -246,22 +329,39 @@ export class Lvstores {
   /** bdev_lvol_clone: a thin lvol reading through to a snapshot (or read-only lvol). Returns its UUID. */
   clone(snapshotName: string, cloneName: string): Promise<string> {
     const { bdev, driver } = this.#lvol(snapshotName);
-    const store = driver.store, src = driver.meta;
+    const store = driver.store,
+      src = driver.meta;
     return store.exclusive(() => {
       if (!src.read_only) {
-        throw new InvalidBdevError(`lvol "${label(bdev)}" is not read-only: clone a snapshot of it (bdev_lvol_snapshot), or make it read-only first (bdev_lvol_set_read_only)`);
+        throw new InvalidBdevError(
+          `lvol "${label(bdev)}" is not read-only: clone a snapshot of it (bdev_lvol_snapshot), or make it read-only first (bdev_lvol_set_read_only)`,
+        );
       }
       const n = src.clusters.length;
-      return this.#addLvol(store, { uuid: randomUUID(), name: cloneName, thin: true, clusters: new Array<number>(n).fill(-1), parent: src.uuid, parent_clusters: n, read_only: false, snapshot: false });
+      return this.#addLvol(store, {
+        uuid: randomUUID(),
+        name: cloneName,
+        thin: true,
+        clusters: new Array<number>(n).fill(-1),
+        parent: src.uuid,
+        parent_clusters: n,
+        read_only: false,
+        snapshot: false,
+      });
     });
   }
 
   /** bdev_lvol_inflate: every cluster its own (copied from the chain, or zeroed); no parent left; thick. */
   inflate(name: string): Promise<void> {
     const { driver } = this.#lvol(name);
-    const store = driver.store, m = driver.meta;
+    const store = driver.store,
+      m = driver.meta;
     return store.exclusive(async () => {
-      await this.#own(store, m, m.clusters.flatMap((c, k) => (c < 0 ? [k] : [])));
+      await this.#own(
+        store,
+        m,
+        m.clusters.flatMap((c, k) => (c < 0 ? [k] : [])),
+      );
       await driver.quiesce(async () => {
         m.parent = null;
         m.parent_clusters = 0;
@@ -274,7 +374,8 @@ export class Lvstores {
   /** bdev_lvol_decouple_parent: the clusters its parent holds are copied in; the parent's parent becomes its own. */
   decoupleParent(name: string): Promise<void> {
     const { bdev, driver } = this.#lvol(name);
-    const store = driver.store, m = driver.meta;
+    const store = driver.store,
+      m = driver.meta;
     return store.exclusive(async () => {
       const p = m.parent === null ? undefined : store.lvol(m.parent);
       if (p === undefined) throw new InvalidBdevError(`lvol "${label(bdev)}" has no parent to decouple from`);
@@ -292,14 +393,16 @@ export class Lvstores {
 
   /** Gives lvol clusters `ks` their own data clusters, a batch per metadata write. */
   async #own(store: Lvstore, m: LvolMeta, ks: number[]): Promise<void> {
-    if (ks.length > store.freeClusters) throw new NoSpaceError(`lvstore "${store.name}" has ${store.freeClusters} free clusters, ${ks.length} needed`);
+    if (ks.length > store.freeClusters)
+      throw new NoSpaceError(`lvstore "${store.name}" has ${store.freeClusters} free clusters, ${ks.length} needed`);
     for (let i = 0; i < ks.length; i += COPY_BATCH) await store.allocate(m, ks.slice(i, i + COPY_BATCH));
   }
 
   /** bdev_lvol_set_read_only: writes fail from now on, and it can be cloned. */
   setReadOnly(name: string): Promise<void> {
     const { bdev, driver } = this.#lvol(name);
-    const store = driver.store, m = driver.meta;
+    const store = driver.store,
+      m = driver.meta;
     return store.exclusive(async () => {
       if (m.read_only) return;
       // Writes in flight finish first: none lands after the answer.
@@ -319,12 +422,16 @@ export class Lvstores {
   /** bdev_lvol_delete: hot-removes the bdev, then frees its clusters. Refused for a snapshot with clones. */
   deleteLvol(name: string): Promise<void> {
     const { bdev, driver } = this.#lvol(name);
-    const store = driver.store, m = driver.meta;
+    const store = driver.store,
+      m = driver.meta;
     return store.exclusive(async () => {
       const clones = store.clonesOf(m).map((c) => `${store.name}/${c.name}`);
       if (clones.length > 0) {
-        throw new BdevInUseError(label(bdev), `it has clones (${clones.join(', ')}): delete them, or make each `
-          + 'independent of it with bdev_lvol_inflate or bdev_lvol_decouple_parent, first');
+        throw new BdevInUseError(
+          label(bdev),
+          `it has clones (${clones.join(', ')}): delete them, or make each ` +
+            'independent of it with bdev_lvol_inflate or bdev_lvol_decouple_parent, first',
+        );
       }
       await this.registry.delete(bdev.name, 'lvol');
       store.detach(m);
@@ -340,11 +447,14 @@ export class Lvstores {
    */
   resizeLvol(name: string, sizeMib: number, beforeShrink?: (b: Bdev, bytes: number) => void): Promise<void> {
     const { bdev, driver } = this.#lvol(name);
-    const store = driver.store, m = driver.meta;
+    const store = driver.store,
+      m = driver.meta;
     return store.exclusive(async () => {
       if (m.read_only) throw new LvolReadOnlyError(label(bdev), 'it cannot be resized');
       const n = this.#clustersFor(store, sizeMib);
-      const old = m.clusters.length, cs = store.meta.cluster_size, blocks = (n * cs) / store.meta.block_size;
+      const old = m.clusters.length,
+        cs = store.meta.cluster_size,
+        blocks = (n * cs) / store.meta.block_size;
       if (n > old) {
         const added = m.thin ? new Array<number>(n - old).fill(-1) : store.take(n - old);
         try {
@@ -361,7 +471,8 @@ export class Lvstores {
         beforeShrink?.(bdev, n * cs);
         // No I/O may reach the tail between the cut and the new size.
         await driver.quiesce(async () => {
-          const cut = m.clusters.splice(n), pc = m.parent_clusters;
+          const cut = m.clusters.splice(n),
+            pc = m.parent_clusters;
           m.parent_clusters = Math.min(pc, n);
           try {
             await store.persist();
@@ -380,7 +491,8 @@ export class Lvstores {
   /** bdev_lvol_delete_lvstore: only an empty one; releases its base. */
   async deleteStore(nameOrUuid: string): Promise<void> {
     const store = this.find(nameOrUuid);
-    if (store.meta.lvols.length > 0) throw new BdevInUseError(store.base.name, `lvstore "${store.name}" still has ${store.meta.lvols.length} lvol(s)`);
+    if (store.meta.lvols.length > 0)
+      throw new BdevInUseError(store.base.name, `lvstore "${store.name}" still has ${store.meta.lvols.length} lvol(s)`);
     // Forget it on disk too, so that examine does not bring it back.
     const slot = store.meta.slot_size;
     const zero = bufferPool().get(slot);
@@ -393,5 +505,7 @@ export class Lvstores {
   }
 
   /** The server is closing: lvol bdevs are closed by the registry; forget the stores. */
-  clear(): void { this.#stores.length = 0; }
+  clear(): void {
+    this.#stores.length = 0;
+  }
 }

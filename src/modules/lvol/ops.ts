@@ -7,12 +7,22 @@ import { checkUuid } from '../../bdev/names.js';
 const stores = new ModuleState((ctx) => new Lvstores(ctx.bdevs, ctx.log));
 
 /** The target's lvstores: found on new bdevs (examine) or made by bdev_lvol_create_lvstore. */
-export function lvstoresOf(ctx: ModuleContext): Lvstores { return stores.of(ctx); }
+export function lvstoresOf(ctx: ModuleContext): Lvstores {
+  return stores.of(ctx);
+}
 
 /** The target is closing: its lvol bdevs are closed by the registry; forget the stores. */
-export function forgetLvstores(ctx: ModuleContext): void { stores.peek(ctx)?.clear(); }
+export function forgetLvstores(ctx: ModuleContext): void {
+  stores.peek(ctx)?.clear();
+}
 
-export interface LvolParams { lvsName: string; lvolName: string; sizeMib: number; thin?: boolean | undefined; uuid?: string | undefined }
+export interface LvolParams {
+  lvsName: string;
+  lvolName: string;
+  sizeMib: number;
+  thin?: boolean | undefined;
+  uuid?: string | undefined;
+}
 
 /** bdev_lvol_create: returns the lvol's UUID, which is its bdev name (alias "lvs/lvol"). */
 export function createLvol(ctx: ModuleContext, p: LvolParams): Promise<string> {

@@ -4,7 +4,11 @@ import { defineModule } from '../../bdev/module.js';
 import { MALLOC_METHODS } from './methods.js';
 
 export const mallocModule = defineModule({
-  name: 'malloc', productName: 'Malloc disk', startsEmpty: true, create: createMallocBdev, methods: MALLOC_METHODS,
+  name: 'malloc',
+  productName: 'Malloc disk',
+  startsEmpty: true,
+  create: createMallocBdev,
+  methods: MALLOC_METHODS,
 });
 
 export { createMallocBdev, type MallocBdevOptions } from './malloc.js';

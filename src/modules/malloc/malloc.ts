@@ -39,7 +39,10 @@ class MallocDriver implements BdevDriver {
   /** 1: the granule may hold data; 0: it reads as zeroes. */
   readonly #written: Uint8Array;
 
-  constructor(readonly size: number, blockSize: number) {
+  constructor(
+    readonly size: number,
+    blockSize: number,
+  ) {
     for (let left = size; left > 0; left -= CHUNK) {
       const b = Buffer.from(native().allocAligned(Math.min(left, CHUNK), BUFFER_ALIGN));
       b.fill(0);
@@ -51,26 +54,39 @@ class MallocDriver implements BdevDriver {
   }
 
   supports(type: IoType): boolean {
-    return type === IoType.Read || type === IoType.Write || type === IoType.Flush || type === IoType.Unmap
-      || type === IoType.WriteZeroes || type === IoType.Reset;
+    return (
+      type === IoType.Read ||
+      type === IoType.Write ||
+      type === IoType.Flush ||
+      type === IoType.Unmap ||
+      type === IoType.WriteZeroes ||
+      type === IoType.Reset
+    );
   }
 
   // Completes at once: the bdev layer defers the callback out of submit().
   submit(io: BdevIo): void {
     switch (io.type) {
-      case IoType.Read: this.#copy(io.offset, io.length, io.buf as Buffer, false); break;
+      case IoType.Read:
+        this.#copy(io.offset, io.length, io.buf as Buffer, false);
+        break;
       case IoType.Write:
         // Marked before the copy: the map never calls zero what may hold data.
         this.#written.fill(1, Math.floor(io.offset / this.#granule), Math.ceil((io.offset + io.length) / this.#granule));
         this.#copy(io.offset, io.length, io.buf as Buffer, true);
         break;
-      case IoType.Unmap: case IoType.WriteZeroes:
+      case IoType.Unmap:
+      case IoType.WriteZeroes:
         this.#copy(io.offset, io.length, null, true);
         // Only granules zeroed whole; the edges keep what they may hold.
         this.#written.fill(0, Math.ceil(io.offset / this.#granule), Math.floor((io.offset + io.length) / this.#granule));
         break;
-      case IoType.Flush: case IoType.Reset: break;
-      default: io.complete(-E.ENOTSUP); return;
+      case IoType.Flush:
+      case IoType.Reset:
+        break;
+      default:
+        io.complete(-E.ENOTSUP);
+        return;
     }
     io.complete(0);
   }
@@ -91,16 +107,20 @@ class MallocDriver implements BdevDriver {
   }
 
   blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
-    const g = this.#granule, end = offset + length;
+    const g = this.#granule,
+      end = offset + length;
     const out: BlockExtent[] = [];
     for (let i = Math.floor(offset / g); i * g < end; i++) {
-      const from = Math.max(offset, i * g), to = Math.min(end, (i + 1) * g);
+      const from = Math.max(offset, i * g),
+        to = Math.min(end, (i + 1) * g);
       pushExtent(out, to - from, this.#written[i] === 1 ? 0 : BLOCK_ZERO, 1);
     }
     return Promise.resolve(out);
   }
 
-  info(): Record<string, unknown> { return {}; }
+  info(): Record<string, unknown> {
+    return {};
+  }
 
   config(b: Bdev): ConfigEntry {
     return { method: 'bdev_malloc_create', params: { name: b.name, num_blocks: b.numBlocks, block_size: b.blockSize, uuid: b.uuid } };

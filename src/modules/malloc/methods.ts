@@ -5,7 +5,14 @@ import type { MethodSpec } from '../../method.js';
 import { flag, sendsBlockCount, SIZE_MB_BLOCK_SIZE } from '../../method_form.js';
 import { createMalloc } from './ops.js';
 
-interface MallocCreate { block_size: number; num_blocks: number; name?: string; uuid?: string; optimal_io_boundary?: number; physical_block_size?: number }
+interface MallocCreate {
+  block_size: number;
+  num_blocks: number;
+  name?: string;
+  uuid?: string;
+  optimal_io_boundary?: number;
+  physical_block_size?: number;
+}
 const mallocCreate: JSONSchemaType<MallocCreate> = {
   type: 'object',
   properties: {
@@ -22,13 +29,22 @@ const mallocCreate: JSONSchemaType<MallocCreate> = {
 };
 
 export const MALLOC_METHODS: readonly MethodSpec<ModuleContext>[] = [
-  method('bdev_malloc_create', mallocCreate, async (p, ctx) => {
-    const b = await createMalloc(ctx, { name: p.name, blockSize: p.block_size, numBlocks: p.num_blocks, uuid: p.uuid });
-    return b.name;
-  }, {
-    args: [...SIZE_MB_BLOCK_SIZE],
-    flags: [flag(['-b', '--name'], 'name'), flag(['-u', '--uuid'], 'uuid'), flag(['-o', '--optimal-io-boundary'], 'optimal_io_boundary', 'int')],
-    build: sendsBlockCount,
-  }),
+  method(
+    'bdev_malloc_create',
+    mallocCreate,
+    async (p, ctx) => {
+      const b = await createMalloc(ctx, { name: p.name, blockSize: p.block_size, numBlocks: p.num_blocks, uuid: p.uuid });
+      return b.name;
+    },
+    {
+      args: [...SIZE_MB_BLOCK_SIZE],
+      flags: [
+        flag(['-b', '--name'], 'name'),
+        flag(['-u', '--uuid'], 'uuid'),
+        flag(['-o', '--optimal-io-boundary'], 'optimal_io_boundary', 'int'),
+      ],
+      build: sendsBlockCount,
+    },
+  ),
   deleteMethod('bdev_malloc_delete', 'malloc'),
 ];

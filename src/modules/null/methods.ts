@@ -6,8 +6,15 @@ import { flag, MIB, sendsBlockCount, size, SIZE_MB_BLOCK_SIZE, str } from '../..
 import { createNull, resizeNull } from './ops.js';
 
 interface NullCreate {
-  name: string; num_blocks: number; block_size: number; uuid?: string;
-  physical_block_size?: number; md_size?: number; dif_type?: number; dif_is_head_of_md?: boolean; dif_pi_format?: number;
+  name: string;
+  num_blocks: number;
+  block_size: number;
+  uuid?: string;
+  physical_block_size?: number;
+  md_size?: number;
+  dif_type?: number;
+  dif_is_head_of_md?: boolean;
+  dif_pi_format?: number;
 }
 const nullCreate: JSONSchemaType<NullCreate> = {
   type: 'object',
@@ -28,7 +35,10 @@ const nullCreate: JSONSchemaType<NullCreate> = {
   additionalProperties: false,
 };
 
-interface NullResize { name: string; new_size: number }
+interface NullResize {
+  name: string;
+  new_size: number;
+}
 const nullResize: JSONSchemaType<NullResize> = {
   type: 'object',
   properties: { name: { type: 'string' }, new_size: { type: 'integer', minimum: 1 } },
@@ -37,16 +47,29 @@ const nullResize: JSONSchemaType<NullResize> = {
 };
 
 export const NULL_METHODS: readonly MethodSpec<ModuleContext>[] = [
-  method('bdev_null_create', nullCreate, async (p, ctx) => {
-    const b = await createNull(ctx, { name: p.name, blockSize: p.block_size, numBlocks: p.num_blocks, uuid: p.uuid });
-    return b.name;
-  }, {
-    args: [str('name'), ...SIZE_MB_BLOCK_SIZE],
-    flags: [flag(['-u', '--uuid'], 'uuid'), flag(['-p', '--physical-block-size'], 'physical_block_size', 'int')],
-    build: sendsBlockCount,
-  }),
+  method(
+    'bdev_null_create',
+    nullCreate,
+    async (p, ctx) => {
+      const b = await createNull(ctx, { name: p.name, blockSize: p.block_size, numBlocks: p.num_blocks, uuid: p.uuid });
+      return b.name;
+    },
+    {
+      args: [str('name'), ...SIZE_MB_BLOCK_SIZE],
+      flags: [flag(['-u', '--uuid'], 'uuid'), flag(['-p', '--physical-block-size'], 'physical_block_size', 'int')],
+      build: sendsBlockCount,
+    },
+  ),
   deleteMethod('bdev_null_delete', 'null'),
-  method('bdev_null_resize', nullResize, async (p, ctx) => { await resizeNull(ctx, p.name, p.new_size); return true; }, {
-    args: [str('name'), size('new_size', MIB, false, 'the new size', 'MIB')],
-  }),
+  method(
+    'bdev_null_resize',
+    nullResize,
+    async (p, ctx) => {
+      await resizeNull(ctx, p.name, p.new_size);
+      return true;
+    },
+    {
+      args: [str('name'), size('new_size', MIB, false, 'the new size', 'MIB')],
+    },
+  ),
 ];

@@ -4,7 +4,16 @@
 import { constants } from 'node:os';
 import { Bdev } from '../../bdev/bdev.js';
 import { checkGeometry } from '../../bdev/geometry.js';
-import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry } from '../../bdev/types.js';
+import {
+  ALL_IO_FLAGS,
+  BLOCK_HOLE,
+  BLOCK_ZERO,
+  IoType,
+  type BdevDriver,
+  type BdevIo,
+  type BlockExtent,
+  type ConfigEntry,
+} from '../../bdev/types.js';
 
 const E = constants.errno;
 
@@ -25,16 +34,31 @@ export class NullDriver implements BdevDriver {
   // SPDK's null bdev refuses FLUSH and UNMAP; here they succeed, as they truly do on a disk that
   // keeps nothing, so NBD clients (the kernel's trim, nbdcopy's flush) need no special case.
   supports(type: IoType): boolean {
-    return type === IoType.Read || type === IoType.Write || type === IoType.Flush || type === IoType.Unmap
-      || type === IoType.WriteZeroes || type === IoType.Reset;
+    return (
+      type === IoType.Read ||
+      type === IoType.Write ||
+      type === IoType.Flush ||
+      type === IoType.Unmap ||
+      type === IoType.WriteZeroes ||
+      type === IoType.Reset
+    );
   }
 
   // Completes at once: the bdev layer defers the callback out of submit().
   submit(io: BdevIo): void {
     switch (io.type) {
-      case IoType.Read: (io.buf as Buffer).fill(0, 0, io.length); break;
-      case IoType.Write: case IoType.Flush: case IoType.Unmap: case IoType.WriteZeroes: case IoType.Reset: break;
-      default: io.complete(-E.ENOTSUP); return;
+      case IoType.Read:
+        (io.buf as Buffer).fill(0, 0, io.length);
+        break;
+      case IoType.Write:
+      case IoType.Flush:
+      case IoType.Unmap:
+      case IoType.WriteZeroes:
+      case IoType.Reset:
+        break;
+      default:
+        io.complete(-E.ENOTSUP);
+        return;
     }
     io.complete(0);
   }
@@ -44,19 +68,31 @@ export class NullDriver implements BdevDriver {
     return Promise.resolve([{ length, flags: BLOCK_HOLE | BLOCK_ZERO, depth: 0 }]);
   }
 
-  info(): Record<string, unknown> { return {}; }
+  info(): Record<string, unknown> {
+    return {};
+  }
 
   config(b: Bdev): ConfigEntry {
     return { method: 'bdev_null_create', params: { name: b.name, num_blocks: b.numBlocks, block_size: b.blockSize, uuid: b.uuid } };
   }
 
-  destruct(): Promise<void> { return Promise.resolve(); }
+  destruct(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /** An unregistered null bdev. */
 export function createNullBdev(opts: NullBdevOptions): Bdev {
   checkGeometry(opts.blockSize, opts.numBlocks);
-  return new Bdev({
-    name: opts.name, blockSize: opts.blockSize, numBlocks: opts.numBlocks, readonly: false, uuid: opts.uuid, writeCache: false,
-  }, new NullDriver());
+  return new Bdev(
+    {
+      name: opts.name,
+      blockSize: opts.blockSize,
+      numBlocks: opts.numBlocks,
+      readonly: false,
+      uuid: opts.uuid,
+      writeCache: false,
+    },
+    new NullDriver(),
+  );
 }

@@ -4,7 +4,12 @@ import { defineModule } from '../../bdev/module.js';
 import { PASSTHRU_METHODS } from './methods.js';
 import { createPassthruBdev } from './passthru.js';
 
-export const passthruModule = defineModule({ name: 'passthru', productName: 'passthru', create: createPassthruBdev, methods: PASSTHRU_METHODS });
+export const passthruModule = defineModule({
+  name: 'passthru',
+  productName: 'passthru',
+  create: createPassthruBdev,
+  methods: PASSTHRU_METHODS,
+});
 
 export { createPassthruBdev, type PassthruBdevOptions } from './passthru.js';
 export type { PassthruParams } from './ops.js';

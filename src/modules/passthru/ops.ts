@@ -4,7 +4,11 @@ import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
 import { createPassthruBdev } from './passthru.js';
 
-export interface PassthruParams { baseBdevName: string; name: string; uuid?: string | undefined }
+export interface PassthruParams {
+  baseBdevName: string;
+  name: string;
+  uuid?: string | undefined;
+}
 
 /** Registers the new bdev with a claim on its base, so nothing else writes to the base behind it. */
 export async function createPassthru(ctx: ModuleContext, p: PassthruParams): Promise<Bdev> {

@@ -16,7 +16,10 @@ export interface PassthruBdevOptions {
 class PassthruDriver extends PassThroughDriver {
   readonly module = 'passthru';
 
-  constructor(base: Bdev, readonly name: string) {
+  constructor(
+    base: Bdev,
+    readonly name: string,
+  ) {
     super(base, { followResize: true });
   }
 
@@ -33,8 +36,16 @@ class PassthruDriver extends PassThroughDriver {
 
 /** An unregistered passthru bdev over base, of the base's geometry; register it with a claim on base. */
 export function createPassthruBdev(base: Bdev, opts: PassthruBdevOptions): Bdev {
-  return new Bdev({
-    name: opts.name, uuid: opts.uuid, blockSize: base.blockSize, numBlocks: base.numBlocks, readonly: base.readonly,
-    writeCache: base.writeCache, optimalIoBoundary: base.optimalIoBoundary,
-  }, new PassthruDriver(base, opts.name));
+  return new Bdev(
+    {
+      name: opts.name,
+      uuid: opts.uuid,
+      blockSize: base.blockSize,
+      numBlocks: base.numBlocks,
+      readonly: base.readonly,
+      writeCache: base.writeCache,
+      optimalIoBoundary: base.optimalIoBoundary,
+    },
+    new PassthruDriver(base, opts.name),
+  );
 }

@@ -6,7 +6,14 @@ import type { MethodSpec } from '../../method.js';
 import { flag, str } from '../../method_form.js';
 import { createRaid, raidBdevs } from './ops.js';
 
-interface RaidCreate { name: string; raid_level: string; base_bdevs: string[]; strip_size_kb?: number; uuid?: string; superblock?: boolean }
+interface RaidCreate {
+  name: string;
+  raid_level: string;
+  base_bdevs: string[];
+  strip_size_kb?: number;
+  uuid?: string;
+  superblock?: boolean;
+}
 const raidCreate: JSONSchemaType<RaidCreate> = {
   type: 'object',
   properties: {
@@ -21,7 +28,9 @@ const raidCreate: JSONSchemaType<RaidCreate> = {
   additionalProperties: false,
 };
 
-interface RaidGet { category: 'all' | 'online' | 'configuring' | 'offline' }
+interface RaidGet {
+  category: 'all' | 'online' | 'configuring' | 'offline';
+}
 const raidGet: JSONSchemaType<RaidGet> = {
   type: 'object',
   properties: { category: { type: 'string', enum: ['all', 'online', 'configuring', 'offline'] } },
@@ -30,16 +39,29 @@ const raidGet: JSONSchemaType<RaidGet> = {
 };
 
 export const RAID_METHODS: readonly MethodSpec<ModuleContext>[] = [
-  method('bdev_raid_create', raidCreate, async (p, ctx) => {
-    if (p.superblock === true) throw new UnsupportedError('raid superblocks are not supported: the raid is kept in save_config instead');
-    if (p.strip_size_kb === undefined || p.strip_size_kb === 0) throw new InvalidBdevError('raid0 needs strip_size_kb (a power of two)');
-    await createRaid(ctx, { name: p.name, raidLevel: p.raid_level, baseBdevs: p.base_bdevs, stripSizeKb: p.strip_size_kb, uuid: p.uuid });
-    return true;
-  }, {
-    flags: [flag(['-n', '--name'], 'name'), flag(['-z', '--strip-size-kb'], 'strip_size_kb', 'int', 'strip size in KiB'), flag(['-r', '--raid-level'], 'raid_level', 'string', '0 or raid0'),
-      flag(['-b', '--base-bdevs'], 'base_bdevs', 'list', 'the members, space-separated in one argument', '"B1 B2"'), flag(['--uuid', '-u'], 'uuid'),
-      flag(['-s', '--superblock'], 'superblock', 'bool')],
+  method(
+    'bdev_raid_create',
+    raidCreate,
+    async (p, ctx) => {
+      if (p.superblock === true) throw new UnsupportedError('raid superblocks are not supported: the raid is kept in save_config instead');
+      if (p.strip_size_kb === undefined || p.strip_size_kb === 0) throw new InvalidBdevError('raid0 needs strip_size_kb (a power of two)');
+      await createRaid(ctx, { name: p.name, raidLevel: p.raid_level, baseBdevs: p.base_bdevs, stripSizeKb: p.strip_size_kb, uuid: p.uuid });
+      return true;
+    },
+    {
+      flags: [
+        flag(['-n', '--name'], 'name'),
+        flag(['-z', '--strip-size-kb'], 'strip_size_kb', 'int', 'strip size in KiB'),
+        flag(['-r', '--raid-level'], 'raid_level', 'string', '0 or raid0'),
+        flag(['-b', '--base-bdevs'], 'base_bdevs', 'list', 'the members, space-separated in one argument', '"B1 B2"'),
+        flag(['--uuid', '-u'], 'uuid'),
+        flag(['-s', '--superblock'], 'superblock', 'bool'),
+      ],
+    },
+  ),
+  method('bdev_raid_get_bdevs', raidGet, (p, ctx) => raidBdevs(ctx, p.category), {
+    args: [str('category', true)],
+    build: (p) => ({ category: 'all', ...p }),
   }),
-  method('bdev_raid_get_bdevs', raidGet, (p, ctx) => raidBdevs(ctx, p.category), { args: [str('category', true)], build: (p) => ({ category: 'all', ...p }) }),
   deleteMethod('bdev_raid_delete', 'raid'),
 ];

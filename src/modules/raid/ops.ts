@@ -5,7 +5,13 @@ import { checkName, checkUuid } from '../../bdev/names.js';
 import { createRaid0Bdev, describeRaid, isRaid0Level } from './raid0.js';
 import { InvalidBdevError } from '../../errors.js';
 
-export interface RaidParams { name: string; raidLevel: string; baseBdevs: string[]; stripSizeKb: number; uuid?: string | undefined }
+export interface RaidParams {
+  name: string;
+  raidLevel: string;
+  baseBdevs: string[];
+  stripSizeKb: number;
+  uuid?: string | undefined;
+}
 
 export async function createRaid(ctx: ModuleContext, p: RaidParams): Promise<Bdev> {
   checkName(p.name);

@@ -7,7 +7,18 @@ import { InvalidBdevError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
 import { Bdev, driverOf } from '../../bdev/bdev.js';
 import { pushExtent } from '../../bdev/block_status.js';
-import { ALL_IO_FLAGS, BLOCK_HOLE, BLOCK_ZERO, IoFlag, IoType, type BdevDriver, type BdevIo, type BlockExtent, type ConfigEntry, type DeviceDone } from '../../bdev/types.js';
+import {
+  ALL_IO_FLAGS,
+  BLOCK_HOLE,
+  BLOCK_ZERO,
+  IoFlag,
+  IoType,
+  type BdevDriver,
+  type BdevIo,
+  type BlockExtent,
+  type ConfigEntry,
+  type DeviceDone,
+} from '../../bdev/types.js';
 import type { RbdConnection } from './cluster.js';
 import { RbdQueue } from './queue.js';
 
@@ -68,11 +79,16 @@ class RbdDriver implements BdevDriver {
   /** Failing since the first error after the last success: said once, not per request. */
   #failing = false;
 
-  constructor(readonly opts: RbdBdevOptions, readonly log: Logger) {
+  constructor(
+    readonly opts: RbdBdevOptions,
+    readonly log: Logger,
+  ) {
     this.queue = new RbdQueue(opts.conn, opts.queueDepth ?? RBD_QUEUE_DEPTH, this.#onDone, this.#onUpdate);
   }
 
-  attach(b: Bdev): void { this.#bdev = b; }
+  attach(b: Bdev): void {
+    this.#bdev = b;
+  }
 
   // Block status is blockStatus() below, not SEEK_DATA/SEEK_HOLE; there is nothing to RESET.
   supports(type: IoType): boolean {
@@ -80,7 +96,10 @@ class RbdDriver implements BdevDriver {
   }
 
   submit(io: BdevIo): void {
-    if (io.type === IoType.WriteZeroes && (io.flags & FAST_THICK) === FAST_THICK) { io.complete(-E.EOPNOTSUPP); return; }
+    if (io.type === IoType.WriteZeroes && (io.flags & FAST_THICK) === FAST_THICK) {
+      io.complete(-E.EOPNOTSUPP);
+      return;
+    }
     this.queue.push(io);
   }
 
@@ -120,17 +139,22 @@ class RbdDriver implements BdevDriver {
     const errno = -result;
     if (!this.#failing) {
       this.#failing = true;
-      this.log.warn({ errno: errnoName(errno), pool: this.opts.pool, image: this.opts.image },
-        'rbd I/O failed (a timeout is the cluster not answering within rados_osd_op_timeout); reporting I/O errors until it succeeds again');
+      this.log.warn(
+        { errno: errnoName(errno), pool: this.opts.pool, image: this.opts.image },
+        'rbd I/O failed (a timeout is the cluster not answering within rados_osd_op_timeout); reporting I/O errors until it succeeds again',
+      );
     }
     io.complete(KEPT.has(errno) ? result : -E.EIO);
   };
 
   // The image header changed (a resize by anyone): read the size again, off the main thread.
   readonly #onUpdate = (): void => {
-    this.queue.size().then((bytes) => this.sizeChanged(bytes)).catch((err: unknown) => {
-      this.log.warn({ err }, 'rbd: the image changed size, and the bdev keeps its own (I/O past the new end fails)');
-    });
+    this.queue
+      .size()
+      .then((bytes) => this.sizeChanged(bytes))
+      .catch((err: unknown) => {
+        this.log.warn({ err }, 'rbd: the image changed size, and the bdev keeps its own (I/O past the new end fails)');
+      });
   };
 
   /** Applies a new image size to the bdev (a shrink may be refused: see Server.resizeBdev). */
@@ -164,7 +188,11 @@ class RbdDriver implements BdevDriver {
     return {
       method: 'bdev_rbd_create',
       params: {
-        name: b.name, pool_name: o.pool, rbd_name: o.image, block_size: b.blockSize, uuid: b.uuid,
+        name: b.name,
+        pool_name: o.pool,
+        rbd_name: o.image,
+        block_size: b.blockSize,
+        uuid: b.uuid,
         ...(o.clusterName !== undefined ? { cluster_name: o.clusterName } : {}),
         ...(o.userId !== undefined ? { user_id: o.userId } : {}),
         ...(o.config !== undefined ? { config: { ...o.config } } : {}),
@@ -197,17 +225,27 @@ export async function createRbdBdev(opts: RbdBdevOptions): Promise<Bdev> {
     driver = new RbdDriver(opts, log);
     const { size } = await driver.queue.open(opts.pool, opts.image, opts.readonly === true);
     const numBlocks = Math.floor(size / opts.blockSize);
-    if (numBlocks === 0) throw new InvalidBdevError(`RBD image ${opts.pool}/${opts.image} is smaller than one ${opts.blockSize}-byte block`);
-    if (size % opts.blockSize !== 0) log.warn({ size, blockSize: opts.blockSize }, 'image size is not a multiple of the block size; the tail is not exported');
-    const b = new Bdev({ name: opts.name, blockSize: opts.blockSize, numBlocks, readonly: opts.readonly === true, uuid: opts.uuid, writeCache: true }, driver);
+    if (numBlocks === 0)
+      throw new InvalidBdevError(`RBD image ${opts.pool}/${opts.image} is smaller than one ${opts.blockSize}-byte block`);
+    if (size % opts.blockSize !== 0)
+      log.warn({ size, blockSize: opts.blockSize }, 'image size is not a multiple of the block size; the tail is not exported');
+    const b = new Bdev(
+      { name: opts.name, blockSize: opts.blockSize, numBlocks, readonly: opts.readonly === true, uuid: opts.uuid, writeCache: true },
+      driver,
+    );
     log.debug({ pool: opts.pool, image: opts.image, size }, 'rbd bdev ready');
     return b;
   } catch (err) {
-    if (driver !== null) await driver.queue.close().catch((e: unknown) => { log.debug({ err: e }, 'rbd: closing the image after a failed create failed too'); });
+    if (driver !== null)
+      await driver.queue.close().catch((e: unknown) => {
+        log.debug({ err: e }, 'rbd: closing the image after a failed create failed too');
+      });
     await opts.release();
     throw err;
   }
 }
 
 /** The RBD driver of b; BdevWrongModuleError when b is another module's. */
-export function rbdDriverOf(b: Bdev): RbdDriver { return driverOf(b, RbdDriver, 'rbd'); }
+export function rbdDriverOf(b: Bdev): RbdDriver {
+  return driverOf(b, RbdDriver, 'rbd');
+}

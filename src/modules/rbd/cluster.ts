@@ -59,7 +59,10 @@ export function rbdError(err: NonNullable<NativeError> | unknown, what: string):
 /** A callback-style addon call as a promise that rejects with a typed error. */
 export function rbdCall<T>(what: string, start: (cb: RbdCallback<T>) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    start((err, value) => { if (err !== null) reject(rbdError(err, what)); else resolve(value as T); });
+    start((err, value) => {
+      if (err !== null) reject(rbdError(err, what));
+      else resolve(value as T);
+    });
   });
 }
 
@@ -67,32 +70,48 @@ export function rbdCall<T>(what: string, start: (cb: RbdCallback<T>) => void): P
 export class RbdConnection {
   #closing: Promise<void> | null = null;
 
-  private constructor(readonly handle: RbdClusterHandle, readonly params: RbdConnectParams) {}
+  private constructor(
+    readonly handle: RbdClusterHandle,
+    readonly params: RbdConnectParams,
+  ) {}
 
   /** Connects; bounded by client_mount_timeout (30 s unless configured). */
   static async open(p: RbdConnectParams): Promise<RbdConnection> {
     const n = rbdNative();
     let h: RbdClusterHandle;
-    try { h = new n.RbdCluster(); } catch (err) { throw rbdError(err, 'cannot use librbd'); }
+    try {
+      h = new n.RbdCluster();
+    } catch (err) {
+      throw rbdError(err, 'cannot use librbd');
+    }
     const config = Object.entries(p.config ?? {});
     const readDefaultConf = p.configFile === undefined && config.length === 0;
     const hint = readDefaultConf ? ' (give a config file, or mon_host in the config)' : '';
-    await rbdCall<undefined>(`cannot connect to the Ceph cluster${hint}`, (cb) => h.connect({
-      ...(p.userId !== undefined ? { userId: p.userId } : {}),
-      ...(p.configFile !== undefined ? { confFile: p.configFile } : {}),
-      ...(p.keyFile !== undefined ? { keyFile: p.keyFile } : {}),
-      readDefaultConf,
-      defaults: RBD_DEFAULTS.map(([k, v, d]) => [k, v, d]),
-      params: config,
-    }, cb));
+    await rbdCall<undefined>(`cannot connect to the Ceph cluster${hint}`, (cb) =>
+      h.connect(
+        {
+          ...(p.userId !== undefined ? { userId: p.userId } : {}),
+          ...(p.configFile !== undefined ? { confFile: p.configFile } : {}),
+          ...(p.keyFile !== undefined ? { keyFile: p.keyFile } : {}),
+          readDefaultConf,
+          defaults: RBD_DEFAULTS.map(([k, v, d]) => [k, v, d]),
+          params: config,
+        },
+        cb,
+      ),
+    );
     return new RbdConnection(h, p);
   }
 
-  get fsid(): string | null { return this.handle.fsid(); }
+  get fsid(): string | null {
+    return this.handle.fsid();
+  }
 
   /** Shuts the connection down; only after every image on it closed. Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= rbdCall<undefined>('rados_shutdown', (cb) => { this.handle.shutdown(cb); });
+    this.#closing ??= rbdCall<undefined>('rados_shutdown', (cb) => {
+      this.handle.shutdown(cb);
+    });
     return this.#closing;
   }
 }
@@ -106,7 +125,11 @@ export interface RbdClusterInfo {
   key_file?: string;
 }
 
-interface Registered { params: RbdConnectParams; conn: RbdConnection; users: Set<string> }
+interface Registered {
+  params: RbdConnectParams;
+  conn: RbdConnection;
+  users: Set<string>;
+}
 
 /** The registered clusters of one server, by name. */
 export class RbdClusters {
@@ -128,7 +151,9 @@ export class RbdClusters {
     }
   }
 
-  has(name: string): boolean { return this.#byName.has(name) || this.#connecting.has(name); }
+  has(name: string): boolean {
+    return this.#byName.has(name) || this.#connecting.has(name);
+  }
 
   /** bdev_rbd_unregister_cluster: refused while a bdev uses it. */
   async unregister(name: string): Promise<void> {
@@ -145,7 +170,9 @@ export class RbdClusters {
     return c.conn;
   }
 
-  release(name: string, bdev: string): void { this.#byName.get(name)?.users.delete(bdev); }
+  release(name: string, bdev: string): void {
+    this.#byName.get(name)?.users.delete(bdev);
+  }
 
   /** bdev_rbd_get_clusters_info: one cluster's, or all of them. */
   info(name?: string): RbdClusterInfo | RbdClusterInfo[] {

@@ -18,19 +18,26 @@ export class RbdError extends ErrnoError {
 export class RbdClusterNotFoundError extends AionbdError {
   readonly code = 'AIONBD_RBD_CLUSTER_NOT_FOUND';
   override readonly errno = E.ENOENT;
-  constructor(readonly cluster: string) { super(`no RBD cluster "${cluster}" is registered (bdev_rbd_register_cluster)`); }
+  constructor(readonly cluster: string) {
+    super(`no RBD cluster "${cluster}" is registered (bdev_rbd_register_cluster)`);
+  }
 }
 
 export class RbdClusterExistsError extends AionbdError {
   readonly code = 'AIONBD_RBD_CLUSTER_EXISTS';
   override readonly errno = E.EEXIST;
-  constructor(readonly cluster: string) { super(`an RBD cluster named "${cluster}" is registered already`); }
+  constructor(readonly cluster: string) {
+    super(`an RBD cluster named "${cluster}" is registered already`);
+  }
 }
 
 export class RbdClusterInUseError extends AionbdError {
   readonly code = 'AIONBD_RBD_CLUSTER_IN_USE';
   override readonly errno = E.EBUSY;
-  constructor(readonly cluster: string, bdevs: string[]) {
+  constructor(
+    readonly cluster: string,
+    bdevs: string[],
+  ) {
     super(`RBD cluster "${cluster}" is in use by ${bdevs.map((b) => `"${b}"`).join(', ')}: delete those bdevs first`);
   }
 }

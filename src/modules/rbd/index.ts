@@ -5,7 +5,10 @@ import { RBD_METHODS } from './methods.js';
 import { closeClusters, clusterEntries } from './ops.js';
 
 export const rbdModule = defineModule({
-  name: 'rbd', productName: 'Ceph Rbd Disk', create: createRbdBdev, methods: RBD_METHODS,
+  name: 'rbd',
+  productName: 'Ceph Rbd Disk',
+  create: createRbdBdev,
+  methods: RBD_METHODS,
   configEntries: clusterEntries,
   close: closeClusters,
 });

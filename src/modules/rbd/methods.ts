@@ -10,7 +10,14 @@ import { createRbd, rbdClustersOf, resizeRbd } from './ops.js';
 type StringMap = Record<string, string>;
 const stringMap = { type: 'object', required: [], additionalProperties: { type: 'string' }, nullable: true } as const;
 
-interface RegisterCluster { name: string; user_id?: string; config_param?: StringMap; config_file?: string; key_file?: string; core_mask?: string }
+interface RegisterCluster {
+  name: string;
+  user_id?: string;
+  config_param?: StringMap;
+  config_file?: string;
+  key_file?: string;
+  core_mask?: string;
+}
 const registerCluster: JSONSchemaType<RegisterCluster> = {
   type: 'object',
   properties: {
@@ -26,14 +33,26 @@ const registerCluster: JSONSchemaType<RegisterCluster> = {
   additionalProperties: false,
 };
 
-interface ClusterQuery { name?: string }
+interface ClusterQuery {
+  name?: string;
+}
 const clusterQuery: JSONSchemaType<ClusterQuery> = {
-  type: 'object', properties: { name: { type: 'string', nullable: true } }, required: [], additionalProperties: false,
+  type: 'object',
+  properties: { name: { type: 'string', nullable: true } },
+  required: [],
+  additionalProperties: false,
 };
 
 interface RbdCreate {
-  name?: string; user_id?: string; pool_name: string; rbd_name: string; block_size: number; config?: StringMap;
-  cluster_name?: string; uuid?: string; read_only?: boolean;
+  name?: string;
+  user_id?: string;
+  pool_name: string;
+  rbd_name: string;
+  block_size: number;
+  config?: StringMap;
+  cluster_name?: string;
+  uuid?: string;
+  read_only?: boolean;
 }
 const rbdCreate: JSONSchemaType<RbdCreate> = {
   type: 'object',
@@ -52,7 +71,10 @@ const rbdCreate: JSONSchemaType<RbdCreate> = {
   additionalProperties: false,
 };
 
-interface RbdResize { name: string; new_size: number }
+interface RbdResize {
+  name: string;
+  new_size: number;
+}
 const rbdResize: JSONSchemaType<RbdResize> = {
   type: 'object',
   properties: { name: { type: 'string' }, new_size: { type: 'integer', minimum: 1 } },
@@ -89,34 +111,88 @@ function checkedOptions(call: CallContext, opts: StringMap | undefined): StringM
 }
 
 export const RBD_METHODS: readonly MethodSpec<ModuleContext>[] = [
-  method('bdev_rbd_register_cluster', registerCluster, (p, ctx, call) => rbdClustersOf(ctx).register(p.name, {
-    userId: p.user_id, config: checkedOptions(call, p.config_param), configFile: allowed(call, p.config_file), keyFile: allowed(call, p.key_file),
-  }), {
-    args: [str('name', false, 'the cluster\'s name, for bdev_rbd_create -c')],
-    flags: [flag(['--user-id'], 'user_id', 'string', 'the Ceph client (default: admin)'),
-      flag(['--config-param'], 'config_param', 'kv', 'a Ceph option, repeatable (mon_host=127.0.0.1, rados_osd_op_timeout=10)', 'KEY=VALUE'),
-      flag(['--config-file'], 'config_file', 'string', 'a ceph.conf', 'FILE'), flag(['--key-file'], 'key_file', 'string', 'the client\'s key', 'FILE'),
-      flag(['--core-mask'], 'core_mask', 'string', 'accepted for SPDK; not used')],
-  }),
-  method('bdev_rbd_unregister_cluster', byName, async (p, ctx) => { await rbdClustersOf(ctx).unregister(p.name); return true; }, { args: [str('name')] }),
+  method(
+    'bdev_rbd_register_cluster',
+    registerCluster,
+    (p, ctx, call) =>
+      rbdClustersOf(ctx).register(p.name, {
+        userId: p.user_id,
+        config: checkedOptions(call, p.config_param),
+        configFile: allowed(call, p.config_file),
+        keyFile: allowed(call, p.key_file),
+      }),
+    {
+      args: [str('name', false, "the cluster's name, for bdev_rbd_create -c")],
+      flags: [
+        flag(['--user-id'], 'user_id', 'string', 'the Ceph client (default: admin)'),
+        flag(
+          ['--config-param'],
+          'config_param',
+          'kv',
+          'a Ceph option, repeatable (mon_host=127.0.0.1, rados_osd_op_timeout=10)',
+          'KEY=VALUE',
+        ),
+        flag(['--config-file'], 'config_file', 'string', 'a ceph.conf', 'FILE'),
+        flag(['--key-file'], 'key_file', 'string', "the client's key", 'FILE'),
+        flag(['--core-mask'], 'core_mask', 'string', 'accepted for SPDK; not used'),
+      ],
+    },
+  ),
+  method(
+    'bdev_rbd_unregister_cluster',
+    byName,
+    async (p, ctx) => {
+      await rbdClustersOf(ctx).unregister(p.name);
+      return true;
+    },
+    { args: [str('name')] },
+  ),
   method('bdev_rbd_get_clusters_info', clusterQuery, (p, ctx) => rbdClustersOf(ctx).info(p.name), {
     flags: [flag(['-b', '--name'], 'name', 'string', 'only this cluster')],
   }),
-  method('bdev_rbd_create', rbdCreate, async (p, ctx, call) => {
-    const b = await createRbd(ctx, {
-      name: p.name, pool: p.pool_name, image: p.rbd_name, blockSize: p.block_size, clusterName: p.cluster_name,
-      userId: p.user_id, config: checkedOptions(call, p.config), uuid: p.uuid, readonly: p.read_only,
-    });
-    return b.name;
-  }, {
-    args: [str('pool_name', false, 'the pool', 'POOL'), str('rbd_name', false, 'the image', 'IMAGE'), size('block_size', BYTES, false, 'the bdev\'s block size')],
-    flags: [flag(['-b', '--name'], 'name', 'string', 'the bdev\'s name (default Ceph0, Ceph1, ...)'), flag(['-c', '--cluster-name'], 'cluster_name', 'string', 'a registered cluster'),
-      flag(['--user-id'], 'user_id', 'string', 'the Ceph client of a connection of the bdev\'s own'),
-      flag(['--config'], 'config', 'kv', 'a Ceph option of that connection, repeatable', 'KEY=VALUE'), flag(['-u', '--uuid'], 'uuid'),
-      flag(['-r', '--read-only'], 'read_only', 'bool')],
-  }),
+  method(
+    'bdev_rbd_create',
+    rbdCreate,
+    async (p, ctx, call) => {
+      const b = await createRbd(ctx, {
+        name: p.name,
+        pool: p.pool_name,
+        image: p.rbd_name,
+        blockSize: p.block_size,
+        clusterName: p.cluster_name,
+        userId: p.user_id,
+        config: checkedOptions(call, p.config),
+        uuid: p.uuid,
+        readonly: p.read_only,
+      });
+      return b.name;
+    },
+    {
+      args: [
+        str('pool_name', false, 'the pool', 'POOL'),
+        str('rbd_name', false, 'the image', 'IMAGE'),
+        size('block_size', BYTES, false, "the bdev's block size"),
+      ],
+      flags: [
+        flag(['-b', '--name'], 'name', 'string', "the bdev's name (default Ceph0, Ceph1, ...)"),
+        flag(['-c', '--cluster-name'], 'cluster_name', 'string', 'a registered cluster'),
+        flag(['--user-id'], 'user_id', 'string', "the Ceph client of a connection of the bdev's own"),
+        flag(['--config'], 'config', 'kv', 'a Ceph option of that connection, repeatable', 'KEY=VALUE'),
+        flag(['-u', '--uuid'], 'uuid'),
+        flag(['-r', '--read-only'], 'read_only', 'bool'),
+      ],
+    },
+  ),
   deleteMethod('bdev_rbd_delete', 'rbd'),
-  method('bdev_rbd_resize', rbdResize, async (p, ctx) => { await resizeRbd(ctx, p.name, p.new_size); return true; }, {
-    args: [str('name'), size('new_size', MIB, false, 'the new size (it only grows)', 'MIB')],
-  }),
+  method(
+    'bdev_rbd_resize',
+    rbdResize,
+    async (p, ctx) => {
+      await resizeRbd(ctx, p.name, p.new_size);
+      return true;
+    },
+    {
+      args: [str('name'), size('new_size', MIB, false, 'the new size (it only grows)', 'MIB')],
+    },
+  ),
 ];

@@ -32,15 +32,26 @@ export async function openRbd(p: RbdParams, ctx: RbdContext): Promise<Bdev> {
   const bdev = name;
   if (p.clusterName !== undefined) {
     if (p.userId !== undefined || p.config !== undefined) {
-      throw new UsageError('give either cluster_name (a registered cluster) or user_id/config (a connection of the bdev\'s own), not both');
+      throw new UsageError("give either cluster_name (a registered cluster) or user_id/config (a connection of the bdev's own), not both");
     }
     const cluster = p.clusterName;
     const conn = ctx.clusters.use(cluster, bdev);
-    const release = (): Promise<void> => { ctx.clusters.release(cluster, bdev); return Promise.resolve(); };
+    const release = (): Promise<void> => {
+      ctx.clusters.release(cluster, bdev);
+      return Promise.resolve();
+    };
     return createRbdBdev({ ...p, name: bdev, conn, release, queueDepth: ctx.queueDepth, log: ctx.log, resize: ctx.resize });
   }
   const conn = await RbdConnection.open({ userId: p.userId, config: p.config });
-  return createRbdBdev({ ...p, name: bdev, conn, release: () => conn.close(), queueDepth: ctx.queueDepth, log: ctx.log, resize: ctx.resize });
+  return createRbdBdev({
+    ...p,
+    name: bdev,
+    conn,
+    release: () => conn.close(),
+    queueDepth: ctx.queueDepth,
+    log: ctx.log,
+    resize: ctx.resize,
+  });
 }
 
 const MiB = 2 ** 20;
@@ -50,7 +61,9 @@ export async function resizeRbd(b: Bdev, newSizeMib: number): Promise<void> {
   const d = rbdDriverOf(b);
   const bytes = newSizeMib * MiB;
   if (!Number.isSafeInteger(bytes) || bytes < b.sizeBytes) {
-    throw new InvalidBdevError(`new size ${newSizeMib} MiB is smaller than the bdev's ${Math.ceil(b.sizeBytes / MiB)} MiB: an RBD bdev only grows`);
+    throw new InvalidBdevError(
+      `new size ${newSizeMib} MiB is smaller than the bdev's ${Math.ceil(b.sizeBytes / MiB)} MiB: an RBD bdev only grows`,
+    );
   }
   if (b.readonly) throw new InvalidBdevError(`bdev "${b.name}" is read-only`);
   await d.queue.resize(bytes);

@@ -32,7 +32,12 @@ export class RbdQueue implements QueuedSubmitter {
   readonly #jobs = new Set<Promise<unknown>>();
   #closed = false;
 
-  constructor(conn: RbdConnection, depth: number, private readonly done: DeviceDone, onUpdate: () => void) {
+  constructor(
+    conn: RbdConnection,
+    depth: number,
+    private readonly done: DeviceDone,
+    onUpdate: () => void,
+  ) {
     const n = rbdNative();
     this.depth = depth;
     this.#ops = native().constants.rbd;
@@ -54,14 +59,21 @@ export class RbdQueue implements QueuedSubmitter {
 
   /** Opens the image (rbd_open on the thread pool); resolves with its size and features. */
   open(pool: string, image: string, readonly: boolean): Promise<{ size: number; features: number }> {
-    return rbdCall(`cannot open RBD image ${pool}/${image}`, (cb) => { this.#image.open(pool, image, readonly, cb); });
+    return rbdCall(`cannot open RBD image ${pool}/${image}`, (cb) => {
+      this.#image.open(pool, image, readonly, cb);
+    });
   }
 
-  get inflight(): number { return this.depth - this.#nFree; }
+  get inflight(): number {
+    return this.depth - this.#nFree;
+  }
 
   /** READ, WRITE, FLUSH, UNMAP or WRITE_ZEROES; the bdev layer has checked range and buffer. */
   push(io: BdevIo): void {
-    if (this.#nFree === 0) { this.#wait.push(io); return; }
+    if (this.#nFree === 0) {
+      this.#wait.push(io);
+      return;
+    }
     this.#place(io);
   }
 
@@ -71,14 +83,31 @@ export class RbdQueue implements QueuedSubmitter {
     this.#ios[s] = io;
     this.#offset[s] = io.offset;
     this.#len[s] = io.length;
-    this.#flags[s] = io.type === IoType.Write && (io.flags & IoFlag.Fua) !== 0 ? o.FUA
-      : io.type === IoType.WriteZeroes && (io.flags & IoFlag.NoHole) !== 0 ? o.NO_HOLE : 0;
+    this.#flags[s] =
+      io.type === IoType.Write && (io.flags & IoFlag.Fua) !== 0
+        ? o.FUA
+        : io.type === IoType.WriteZeroes && (io.flags & IoFlag.NoHole) !== 0
+          ? o.NO_HOLE
+          : 0;
     switch (io.type) {
-      case IoType.Read: this.#op[s] = o.READ; this.#bufs[s] = io.buf; break;
-      case IoType.Write: this.#op[s] = o.WRITE; this.#bufs[s] = io.buf; break;
-      case IoType.Unmap: this.#op[s] = o.DISCARD; break;
-      case IoType.WriteZeroes: this.#op[s] = o.WRITE_ZEROES; break;
-      default: this.#op[s] = o.FLUSH; this.#len[s] = 0; this.#offset[s] = 0;
+      case IoType.Read:
+        this.#op[s] = o.READ;
+        this.#bufs[s] = io.buf;
+        break;
+      case IoType.Write:
+        this.#op[s] = o.WRITE;
+        this.#bufs[s] = io.buf;
+        break;
+      case IoType.Unmap:
+        this.#op[s] = o.DISCARD;
+        break;
+      case IoType.WriteZeroes:
+        this.#op[s] = o.WRITE_ZEROES;
+        break;
+      default:
+        this.#op[s] = o.FLUSH;
+        this.#len[s] = 0;
+        this.#offset[s] = 0;
     }
     this.#sq[this.#queued++] = s;
     if (!this.#batchOpen) {
@@ -109,17 +138,33 @@ export class RbdQueue implements QueuedSubmitter {
 
   /** Allocated extents of the range (offset/length pairs), whole objects at a time. */
   diff(offset: number, length: number): Promise<{ extents: Float64Array; truncated: boolean }> {
-    return this.#job(rbdCall('rbd_diff_iterate2', (cb) => { this.#image.diff(offset, length, cb); }));
+    return this.#job(
+      rbdCall('rbd_diff_iterate2', (cb) => {
+        this.#image.diff(offset, length, cb);
+      }),
+    );
   }
 
   resize(bytes: number): Promise<undefined> {
-    return this.#job(rbdCall('cannot resize the RBD image', (cb) => { this.#image.resize(bytes, cb); }));
+    return this.#job(
+      rbdCall('cannot resize the RBD image', (cb) => {
+        this.#image.resize(bytes, cb);
+      }),
+    );
   }
 
-  size(): Promise<number> { return this.#job(rbdCall('rbd_get_size', (cb) => { this.#image.size(cb); })); }
+  size(): Promise<number> {
+    return this.#job(
+      rbdCall('rbd_get_size', (cb) => {
+        this.#image.size(cb);
+      }),
+    );
+  }
 
   #job<T>(p: Promise<T>): Promise<T> {
-    const tracked = p.finally(() => { this.#jobs.delete(tracked); });
+    const tracked = p.finally(() => {
+      this.#jobs.delete(tracked);
+    });
     this.#jobs.add(tracked);
     return tracked;
   }
@@ -128,6 +173,8 @@ export class RbdQueue implements QueuedSubmitter {
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#jobs.size > 0) await Promise.allSettled([...this.#jobs]);
-    await rbdCall<undefined>('rbd_close', (cb) => { this.#image.close(cb); });
+    await rbdCall<undefined>('rbd_close', (cb) => {
+      this.#image.close(cb);
+    });
   }
 }

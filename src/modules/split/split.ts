@@ -15,7 +15,13 @@ export interface SplitOptions {
 class SplitDriver extends PassThroughDriver {
   readonly module = 'split';
 
-  constructor(base: Bdev, readonly index: number, offsetBytes: number, readonly opts: SplitOptions, readonly count: number) {
+  constructor(
+    base: Bdev,
+    readonly index: number,
+    offsetBytes: number,
+    readonly opts: SplitOptions,
+    readonly count: number,
+  ) {
     super(base, { shift: offsetBytes });
   }
 
@@ -63,13 +69,24 @@ export function createSplitBdevs(base: Bdev, opts: SplitOptions): Bdev[] {
   const parts: Bdev[] = [];
   for (let i = 0; i < count; i++) {
     const offsetBlocks = i * partBlocks;
-    parts.push(new Bdev({
-      name: `${base.name}p${i}`, blockSize: bs, numBlocks: partBlocks, readonly: base.readonly,
-      uuid: derivedUuid(base.uuid, offsetBlocks, partBlocks), writeCache: base.writeCache,
-    }, new SplitDriver(base, i, offsetBlocks * bs, opts, count)));
+    parts.push(
+      new Bdev(
+        {
+          name: `${base.name}p${i}`,
+          blockSize: bs,
+          numBlocks: partBlocks,
+          readonly: base.readonly,
+          uuid: derivedUuid(base.uuid, offsetBlocks, partBlocks),
+          writeCache: base.writeCache,
+        },
+        new SplitDriver(base, i, offsetBlocks * bs, opts, count),
+      ),
+    );
   }
   return parts;
 }
 
 /** The base a split part was cut from, or null when b is not a split part. */
-export function splitBaseOf(b: Bdev): Bdev | null { return asDriver(b, SplitDriver)?.base ?? null; }
+export function splitBaseOf(b: Bdev): Bdev | null {
+  return asDriver(b, SplitDriver)?.base ?? null;
+}

@@ -8,7 +8,10 @@ import { nbdDriverLoaded } from './devices.js';
 
 const { EPERM, ENOENT, EACCES, EBUSY } = constants.errno;
 
-export interface NetlinkFamily { id: number; mcastGroup: number }
+export interface NetlinkFamily {
+  id: number;
+  mcastGroup: number;
+}
 
 export type KernelInterface = { kind: 'netlink'; family: NetlinkFamily } | { kind: 'ioctl' };
 

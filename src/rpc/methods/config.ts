@@ -8,9 +8,17 @@ import { loadConfig } from '../config.js';
 import type { RpcHost } from '../dispatcher.js';
 import { method, method0 } from './method.js';
 
-interface Entry { method: string; params?: Record<string, unknown> }
-interface Sub { subsystem: string; config?: Entry[] }
-interface LoadConfig { subsystems: Sub[] }
+interface Entry {
+  method: string;
+  params?: Record<string, unknown>;
+}
+interface Sub {
+  subsystem: string;
+  config?: Entry[];
+}
+interface LoadConfig {
+  subsystems: Sub[];
+}
 const entry: JSONSchemaType<Entry> = {
   type: 'object',
   properties: { method: { type: 'string' }, params: { type: 'object', nullable: true, required: [] } },
@@ -34,9 +42,14 @@ const loadConfigSchema: JSONSchemaType<LoadConfig> = {
   additionalProperties: false,
 };
 
-interface GetConfig { name: string }
+interface GetConfig {
+  name: string;
+}
 const getConfig: JSONSchemaType<GetConfig> = {
-  type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false,
+  type: 'object',
+  properties: { name: { type: 'string' } },
+  required: ['name'],
+  additionalProperties: false,
 };
 
 /**
@@ -51,11 +64,19 @@ export const SUBSYSTEMS: readonly { subsystem: string; depends_on: string[] }[] 
 export const CONFIG_METHODS: readonly MethodSpec<RpcHost>[] = [
   method0('save_config', (s) => s.saveConfig()),
   method0('framework_get_subsystems', () => SUBSYSTEMS.map((x) => ({ subsystem: x.subsystem, depends_on: [...x.depends_on] }))),
-  method('framework_get_config', getConfig, (p, s) => {
-    const sub = s.saveConfig().subsystems.find((x) => x.subsystem === p.name);
-    if (sub === undefined) throw new ConfigError(`no subsystem "${p.name}" (aionbd has: bdev, nbd)`);
-    return sub.config;
-  }, { args: [str('name')] }),
+  method(
+    'framework_get_config',
+    getConfig,
+    (p, s) => {
+      const sub = s.saveConfig().subsystems.find((x) => x.subsystem === p.name);
+      if (sub === undefined) throw new ConfigError(`no subsystem "${p.name}" (aionbd has: bdev, nbd)`);
+      return sub.config;
+    },
+    { args: [str('name')] },
+  ),
   // Paths in the config are checked like any RPC path: the entries run with the caller's context.
-  method('load_config', loadConfigSchema, async (p, s, call) => { await loadConfig(s, p, call); return true; }),
+  method('load_config', loadConfigSchema, async (p, s, call) => {
+    await loadConfig(s, p, call);
+    return true;
+  }),
 ];

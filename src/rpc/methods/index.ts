@@ -12,5 +12,11 @@ import { NBD_DISK_METHODS } from './nbd_disk.js';
 
 /** In the order rpc_get_methods lists them; the modules' methods follow. */
 export const CORE_METHODS: readonly MethodSpec<RpcHost>[] = [
-  ...MISC_METHODS, ...LOG_METHODS, ...BDEV_METHODS, ...BDEV_SETTINGS_METHODS, ...NBD_METHODS, ...NBD_DISK_METHODS, ...CONFIG_METHODS,
+  ...MISC_METHODS,
+  ...LOG_METHODS,
+  ...BDEV_METHODS,
+  ...BDEV_SETTINGS_METHODS,
+  ...NBD_METHODS,
+  ...NBD_DISK_METHODS,
+  ...CONFIG_METHODS,
 ];

@@ -7,7 +7,10 @@ import { packageVersion } from '../../version.js';
 import type { RpcHost } from '../dispatcher.js';
 import { method, method0 } from './method.js';
 
-interface GetMethods { current?: boolean; include_aliases?: boolean }
+interface GetMethods {
+  current?: boolean;
+  include_aliases?: boolean;
+}
 const getMethods: JSONSchemaType<GetMethods> = {
   type: 'object',
   properties: { current: { type: 'boolean', nullable: true }, include_aliases: { type: 'boolean', nullable: true } },
