@@ -77,7 +77,7 @@ Napi::Object ConstantsObject(Napi::Env env) {
                               {"EVENTS_LOST", kNbdEventsLost},
                               {"NO_INDEX", nbdnl::kNoIndex},
                           }));
-  // The op column and rwFlags bit of an RBD image's table; present in builds without RBD too.
+  // The op column and rwFlags bits of an RBD image's table; present in builds without RBD too.
   k.Set("rbd", Group(env, {
                               {"READ", kRbdRead},
                               {"WRITE", kRbdWrite},
@@ -85,6 +85,7 @@ Napi::Object ConstantsObject(Napi::Env env) {
                               {"DISCARD", kRbdDiscard},
                               {"WRITE_ZEROES", kRbdWriteZeroes},
                               {"FUA", kRbdFua},
+                              {"NO_HOLE", kRbdNoHole},
                           }));
   return k;
 }

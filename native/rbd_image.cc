@@ -295,7 +295,13 @@ Napi::Value RbdImage::Submit(const Napi::CallbackInfo& info) {
         case kRbdWrite: rc = l->rbd_aio_write(img, off, len, data, c); break;
         case kRbdFlush: rc = l->rbd_aio_flush(img, c); break;
         case kRbdDiscard: rc = l->rbd_aio_discard(img, off, len, c); break;
-        default: rc = l->rbd_aio_write_zeroes(img, off, len, c, 0, 0); break;
+        default: {
+          // Plain write_zeroes is a discard (objects removed or zeroed): it may leave holes.
+          // Thick provisioning writes the zeroes (write-same) and keeps the range allocated.
+          int zeroFlags = (t_.rwFlags[s] & kRbdNoHole) != 0 ? RBD_WRITE_ZEROES_FLAG_THICK_PROVISION : 0;
+          rc = l->rbd_aio_write_zeroes(img, off, len, c, zeroFlags, 0);
+          break;
+        }
       }
       if (rc < 0) l->rbd_aio_release(c);
     }

@@ -14,7 +14,7 @@ namespace aionbd {
 // (uint32_t: Uint32Array, double: Float64Array).
 #define AIONBD_SLOT_COLUMNS(X) \
   X(op, uint32_t)      /* IOCB_CMD_* of each slot (RbdOp in an RBD image's table) */ \
-  X(rwFlags, uint32_t) /* RWF_* (RWF_DSYNC for FUA; kRbdFua in an RBD image's table) */ \
+  X(rwFlags, uint32_t) /* RWF_* (RWF_DSYNC for FUA; kRbdFua, kRbdNoHole in an RBD image's table) */ \
   X(len, uint32_t)     /* bytes to transfer */ \
   X(fd, uint32_t)      /* file descriptor of the bdev that owns the slot (unused by RBD) */ \
   X(sq, uint32_t)      /* slots to submit, filled by JS before submit(n) */ \

@@ -39,11 +39,19 @@ const ANALYSIS_FILE = path.join(REPO_ROOT, 'docs', 'performance.notes.md');
 const DOCS_DIR = path.join(REPO_ROOT, 'docs');
 const README = path.join(REPO_ROOT, 'README.md');
 
-const say = (/** @type {string} */ line) => { process.stderr.write(`bench: ${line}\n`); };
+const say = (/** @type {string} */ line) => {
+  process.stderr.write(`bench: ${line}\n`);
+};
 
 /** @param {number} n */
 function human(n) {
-  for (const [s, u] of /** @type {const} */ ([[40, 'T'], [30, 'G'], [20, 'M'], [10, 'K']])) if (n % 2 ** s === 0) return `${n / 2 ** s}${u}`;
+  for (const [s, u] of /** @type {const} */ ([
+    [40, 'T'],
+    [30, 'G'],
+    [20, 'M'],
+    [10, 'K'],
+  ]))
+    if (n % 2 ** s === 0) return `${n / 2 ** s}${u}`;
   return `${n}`;
 }
 
@@ -73,9 +81,12 @@ async function writeOutputs(report, outDir, json = true) {
   try {
     const chart = await renderChart(report.rows, {
       title: 'aionbd, qemu-nbd and nbdkit relative to fio libaio on the same image, same round',
-      subtitle: `${String(s['mode'])} run on ${report.generated.slice(0, 10)}: ${String(report.machine['cores'])} cores, `
-        + `${String(s['sizeHuman'])} fresh images, ${String(s['rounds'])} paired rounds of ${String(s['runtime'])} s; bar = median, line = min-max`,
-      fillLabels: Object.fromEntries(Object.entries(report.fills).map(([k, v]) => [k, k === 'direct' ? 'O_DIRECT fill' : k === 'cached' ? 'page-cache fill' : v.label])),
+      subtitle:
+        `${String(s['mode'])} run on ${report.generated.slice(0, 10)}: ${String(report.machine['cores'])} cores, ` +
+        `${String(s['sizeHuman'])} fresh images, ${String(s['rounds'])} paired rounds of ${String(s['runtime'])} s; bar = median, line = min-max`,
+      fillLabels: Object.fromEntries(
+        Object.entries(report.fills).map(([k, v]) => [k, k === 'direct' ? 'O_DIRECT fill' : k === 'cached' ? 'page-cache fill' : v.label]),
+      ),
     });
     fs.writeFileSync(path.join(outDir, png), chart);
   } catch (err) {
@@ -85,7 +96,7 @@ async function writeOutputs(report, outDir, json = true) {
   if (json) fs.writeFileSync(path.join(outDir, 'performance.json'), `${JSON.stringify(report, null, 2)}\n`);
   fs.writeFileSync(path.join(outDir, 'performance.md'), markdown(report, png));
   if (path.resolve(outDir) === DOCS_DIR) {
-    if (updateReadme(README, report)) say('regenerated the README\'s benchmark summary');
+    if (updateReadme(README, report)) say("regenerated the README's benchmark summary");
     else say('README.md has no benchmark summary markers: left as it is');
   }
   return png;
@@ -127,9 +138,16 @@ async function render(jsonFile, outDir) {
  */
 async function scaleSection(count, tmpDir, baseline) {
   ensureBuilt(say);
-  for (const [label, bin] of [['aionbd', undefined], ...(baseline !== null ? [[BASELINE_TARGET, path.join(baseline, 'bin', 'aionbd.js')]] : [])]) {
+  for (const [label, bin] of [
+    ['aionbd', undefined],
+    ...(baseline !== null ? [[BASELINE_TARGET, path.join(baseline, 'bin', 'aionbd.js')]] : []),
+  ]) {
     const r = await scaleConnections({ count, tmpDir, bin, say });
-    process.stdout.write(`${formatConnectionScale(r).map((l, i) => (i === 0 ? `${l} [${label}]` : l)).join('\n')}\n`);
+    process.stdout.write(
+      `${formatConnectionScale(r)
+        .map((l, i) => (i === 0 ? `${l} [${label}]` : l))
+        .join('\n')}\n`,
+    );
   }
   return 0;
 }
@@ -144,7 +162,10 @@ async function main() {
     process.stderr.write(`bench: ${err.message} (see --help)\n`);
     return 2;
   }
-  if (opts.help) { process.stdout.write(`${USAGE}\n`); return 0; }
+  if (opts.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   if (opts.list) {
     for (const w of WORKLOADS) process.stdout.write(`${w.id.padEnd(24)} ${w.label}\n`);
     return 0;
@@ -165,16 +186,20 @@ async function main() {
   const loadAtStart = os.loadavg()[0]?.toFixed(2) ?? '?';
   if (opts.targets.some((t) => t.startsWith('aionbd'))) ensureBuilt(say);
   const wantHog = opts.workloads.some((w) => w.cpuHog === true);
-  const runnable = ensureTools(opts.targets.map((t) => /** @type {import('./bench/targets.mjs').Target} */ (TARGETS[t])),
-    wantHog ? ['stress-ng'] : [], opts.install, say);
+  const runnable = ensureTools(
+    opts.targets.map((t) => /** @type {import('./bench/targets.mjs').Target} */ (TARGETS[t])),
+    wantHog ? ['stress-ng'] : [],
+    opts.install,
+    say,
+  );
   const targets = runnable.map((t) => t.id);
   if (targets.length === 0) throw new Error('no target can run');
 
   fs.mkdirSync(opts.tmpDir, { recursive: true });
   const work = fs.mkdtempSync(path.join(opts.tmpDir, 'aionbd-bench-'));
-  const outDir = path.resolve(opts.outDir ?? (opts.mode === 'smoke'
-    ? fs.mkdtempSync(path.join(os.tmpdir(), 'aionbd-bench-out-'))
-    : DOCS_DIR));
+  const outDir = path.resolve(
+    opts.outDir ?? (opts.mode === 'smoke' ? fs.mkdtempSync(path.join(os.tmpdir(), 'aionbd-bench-out-')) : DOCS_DIR),
+  );
 
   let stopping = false;
   const cleanup = async () => {
@@ -191,11 +216,21 @@ async function main() {
   process.on('SIGTERM', onSignal);
 
   try {
-    const plan = { rounds: opts.rounds, fills: opts.fills, workloads: opts.workloads, targets, runtime: opts.runtime, ramp: opts.ramp, size: opts.size };
+    const plan = {
+      rounds: opts.rounds,
+      fills: opts.fills,
+      workloads: opts.workloads,
+      targets,
+      runtime: opts.runtime,
+      ramp: opts.ramp,
+      size: opts.size,
+    };
     const est = estimate(plan);
-    say(`${opts.mode} run: ${opts.rounds} rounds x ${opts.fills.length} image kinds (${opts.fills.join(', ')}) x ${opts.workloads.length} workloads `
-      + `x ${targets.length} targets = ${est.runs} runs of ${opts.runtime}+${opts.ramp} s on ${est.comparisons} fresh ${human(opts.size)} images, `
-      + `about ${humanDuration(est.seconds)}; output ${outDir}`);
+    say(
+      `${opts.mode} run: ${opts.rounds} rounds x ${opts.fills.length} image kinds (${opts.fills.join(', ')}) x ${opts.workloads.length} workloads ` +
+        `x ${targets.length} targets = ${est.runs} runs of ${opts.runtime}+${opts.ramp} s on ${est.comparisons} fresh ${human(opts.size)} images, ` +
+        `about ${humanDuration(est.seconds)}; output ${outDir}`,
+    );
 
     /** @type {import('./bench/report.mjs').Comparison[]} */
     const comparisons = [];
@@ -243,8 +278,10 @@ async function main() {
               const r = await runFio(w, shape, on, { runtime: opts.runtime, ramp: opts.ramp, dir: work });
               if (srv !== null && !srv.running()) throw new Error(`${t} exited during the run: ${srv.stderr().slice(-1000)}`);
               cmp.runs[t] = r;
-              say(`${tag}: ${Math.round(r.iops).toLocaleString('en-US')} IOPS, ${r.mibps.toFixed(1)} MiB/s, `
-                + `mean ${r.latMeanUs.toFixed(1)} µs${r.cpuPerMIo !== null ? `, ${r.cpuPerMIo.toFixed(2)} CPU s/M I/O` : ''}`);
+              say(
+                `${tag}: ${Math.round(r.iops).toLocaleString('en-US')} IOPS, ${r.mibps.toFixed(1)} MiB/s, ` +
+                  `mean ${r.latMeanUs.toFixed(1)} µs${r.cpuPerMIo !== null ? `, ${r.cpuPerMIo.toFixed(2)} CPU s/M I/O` : ''}`,
+              );
             } catch (err) {
               if (stopping) break;
               const msg = err instanceof Error ? err.message : String(err);
@@ -270,11 +307,19 @@ async function main() {
       generated: new Date().toISOString(),
       command: ['npm run bench', ...(opts.argv.length > 0 ? ['--', ...opts.argv] : [])].join(' '),
       settings: {
-        mode: opts.mode, size: opts.size, sizeHuman: human(opts.size), rounds: opts.rounds, runtime: opts.runtime, ramp: opts.ramp,
-        fills: opts.fills, workloads: opts.workloads, targets,
+        mode: opts.mode,
+        size: opts.size,
+        sizeHuman: human(opts.size),
+        rounds: opts.rounds,
+        runtime: opts.runtime,
+        ramp: opts.ramp,
+        fills: opts.fills,
+        workloads: opts.workloads,
+        targets,
         ...(wantHog ? { cpuHog: hogCommand() } : {}),
-        fioCommon: '`--time_based --norandommap --randrepeat=0 --group_reporting --unified_rw_reporting=mixed --lat_percentiles=1`; '
-          + 'NBD: `--ioengine=nbd --uri=nbd+unix:///bench?socket=...`; libaio: `--ioengine=libaio --direct=1 --filename=IMAGE`',
+        fioCommon:
+          '`--time_based --norandommap --randrepeat=0 --group_reporting --unified_rw_reporting=mixed --lat_percentiles=1`; ' +
+          'NBD: `--ioengine=nbd --uri=nbd+unix:///bench?socket=...`; libaio: `--ioengine=libaio --direct=1 --filename=IMAGE`',
       },
       machine: { ...machineInfo(work), loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg()[0]?.toFixed(2) ?? '?' },
       targets: Object.fromEntries(targets.map((t) => [t, { label: TARGETS[t]?.label ?? t, description: TARGETS[t]?.description ?? t }])),
@@ -284,10 +329,10 @@ async function main() {
       rows,
       goals: checkGoals(rows, opts.fills),
       notes: [
-        'A ratio is aionbd\'s (or a row\'s) number divided by the reference\'s number from the same round, on the same fresh image; the median and min-max are over the rounds. No ratio is ever taken between medians.',
+        "A ratio is aionbd's (or a row's) number divided by the reference's number from the same round, on the same fresh image; the median and min-max are over the rounds. No ratio is ever taken between medians.",
         'Each comparison (one workload on one kind of image in one round) starts from a newly written image: the old file is deleted and a new one written whole by the stated method, so no comparison runs on blocks an earlier one rewrote. Within a comparison the targets run in an order rotated by round and by workload; a write workload rewrites part of the image for the targets after it, which the rotation spreads over every target.',
         'Every server is started afresh for each run and stopped after it; the CPU-bound neighbour of the "1 core busy" workloads runs only during the run it belongs to.',
-        'IOPS, MiB/s and latency come from fio\'s JSON report; latency is fio\'s total latency (submission to completion), which for the NBD rows includes fio\'s NBD client (libnbd).',
+        "IOPS, MiB/s and latency come from fio's JSON report; latency is fio's total latency (submission to completion), which for the NBD rows includes fio's NBD client (libnbd).",
         'Server CPU: utime+stime of the server process (all threads) from /proc/PID/stat, from the end of the warm-up (fio\'s first "connected to NBD server" line plus the ramp time) until fio exits, divided by the I/Os fio completed in its measured window; the kernel counts it in 10 ms ticks.',
         'Peak RSS: VmHWM from /proc/PID/status after the run; the server is new for each run, so it is the peak of that run.',
         'All rows share one machine with fio: a server that burns more CPU also slows the client.',
@@ -313,8 +358,13 @@ async function main() {
   }
 }
 
-main().then((code) => { process.exitCode = code; }, async (err) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
-  await stopAll();
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    await stopAll();
+    process.exitCode = 1;
+  },
+);

@@ -23,7 +23,9 @@ function mtime(p) {
 function newestSource() {
   const native = path.join(root, 'native');
   const files = fs.readdirSync(native).map((f) => path.join(native, f));
-  return Math.max(...[path.join(root, 'binding.gyp'), path.join(root, 'scripts', 'rbd-headers.mjs'), ...files].map((f) => mtime(f) ?? Infinity));
+  return Math.max(
+    ...[path.join(root, 'binding.gyp'), path.join(root, 'scripts', 'rbd-headers.mjs'), ...files].map((f) => mtime(f) ?? Infinity),
+  );
 }
 
 // Whether the RBD bdev goes in depends on headers that appear when librbd-dev is installed (with
@@ -31,7 +33,11 @@ function newestSource() {
 const rbdStamp = path.join(root, 'build', 'rbd-headers');
 const rbdNow = spawnSync(process.execPath, [path.join(root, 'scripts', 'rbd-headers.mjs')], { encoding: 'utf8' }).stdout;
 let rbdBuilt = null;
-try { rbdBuilt = fs.readFileSync(rbdStamp, 'utf8'); } catch { /* never built here */ }
+try {
+  rbdBuilt = fs.readFileSync(rbdStamp, 'utf8');
+} catch {
+  /* never built here */
+}
 
 const built = mtime(addon);
 if (built !== null && built >= newestSource() && rbdBuilt === rbdNow && process.env['AIONBD_REBUILD'] === undefined) {

@@ -43,23 +43,35 @@ import { fuzzRpc } from './fuzz/rpc.mjs';
 import { fuzzTls } from './fuzz/tls.mjs';
 
 const args = process.argv.slice(2);
-const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
-const PARTS = opt('--parts', 'nbd,tls,rpc').split(',').filter((p) => p !== '');
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const PARTS = opt('--parts', 'nbd,tls,rpc')
+  .split(',')
+  .filter((p) => p !== '');
 const SEED = Number(opt('--seed', String(Date.now() % 2 ** 31)));
 const QUIET = args.includes('--quiet');
 const PART_SEED = { nbd: 0, tls: 0x7b1c, rpc: 0x2bc4 };
 
 async function main() {
-  for (const p of PARTS) if (!(p in PART_SEED)) { console.error(`fuzz: unknown part ${p} (nbd, tls, rpc)`); process.exit(2); }
+  for (const p of PARTS)
+    if (!(p in PART_SEED)) {
+      console.error(`fuzz: unknown part ${p} (nbd, tls, rpc)`);
+      process.exit(2);
+    }
   const dir = fs.mkdtempSync(path.join(fs.existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir(), 'aionbd-fuzz-'));
   const findings = [];
   try {
     for (const part of PARTS) {
       const r = makeRng((SEED + PART_SEED[part]) >>> 0);
       if (part === 'nbd') console.log(await fuzzNbd(r, dir, { frames: Number(opt('--frames', '1000000')), quiet: QUIET }));
-      const run = part === 'tls'
-        ? fuzzTls(r, dir, { conns: Number(opt('--tls-conns', '2000')), quiet: QUIET, requireAuth: args.includes('--require-auth') })
-        : part === 'rpc' ? fuzzRpc(r, dir, { conns: Number(opt('--rpc-conns', '2000')), quiet: QUIET }) : null;
+      const run =
+        part === 'tls'
+          ? fuzzTls(r, dir, { conns: Number(opt('--tls-conns', '2000')), quiet: QUIET, requireAuth: args.includes('--require-auth') })
+          : part === 'rpc'
+            ? fuzzRpc(r, dir, { conns: Number(opt('--rpc-conns', '2000')), quiet: QUIET })
+            : null;
       if (run === null) continue;
       const { summary, findings: f } = await run;
       console.log(summary);
@@ -80,4 +92,7 @@ async function main() {
   console.log('1 passed, 0 failed');
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

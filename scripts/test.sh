@@ -43,6 +43,10 @@ fi
 
 mkdir -p test-results
 set +e
+# Lint and format check (Biome) first: quick, and a failure is reported with the tests' result.
+npx biome ci . >test-results/lint.txt 2>&1
+lint=$?
+if [ $lint -ne 0 ]; then cat test-results/lint.txt >&2; echo "aionbd test: lint/format check failed (npm run lint:fix applies the fixable part)" >&2; fi
 npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json "$@"
 rc=$?
 set -e
@@ -54,4 +58,5 @@ node -e '
     console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
   } catch (e) { console.log("0 passed, 1 failed"); }
 '
+if [ $lint -ne 0 ]; then echo "lint/format check failed (test-results/lint.txt)"; [ $rc -eq 0 ] && rc=$lint; fi
 exit $rc

@@ -2,6 +2,7 @@
 // reaches the user as one line (its message); anything not an AionbdError is a bug and keeps
 // its stack.
 import { constants } from 'node:os';
+import { ESHUTDOWN } from './util/errno.js';
 
 const E = constants.errno;
 
@@ -49,24 +50,34 @@ export class SystemError extends ErrnoError {
 export class AioMaxNrError extends AionbdError {
   readonly code = 'AIONBD_AIO_MAX_NR';
   override readonly errno = E.EAGAIN;
-  constructor(readonly requested: number, readonly aioNr: number | null, readonly aioMaxNr: number | null) {
+  constructor(
+    readonly requested: number,
+    readonly aioNr: number | null,
+    readonly aioMaxNr: number | null,
+  ) {
     const now = aioNr !== null && aioMaxNr !== null ? ` (aio-nr ${aioNr} of fs.aio-max-nr ${aioMaxNr} in use)` : '';
     const want = aioMaxNr !== null ? aioMaxNr + Math.max(requested * 16, 65536) : 1048576;
-    super(`io_setup(${requested}) failed: the kernel's AIO context limit is exhausted${now}; ` +
-      `raise it with "sysctl -w fs.aio-max-nr=${want}" or use a smaller --queue-depth`);
+    super(
+      `io_setup(${requested}) failed: the kernel's AIO context limit is exhausted${now}; ` +
+        `raise it with "sysctl -w fs.aio-max-nr=${want}" or use a smaller --queue-depth`,
+    );
   }
 }
 
 export class BdevExistsError extends AionbdError {
   readonly code = 'AIONBD_BDEV_EXISTS';
   override readonly errno = E.EEXIST;
-  constructor(readonly bdev: string) { super(`bdev "${bdev}" already exists`); }
+  constructor(readonly bdev: string) {
+    super(`bdev "${bdev}" already exists`);
+  }
 }
 
 export class BdevNotFoundError extends AionbdError {
   readonly code = 'AIONBD_BDEV_NOT_FOUND';
   override readonly errno = E.ENODEV;
-  constructor(readonly bdev: string) { super(`bdev "${bdev}" does not exist`); }
+  constructor(readonly bdev: string) {
+    super(`bdev "${bdev}" does not exist`);
+  }
 }
 
 export class InvalidBdevError extends AionbdError {
@@ -77,7 +88,9 @@ export class InvalidBdevError extends AionbdError {
 export class ExportExistsError extends AionbdError {
   readonly code = 'AIONBD_EXPORT_EXISTS';
   override readonly errno = E.EEXIST;
-  constructor(readonly exportName: string) { super(`export "${exportName}" already exists`); }
+  constructor(readonly exportName: string) {
+    super(`export "${exportName}" already exists`);
+  }
 }
 
 export class ListenError extends AionbdError {
@@ -92,24 +105,34 @@ export class ListenError extends AionbdError {
 
 function describeListenErrno(cause: NodeJS.ErrnoException): string {
   switch (cause.code) {
-    case 'EADDRINUSE': return 'address already in use';
-    case 'EACCES': return 'permission denied';
-    case 'EADDRNOTAVAIL': return 'address not available on this machine';
-    default: return cause.message;
+    case 'EADDRINUSE':
+      return 'address already in use';
+    case 'EACCES':
+      return 'permission denied';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this machine';
+    default:
+      return cause.message;
   }
 }
 
 export class ServerClosedError extends AionbdError {
   readonly code = 'AIONBD_SERVER_CLOSED';
-  override readonly errno = 108; // ESHUTDOWN on Linux; os.constants.errno does not list it
-  constructor() { super('the server is closed'); }
+  override readonly errno = ESHUTDOWN;
+  constructor() {
+    super('the server is closed');
+  }
 }
 
 /** A virtual bdev holds this bdev (SPDK's exclusive_write claim): it cannot be claimed or exported again. */
 export class BdevClaimedError extends AionbdError {
   readonly code = 'AIONBD_BDEV_CLAIMED';
   override readonly errno = E.EPERM;
-  constructor(readonly bdev: string, readonly module: string, readonly by: string) {
+  constructor(
+    readonly bdev: string,
+    readonly module: string,
+    readonly by: string,
+  ) {
     super(`bdev "${bdev}" is claimed by the ${module} module (${by})`);
   }
 }
@@ -118,14 +141,23 @@ export class BdevClaimedError extends AionbdError {
 export class BdevInUseError extends AionbdError {
   readonly code = 'AIONBD_BDEV_IN_USE';
   override readonly errno = E.EBUSY;
-  constructor(readonly bdev: string, why: string) { super(`bdev "${bdev}" is in use: ${why}`); }
+  constructor(
+    readonly bdev: string,
+    why: string,
+  ) {
+    super(`bdev "${bdev}" is in use: ${why}`);
+  }
 }
 
 /** A module-specific method named a bdev of another module (bdev_aio_delete on a malloc bdev). */
 export class BdevWrongModuleError extends AionbdError {
   readonly code = 'AIONBD_BDEV_WRONG_MODULE';
   override readonly errno = E.ENODEV;
-  constructor(readonly bdev: string, readonly module: string, readonly wanted: string) {
+  constructor(
+    readonly bdev: string,
+    readonly module: string,
+    readonly wanted: string,
+  ) {
     super(`bdev "${bdev}" is a ${module} bdev, not a ${wanted} bdev`);
   }
 }
@@ -133,7 +165,9 @@ export class BdevWrongModuleError extends AionbdError {
 export class ExportNotFoundError extends AionbdError {
   readonly code = 'AIONBD_EXPORT_NOT_FOUND';
   override readonly errno = E.ENODEV;
-  constructor(readonly exportName: string) { super(`export "${exportName}" does not exist`); }
+  constructor(readonly exportName: string) {
+    super(`export "${exportName}" does not exist`);
+  }
 }
 
 /** A path named over RPC lies outside every --allow-path root, or is not a file or block device. */
@@ -146,7 +180,9 @@ export class PathNotAllowedError extends AionbdError {
 export class PathNotFoundError extends AionbdError {
   readonly code = 'AIONBD_PATH_NOT_FOUND';
   override readonly errno = E.ENOENT;
-  constructor(readonly path: string) { super(`${path}: no such file or directory`); }
+  constructor(readonly path: string) {
+    super(`${path}: no such file or directory`);
+  }
 }
 
 /** A parameter value the module does not support (SPDK answers -ENOTSUP). */
@@ -158,13 +194,17 @@ export class UnsupportedError extends AionbdError {
 export class LvstoreNotFoundError extends AionbdError {
   readonly code = 'AIONBD_LVSTORE_NOT_FOUND';
   override readonly errno = E.ENODEV;
-  constructor(readonly lvstore: string) { super(`lvstore "${lvstore}" does not exist`); }
+  constructor(readonly lvstore: string) {
+    super(`lvstore "${lvstore}" does not exist`);
+  }
 }
 
 export class LvstoreExistsError extends AionbdError {
   readonly code = 'AIONBD_LVSTORE_EXISTS';
   override readonly errno = E.EEXIST;
-  constructor(readonly lvstore: string) { super(`an lvstore named "${lvstore}" already exists`); }
+  constructor(readonly lvstore: string) {
+    super(`an lvstore named "${lvstore}" already exists`);
+  }
 }
 
 /** An lvstore has too few free clusters. */
@@ -177,7 +217,12 @@ export class NoSpaceError extends AionbdError {
 export class LvolReadOnlyError extends AionbdError {
   readonly code = 'AIONBD_LVOL_READ_ONLY';
   override readonly errno = E.EPERM;
-  constructor(readonly lvol: string, what: string) { super(`lvol "${lvol}" is read-only: ${what}`); }
+  constructor(
+    readonly lvol: string,
+    what: string,
+  ) {
+    super(`lvol "${lvol}" is read-only: ${what}`);
+  }
 }
 
 /** A config file (save_config format) that cannot be applied. */
@@ -195,7 +240,13 @@ export class RpcInvalidParamsError extends AionbdError {
 /** The JSON-RPC server answered with an error; `aionbd rpc` prints its message. */
 export class RpcError extends AionbdError {
   readonly code = 'AIONBD_RPC';
-  constructor(message: string, readonly rpcCode: number, readonly data: unknown) { super(message); }
+  constructor(
+    message: string,
+    readonly rpcCode: number,
+    readonly data: unknown,
+  ) {
+    super(message);
+  }
 }
 
 /** The JSON-RPC socket cannot be reached (no server, wrong path, timeout). */
@@ -207,32 +258,44 @@ export class RpcConnectError extends AionbdError {
 export class NbdNotPermittedError extends AionbdError {
   readonly code = 'AIONBD_NBD_NOT_ROOT';
   override readonly errno = E.EPERM;
-  constructor(what: string) { super(`${what} needs root (CAP_SYS_ADMIN): run it as root`); }
+  constructor(what: string) {
+    super(`${what} needs root (CAP_SYS_ADMIN): run it as root`);
+  }
 }
 
 export class NoNbdDriverError extends AionbdError {
   readonly code = 'AIONBD_NO_NBD_DRIVER';
   override readonly errno = E.ENODEV;
-  constructor() { super('the kernel has no nbd driver: run "modprobe nbd" as root'); }
+  constructor() {
+    super('the kernel has no nbd driver: run "modprobe nbd" as root');
+  }
 }
 
 export class NoFreeNbdDeviceError extends AionbdError {
   readonly code = 'AIONBD_NBD_NO_FREE_DEVICE';
   override readonly errno = E.ENODEV;
-  constructor() { super('no free /dev/nbdX: detach one ("aionbd detach /dev/nbdN"), or reload the driver with more ("modprobe -r nbd && modprobe nbd nbds_max=64")'); }
+  constructor() {
+    super(
+      'no free /dev/nbdX: detach one ("aionbd detach /dev/nbdN"), or reload the driver with more ("modprobe -r nbd && modprobe nbd nbds_max=64")',
+    );
+  }
 }
 
 export class NbdDeviceBusyError extends AionbdError {
   readonly code = 'AIONBD_NBD_DEVICE_BUSY';
   override readonly errno = E.EBUSY;
-  constructor(readonly device: string) { super(`${device} is busy: it is attached already, or something holds it open`); }
+  constructor(readonly device: string) {
+    super(`${device} is busy: it is attached already, or something holds it open`);
+  }
 }
 
 /** nbd_stop_disk / nbd_get_disks named a device this server did not attach. */
 export class NbdDiskNotFoundError extends AionbdError {
   readonly code = 'AIONBD_NBD_DISK_NOT_FOUND';
   override readonly errno = E.ENODEV;
-  constructor(readonly device: string) { super(`${device} is not attached by this server`); }
+  constructor(readonly device: string) {
+    super(`${device} is not attached by this server`);
+  }
 }
 
 /** The kernel refused an attach, detach or reconnect for a reason without a row above. */
@@ -243,17 +306,27 @@ export class NbdKernelError extends ErrnoError {
 /** A module or caller broke the bdev I/O contract: a bug, reported loudly. */
 export class BdevIoMisuseError extends Error {
   readonly code = 'AIONBD_BDEV_IO_MISUSE';
-  constructor(bdev: string, what: string) { super(`bdev "${bdev}": I/O ${what}`); this.name = 'BdevIoMisuseError'; }
+  constructor(bdev: string, what: string) {
+    super(`bdev "${bdev}": I/O ${what}`);
+    this.name = 'BdevIoMisuseError';
+  }
 }
 
 /** Describes an errno from a failed open() or similar, in words a user acts on. */
 export function describeOpenError(path: string, err: NodeJS.ErrnoException): string {
   switch (err.code) {
-    case 'ENOENT': return `${path}: no such file or directory`;
-    case 'EACCES': case 'EPERM': return `${path}: permission denied`;
-    case 'EISDIR': return `${path}: is a directory`;
-    case 'EROFS': return `${path}: read-only file system (use readonly)`;
-    case 'EBUSY': return `${path}: device or resource busy`;
-    default: return `${path}: ${err.message}`;
+    case 'ENOENT':
+      return `${path}: no such file or directory`;
+    case 'EACCES':
+    case 'EPERM':
+      return `${path}: permission denied`;
+    case 'EISDIR':
+      return `${path}: is a directory`;
+    case 'EROFS':
+      return `${path}: read-only file system (use readonly)`;
+    case 'EBUSY':
+      return `${path}: device or resource busy`;
+    default:
+      return `${path}: ${err.message}`;
   }
 }

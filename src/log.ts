@@ -8,14 +8,18 @@ export type { Logger };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export function isLogLevel(s: string): s is LogLevel { return (LOG_LEVELS as readonly string[]).includes(s); }
+export function isLogLevel(s: string): s is LogLevel {
+  return (LOG_LEVELS as readonly string[]).includes(s);
+}
 
 // A pino child copies its parent's level when it is made and keeps it, so a level changed at run
 // time (log_set_level) would reach only loggers made afterwards: connections and bdevs already
 // running would keep the old one. Every logger made from ours is remembered (weakly: a closed
 // connection's logger must not stay alive for this), and setLiveLevel() walks them.
 const followers = new Set<WeakRef<Logger>>();
-const forget = new FinalizationRegistry<WeakRef<Logger>>((ref) => { followers.delete(ref); });
+const forget = new FinalizationRegistry<WeakRef<Logger>>((ref) => {
+  followers.delete(ref);
+});
 
 function follow(child: Logger): void {
   const ref = new WeakRef(child);
@@ -30,10 +34,14 @@ export function createLogger(level: string, dest: DestinationStream = destinatio
 
 let root: Logger = createLogger(process.env['AIONBD_LOG_LEVEL'] ?? 'info');
 
-export function logger(): Logger { return root; }
+export function logger(): Logger {
+  return root;
+}
 
 /** Replaces the root logger (the CLI sets the level; an embedding program may pass its own). */
-export function setLogger(l: Logger): void { root = l; }
+export function setLogger(l: Logger): void {
+  root = l;
+}
 
 /**
  * Sets the level of `log` and of every logger made from it since that still had its level (a
@@ -55,7 +63,11 @@ function isDescendant(l: Logger, ancestor: Logger): boolean {
   return Object.prototype.isPrototypeOf.call(ancestor, l);
 }
 
-export function setLogLevel(l: string): void { setLiveLevel(root, l); }
+export function setLogLevel(l: string): void {
+  setLiveLevel(root, l);
+}
 
 /** A logger that drops everything, for embedded use that wants silence. */
-export function silentLogger(): Logger { return pino({ level: 'silent' }); }
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { NativeAddonError } from './errors.js';
-import type { RbdNative, RbdOps } from './bdev/rbd/native.js';
+import type { RbdNative, RbdOps } from './native_rbd.js';
 
 /** The slot table's columns (AIONBD_SLOT_COLUMNS in native/slot_layout.h). */
 export type SlotColumn = 'op' | 'rwFlags' | 'len' | 'fd' | 'sq' | 'cqSlot' | 'offset' | 'cqRes';
@@ -14,16 +14,27 @@ export type SlotLayout = Record<SlotColumn | 'size', number>;
 
 /** Typed-array views of a slot table's columns (the AIO engine's and an RBD image's). */
 export interface SlotViews {
-  op: Uint32Array; rwFlags: Uint32Array; len: Uint32Array; fd: Uint32Array; sq: Uint32Array; cqSlot: Uint32Array;
-  offset: Float64Array; cqRes: Float64Array;
+  op: Uint32Array;
+  rwFlags: Uint32Array;
+  len: Uint32Array;
+  fd: Uint32Array;
+  sq: Uint32Array;
+  cqSlot: Uint32Array;
+  offset: Float64Array;
+  cqRes: Float64Array;
 }
 
 /** Views of the first n slots of `table`, laid out as `l` says. */
 export function slotViews(table: ArrayBuffer, l: SlotLayout, n: number): SlotViews {
   return {
-    op: new Uint32Array(table, l.op, n), rwFlags: new Uint32Array(table, l.rwFlags, n), len: new Uint32Array(table, l.len, n),
-    fd: new Uint32Array(table, l.fd, n), sq: new Uint32Array(table, l.sq, n), cqSlot: new Uint32Array(table, l.cqSlot, n),
-    offset: new Float64Array(table, l.offset, n), cqRes: new Float64Array(table, l.cqRes, n),
+    op: new Uint32Array(table, l.op, n),
+    rwFlags: new Uint32Array(table, l.rwFlags, n),
+    len: new Uint32Array(table, l.len, n),
+    fd: new Uint32Array(table, l.fd, n),
+    sq: new Uint32Array(table, l.sq, n),
+    cqSlot: new Uint32Array(table, l.cqSlot, n),
+    offset: new Float64Array(table, l.offset, n),
+    cqRes: new Float64Array(table, l.cqRes, n),
   };
 }
 
@@ -101,7 +112,17 @@ export interface OpenFileOptions {
 }
 
 const FILE_OPS = [
-  'PunchHole', 'ZeroRange', 'Discard', 'ZeroOut', 'Fdatasync', 'SeekData', 'SeekHole', 'WriteZeroes', 'ZeroRangeFast', 'PunchOrZero', 'Allocate',
+  'PunchHole',
+  'ZeroRange',
+  'Discard',
+  'ZeroOut',
+  'Fdatasync',
+  'SeekData',
+  'SeekHole',
+  'WriteZeroes',
+  'ZeroRangeFast',
+  'PunchOrZero',
+  'Allocate',
 ] as const;
 
 /** Codes of the operations fileOp() runs on the thread pool (FileOp in native/file_ops.h). */
@@ -125,9 +146,18 @@ export interface NbdNative {
    * LINK_DEAD and other multicast messages of the family; cmd constants.nbd.EVENTS_LOST: events
    * were lost. index constants.nbd.NO_INDEX: the message named no device.
    */
-  Events: new (familyId: number, group: number, onEvent: (cmd: number, index: number) => void) => { close(): void };
+  Events: new (
+    familyId: number,
+    group: number,
+    onEvent: (cmd: number, index: number) => void,
+  ) => { close(): void };
   /** The ioctl path on a thread of its own: onEvent(0, errno) once set up, onEvent(1, errno) when NBD_DO_IT returned. */
-  ioctlStart(path: string, p: { sizeBytes: number; blockSize: number; flags: number; timeout: number }, fds: number[], onEvent: (phase: number, errno: number) => void): void;
+  ioctlStart(
+    path: string,
+    p: { sizeBytes: number; blockSize: number; flags: number; timeout: number },
+    fds: number[],
+    onEvent: (phase: number, errno: number) => void,
+  ): void;
   ioctlDisconnect(path: string): Promise<void>;
   /** NBD_SET_SIZE on a device started with the ioctls. */
   ioctlSetSize(path: string, sizeBytes: number): Promise<void>;
@@ -158,8 +188,18 @@ export interface FileLimit {
 
 export interface NativeAddon {
   /** Sets up the first context of `events` events; throws an OsError (syscall io_setup) when the kernel refuses it. */
-  AioEngine: new (events: number, buffers: (Uint8Array | null)[], onComplete: (n: number) => void) => AioEngineHandle;
-  SockIo: new (fd: number, bufs: (Uint8Array | null)[], offsets: Uint32Array, lengths: Uint32Array, onEvent: (events: number) => void) => SockIoHandle;
+  AioEngine: new (
+    events: number,
+    buffers: (Uint8Array | null)[],
+    onComplete: (n: number) => void,
+  ) => AioEngineHandle;
+  SockIo: new (
+    fd: number,
+    bufs: (Uint8Array | null)[],
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    onEvent: (events: number) => void,
+  ) => SockIoHandle;
   allocAligned(size: number, alignment: number): ArrayBuffer;
   /** Frees an allocAligned buffer now (detaches it); only for memory no I/O refers to. */
   releaseAligned(buf: ArrayBuffer): void;
@@ -190,13 +230,26 @@ export interface NativeAddon {
  */
 export interface NativeConstants {
   /** The slot table's op (IOCB_CMD_*) and rwFlags (RWF_*) for Linux AIO; the most events of one AIO context (a bdev's largest queue depth). */
-  aio: { IOCB_CMD_PREAD: number; IOCB_CMD_PWRITE: number; IOCB_CMD_FSYNC: number; IOCB_CMD_FDSYNC: number; RWF_DSYNC: number; MAX_CONTEXT_EVENTS: number };
+  aio: {
+    IOCB_CMD_PREAD: number;
+    IOCB_CMD_PWRITE: number;
+    IOCB_CMD_FSYNC: number;
+    IOCB_CMD_FDSYNC: number;
+    RWF_DSYNC: number;
+    MAX_CONTEXT_EVENTS: number;
+  };
   fileOp: Record<(typeof FILE_OPS)[number], number>;
   sockEvent: Record<(typeof SOCK_EVENTS)[number], number>;
   /** Bytes of one element of each column, in table order: 4 is viewed as Uint32Array, 8 as Float64Array. */
   slot: { columns: Record<SlotColumn, number> };
   /** Generic-netlink nbd values, and what the Events listener reports when it has no message to pass on. */
-  nbd: { CMD_LINK_DEAD: number; CFLAG_DESTROY_ON_DISCONNECT: number; CFLAG_DISCONNECT_ON_CLOSE: number; EVENTS_LOST: number; NO_INDEX: number };
+  nbd: {
+    CMD_LINK_DEAD: number;
+    CFLAG_DESTROY_ON_DISCONNECT: number;
+    CFLAG_DISCONNECT_ON_CLOSE: number;
+    EVENTS_LOST: number;
+    NO_INDEX: number;
+  };
   /** The op column and rwFlags bit of an RBD image's slot table (in every build). */
   rbd: RbdOps;
 }
@@ -236,20 +289,29 @@ export function native(): NativeAddon {
  * any name loads it and turns every name into a plain, frozen value.
  */
 function addonTable<G extends 'fileOp' | 'sockEvent', N extends keyof NativeConstants[G] & string>(
-  group: G, names: readonly N[],
+  group: G,
+  names: readonly N[],
 ): Readonly<Record<N, number>> {
   const table = {} as Record<N, number>;
   const settle = (): void => {
     const values = native().constants[group];
     for (const n of names) {
       const v = values[n];
-      if (typeof v !== 'number') throw new NativeAddonError([`the addon's constants.${group} has no ${n}: rebuild it with "npm run build"`]);
+      if (typeof v !== 'number')
+        throw new NativeAddonError([`the addon's constants.${group} has no ${n}: rebuild it with "npm run build"`]);
       Object.defineProperty(table, n, { value: v, enumerable: true, writable: false, configurable: false });
     }
     Object.freeze(table);
   };
   for (const n of names) {
-    Object.defineProperty(table, n, { enumerable: true, configurable: true, get: (): number => { settle(); return table[n]; } });
+    Object.defineProperty(table, n, {
+      enumerable: true,
+      configurable: true,
+      get: (): number => {
+        settle();
+        return table[n];
+      },
+    });
   }
   return table;
 }

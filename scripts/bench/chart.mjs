@@ -7,8 +7,13 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 
 const COLORS = Object.freeze({
-  aionbd: '#d62728', 'aionbd (baseline)': '#ff9896', 'qemu-nbd': '#1f77b4', 'qemu-nbd QD16 conns': '#aec7e8',
-  'nbdkit null': '#2ca02c', 'nbdkit file': '#98df8a',
+  aionbd: '#d62728',
+  'aionbd (baseline)': '#ff9896',
+  'qemu-nbd': '#1f77b4',
+  'qemu-nbd QD16 conns': '#aec7e8',
+  'nbdkit null': '#2ca02c',
+  'nbdkit file': '#98df8a',
+  'aionbd null': '#ff7f0e',
 });
 /** The reference every bar is relative to. */
 const BASE = 'libaio';
@@ -20,12 +25,15 @@ const BASE = 'libaio';
  */
 export async function renderChart(rows, text) {
   const multiFill = new Set(rows.map((r) => r.fill)).size > 1;
-  const label = (/** @type {import('./report.mjs').Row} */ r) => (multiFill ? `${r.workloadLabel} · ${text.fillLabels[r.fill] ?? r.fill}` : r.workloadLabel);
+  const label = (/** @type {import('./report.mjs').Row} */ r) =>
+    multiFill ? `${r.workloadLabel} · ${text.fillLabels[r.fill] ?? r.fill}` : r.workloadLabel;
   // IOPS and MiB/s ratios are the same number at a fixed block size; at QD1 it is 1/latency.
-  const values = rows.filter((r) => r.target !== BASE).flatMap((r) => {
-    const s = r.vs[BASE]?.iops;
-    return s == null ? [] : [{ workload: label(r), target: r.targetLabel, value: s.median, lo: s.min, hi: s.max }];
-  });
+  const values = rows
+    .filter((r) => r.target !== BASE)
+    .flatMap((r) => {
+      const s = r.vs[BASE]?.iops;
+      return s == null ? [] : [{ workload: label(r), target: r.targetLabel, value: s.median, lo: s.min, hi: s.max }];
+    });
   if (values.length === 0) throw new Error(`no ratios to ${BASE} to draw`);
   const workloads = [...new Set(rows.map(label))];
   const targets = [...new Set(values.map((v) => v.target))];
@@ -45,22 +53,37 @@ export async function renderChart(rows, text) {
           y: { field: 'workload', type: 'nominal', sort: workloads, title: null, axis: { labelFontSize: 12, labelLimit: 480 } },
           yOffset: { field: 'target', type: 'nominal', sort: targets },
           color: {
-            field: 'target', type: 'nominal', sort: targets,
+            field: 'target',
+            type: 'nominal',
+            sort: targets,
             scale: { domain: targets, range: targets.map((t) => /** @type {Record<string, string>} */ (COLORS)[t] ?? '#999999') },
             legend: { title: null, orient: 'top', labelFontSize: 12, labelLimit: 400, symbolType: 'square' },
           },
         },
         layer: [
-          { mark: { type: 'bar', height: { band: 0.85 } },
-            encoding: { x: { field: 'value', type: 'quantitative', title: 'throughput relative to fio libaio in the same round (1.0 = the disk)',
-              axis: { labelFontSize: 11, titleFontSize: 12, grid: true } } } },
+          {
+            mark: { type: 'bar', height: { band: 0.85 } },
+            encoding: {
+              x: {
+                field: 'value',
+                type: 'quantitative',
+                title: 'throughput relative to fio libaio in the same round (1.0 = the disk)',
+                axis: { labelFontSize: 11, titleFontSize: 12, grid: true },
+              },
+            },
+          },
           { mark: { type: 'rule', color: '#222222' }, encoding: { x: { field: 'lo', type: 'quantitative' }, x2: { field: 'hi' } } },
-          { mark: { type: 'text', align: 'left', dx: 3, fontSize: 9, color: '#333333' },
-            encoding: { x: { field: 'hi', type: 'quantitative' }, text: { field: 'value', type: 'quantitative', format: '.2f' } } },
+          {
+            mark: { type: 'text', align: 'left', dx: 3, fontSize: 9, color: '#333333' },
+            encoding: { x: { field: 'hi', type: 'quantitative' }, text: { field: 'value', type: 'quantitative', format: '.2f' } },
+          },
         ],
       },
-      { data: { values: [{ one: 1 }] }, mark: { type: 'rule', strokeDash: [4, 3], color: '#555555' },
-        encoding: { x: { field: 'one', type: 'quantitative' } } },
+      {
+        data: { values: [{ one: 1 }] },
+        mark: { type: 'rule', strokeDash: [4, 3], color: '#555555' },
+        encoding: { x: { field: 'one', type: 'quantitative' } },
+      },
     ],
     config: { font: 'DejaVu Sans', view: { stroke: null }, axisY: { grid: false, domain: false, ticks: false } },
   };
@@ -72,7 +95,9 @@ export async function renderChart(rows, text) {
       fitTo: { mode: 'zoom', value: 2 },
       background: 'white',
       font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
-    }).render().asPng();
+    })
+      .render()
+      .asPng();
   } finally {
     view.finalize();
   }

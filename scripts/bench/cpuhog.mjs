@@ -25,7 +25,9 @@ export function hogCommand() {
  */
 export function startHog(lifetimeSec, dir) {
   const child = onPath('stress-ng')
-    ? startChild('stress-ng', ['--cpu', '1', '--cpu-load', '100', '--quiet', '--timeout', `${Math.ceil(lifetimeSec + HOG_GRACE_SEC)}s`], { cwd: dir })
+    ? startChild('stress-ng', ['--cpu', '1', '--cpu-load', '100', '--quiet', '--timeout', `${Math.ceil(lifetimeSec + HOG_GRACE_SEC)}s`], {
+        cwd: dir,
+      })
     : startChild(process.execPath, ['-e', 'for(;;){}'], { cwd: dir });
   return {
     command: hogCommand(),

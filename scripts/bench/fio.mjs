@@ -25,25 +25,35 @@ import { cpuSeconds, peakRss, resetPeakRss } from './system.mjs';
  * @returns {string[]}
  */
 export function fioArgs(w, shape, on, t) {
-  const engine = 'uri' in on
-    ? ['--ioengine=nbd', `--uri=${on.uri}`]
-    : ['--ioengine=libaio', '--direct=1', `--filename=${on.file}`];
+  const engine = 'uri' in on ? ['--ioengine=nbd', `--uri=${on.uri}`] : ['--ioengine=libaio', '--direct=1', `--filename=${on.file}`];
   return [
-    `--name=${w.id}`, ...engine,
-    `--rw=${w.rw}`, ...(w.rwmixread !== undefined ? [`--rwmixread=${w.rwmixread}`] : []),
-    `--bs=${w.bs}`, `--iodepth=${shape.iodepth}`, `--numjobs=${shape.numjobs}`, '--group_reporting',
-    '--time_based', `--runtime=${ms(t.runtime)}`, ...(t.ramp > 0 ? [`--ramp_time=${ms(t.ramp)}`] : []),
+    `--name=${w.id}`,
+    ...engine,
+    `--rw=${w.rw}`,
+    ...(w.rwmixread !== undefined ? [`--rwmixread=${w.rwmixread}`] : []),
+    `--bs=${w.bs}`,
+    `--iodepth=${shape.iodepth}`,
+    `--numjobs=${shape.numjobs}`,
+    '--group_reporting',
+    '--time_based',
+    `--runtime=${ms(t.runtime)}`,
+    ...(t.ramp > 0 ? [`--ramp_time=${ms(t.ramp)}`] : []),
     // Random offsets without fio's block map (it only costs the client CPU), seeds differing per run.
-    '--norandommap', '--randrepeat=0',
+    '--norandommap',
+    '--randrepeat=0',
     // Reads and writes of randrw in one set of numbers; percentiles of total latency.
-    '--unified_rw_reporting=mixed', '--lat_percentiles=1', '--percentile_list=50:99',
+    '--unified_rw_reporting=mixed',
+    '--lat_percentiles=1',
+    '--percentile_list=50:99',
     // The report goes to stdout, after the "connected" lines that time the CPU window.
     '--output-format=json',
   ];
 }
 
 /** @param {number} sec */
-function ms(sec) { return `${Math.round(sec * 1000)}ms`; }
+function ms(sec) {
+  return `${Math.round(sec * 1000)}ms`;
+}
 
 /**
  * @param {import('./workloads.mjs').Workload} w
@@ -57,7 +67,9 @@ export async function runFio(w, shape, on, t) {
   const rssReset = pid !== null && resetPeakRss(pid);
   const child = startChild('fio', fioArgs(w, shape, on, t), { cwd: t.dir });
   const limitMs = (t.runtime + t.ramp) * 1000 + 60_000;
-  const timer = setTimeout(() => { void child.stop(2_000); }, limitMs);
+  const timer = setTimeout(() => {
+    void child.stop(2_000);
+  }, limitMs);
   try {
     // The CPU window starts where fio's measured window does: at the first NBD connection (fio
     // prints it) plus the ramp time. Its end, after fio exits, adds the disconnect: small.
@@ -65,7 +77,8 @@ export async function runFio(w, shape, on, t) {
     let cpu0 = null;
     if (pid !== null) {
       const connectedBy = Date.now() + 20_000;
-      while (child.running() && Date.now() < connectedBy && !/connected to NBD server/.test(child.stdout() + child.stderr())) await delay(5);
+      while (child.running() && Date.now() < connectedBy && !/connected to NBD server/.test(child.stdout() + child.stderr()))
+        await delay(5);
       await delay(t.ramp * 1000);
       cpu0 = cpuSeconds(pid);
     }
@@ -73,7 +86,9 @@ export async function runFio(w, shape, on, t) {
     const cpu1 = pid !== null ? cpuSeconds(pid) : null;
     const rss = pid !== null ? peakRss(pid) : null;
     if (st.code !== 0) {
-      throw new Error(`fio ${w.id} ${st.code === null ? `killed (${String(st.signal)}${child.running() ? '' : `, limit ${limitMs} ms`})` : `exited ${st.code}`}: ${(child.stderr() + child.stdout()).trim().slice(-1500)}`);
+      throw new Error(
+        `fio ${w.id} ${st.code === null ? `killed (${String(st.signal)}${child.running() ? '' : `, limit ${limitMs} ms`})` : `exited ${st.code}`}: ${(child.stderr() + child.stdout()).trim().slice(-1500)}`,
+      );
     }
     const parsed = parseReport(child.stdout(), w);
     return {

@@ -19,15 +19,18 @@ import { startChild } from './procs.mjs';
 /** @type {Readonly<Record<string, Fill>>} */
 export const FILLS = Object.freeze({
   direct: {
-    id: 'direct', label: 'O_DIRECT-filled image',
+    id: 'direct',
+    label: 'O_DIRECT-filled image',
     description: 'written once with O_DIRECT (fio libaio --direct=1, 1 MiB sequential, QD8): the disk at its fastest',
     fioArgs: ['--ioengine=libaio', '--direct=1', '--iodepth=8'],
     dropCache: false,
   },
   cached: {
-    id: 'cached', label: 'page-cache-filled image',
-    description: 'written once through the page cache (fio psync --direct=0, 1 MiB sequential, fsync at the end), then its pages '
-      + 'dropped from the cache: how cp, dd and qemu-img convert leave an image, and slower for 4k random writes on this disk',
+    id: 'cached',
+    label: 'page-cache-filled image',
+    description:
+      'written once through the page cache (fio psync --direct=0, 1 MiB sequential, fsync at the end), then its pages ' +
+      'dropped from the cache: how cp, dd and qemu-img convert leave an image, and slower for 4k random writes on this disk',
     fioArgs: ['--ioengine=psync', '--direct=0', '--end_fsync=1'],
     dropCache: true,
   },
@@ -45,7 +48,9 @@ const FILL_TIMEOUT_MS = 600_000;
  */
 async function runTool(cmd, args, dir, what) {
   const child = startChild(cmd, args, { cwd: dir });
-  const timer = setTimeout(() => { void child.stop(2_000); }, FILL_TIMEOUT_MS);
+  const timer = setTimeout(() => {
+    void child.stop(2_000);
+  }, FILL_TIMEOUT_MS);
   const st = await child.exited;
   clearTimeout(timer);
   if (st.code !== 0) throw new Error(`${what} failed: ${(child.stderr() + child.stdout()).trim().slice(-1000)}`);
@@ -61,13 +66,21 @@ async function runTool(cmd, args, dir, what) {
  */
 export async function freshImage(fill, image, size, dir) {
   fs.rmSync(image, { force: true });
-  await runTool('fio', ['--name=fill', `--filename=${image}`, `--size=${size}`, '--rw=write', '--bs=1M',
-    ...fill.fioArgs, '--output-format=terse'], dir, `filling ${path.basename(image)} (${fill.id})`);
+  await runTool(
+    'fio',
+    ['--name=fill', `--filename=${image}`, `--size=${size}`, '--rw=write', '--bs=1M', ...fill.fioArgs, '--output-format=terse'],
+    dir,
+    `filling ${path.basename(image)} (${fill.id})`,
+  );
   // GNU dd's documented way to drop one file's cached pages: fdatasync, then
   // posix_fadvise(DONTNEED) over the whole file; unprivileged and leaves other caches alone.
   if (fill.dropCache) {
-    await runTool('dd', ['if=/dev/null', `of=${image}`, 'oflag=nocache', 'conv=notrunc,fdatasync', 'count=0', 'status=none'], dir,
-      `dropping ${path.basename(image)} from the page cache`);
+    await runTool(
+      'dd',
+      ['if=/dev/null', `of=${image}`, 'oflag=nocache', 'conv=notrunc,fdatasync', 'count=0', 'status=none'],
+      dir,
+      `dropping ${path.basename(image)} from the page cache`,
+    );
   }
   const got = fs.statSync(image).size;
   if (got !== size) throw new Error(`${image} is ${got} bytes after filling, not ${size}`);

@@ -26,7 +26,8 @@ function presetDuration(mode) {
   return humanDuration(estimate({ ...p, size: GIB, workloads: p.workloads.map(workloadById), targets: [...DEFAULT_TARGETS] }).seconds);
 }
 
-export const USAGE = `Usage: npm run bench -- [options]
+export const USAGE =
+  `Usage: npm run bench -- [options]
 
 Measures aionbd against the disk (fio libaio on the file), qemu-nbd, a qemu-nbd control without
 its 16-request cap, nbdkit's null plugin (the client and socket ceiling) and nbdkit's file
@@ -34,8 +35,8 @@ plugin, in paired rounds: every round writes a fresh image for each workload and
 target on it in a rotated order; ratios are taken within a round and reported as the median
 with its min-max over the rounds. Writes performance.md, performance.json and performance.png.
 
-A full run (${PRESETS.full.rounds} rounds x ${PRESETS.full.fills.length} image kinds x ${PRESETS.full.workloads.length} workloads x 5-6 targets, `
-  + `${PRESETS.full.runtime}+${PRESETS.full.ramp} s a run) takes about ${presetDuration('full')}.
+A full run (${PRESETS.full.rounds} rounds x ${PRESETS.full.fills.length} image kinds x ${PRESETS.full.workloads.length} workloads x 5-6 targets, ` +
+  `${PRESETS.full.runtime}+${PRESETS.full.ramp} s a run) takes about ${presetDuration('full')}.
 Run it on a quiet machine: other work skews the servers more than fio libaio.
 
   --quick              ${PRESETS.quick.rounds} rounds of ${PRESETS.quick.runtime} s, O_DIRECT-filled images only: about ${presetDuration('quick')}
@@ -49,7 +50,7 @@ Run it on a quiet machine: other work skews the servers more than fio libaio.
   --fills A,B          how each fresh image is written: ${FILL_IDS.join(', ')} (default: both)
                          direct: O_DIRECT writes; cached: through the page cache, pages dropped after
   --workloads A,B      workload ids (default: the ${DEFAULT_WORKLOADS.length} the targets are stated on and the AIO guide's; see --list)
-  --targets A,B        of ${TARGET_IDS.join(', ')} (default: all)
+  --targets A,B        of ${TARGET_IDS.join(', ')} (default: ${DEFAULT_TARGETS.join(',')})
   --baseline DIR       also run another aionbd checkout (built, in DIR) as target ${BASELINE_TARGET}
                        in every round: for before/after ratios
   --out-dir DIR        where the outputs go (default: docs/ of the repository, and then the
@@ -134,7 +135,13 @@ function num(name, s, min, max) {
  * @returns {string[]}
  */
 function list(name, given, dflt) {
-  const xs = given === undefined ? [...dflt] : given.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const xs =
+    given === undefined
+      ? [...dflt]
+      : given
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== '');
   if (xs.length === 0) throw new UsageError(`${name}: name at least one`);
   return [...new Set(xs)];
 }
@@ -151,11 +158,24 @@ export function parseOptions(argv) {
       args: argv,
       allowPositionals: false,
       options: {
-        quick: { type: 'boolean' }, smoke: { type: 'boolean' },
-        size: { type: 'string' }, rounds: { type: 'string' }, runtime: { type: 'string' }, ramp: { type: 'string' },
-        fills: { type: 'string' }, workloads: { type: 'string' }, targets: { type: 'string' }, baseline: { type: 'string' },
-        'out-dir': { type: 'string' }, 'tmp-dir': { type: 'string' },
-        'no-install': { type: 'boolean' }, rbd: { type: 'boolean' }, render: { type: 'string' }, 'scale-connections': { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        quick: { type: 'boolean' },
+        smoke: { type: 'boolean' },
+        size: { type: 'string' },
+        rounds: { type: 'string' },
+        runtime: { type: 'string' },
+        ramp: { type: 'string' },
+        fills: { type: 'string' },
+        workloads: { type: 'string' },
+        targets: { type: 'string' },
+        baseline: { type: 'string' },
+        'out-dir': { type: 'string' },
+        'tmp-dir': { type: 'string' },
+        'no-install': { type: 'boolean' },
+        rbd: { type: 'boolean' },
+        render: { type: 'string' },
+        'scale-connections': { type: 'string' },
+        list: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
         scale: { type: 'string' },
       },
     });
@@ -163,14 +183,18 @@ export function parseOptions(argv) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const v = /** @type {Record<string, string|boolean|undefined>} */ (parsed.values);
-  const str = (/** @type {string} */ k) => { const x = v[k]; return typeof x === 'string' ? x : undefined; };
+  const str = (/** @type {string} */ k) => {
+    const x = v[k];
+    return typeof x === 'string' ? x : undefined;
+  };
   if (v['quick'] === true && v['smoke'] === true) throw new UsageError('--quick and --smoke exclude each other');
   /** @type {'full'|'quick'|'smoke'} */
   const mode = v['smoke'] === true ? 'smoke' : v['quick'] === true ? 'quick' : 'full';
   const preset = PRESETS[mode];
 
   const targets = list('--targets', str('targets'), DEFAULT_TARGETS);
-  for (const t of targets) if (!TARGET_IDS.includes(t)) throw new UsageError(`--targets: unknown target "${t}" (known: ${TARGET_IDS.join(', ')})`);
+  for (const t of targets)
+    if (!TARGET_IDS.includes(t)) throw new UsageError(`--targets: unknown target "${t}" (known: ${TARGET_IDS.join(', ')})`);
   const baseline = str('baseline') ?? null;
   if (baseline !== null) {
     if (!fs.existsSync(path.join(baseline, 'bin', 'aionbd.js'))) throw new UsageError(`--baseline ${baseline}: no bin/aionbd.js there`);
@@ -179,7 +203,8 @@ export function parseOptions(argv) {
     targets.splice(at < 0 ? 0 : at + 1, 0, BASELINE_TARGET);
   }
   const fills = list('--fills', str('fills'), preset.fills);
-  for (const f of fills) if (!FILL_IDS.includes(f)) throw new UsageError(`--fills: unknown image kind "${f}" (known: ${FILL_IDS.join(', ')})`);
+  for (const f of fills)
+    if (!FILL_IDS.includes(f)) throw new UsageError(`--fills: unknown image kind "${f}" (known: ${FILL_IDS.join(', ')})`);
   let workloads;
   try {
     workloads = list('--workloads', str('workloads'), preset.workloads).map(workloadById);
@@ -202,7 +227,8 @@ export function parseOptions(argv) {
     tmpDir: str('tmp-dir') ?? '/var/tmp',
     install: v['no-install'] !== true,
     render: str('render') ?? null,
-    scaleConnections: str('scale-connections') === undefined ? null : Math.floor(num('--scale-connections', str('scale-connections') ?? '', 1, 100_000)),
+    scaleConnections:
+      str('scale-connections') === undefined ? null : Math.floor(num('--scale-connections', str('scale-connections') ?? '', 1, 100_000)),
     scale: str('scale') === undefined ? null : Math.floor(num('--scale', str('scale') ?? '', 1, 100_000)),
     list: v['list'] === true,
     rbd: v['rbd'] === true,
@@ -210,4 +236,3 @@ export function parseOptions(argv) {
     argv,
   };
 }
-

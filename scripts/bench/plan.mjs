@@ -49,7 +49,8 @@ export function estimate(p) {
     }
   }
   const gib = p.size / 2 ** 30;
-  const fillSec = p.fills.reduce((s, f) => s + gib * (/** @type {Record<string, number>} */ (FILL_SEC_PER_GIB)[f] ?? 5), 0) * p.workloads.length;
+  const fillSec =
+    p.fills.reduce((s, f) => s + gib * /** @type {Record<string, number>} */ (FILL_SEC_PER_GIB[f] ?? 5), 0) * p.workloads.length;
   return {
     runs: runs * p.fills.length * p.rounds,
     comparisons: p.workloads.length * p.fills.length * p.rounds,

@@ -35,18 +35,29 @@ export function startChild(cmd, args, opts = {}) {
   let err = '';
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (/** @type {string} */ s) => { if (out.length < MAX_CAPTURE) out += s; });
-  proc.stderr.on('data', (/** @type {string} */ s) => { if (err.length < MAX_CAPTURE) err += s; });
+  proc.stdout.on('data', (/** @type {string} */ s) => {
+    if (out.length < MAX_CAPTURE) out += s;
+  });
+  proc.stderr.on('data', (/** @type {string} */ s) => {
+    if (err.length < MAX_CAPTURE) err += s;
+  });
   /** @type {Promise<{code: number|null, signal: NodeJS.Signals|null}>} */
   const exited = new Promise((resolve) => {
     proc.once('close', (code, signal) => resolve({ code, signal }));
-    proc.once('error', (e) => { err += `\n${e.message}`; resolve({ code: null, signal: null }); });
+    proc.once('error', (e) => {
+      err += `\n${e.message}`;
+      resolve({ code: null, signal: null });
+    });
   });
   /** Whether the child exits within ms; the timer never outlives the wait. */
-  const exitedWithin = (/** @type {number} */ ms) => new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    void exited.then(() => { clearTimeout(timer); resolve(true); });
-  });
+  const exitedWithin = (/** @type {number} */ ms) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      void exited.then(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   const running = () => proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined;
   /** @type {Child} */
   const child = {
@@ -69,7 +80,9 @@ export function startChild(cmd, args, opts = {}) {
     },
   };
   live.add(child);
-  void exited.then(() => { live.delete(child); });
+  void exited.then(() => {
+    live.delete(child);
+  });
   return child;
 }
 

@@ -27,7 +27,9 @@ const QEMU_RBD = '/usr/lib/x86_64-linux-gnu/qemu/block-rbd.so';
  */
 export function rbdBenchMissing() {
   const need = { 'ceph-mon': 'ceph-mon', 'ceph-osd': 'ceph-osd', rbd: 'ceph-common', 'qemu-nbd': 'qemu-utils', fio: 'fio' };
-  const pkgs = Object.entries(need).filter(([t]) => !onPath(t)).map(([, p]) => p);
+  const pkgs = Object.entries(need)
+    .filter(([t]) => !onPath(t))
+    .map(([, p]) => p);
   if (!fs.existsSync(QEMU_RBD)) pkgs.push('qemu-block-extra');
   return [...new Set(pkgs)];
 }
@@ -43,13 +45,31 @@ export function rbdBenchMissing() {
  */
 async function rbdBenchOps(conf, spec, type, ops) {
   // librbd's cache off, as the NBD servers have it: with it, random reads of a small image hit RAM.
-  const child = startChild('rbd', ['-c', conf, '--rbd_cache=false', 'bench', '--io-type', type, '--io-size', '4K', '--io-threads', '32',
-    '--io-pattern', 'rand', '--io-total', String(Math.max(1000, Math.round(ops)) * 4096), spec]);
-  const timer = setTimeout(() => { void child.stop(2_000); }, 600_000);
+  const child = startChild('rbd', [
+    '-c',
+    conf,
+    '--rbd_cache=false',
+    'bench',
+    '--io-type',
+    type,
+    '--io-size',
+    '4K',
+    '--io-threads',
+    '32',
+    '--io-pattern',
+    'rand',
+    '--io-total',
+    String(Math.max(1000, Math.round(ops)) * 4096),
+    spec,
+  ]);
+  const timer = setTimeout(() => {
+    void child.stop(2_000);
+  }, 600_000);
   const st = await child.exited;
   clearTimeout(timer);
   const m = /elapsed:\s*\S+\s+ops:\s*(\d+)\s+ops\/sec:\s*([\d.]+)/.exec(child.stdout());
-  if (st.code !== 0 || m === null) throw new Error(`rbd bench failed (exit ${String(st.code)}): ${(child.stderr() + child.stdout()).slice(-800)}`);
+  if (st.code !== 0 || m === null)
+    throw new Error(`rbd bench failed (exit ${String(st.code)}): ${(child.stderr() + child.stdout()).slice(-800)}`);
   return Number(m[2]);
 }
 
@@ -73,11 +93,28 @@ async function rbdBench(conf, spec, type, seconds) {
 async function startNbd(kind, at) {
   const sock = path.join(at.dir, `${kind}.sock`);
   fs.rmSync(sock, { force: true });
-  const child = kind === 'aionbd'
-    ? startChild(process.execPath, [path.join(REPO_ROOT, 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`, '--no-rpc',
-      '--rbd', `${at.spec},conf=${at.conf},name=${EXPORT_NAME}`, '--log-level', 'warn'], { cwd: at.dir })
-    : startChild('qemu-nbd', ['-f', 'raw', '--cache=none', '--shared=8', '--persistent', '-k', sock, '-x', EXPORT_NAME,
-      `rbd:${at.spec}:conf=${at.conf}`], { cwd: at.dir });
+  const child =
+    kind === 'aionbd'
+      ? startChild(
+          process.execPath,
+          [
+            path.join(REPO_ROOT, 'bin', 'aionbd.js'),
+            'serve',
+            '--listen',
+            `unix:${sock}`,
+            '--no-rpc',
+            '--rbd',
+            `${at.spec},conf=${at.conf},name=${EXPORT_NAME}`,
+            '--log-level',
+            'warn',
+          ],
+          { cwd: at.dir },
+        )
+      : startChild(
+          'qemu-nbd',
+          ['-f', 'raw', '--cache=none', '--shared=8', '--persistent', '-k', sock, '-x', EXPORT_NAME, `rbd:${at.spec}:conf=${at.conf}`],
+          { cwd: at.dir },
+        );
   const until = Date.now() + READY_MS;
   while (child.running() && Date.now() < until) {
     if (kind === 'aionbd' ? /^aionbd: exporting "/m.test(child.stdout()) : await canConnect(sock)) {
@@ -114,7 +151,10 @@ export async function runRbdBench(opts, say) {
     const spec = `${ceph.pool}/${image}`;
     await ceph.createImage(image, opts.size);
     say(`writing the ${opts.size >> 20} MiB image through once`);
-    await ceph.rbd(['bench', '--io-type', 'write', '--io-size', '4M', '--io-threads', '8', '--io-pattern', 'seq', '--io-total', String(opts.size), spec], 600_000);
+    await ceph.rbd(
+      ['bench', '--io-type', 'write', '--io-size', '4M', '--io-threads', '8', '--io-pattern', 'seq', '--io-total', String(opts.size), spec],
+      600_000,
+    );
     /** @type {Record<string, Record<string, number>[]>} per workload: one { target: IOPS } per round */
     const results = {};
     for (const id of RBD_WORKLOADS) {
@@ -129,7 +169,14 @@ export async function runRbdBench(opts, say) {
           } else {
             const srv = await startNbd(/** @type {'aionbd'|'qemu-nbd'} */ (t), { conf: ceph.conf, spec, dir });
             try {
-              got[t] = (await runFio(w, { iodepth: w.iodepth, numjobs: w.numjobs }, { uri: srv.uri, pid: srv.pid }, { runtime: opts.runtime, ramp: opts.ramp, dir })).iops;
+              got[t] = (
+                await runFio(
+                  w,
+                  { iodepth: w.iodepth, numjobs: w.numjobs },
+                  { uri: srv.uri, pid: srv.pid },
+                  { runtime: opts.runtime, ramp: opts.ramp, dir },
+                )
+              ).iops;
             } finally {
               await srv.stop();
             }
@@ -154,11 +201,11 @@ function report(results, opts) {
   const lines = [
     '## RBD',
     '',
-    `One image of ${opts.size >> 20} MiB on a one-node test cluster (one memstore OSD on 127.0.0.1, this machine: ${os.cpus().length} cores), `
-      + `written through once; ${opts.rounds} paired rounds of ${opts.runtime} s (+${opts.ramp} s ramp), targets in a rotated order. `
-      + 'aionbd: `aionbd serve --rbd POOL/IMAGE,conf=...`; qemu-nbd: `qemu-nbd -f raw --cache=none \'rbd:POOL/IMAGE:conf=...\'` '
-      + '(librbd\'s cache off in both); both driven by the same fio nbd job over a unix socket. `rbd bench`: librbd in-process, '
-      + '32 threads, no NBD. IOPS are medians over the rounds; a ratio is aionbd over the other in the same round, median [min-max].',
+    `One image of ${opts.size >> 20} MiB on a one-node test cluster (one memstore OSD on 127.0.0.1, this machine: ${os.cpus().length} cores), ` +
+      `written through once; ${opts.rounds} paired rounds of ${opts.runtime} s (+${opts.ramp} s ramp), targets in a rotated order. ` +
+      "aionbd: `aionbd serve --rbd POOL/IMAGE,conf=...`; qemu-nbd: `qemu-nbd -f raw --cache=none 'rbd:POOL/IMAGE:conf=...'` " +
+      "(librbd's cache off in both); both driven by the same fio nbd job over a unix socket. `rbd bench`: librbd in-process, " +
+      '32 threads, no NBD. IOPS are medians over the rounds; a ratio is aionbd over the other in the same round, median [min-max].',
     '',
     '| workload | aionbd IOPS | qemu-nbd IOPS | rbd bench IOPS | aionbd / qemu-nbd (goal >= 1.2) | aionbd / rbd bench (goal >= 0.8) |',
     '| --- | ---: | ---: | ---: | ---: | ---: |',
@@ -173,8 +220,11 @@ function report(results, opts) {
     };
     const q = ratio('qemu-nbd');
     const b = ratio('rbd-bench');
-    const f = (/** @type {{median: number, min: number, max: number}} */ r, /** @type {number} */ goal) => `${r.median.toFixed(2)}x [${r.min.toFixed(2)}-${r.max.toFixed(2)}] ${r.median >= goal ? 'met' : 'not met'}`;
-    lines.push(`| ${workloadById(id).label} | ${Math.round(med('aionbd'))} | ${Math.round(med('qemu-nbd'))} | ${Math.round(med('rbd-bench'))} | ${f(q, RBD_GOALS['qemu-nbd'])} | ${f(b, RBD_GOALS['rbd-bench'])} |`);
+    const f = (/** @type {{median: number, min: number, max: number}} */ r, /** @type {number} */ goal) =>
+      `${r.median.toFixed(2)}x [${r.min.toFixed(2)}-${r.max.toFixed(2)}] ${r.median >= goal ? 'met' : 'not met'}`;
+    lines.push(
+      `| ${workloadById(id).label} | ${Math.round(med('aionbd'))} | ${Math.round(med('qemu-nbd'))} | ${Math.round(med('rbd-bench'))} | ${f(q, RBD_GOALS['qemu-nbd'])} | ${f(b, RBD_GOALS['rbd-bench'])} |`,
+    );
     json[id] = { rounds, vsQemuNbd: q, vsRbdBench: b };
   }
   if (opts.rounds < 5 || opts.runtime < 8) lines.push('', `Fewer than 5 rounds of 8 s: indicative only.`);
@@ -192,7 +242,9 @@ function report(results, opts) {
  */
 export async function rbdSection(opts, docsDir, say) {
   ensureBuilt(say);
-  const outDir = path.resolve(opts.outDir ?? (opts.mode === 'smoke' ? fs.mkdtempSync(path.join(os.tmpdir(), 'aionbd-bench-out-')) : docsDir));
+  const outDir = path.resolve(
+    opts.outDir ?? (opts.mode === 'smoke' ? fs.mkdtempSync(path.join(os.tmpdir(), 'aionbd-bench-out-')) : docsDir),
+  );
   const r = await runRbdBench({ rounds: opts.rounds, runtime: opts.runtime, ramp: opts.ramp, size: opts.size, tmpDir: opts.tmpDir }, say);
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'performance-rbd.md'), r.markdown);

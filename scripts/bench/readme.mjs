@@ -19,10 +19,13 @@ export function readmeSummary(rep) {
   const refs = README_REFS.filter((t) => targets.includes(t));
   const ws = /** @type {{ id: string, label: string, metric: import('./report.mjs').Metric }[]} */ (s['workloads'] ?? []);
   const L = [];
-  L.push(`From [docs/performance.md](docs/performance.md): \`${rep.command}\` on ${rep.generated.slice(0, 10)}, ${String(s['mode'])} run, `
-    + `${String(s['rounds'])} paired rounds of ${String(s['runtime'])} s, aionbd commit ${String(rep.machine['aionbdCommit'])}, `
-    + `load average ${String(rep.machine['loadAverageAtStart'])} on ${String(rep.machine['cores'])} cores before the first run. `
-    + 'aionbd\'s number divided by each row\'s in the same round, median (min-max) over the rounds; IOPS and MiB/s higher is better, latency lower is better.', '');
+  L.push(
+    `From [docs/performance.md](docs/performance.md): \`${rep.command}\` on ${rep.generated.slice(0, 10)}, ${String(s['mode'])} run, ` +
+      `${String(s['rounds'])} paired rounds of ${String(s['runtime'])} s, aionbd commit ${String(rep.machine['aionbdCommit'])}, ` +
+      `load average ${String(rep.machine['loadAverageAtStart'])} on ${String(rep.machine['cores'])} cores before the first run. ` +
+      "aionbd's number divided by each row's in the same round, median (min-max) over the rounds; IOPS and MiB/s higher is better, latency lower is better.",
+    '',
+  );
   L.push(`| image | workload | metric | ${refs.map((t) => `vs ${rep.targets[t]?.label ?? t}`).join(' | ')} |`);
   L.push(`| --- | --- | --- | ${refs.map(() => '---:').join(' | ')} |`);
   for (const r of rep.rows.filter((x) => x.target === 'aionbd')) {

@@ -94,7 +94,7 @@ export const REPORT_FORMAT = 2;
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
-  return s.length % 2 === 1 ? /** @type {number} */ (s[mid]) : (/** @type {number} */ (s[mid - 1]) + /** @type {number} */ (s[mid])) / 2;
+  return s.length % 2 === 1 ? /** @type {number} */ (s[mid]) : /** @type {number} */ (s[mid - 1] + /** @type {number} */ (s[mid])) / 2;
 }
 
 /**
@@ -128,7 +128,8 @@ export function buildRows(comparisons, plan) {
   for (const fill of plan.fills) {
     for (const w of plan.workloads) {
       const comps = comparisons.filter((c) => c.fill === fill && c.workload === w.id);
-      const byRound = (/** @type {string} */ t) => Array.from({ length: plan.rounds }, (_, i) => comps.find((c) => c.round === i + 1)?.runs[t] ?? null);
+      const byRound = (/** @type {string} */ t) =>
+        Array.from({ length: plan.rounds }, (_, i) => comps.find((c) => c.round === i + 1)?.runs[t] ?? null);
       const present = plan.targets.filter((t) => TARGETS[t]?.shape(w) != null);
       for (const t of present) {
         const mine = byRound(t);
@@ -138,18 +139,36 @@ export function buildRows(comparisons, plan) {
         for (const ref of present) {
           if (ref === t) continue;
           const theirs = byRound(ref);
-          vs[ref] = /** @type {Record<Metric, Spread|null>} */ (Object.fromEntries(METRICS.map((m) => [m, spread(mine.map((r, i) => {
-            const a = metricOf(r, m);
-            const b = metricOf(theirs[i], m);
-            return a === null || b === null || b === 0 ? null : a / b;
-          }))])));
+          vs[ref] = /** @type {Record<Metric, Spread|null>} */ (
+            Object.fromEntries(
+              METRICS.map((m) => [
+                m,
+                spread(
+                  mine.map((r, i) => {
+                    const a = metricOf(r, m);
+                    const b = metricOf(theirs[i], m);
+                    return a === null || b === null || b === 0 ? null : a / b;
+                  }),
+                ),
+              ]),
+            )
+          );
         }
         const anyRun = mine.some((r) => r !== null);
         rows.push({
-          fill, workload: w.id, workloadLabel: w.label, target: t, targetLabel: TARGETS[t]?.label ?? t, shape,
+          fill,
+          workload: w.id,
+          workloadLabel: w.label,
+          target: t,
+          targetLabel: TARGETS[t]?.label ?? t,
+          shape,
           rounds: mine,
           errors: comps.flatMap((c) => (c.errors[t] !== undefined ? [`round ${c.round}: ${c.errors[t]}`] : [])),
-          absolute: anyRun ? /** @type {Record<Metric, Spread|null>} */ (Object.fromEntries(METRICS.map((m) => [m, spread(mine.map((r) => metricOf(r, m)))]))) : null,
+          absolute: anyRun
+            ? /** @type {Record<Metric, Spread|null>} */ (
+                Object.fromEntries(METRICS.map((m) => [m, spread(mine.map((r) => metricOf(r, m)))]))
+              )
+            : null,
           vs,
         });
       }
@@ -172,13 +191,69 @@ export function buildRows(comparisons, plan) {
 /** The performance goals aionbd is held to, each judged on its rows of every image kind. */
 /** @type {readonly GoalDef[]} */
 export const GOALS = Object.freeze([
-  { id: 'qd32-libaio', goal: '4k randread/randwrite QD32: IOPS >= 0.8x fio libaio', workloads: ['randread-4k-qd32', 'randwrite-4k-qd32'], ref: 'libaio', metric: 'iops', op: '>=', threshold: 0.8 },
-  { id: 'qd32-qemu', goal: '4k randread/randwrite QD32: IOPS >= 1.2x qemu-nbd', workloads: ['randread-4k-qd32', 'randwrite-4k-qd32'], ref: 'qemu-nbd', metric: 'iops', op: '>=', threshold: 1.2 },
-  { id: 'qd32-busy-libaio', goal: '4k randread/randwrite QD32, 1 core busy: IOPS >= 0.8x fio libaio', workloads: ['randread-4k-qd32-busy', 'randwrite-4k-qd32-busy'], ref: 'libaio', metric: 'iops', op: '>=', threshold: 0.8 },
-  { id: 'qd32-busy-qemu', goal: '4k randread/randwrite QD32, 1 core busy: IOPS >= 1.2x qemu-nbd', workloads: ['randread-4k-qd32-busy', 'randwrite-4k-qd32-busy'], ref: 'qemu-nbd', metric: 'iops', op: '>=', threshold: 1.2 },
-  { id: 'qd1-latency', goal: '4k QD1: mean latency <= 1.1x qemu-nbd', workloads: ['randread-4k-qd1', 'randwrite-4k-qd1'], ref: 'qemu-nbd', metric: 'latMeanUs', op: '<=', threshold: 1.1 },
-  { id: 'seq-libaio', goal: '1M sequential read/write QD8: MiB/s >= 0.9x fio libaio', workloads: ['read-1m-qd8', 'write-1m-qd8'], ref: 'libaio', metric: 'mibps', op: '>=', threshold: 0.9 },
-  { id: 'rss-4x128', goal: '4 connections x QD128 4k: server peak RSS < 150 MiB', workloads: ['randread-4k-4x128'], ref: null, metric: 'peakRssMiB', op: '<', threshold: 150 },
+  {
+    id: 'qd32-libaio',
+    goal: '4k randread/randwrite QD32: IOPS >= 0.8x fio libaio',
+    workloads: ['randread-4k-qd32', 'randwrite-4k-qd32'],
+    ref: 'libaio',
+    metric: 'iops',
+    op: '>=',
+    threshold: 0.8,
+  },
+  {
+    id: 'qd32-qemu',
+    goal: '4k randread/randwrite QD32: IOPS >= 1.2x qemu-nbd',
+    workloads: ['randread-4k-qd32', 'randwrite-4k-qd32'],
+    ref: 'qemu-nbd',
+    metric: 'iops',
+    op: '>=',
+    threshold: 1.2,
+  },
+  {
+    id: 'qd32-busy-libaio',
+    goal: '4k randread/randwrite QD32, 1 core busy: IOPS >= 0.8x fio libaio',
+    workloads: ['randread-4k-qd32-busy', 'randwrite-4k-qd32-busy'],
+    ref: 'libaio',
+    metric: 'iops',
+    op: '>=',
+    threshold: 0.8,
+  },
+  {
+    id: 'qd32-busy-qemu',
+    goal: '4k randread/randwrite QD32, 1 core busy: IOPS >= 1.2x qemu-nbd',
+    workloads: ['randread-4k-qd32-busy', 'randwrite-4k-qd32-busy'],
+    ref: 'qemu-nbd',
+    metric: 'iops',
+    op: '>=',
+    threshold: 1.2,
+  },
+  {
+    id: 'qd1-latency',
+    goal: '4k QD1: mean latency <= 1.1x qemu-nbd',
+    workloads: ['randread-4k-qd1', 'randwrite-4k-qd1'],
+    ref: 'qemu-nbd',
+    metric: 'latMeanUs',
+    op: '<=',
+    threshold: 1.1,
+  },
+  {
+    id: 'seq-libaio',
+    goal: '1M sequential read/write QD8: MiB/s >= 0.9x fio libaio',
+    workloads: ['read-1m-qd8', 'write-1m-qd8'],
+    ref: 'libaio',
+    metric: 'mibps',
+    op: '>=',
+    threshold: 0.9,
+  },
+  {
+    id: 'rss-4x128',
+    goal: '4 connections x QD128 4k: server peak RSS < 150 MiB',
+    workloads: ['randread-4k-4x128'],
+    ref: null,
+    metric: 'peakRssMiB',
+    op: '<',
+    threshold: 150,
+  },
 ]);
 
 /**
@@ -203,13 +278,21 @@ export function checkGoals(rows, fills) {
       const judgedOn = d.ref === null ? 'max' : 'median';
       const items = d.workloads.map((wl) => {
         const row = rows.find((r) => r.fill === fill && r.workload === wl && r.target === 'aionbd');
-        const value = row === undefined ? null : d.ref === null ? row.absolute?.[d.metric] ?? null : row.vs[d.ref]?.[d.metric] ?? null;
+        const value = row === undefined ? null : d.ref === null ? (row.absolute?.[d.metric] ?? null) : (row.vs[d.ref]?.[d.metric] ?? null);
         const roundsMet = value === null ? null : value.perRound.filter((x) => x !== null && holds(x, d.op, d.threshold)).length;
         return { workload: wl, value, roundsMet };
       });
       const got = items.filter((i) => i.value !== null);
       goals.push({
-        id: d.id, goal: d.goal, fill, ref: d.ref, metric: d.metric, op: d.op, threshold: d.threshold, judgedOn, items,
+        id: d.id,
+        goal: d.goal,
+        fill,
+        ref: d.ref,
+        metric: d.metric,
+        op: d.op,
+        threshold: d.threshold,
+        judgedOn,
+        items,
         met: got.length === 0 ? null : got.every((i) => i.value !== null && holds(i.value[judgedOn], d.op, d.threshold)),
         partial: got.length > 0 && got.length < items.length,
       });

@@ -15,7 +15,10 @@ import { delay, startChild } from './procs.mjs';
  */
 export async function rpcSession(sock) {
   const s = net.connect(sock);
-  await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
+  await new Promise((resolve, reject) => {
+    s.once('connect', resolve);
+    s.once('error', reject);
+  });
   /** @type {{ resolve: (v: unknown) => void, reject: (e: Error) => void }[]} */
   const waiting = [];
   let buf = '';
@@ -32,7 +35,9 @@ export async function rpcSession(sock) {
       else w.resolve(r.result);
     }
   });
-  s.on('close', () => { for (const w of waiting.splice(0)) w.reject(new Error('the JSON-RPC connection closed')); });
+  s.on('close', () => {
+    for (const w of waiting.splice(0)) w.reject(new Error('the JSON-RPC connection closed'));
+  });
   return {
     /** @param {string} method @param {unknown} params @returns {Promise<unknown>} */
     call(method, params) {
@@ -41,7 +46,9 @@ export async function rpcSession(sock) {
         s.write(JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }));
       });
     },
-    close() { s.destroy(); },
+    close() {
+      s.destroy();
+    },
   };
 }
 
@@ -53,7 +60,10 @@ function probe(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
   const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
-  const contexts = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter((l) => l.includes('/[aio]')).length;
+  const contexts = fs
+    .readFileSync(`/proc/${pid}/maps`, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('/[aio]')).length;
   const aioNr = Number(fs.readFileSync('/proc/sys/fs/aio-nr', 'utf8'));
   return { rssKiB, fds, contexts, aioNr };
 }
@@ -81,7 +91,8 @@ function probe(pid) {
  */
 export async function scaleBdevs({ root, count, tmpDir, say }) {
   const dir = fs.mkdtempSync(path.join(tmpDir, 'aionbd-scale-'));
-  const rpcSock = path.join(dir, 'rpc.sock'), nbdSock = path.join(dir, 'nbd.sock');
+  const rpcSock = path.join(dir, 'rpc.sock'),
+    nbdSock = path.join(dir, 'nbd.sock');
   let srv = null;
   try {
     fs.mkdirSync(path.join(dir, 'img'));
@@ -91,8 +102,22 @@ export async function scaleBdevs({ root, count, tmpDir, say }) {
       fs.closeSync(fd);
     }
     fs.writeFileSync(path.join(dir, 'empty.json'), '{"subsystems": []}');
-    srv = startChild(process.execPath, [path.join(root, 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${nbdSock}`, '--rpc', rpcSock,
-      '--allow-path', path.join(dir, 'img'), '--config', path.join(dir, 'empty.json')], { cwd: dir });
+    srv = startChild(
+      process.execPath,
+      [
+        path.join(root, 'bin', 'aionbd.js'),
+        'serve',
+        '--listen',
+        `unix:${nbdSock}`,
+        '--rpc',
+        rpcSock,
+        '--allow-path',
+        path.join(dir, 'img'),
+        '--config',
+        path.join(dir, 'empty.json'),
+      ],
+      { cwd: dir },
+    );
     for (let t = 0; !srv.stderr().includes('"msg":"listening"'); t++) {
       if (!srv.running() || t > 300) throw new Error(`aionbd serve did not start: ${srv.stderr().slice(-2000)}`);
       await delay(50);
@@ -112,14 +137,23 @@ export async function scaleBdevs({ root, count, tmpDir, say }) {
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
       // The bdev may exist without its export: delete it with the others.
-      try { await rpc.call('bdev_aio_delete', { name: `s${created}` }); } catch { /* it was not created */ }
+      try {
+        await rpc.call('bdev_aio_delete', { name: `s${created}` });
+      } catch {
+        /* it was not created */
+      }
     }
     const createSec = (performance.now() - t0) / 1000;
     const peak = probe(srv.pid);
 
-    let listed = null, listSec = null;
+    let listed = null,
+      listSec = null;
     const t1 = performance.now();
-    const r = spawnSync('nbdinfo', ['--list', '--json', `nbd+unix:///?socket=${nbdSock}`], { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000 });
+    const r = spawnSync('nbdinfo', ['--list', '--json', `nbd+unix:///?socket=${nbdSock}`], {
+      encoding: 'utf8',
+      maxBuffer: 256 << 20,
+      timeout: 300_000,
+    });
     if (r.status === 0) {
       listed = JSON.parse(r.stdout).exports?.length ?? 0;
       listSec = (performance.now() - t1) / 1000;
@@ -136,7 +170,10 @@ export async function scaleBdevs({ root, count, tmpDir, say }) {
     rpc.close();
     // The RPC connection's fd goes when the server sees it close: a few loop turns (bounded).
     let after = probe(srv.pid);
-    for (let t = 0; t < 50 && after.fds > before.fds; t++) { await delay(100); after = probe(srv.pid); }
+    for (let t = 0; t < 50 && after.fds > before.fds; t++) {
+      await delay(100);
+      after = probe(srv.pid);
+    }
     return { root, asked: count, created, error, createSec, before, peak, after, listed, listSec, deleteSec };
   } finally {
     if (srv !== null) await srv.stop();
@@ -160,8 +197,8 @@ export function scaleLines(r) {
     `  aio-nr: +${d('aioNr', r.peak)} (${per(d('aioNr', r.peak), 3)} per bdev; machine-wide), AIO contexts of the server: +${d('contexts', r.peak)}`,
     `  fds: +${d('fds', r.peak)} (${per(d('fds', r.peak), 3)} per bdev)`,
     `  nbdinfo --list: ${r.listed === null ? 'not run or failed' : `${r.listed} exports in ${r.listSec?.toFixed(1)} s`}`,
-    `  delete all: ${r.deleteSec.toFixed(1)} s (${per(r.deleteSec * 1000, 2)} ms per bdev); afterwards vs before: `
-      + `aio-nr ${d('aioNr', r.after) >= 0 ? '+' : ''}${d('aioNr', r.after)}, contexts ${d('contexts', r.after)}, fds ${d('fds', r.after)}, `
-      + `RSS ${d('rssKiB', r.after) >= 0 ? '+' : ''}${(d('rssKiB', r.after) / 1024).toFixed(0)} MiB`,
+    `  delete all: ${r.deleteSec.toFixed(1)} s (${per(r.deleteSec * 1000, 2)} ms per bdev); afterwards vs before: ` +
+      `aio-nr ${d('aioNr', r.after) >= 0 ? '+' : ''}${d('aioNr', r.after)}, contexts ${d('contexts', r.after)}, fds ${d('fds', r.after)}, ` +
+      `RSS ${d('rssKiB', r.after) >= 0 ? '+' : ''}${(d('rssKiB', r.after) / 1024).toFixed(0)} MiB`,
   ];
 }

@@ -38,7 +38,9 @@ function rssBytes(pid) {
 }
 
 /** @param {number} pid */
-function fdCount(pid) { return fs.readdirSync(`/proc/${pid}/fd`).length; }
+function fdCount(pid) {
+  return fs.readdirSync(`/proc/${pid}/fd`).length;
+}
 
 const GREETING_LEN = 18;
 const OPT_REPLY_HEADER = 20;
@@ -71,7 +73,11 @@ function idleClient(socketPath, go, timeoutMs) {
     let have = Buffer.alloc(0);
     let greeted = false;
     const timer = setTimeout(() => fail(new Error('handshake timed out')), timeoutMs);
-    const fail = (/** @type {Error} */ e) => { clearTimeout(timer); s.destroy(); reject(e); };
+    const fail = (/** @type {Error} */ e) => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(e);
+    };
     s.on('error', fail);
     s.on('close', () => fail(new Error('the server closed the connection during the handshake')));
     s.on('data', (/** @type {Buffer} */ d) => {
@@ -87,7 +93,10 @@ function idleClient(socketPath, go, timeoutMs) {
         const len = have.readUInt32BE(16);
         if (have.length < OPT_REPLY_HEADER + len) return;
         have = have.subarray(OPT_REPLY_HEADER + len);
-        if (type >= 0x80000000) { fail(new Error(`NBD_OPT_GO refused: 0x${type.toString(16)}`)); return; }
+        if (type >= 0x80000000) {
+          fail(new Error(`NBD_OPT_GO refused: 0x${type.toString(16)}`));
+          return;
+        }
         if (type === NBD_REP_ACK) {
           clearTimeout(timer);
           s.removeAllListeners('data');
@@ -111,7 +120,9 @@ function startupLimitsLine(stderr) {
     try {
       const msg = /** @type {{ msg?: unknown }} */ (JSON.parse(line)).msg;
       if (typeof msg === 'string') return msg;
-    } catch { /* not a JSON record */ }
+    } catch {
+      /* not a JSON record */
+    }
   }
   return '';
 }
@@ -126,8 +137,22 @@ export async function scaleConnections(o) {
   const bin = o.bin ?? path.join(REPO_ROOT, 'bin', 'aionbd.js');
   const dir = fs.mkdtempSync(path.join(o.tmpDir, 'aionbd-scale-'));
   const sock = path.join(dir, 'nbd.sock');
-  const srv = startChild(process.execPath, [bin, 'serve', '--listen', `unix:${sock}`, '--aio', `${path.join(dir, 'disk.img')},size=64M,name=disk`,
-    '--rpc', path.join(dir, 'rpc.sock'), '--max-connections', String(o.count + 16)], { cwd: dir });
+  const srv = startChild(
+    process.execPath,
+    [
+      bin,
+      'serve',
+      '--listen',
+      `unix:${sock}`,
+      '--aio',
+      `${path.join(dir, 'disk.img')},size=64M,name=disk`,
+      '--rpc',
+      path.join(dir, 'rpc.sock'),
+      '--max-connections',
+      String(o.count + 16),
+    ],
+    { cwd: dir },
+  );
   /** @type {net.Socket[]} */
   const clients = [];
   try {
@@ -144,13 +169,15 @@ export async function scaleConnections(o) {
     const t0 = performance.now();
     while (clients.length < o.count + 1) {
       const n = Math.min(OPEN_BATCH, o.count + 1 - clients.length);
-      clients.push(...await Promise.all(Array.from({ length: n }, () => idleClient(sock, go, 30_000))));
+      clients.push(...(await Promise.all(Array.from({ length: n }, () => idleClient(sock, go, 30_000)))));
     }
     const openSeconds = (performance.now() - t0) / 1000;
     await delay(1000);
     const rss1 = rssBytes(srv.pid);
     const fds1 = fdCount(srv.pid);
-    o.say(`scale: ${o.count} idle connections open: server RSS ${(rss0 / MiB).toFixed(1)} -> ${(rss1 / MiB).toFixed(1)} MiB, fds ${fds0} -> ${fds1}`);
+    o.say(
+      `scale: ${o.count} idle connections open: server RSS ${(rss0 / MiB).toFixed(1)} -> ${(rss1 / MiB).toFixed(1)} MiB, fds ${fds0} -> ${fds1}`,
+    );
     for (const c of clients.splice(1)) c.destroy();
     // Closed on the server's side once its fds are back.
     for (let t = 0; fdCount(srv.pid) > fds0 && t < 200; t++) await delay(50);
@@ -185,7 +212,7 @@ export function formatConnectionScale(r) {
     `scale: connections (${r.connections} idle, each past NBD_OPT_GO, over a unix socket; opened in ${r.openSeconds.toFixed(1)} s)`,
     `  RSS per idle connection: ${r.kibPerConnection.toFixed(1)} KiB (${r.rssBeforeMiB.toFixed(1)} -> ${r.rssOpenMiB.toFixed(1)} MiB)`,
     `  fds per connection: ${r.fdsPerConnection.toFixed(2)}`,
-    `  RSS ${SETTLE_AFTER_CLOSE_MS / 1000} s after they closed: ${r.rssAfterCloseMiB.toFixed(1)} MiB (${r.rssAboveBeforeMiB >= 0 ? "+" : ""}${r.rssAboveBeforeMiB.toFixed(1)} MiB against before they opened)`,
+    `  RSS ${SETTLE_AFTER_CLOSE_MS / 1000} s after they closed: ${r.rssAfterCloseMiB.toFixed(1)} MiB (${r.rssAboveBeforeMiB >= 0 ? '+' : ''}${r.rssAboveBeforeMiB.toFixed(1)} MiB against before they opened)`,
     ...(r.startupLimits !== '' ? [`  start-up: ${r.startupLimits}`] : []),
   ];
 }

@@ -18,14 +18,17 @@ const FONT_PACKAGE = 'fonts-dejavu-core';
  * @returns {boolean}
  */
 export function onPath(name) {
-  return (process.env['PATH'] ?? '').split(':').filter((d) => d !== '').some((d) => {
-    try {
-      fs.accessSync(path.join(d, name), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false; // not in this directory
-    }
-  });
+  return (process.env['PATH'] ?? '')
+    .split(':')
+    .filter((d) => d !== '')
+    .some((d) => {
+      try {
+        fs.accessSync(path.join(d, name), fs.constants.X_OK);
+        return true;
+      } catch {
+        return false; // not in this directory
+      }
+    });
 }
 
 /**
@@ -64,9 +67,10 @@ export function ensureTools(targets, wanted, install, say) {
       say(`installing ${pkgs.join(' ')} with apt-get`);
       const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
       const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 600_000 });
-      const ins = upd.status === 0
-        ? spawnSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 1_200_000 })
-        : upd;
+      const ins =
+        upd.status === 0
+          ? spawnSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 1_200_000 })
+          : upd;
       if (ins.status !== 0) say(`apt-get install ${pkgs.join(' ')} failed (exit ${String(ins.status)})`);
     } else {
       say(`missing ${pkgs.join(' ')}: ${install ? 'run as root to install them, or' : ''} apt-get install ${pkgs.join(' ')}`);

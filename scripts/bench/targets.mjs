@@ -16,7 +16,7 @@ const READY_TIMEOUT_MS = 20_000;
 export const QEMU_NBD_MAX_REQUESTS = 16;
 
 /**
- * @typedef {'aionbd'|'aionbd-base'|'qemu-nbd'|'nbdkit-null'|'nbdkit-file'} ServerKind
+ * @typedef {'aionbd'|'aionbd-base'|'aionbd-null'|'qemu-nbd'|'nbdkit-null'|'nbdkit-file'} ServerKind
  */
 
 /**
@@ -35,29 +35,87 @@ const same = (w) => ({ iodepth: w.iodepth, numjobs: w.numjobs });
 
 /** @type {Readonly<Record<string, Target>>} */
 export const TARGETS = Object.freeze({
-  aionbd: { id: 'aionbd', label: 'aionbd', server: 'aionbd', tool: null, shape: same,
-    description: 'the server under test: `aionbd serve --aio IMAGE` (AIO bdev, O_DIRECT, default settings) on a unix socket' },
-  'aionbd-base': { id: 'aionbd-base', label: 'aionbd (baseline)', server: 'aionbd-base', tool: null, shape: same,
-    description: 'another aionbd checkout (--baseline DIR), run the same way as aionbd: for before/after ratios' },
-  libaio: { id: 'libaio', label: 'fio libaio', server: null, tool: null, shape: same,
-    description: 'the disk: fio `--ioengine=libaio --direct=1` on the image itself, no NBD and no server. '
-      + 'What the device gives one process with the same queue depth; the 0.8x and 0.9x targets are ratios to it' },
-  'qemu-nbd': { id: 'qemu-nbd', label: 'qemu-nbd', server: 'qemu-nbd', tool: 'qemu-nbd', shape: same,
-    description: `the reference server: \`qemu-nbd --cache=none --aio=native\` (O_DIRECT, Linux AIO), the same fio job as aionbd. `
-      + `qemu-nbd keeps at most ${QEMU_NBD_MAX_REQUESTS} requests of one client in flight (MAX_NBD_REQUESTS), so at QD32 part of `
-      + 'its result is that cap, not its data path; the 1.2x goals are ratios to this row' },
-  'qemu-nbd-qd16': { id: 'qemu-nbd-qd16', label: `qemu-nbd QD${QEMU_NBD_MAX_REQUESTS} conns`, server: 'qemu-nbd', tool: 'qemu-nbd',
+  aionbd: {
+    id: 'aionbd',
+    label: 'aionbd',
+    server: 'aionbd',
+    tool: null,
+    shape: same,
+    description: 'the server under test: `aionbd serve --aio IMAGE` (AIO bdev, O_DIRECT, default settings) on a unix socket',
+  },
+  'aionbd-base': {
+    id: 'aionbd-base',
+    label: 'aionbd (baseline)',
+    server: 'aionbd-base',
+    tool: null,
+    shape: same,
+    description: 'another aionbd checkout (--baseline DIR), run the same way as aionbd: for before/after ratios',
+  },
+  libaio: {
+    id: 'libaio',
+    label: 'fio libaio',
+    server: null,
+    tool: null,
+    shape: same,
+    description:
+      'the disk: fio `--ioengine=libaio --direct=1` on the image itself, no NBD and no server. ' +
+      'What the device gives one process with the same queue depth; the 0.8x and 0.9x targets are ratios to it',
+  },
+  'qemu-nbd': {
+    id: 'qemu-nbd',
+    label: 'qemu-nbd',
+    server: 'qemu-nbd',
+    tool: 'qemu-nbd',
+    shape: same,
+    description:
+      `the reference server: \`qemu-nbd --cache=none --aio=native\` (O_DIRECT, Linux AIO), the same fio job as aionbd. ` +
+      `qemu-nbd keeps at most ${QEMU_NBD_MAX_REQUESTS} requests of one client in flight (MAX_NBD_REQUESTS), so at QD32 part of ` +
+      'its result is that cap, not its data path; the 1.2x goals are ratios to this row',
+  },
+  'qemu-nbd-qd16': {
+    id: 'qemu-nbd-qd16',
+    label: `qemu-nbd QD${QEMU_NBD_MAX_REQUESTS} conns`,
+    server: 'qemu-nbd',
+    tool: 'qemu-nbd',
     // The same total depth spread over connections of at most the cap, so the cap holds nothing back.
-    shape: (w) => (w.numjobs === 1 && w.iodepth > QEMU_NBD_MAX_REQUESTS && w.iodepth % QEMU_NBD_MAX_REQUESTS === 0
-      ? { iodepth: QEMU_NBD_MAX_REQUESTS, numjobs: w.iodepth / QEMU_NBD_MAX_REQUESTS } : null),
-    description: `the control for qemu-nbd's cap: the same qemu-nbd, the same total queue depth over connections of QD${QEMU_NBD_MAX_REQUESTS} `
-      + `(two for the QD32 rows), so no request waits for the cap; only on single-connection workloads deeper than ${QEMU_NBD_MAX_REQUESTS}` },
-  'nbdkit-null': { id: 'nbdkit-null', label: 'nbdkit null', server: 'nbdkit-null', tool: 'nbdkit', shape: same,
-    description: 'the client and socket ceiling: `nbdkit null` (no disk: reads return zeros, writes are dropped), the same fio nbd client '
-      + 'over the same kind of socket. A server cannot beat it; the gap between it and libaio-bound rows is the server or the disk' },
-  'nbdkit-file': { id: 'nbdkit-file', label: 'nbdkit file', server: 'nbdkit-file', tool: 'nbdkit', shape: same,
-    description: '`nbdkit file IMAGE cache=none`: nbdkit 1.32 has no O_DIRECT, so this is buffered I/O followed by fadvise(DONTNEED) '
-      + 'of what it touched; not an O_DIRECT-to-O_DIRECT comparison (its QD1 writes and sequential reads get the page cache)' },
+    shape: (w) =>
+      w.numjobs === 1 && w.iodepth > QEMU_NBD_MAX_REQUESTS && w.iodepth % QEMU_NBD_MAX_REQUESTS === 0
+        ? { iodepth: QEMU_NBD_MAX_REQUESTS, numjobs: w.iodepth / QEMU_NBD_MAX_REQUESTS }
+        : null,
+    description:
+      `the control for qemu-nbd's cap: the same qemu-nbd, the same total queue depth over connections of QD${QEMU_NBD_MAX_REQUESTS} ` +
+      `(two for the QD32 rows), so no request waits for the cap; only on single-connection workloads deeper than ${QEMU_NBD_MAX_REQUESTS}`,
+  },
+  'nbdkit-null': {
+    id: 'nbdkit-null',
+    label: 'nbdkit null',
+    server: 'nbdkit-null',
+    tool: 'nbdkit',
+    shape: same,
+    description:
+      'the client and socket ceiling: `nbdkit null` (no disk: reads return zeros, writes are dropped), the same fio nbd client ' +
+      'over the same kind of socket. A server cannot beat it; the gap between it and libaio-bound rows is the server or the disk',
+  },
+  'aionbd-null': {
+    id: 'aionbd-null',
+    label: 'aionbd null',
+    server: 'aionbd-null',
+    tool: null,
+    shape: same,
+    description:
+      "aionbd's own ceiling: a null bdev (SPDK's bdev_null: reads return zeros, writes are dropped) exported by " +
+      '`aionbd serve`, beside nbdkit null; the gap between it and aionbd is the AIO path and the disk. Not run unless named in --targets',
+  },
+  'nbdkit-file': {
+    id: 'nbdkit-file',
+    label: 'nbdkit file',
+    server: 'nbdkit-file',
+    tool: 'nbdkit',
+    shape: same,
+    description:
+      '`nbdkit file IMAGE cache=none`: nbdkit 1.32 has no O_DIRECT, so this is buffered I/O followed by fadvise(DONTNEED) ' +
+      'of what it touched; not an O_DIRECT-to-O_DIRECT comparison (its QD1 writes and sequential reads get the page cache)',
+  },
 });
 
 /** The default rows, in the order the tables show them. */
@@ -76,7 +134,7 @@ export const DEFAULT_TARGETS = Object.freeze(['aionbd', 'libaio', 'qemu-nbd', 'q
 /**
  * @param {ServerKind} kind
  * @param {string} image
- * @param {number} size    bytes (nbdkit null has no file to take it from)
+ * @param {number} size    bytes (the null servers have no file to take it from)
  * @param {string} sock
  * @param {string|null} baseline  the checkout aionbd-base runs
  * @returns {{cmd: string, args: string[]}}
@@ -85,12 +143,55 @@ function serverCommand(kind, image, size, sock, baseline) {
   switch (kind) {
     case 'aionbd':
     case 'aionbd-base':
-      return { cmd: process.execPath, args: [path.join(kind === 'aionbd' ? REPO_ROOT : baseline ?? '', 'bin', 'aionbd.js'), 'serve', '--listen', `unix:${sock}`,
-        '--aio', `${image},name=${EXPORT_NAME}`, '--log-level', 'warn'] };
+      return {
+        cmd: process.execPath,
+        args: [
+          path.join(kind === 'aionbd' ? REPO_ROOT : (baseline ?? ''), 'bin', 'aionbd.js'),
+          'serve',
+          '--listen',
+          `unix:${sock}`,
+          '--aio',
+          `${image},name=${EXPORT_NAME}`,
+          '--log-level',
+          'warn',
+        ],
+      };
+    case 'aionbd-null': {
+      // No serve flag makes a null bdev: a config file does, as save_config writes one.
+      const config = path.join(path.dirname(sock), 'aionbd-null.json');
+      fs.writeFileSync(
+        config,
+        JSON.stringify({
+          subsystems: [
+            {
+              subsystem: 'bdev',
+              config: [{ method: 'bdev_null_create', params: { name: EXPORT_NAME, num_blocks: Math.floor(size / 512), block_size: 512 } }],
+            },
+            { subsystem: 'nbd', config: [{ method: 'nbd_export_add', params: { bdev_name: EXPORT_NAME } }] },
+          ],
+        }),
+      );
+      return {
+        cmd: process.execPath,
+        args: [
+          path.join(REPO_ROOT, 'bin', 'aionbd.js'),
+          'serve',
+          '--listen',
+          `unix:${sock}`,
+          '--no-rpc',
+          '--config',
+          config,
+          '--log-level',
+          'warn',
+        ],
+      };
+    }
     case 'qemu-nbd':
       // --persistent: stay up between fio's connections; --shared: the multi-connection jobs.
-      return { cmd: 'qemu-nbd', args: ['-f', 'raw', '--cache=none', '--aio=native', '--shared=8', '--persistent',
-        '-k', sock, '-x', EXPORT_NAME, image] };
+      return {
+        cmd: 'qemu-nbd',
+        args: ['-f', 'raw', '--cache=none', '--aio=native', '--shared=8', '--persistent', '-k', sock, '-x', EXPORT_NAME, image],
+      };
     case 'nbdkit-null':
       return { cmd: 'nbdkit', args: ['-f', '--exit-with-parent', '-U', sock, '-e', EXPORT_NAME, 'null', `size=${size}`] };
     case 'nbdkit-file':
@@ -134,7 +235,10 @@ export async function startServer(target, at) {
     command: child.command,
     running: child.running,
     stderr: child.stderr,
-    stop: async () => { await child.stop(); fs.rmSync(sock, { force: true }); },
+    stop: async () => {
+      await child.stop();
+      fs.rmSync(sock, { force: true });
+    },
   };
 }
 
@@ -146,8 +250,18 @@ export function canConnect(sock) {
   if (!fs.existsSync(sock)) return Promise.resolve(false);
   return new Promise((resolve) => {
     const s = net.connect(sock);
-    const timer = setTimeout(() => { s.destroy(); resolve(false); }, 1_000);
-    s.once('connect', () => { clearTimeout(timer); s.destroy(); resolve(true); });
-    s.once('error', () => { clearTimeout(timer); resolve(false); });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 1_000);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
   });
 }

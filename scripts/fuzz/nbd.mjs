@@ -4,16 +4,43 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {
-  aioCtx, checkAlive, checkNoLeak, fds, FuzzFailure, goData, handshakeFrames, metaData, option, startServer, tick, u16, u32, u64,
+  aioCtx,
+  checkAlive,
+  checkNoLeak,
+  fds,
+  FuzzFailure,
+  goData,
+  handshakeFrames,
+  metaData,
+  option,
+  startServer,
+  tick,
+  u16,
+  u32,
+  u64,
 } from './common.mjs';
 
 export const SIZE = 16 * 1024 * 1024;
-const CONN_MS = 3000;          // one fuzz connection, at most
-const HEALTH_EVERY = 200;      // connections between health checks
+const CONN_MS = 3000; // one fuzz connection, at most
+const HEALTH_EVERY = 200; // connections between health checks
 export const HEALTH_MS = 10000;
 const MAX_RSS_MIB = 600;
 
-const BOUNDARY_OFFSETS = [0, 1, 511, 512, 4096, SIZE - 512, SIZE - 1, SIZE, SIZE + 512, 2 ** 32, 2 ** 53, '18446744073709551104', '18446744073709551615'];
+const BOUNDARY_OFFSETS = [
+  0,
+  1,
+  511,
+  512,
+  4096,
+  SIZE - 512,
+  SIZE - 1,
+  SIZE,
+  SIZE + 512,
+  2 ** 32,
+  2 ** 53,
+  '18446744073709551104',
+  '18446744073709551615',
+];
 const LENGTHS = [0, 1, 512, 4096, 65536, 1 << 20, 32 << 20, (32 << 20) + 1, 0xffffffff];
 
 /** One transmission request, mostly well formed, with boundary offsets, lengths and flags. */
@@ -39,7 +66,8 @@ export function request(r, extended) {
 }
 
 /** A disconnect request in the connection's header style. */
-export const disc = (extended) => Buffer.concat([u32(extended ? 0x21e41c71 : 0x25609513), u16(0), u16(2), u64(0), u64(0), extended ? u64(0) : u32(0)]);
+export const disc = (extended) =>
+  Buffer.concat([u32(extended ? 0x21e41c71 : 0x25609513), u16(0), u16(2), u64(0), u64(0), extended ? u64(0) : u32(0)]);
 
 /** Runs one connection; resolves with how many frames it sent. Never throws. */
 function fuzzConnection(r, sock) {
@@ -47,15 +75,29 @@ function fuzzConnection(r, sock) {
     const c = net.connect(sock);
     let sent = 0;
     let done = false;
-    const finish = () => { if (!done) { done = true; clearTimeout(t); c.destroy(); resolve(sent); } };
+    const finish = () => {
+      if (!done) {
+        done = true;
+        clearTimeout(t);
+        c.destroy();
+        resolve(sent);
+      }
+    };
     const t = setTimeout(finish, CONN_MS);
     c.on('error', finish);
     c.on('close', finish);
-    c.on('data', () => { /* replies are read and dropped: the server must not block on us */ });
+    c.on('data', () => {
+      /* replies are read and dropped: the server must not block on us */
+    });
     c.on('connect', async () => {
       const transmission = r.chance(0.6);
       if (!transmission) {
-        for (const f of handshakeFrames(r)) { if (done) break; c.write(f); sent++; await tick(); }
+        for (const f of handshakeFrames(r)) {
+          if (done) break;
+          c.write(f);
+          sent++;
+          await tick();
+        }
         setTimeout(finish, 20);
         return;
       }
@@ -69,7 +111,11 @@ function fuzzConnection(r, sock) {
       c.write(option(7, goData('d0', [])));
       await new Promise((res) => setTimeout(res, 5));
       const n = 1 + (r.rnd() % 64);
-      for (let i = 0; i < n && !done; i++) { c.write(request(r, extended)); sent++; if (i % 8 === 7) await tick(); }
+      for (let i = 0; i < n && !done; i++) {
+        c.write(request(r, extended));
+        sent++;
+        if (i % 8 === 7) await tick();
+      }
       if (r.chance(0.3)) c.write(disc(extended));
       setTimeout(finish, r.chance(0.5) ? 1 : 50);
     });
@@ -83,9 +129,18 @@ function fuzzConnection(r, sock) {
 export function healthOn(c, { flags = true } = {}) {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
-    const t = setTimeout(() => { c.destroy(); reject(new FuzzFailure('health check timed out: the server hangs')); }, HEALTH_MS);
-    c.on('error', (e) => { clearTimeout(t); reject(e); });
-    c.on('close', () => { clearTimeout(t); reject(new FuzzFailure('health check: the server closed the connection')); });
+    const t = setTimeout(() => {
+      c.destroy();
+      reject(new FuzzFailure('health check timed out: the server hangs'));
+    }, HEALTH_MS);
+    c.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+    c.on('close', () => {
+      clearTimeout(t);
+      reject(new FuzzFailure('health check: the server closed the connection'));
+    });
     if (flags) c.write(u32(3));
     c.write(option(7, goData('d0', [])));
     c.write(Buffer.concat([u32(0x25609513), u16(0), u16(0), u64(42), u64(SIZE - 512), u32(512)]));
@@ -109,7 +164,10 @@ export const health = (sock) => healthOn(net.connect(sock));
 /** Fuzzes a fresh server until `frames` frames are sent; returns the summary line. */
 export async function fuzzNbd(r, dir, { frames: FRAMES, quiet }) {
   const sock = path.join(dir, 'nbd.sock');
-  const srv = await startServer(['--no-rpc', '--listen', `unix:${sock}`, '--aio', `${path.join(dir, 'nbd.img')},name=d0,size=${SIZE}`], { cwd: dir, tag: 'nbd' });
+  const srv = await startServer(['--no-rpc', '--listen', `unix:${sock}`, '--aio', `${path.join(dir, 'nbd.img')},name=d0,size=${SIZE}`], {
+    cwd: dir,
+    tag: 'nbd',
+  });
   try {
     await health(sock);
     const fdBase = fds(srv.pid);
@@ -125,7 +183,10 @@ export async function fuzzNbd(r, dir, { frames: FRAMES, quiet }) {
       maxRss = Math.max(maxRss, checkAlive(srv, 'nbd', MAX_RSS_MIB));
       if (conns % HEALTH_EVERY < 8) {
         await health(sock);
-        if (!quiet) process.stderr.write(`fuzz nbd: ${frames} frames, ${conns} connections, ${((Date.now() - started) / 1000).toFixed(0)} s, rss ${maxRss.toFixed(0)} MiB\n`);
+        if (!quiet)
+          process.stderr.write(
+            `fuzz nbd: ${frames} frames, ${conns} connections, ${((Date.now() - started) / 1000).toFixed(0)} s, rss ${maxRss.toFixed(0)} MiB\n`,
+          );
       }
     }
     await health(sock);

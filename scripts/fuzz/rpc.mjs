@@ -14,9 +14,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import {
-  aioCtx, checkAlive, checkNoLeak, fds, FuzzFailure, ROOT, sleep, startServer, withTimeout,
-} from './common.mjs';
+import { aioCtx, checkAlive, checkNoLeak, fds, FuzzFailure, ROOT, sleep, startServer, withTimeout } from './common.mjs';
 import { health as nbdHealth, HEALTH_MS, SIZE } from './nbd.mjs';
 
 const CONN_MS = 5000;
@@ -37,7 +35,9 @@ function knownKeys() {
       if (!f.endsWith('.js')) continue;
       for (const m of fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/(\w+):\s*\{[^{}]*\btype:/g)) keys.add(m[1]);
     }
-  } catch { /* the built-in list will do */ }
+  } catch {
+    /* the built-in list will do */
+  }
   return [...keys];
 }
 
@@ -48,7 +48,11 @@ function parseLines(text) {
   const out = [];
   for (const l of lines) {
     let v;
-    try { v = JSON.parse(l); } catch { throw new FuzzFailure(`rpc: the server sent a line that is not JSON: ${l.slice(0, 200)}`); }
+    try {
+      v = JSON.parse(l);
+    } catch {
+      throw new FuzzFailure(`rpc: the server sent a line that is not JSON: ${l.slice(0, 200)}`);
+    }
     const all = Array.isArray(v) ? v : [v];
     for (const x of all) {
       if (x === null || typeof x !== 'object' || x.jsonrpc !== '2.0' || (!('result' in x) && !('error' in x))) {
@@ -61,17 +65,51 @@ function parseLines(text) {
 }
 
 function makeGen(r, ctx) {
-  const names = ['d0', 'm0', 'm1', 'a0', 'a1', 'EE_m0', 'EE_a0', 'r0', 'dl0', 'lvs0', 'lvs0/l0', 'm0p0', 'x', '', 'Malloc0', 'é', 'a'.repeat(200), '-x', 'nul\u0000l'];
+  const names = [
+    'd0',
+    'm0',
+    'm1',
+    'a0',
+    'a1',
+    'EE_m0',
+    'EE_a0',
+    'r0',
+    'dl0',
+    'lvs0',
+    'lvs0/l0',
+    'm0p0',
+    'x',
+    '',
+    'Malloc0',
+    'é',
+    'a'.repeat(200),
+    '-x',
+    'nul\u0000l',
+  ];
   const paths = [
-    path.join(ctx.allowed, 'a.img'), path.join(ctx.allowed, 'b.img'), path.join(ctx.allowed, 'missing.img'), ctx.allowed,
-    path.join(ctx.allowed, 'out.img'), path.join(ctx.allowed, '..', 'outside.img'), 'allowed/a.img', 'a.img', '',
-    path.join(ctx.allowed, 'a.img\u0000x'), `${ctx.allowed}/./sub/../a.img`,
+    path.join(ctx.allowed, 'a.img'),
+    path.join(ctx.allowed, 'b.img'),
+    path.join(ctx.allowed, 'missing.img'),
+    ctx.allowed,
+    path.join(ctx.allowed, 'out.img'),
+    path.join(ctx.allowed, '..', 'outside.img'),
+    'allowed/a.img',
+    'a.img',
+    '',
+    path.join(ctx.allowed, 'a.img\u0000x'),
+    `${ctx.allowed}/./sub/../a.img`,
   ];
   const numbers = [0, -1, 1, 2, 3, 7, 512, 4096, 4097, 65536, 1.5, -0.5, 2 ** 31, 2 ** 32, 2 ** 53, 1e308, -1e308];
-  const scalar = () => r.pick([
-    () => r.pick(names), () => r.pick(paths), () => r.pick(numbers), () => r.chance(0.5), () => null,
-    () => String(r.pick(numbers)), () => r.bytes(r.rnd() % 24).toString('latin1'),
-  ])();
+  const scalar = () =>
+    r.pick([
+      () => r.pick(names),
+      () => r.pick(paths),
+      () => r.pick(numbers),
+      () => r.chance(0.5),
+      () => null,
+      () => String(r.pick(numbers)),
+      () => r.bytes(r.rnd() % 24).toString('latin1'),
+    ])();
   const value = (depth = 0) => {
     if (depth > 3 || r.chance(0.7)) return scalar();
     if (r.chance(0.5)) return Array.from({ length: r.rnd() % 4 }, () => value(depth + 1));
@@ -89,8 +127,12 @@ function makeGen(r, ctx) {
     for (const k of keys) p[k] = value();
     // What must not happen whatever the params: d0 deleted, a RAM disk of gigabytes.
     if (DESTRUCTIVE.test(method)) for (const k of Object.keys(p)) if (JSON.stringify(p[k]).includes('"d0')) p[k] = 'x';
-    if (method === 'bdev_malloc_create' && typeof p.num_blocks === 'number' && typeof p.block_size === 'number'
-      && p.num_blocks * Math.max(p.block_size, 1) > MAX_MALLOC_BYTES) {
+    if (
+      method === 'bdev_malloc_create' &&
+      typeof p.num_blocks === 'number' &&
+      typeof p.block_size === 'number' &&
+      p.num_blocks * Math.max(p.block_size, 1) > MAX_MALLOC_BYTES
+    ) {
       p.num_blocks = Math.max(1, Math.floor(MAX_MALLOC_BYTES / Math.max(p.block_size, 1)));
       if (p.num_blocks * p.block_size > MAX_MALLOC_BYTES) p.block_size = 4096;
     }
@@ -131,12 +173,20 @@ function fuzzConnection(r, g, sock) {
       done = true;
       clearTimeout(t);
       c.destroy();
-      if (err) { reject(err); return; }
+      if (err) {
+        reject(err);
+        return;
+      }
       const internal = responses.filter((x) => x.error?.code === INTERNAL_ERROR).map((x) => x.error.message);
       resolve({ internal, responses: responses.length });
     };
     const t = setTimeout(() => {
-      if (halfClosed && reading) finish(new FuzzFailure(`rpc: a half-closed connection got no end within ${CONN_MS} ms (${responses.length} responses): the server hangs`));
+      if (halfClosed && reading)
+        finish(
+          new FuzzFailure(
+            `rpc: a half-closed connection got no end within ${CONN_MS} ms (${responses.length} responses): the server hangs`,
+          ),
+        );
       else finish();
     }, CONN_MS);
     c.on('error', () => finish());
@@ -146,33 +196,69 @@ function fuzzConnection(r, g, sock) {
       try {
         const { out, rest } = parseLines(text);
         text = rest;
-        for (const x of out) { responses.push(x); wantIds.delete(x.id); }
-      } catch (e) { finish(e); }
+        for (const x of out) {
+          responses.push(x);
+          wantIds.delete(x.id);
+        }
+      } catch (e) {
+        finish(e);
+      }
     });
     c.on('end', () => {
       if (halfClosed && wantIds.size > 0) {
-        finish(new FuzzFailure(`rpc: the server closed a half-closed connection without answering request(s) ${[...wantIds].slice(0, 5).join(", ")} (answers: ${JSON.stringify(responses).slice(0, 300)} ${text.slice(0, 200)})`));
+        finish(
+          new FuzzFailure(
+            `rpc: the server closed a half-closed connection without answering request(s) ${[...wantIds].slice(0, 5).join(', ')} (answers: ${JSON.stringify(responses).slice(0, 300)} ${text.slice(0, 200)})`,
+          ),
+        );
       }
       finish();
     });
     c.on('close', () => finish());
     c.on('connect', async () => {
-      scenario = r.pick(['garbage', 'garbled', 'huge', 'deep', 'pipeline', 'batch', 'params', 'params', 'params', 'params', 'fragments', 'abrupt', 'noread']);
-      const send = (s) => { if (!done) c.write(s); };
+      scenario = r.pick([
+        'garbage',
+        'garbled',
+        'huge',
+        'deep',
+        'pipeline',
+        'batch',
+        'params',
+        'params',
+        'params',
+        'params',
+        'fragments',
+        'abrupt',
+        'noread',
+      ]);
+      const send = (s) => {
+        if (!done) c.write(s);
+      };
       // A well-formed request whose answer must come back before the end.
-      const sendTracked = (req) => { if (typeof req.id === 'number' && req.jsonrpc === '2.0') wantIds.add(req.id); send(JSON.stringify(req)); };
+      const sendTracked = (req) => {
+        if (typeof req.id === 'number' && req.jsonrpc === '2.0') wantIds.add(req.id);
+        send(JSON.stringify(req));
+      };
       switch (scenario) {
-        case 'garbage': send(r.bytes(1 + (r.rnd() % 256))); break;
+        case 'garbage':
+          send(r.bytes(1 + (r.rnd() % 256)));
+          break;
         case 'garbled': {
           const s = Buffer.from(JSON.stringify(g.request()));
-          for (let i = 0; i < 1 + (r.rnd() % 3); i++) s[r.rnd() % s.length] = r.pick([0x7b, 0x7d, 0x5b, 0x5d, 0x22, 0x5c, 0x2c, 0x3a, 0x00, 0xff, r.rnd() & 0xff]);
+          for (let i = 0; i < 1 + (r.rnd() % 3); i++)
+            s[r.rnd() % s.length] = r.pick([0x7b, 0x7d, 0x5b, 0x5d, 0x22, 0x5c, 0x2c, 0x3a, 0x00, 0xff, r.rnd() & 0xff]);
           send(r.chance(0.3) ? s.subarray(0, r.rnd() % s.length) : s);
           break;
         }
         case 'huge': {
           // Up to 2 MiB (one over the 16M-character limit is sent once, timed, by overLimit()).
           const n = 1 + (r.rnd() % (2 << 20));
-          sendTracked({ jsonrpc: '2.0', id: 1, method: r.pick(['bdev_get_bdevs', 'nbd_export_add', 'bdev_malloc_create']), params: { name: 'x'.repeat(n) } });
+          sendTracked({
+            jsonrpc: '2.0',
+            id: 1,
+            method: r.pick(['bdev_get_bdevs', 'nbd_export_add', 'bdev_malloc_create']),
+            params: { name: 'x'.repeat(n) },
+          });
           break;
         }
         case 'deep': {
@@ -180,7 +266,9 @@ function fuzzConnection(r, g, sock) {
           if (r.chance(0.5)) send(g.deep(n));
           else {
             // Written by hand: JSON.stringify itself overflows its stack on such nesting.
-            send(`{"jsonrpc":"2.0","id":2,"method":"${r.pick(['bdev_get_bdevs', 'bdev_raid_create', 'save_config', 'nbd_export_add'])}","params":{"name":${g.deep(n)}}}`);
+            send(
+              `{"jsonrpc":"2.0","id":2,"method":"${r.pick(['bdev_get_bdevs', 'bdev_raid_create', 'save_config', 'nbd_export_add'])}","params":{"name":${g.deep(n)}}}`,
+            );
             wantIds.add(2);
           }
           break;
@@ -188,7 +276,15 @@ function fuzzConnection(r, g, sock) {
         case 'pipeline': {
           const n = 1 + (r.rnd() % 500);
           const reqs = [];
-          for (let i = 0; i < n; i++) { const q = { jsonrpc: '2.0', id: 100000 + i, method: r.pick(['rpc_get_methods', 'bdev_get_bdevs', 'nbd_get_exports', 'aionbd_get_version']) }; reqs.push(q); wantIds.add(q.id); }
+          for (let i = 0; i < n; i++) {
+            const q = {
+              jsonrpc: '2.0',
+              id: 100000 + i,
+              method: r.pick(['rpc_get_methods', 'bdev_get_bdevs', 'nbd_get_exports', 'aionbd_get_version']),
+            };
+            reqs.push(q);
+            wantIds.add(q.id);
+          }
           send(reqs.map((q) => JSON.stringify(q)).join(r.pick(['', '\n', ' '])));
           break;
         }
@@ -197,11 +293,16 @@ function fuzzConnection(r, g, sock) {
           send(JSON.stringify(items));
           break;
         }
-        case 'params': for (let i = 0; i < 1 + (r.rnd() % 4); i++) sendTracked(g.request()); break;
+        case 'params':
+          for (let i = 0; i < 1 + (r.rnd() % 4); i++) sendTracked(g.request());
+          break;
         case 'fragments': {
           const s = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'bdev_get_bdevs', params: { name: 'é☃d0' } }));
           wantIds.add(3);
-          for (let i = 0, k = 1; i < s.length && !done; i += k, k = 1 + (r.rnd() % 5)) { send(s.subarray(i, i + k)); await sleep(0); }
+          for (let i = 0, k = 1; i < s.length && !done; i += k, k = 1 + (r.rnd() % 5)) {
+            send(s.subarray(i, i + k));
+            await sleep(0);
+          }
           break;
         }
         case 'abrupt': {
@@ -219,29 +320,45 @@ function fuzzConnection(r, g, sock) {
           setTimeout(() => finish(), 50 + (r.rnd() % 200));
           return;
         }
-        default: break;
+        default:
+          break;
       }
       const end = r.rnd() % 3;
-      if (end === 0) { halfClosed = true; c.end(); }                          // answer, then close: we wait for the end
-      else if (end === 1) setTimeout(() => finish(), r.rnd() % 50);            // abrupt close
-      else setTimeout(() => { halfClosed = true; c.end(); }, r.rnd() % 30);  // half-close a little later
+      if (end === 0) {
+        halfClosed = true;
+        c.end();
+      } // answer, then close: we wait for the end
+      else if (end === 1)
+        setTimeout(() => finish(), r.rnd() % 50); // abrupt close
+      else
+        setTimeout(() => {
+          halfClosed = true;
+          c.end();
+        }, r.rnd() % 30); // half-close a little later
     });
   });
 }
 
 /** One request on a fresh connection; resolves with its response. */
 function call(sock, method, params) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const c = net.connect(sock);
-    let text = '';
-    c.on('error', reject);
-    c.on('connect', () => c.write(JSON.stringify({ jsonrpc: '2.0', id: 1, method, ...(params !== undefined ? { params } : {}) })));
-    c.on('data', (d) => {
-      text += d;
-      const i = text.indexOf('\n');
-      if (i >= 0) { c.destroy(); resolve(JSON.parse(text.slice(0, i))); }
-    });
-  }), HEALTH_MS, `rpc: ${method}`);
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const c = net.connect(sock);
+      let text = '';
+      c.on('error', reject);
+      c.on('connect', () => c.write(JSON.stringify({ jsonrpc: '2.0', id: 1, method, ...(params !== undefined ? { params } : {}) })));
+      c.on('data', (d) => {
+        text += d;
+        const i = text.indexOf('\n');
+        if (i >= 0) {
+          c.destroy();
+          resolve(JSON.parse(text.slice(0, i)));
+        }
+      });
+    }),
+    HEALTH_MS,
+    `rpc: ${method}`,
+  );
 }
 
 /**
@@ -250,18 +367,26 @@ function call(sock, method, params) {
  */
 function overLimit(sock) {
   const t0 = Date.now();
-  return withTimeout(new Promise((resolve, reject) => {
-    const c = net.connect({ path: sock, allowHalfOpen: true });
-    let text = '';
-    c.on('error', reject);
-    c.on('data', (d) => { text += d; });
-    c.on('end', () => {
-      c.destroy();
-      if (/"code":-32700/.test(text)) resolve(Date.now() - t0);
-      else reject(new FuzzFailure(`rpc: a request over the size limit was answered with ${text.slice(0, 200)}`));
-    });
-    c.on('connect', () => { c.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'bdev_get_bdevs', params: { name: 'x'.repeat(17 << 20) } })); });
-  }), 60000, 'rpc: a request over the size limit');
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const c = net.connect({ path: sock, allowHalfOpen: true });
+      let text = '';
+      c.on('error', reject);
+      c.on('data', (d) => {
+        text += d;
+      });
+      c.on('end', () => {
+        c.destroy();
+        if (/"code":-32700/.test(text)) resolve(Date.now() - t0);
+        else reject(new FuzzFailure(`rpc: a request over the size limit was answered with ${text.slice(0, 200)}`));
+      });
+      c.on('connect', () => {
+        c.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'bdev_get_bdevs', params: { name: 'x'.repeat(17 << 20) } }));
+      });
+    }),
+    60000,
+    'rpc: a request over the size limit',
+  );
 }
 
 async function health(rpcSock, nbdSock) {
@@ -272,7 +397,15 @@ async function health(rpcSock, nbdSock) {
 
 /** Deletes every export but d0's and every bdev but d0, whatever made them, as far as it goes. */
 async function cleanup(rpcSock) {
-  const deleters = ['bdev_lvol_delete', 'bdev_raid_delete', 'bdev_split_delete', 'bdev_delay_delete', 'bdev_error_delete', 'bdev_malloc_delete', 'bdev_aio_delete'];
+  const deleters = [
+    'bdev_lvol_delete',
+    'bdev_raid_delete',
+    'bdev_split_delete',
+    'bdev_delay_delete',
+    'bdev_error_delete',
+    'bdev_malloc_delete',
+    'bdev_aio_delete',
+  ];
   for (let round = 0; round < 8; round++) {
     const ex = (await call(rpcSock, 'nbd_get_exports')).result ?? [];
     for (const e of ex) if (e.name !== 'd0') await call(rpcSock, 'nbd_export_remove', { name: e.name });
@@ -296,13 +429,27 @@ export async function fuzzRpc(r, dir, { conns: CONNS, quiet }) {
   const base = path.join(dir, 'rpc');
   const allowed = path.join(base, 'allowed');
   fs.mkdirSync(allowed, { recursive: true });
-  for (const f of ['a.img', 'b.img']) fs.writeFileSync(path.join(allowed, f), Buffer.alloc(0)), fs.truncateSync(path.join(allowed, f), 4 << 20);
+  for (const f of ['a.img', 'b.img']) {
+    fs.writeFileSync(path.join(allowed, f), Buffer.alloc(0));
+    fs.truncateSync(path.join(allowed, f), 4 << 20);
+  }
   fs.writeFileSync(path.join(base, 'outside.img'), Buffer.alloc(4096));
   fs.symlinkSync(path.join(base, 'outside.img'), path.join(allowed, 'out.img'));
   const rpcSock = path.join(base, 'rpc.sock');
   const nbdSock = path.join(base, 'nbd.sock');
-  const srv = await startServer(['--rpc', rpcSock, '--listen', `unix:${nbdSock}`, '--allow-path', allowed,
-    '--aio', `${path.join(base, 'd0.img')},name=d0,size=${SIZE}`], { cwd: base, tag: 'rpc' });
+  const srv = await startServer(
+    [
+      '--rpc',
+      rpcSock,
+      '--listen',
+      `unix:${nbdSock}`,
+      '--allow-path',
+      allowed,
+      '--aio',
+      `${path.join(base, 'd0.img')},name=d0,size=${SIZE}`,
+    ],
+    { cwd: base, tag: 'rpc' },
+  );
   try {
     await health(rpcSock, nbdSock);
     const fdBase = fds(srv.pid);
@@ -313,7 +460,10 @@ export async function fuzzRpc(r, dir, { conns: CONNS, quiet }) {
     for (const m of methods) {
       const e = await call(rpcSock, m, {});
       const msg = e.error?.message ?? '';
-      required.set(m, [...msg.matchAll(/required property '(\w+)'/g)].map((x) => x[1]));
+      required.set(
+        m,
+        [...msg.matchAll(/required property '(\w+)'/g)].map((x) => x[1]),
+      );
     }
     await cleanup(rpcSock);
     const overLimitMs = await overLimit(rpcSock);
@@ -340,11 +490,18 @@ export async function fuzzRpc(r, dir, { conns: CONNS, quiet }) {
             busy = (async () => {
               await health(rpcSock, nbdSock);
               if (done % CLEANUP_EVERY === 0) await cleanup(rpcSock);
-              if (!quiet) process.stderr.write(`fuzz rpc: ${done} connections, ${responses} responses, ${((Date.now() - started) / 1000).toFixed(0)} s, rss ${maxRss.toFixed(0)} MiB\n`);
-            })().finally(() => { busy = null; });
+              if (!quiet)
+                process.stderr.write(
+                  `fuzz rpc: ${done} connections, ${responses} responses, ${((Date.now() - started) / 1000).toFixed(0)} s, rss ${maxRss.toFixed(0)} MiB\n`,
+                );
+            })().finally(() => {
+              busy = null;
+            });
             await busy;
           }
-        } catch (e) { failure ??= e; }
+        } catch (e) {
+          failure ??= e;
+        }
       }
     };
     await Promise.all(Array.from({ length: 8 }, worker));
@@ -353,7 +510,9 @@ export async function fuzzRpc(r, dir, { conns: CONNS, quiet }) {
     await cleanup(rpcSock);
     await checkNoLeak(srv, 'rpc', fdBase, aioBase);
     await srv.stop();
-    const findings = [...internal].map(([m, n]) => `rpc: ${n} answer(s) "${m.slice(0, 200)}" (JSON-RPC internal error: a method threw what it did not mean to)`);
+    const findings = [...internal].map(
+      ([m, n]) => `rpc: ${n} answer(s) "${m.slice(0, 200)}" (JSON-RPC internal error: a method threw what it did not mean to)`,
+    );
     const secs = (Date.now() - started) / 1000;
     return {
       summary: `fuzz rpc: ${done} connections, ${responses} responses in ${secs.toFixed(1)} s over ${methods.length} methods (a 17 MiB request refused in ${overLimitMs} ms), peak server RSS ${maxRss.toFixed(0)} MiB, ${fdBase} fds and ${aioBase} AIO context(s) before and after, no crash, hang or leak`,

@@ -4,14 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { BdevIoMisuseError } from '../errors.js';
+import { BdevIoMisuseError, BdevWrongModuleError } from '../errors.js';
+import { ESHUTDOWN } from '../util/errno.js';
 import { IoStat } from './iostat.js';
 import { NO_QOS_LIMITS, Qos, type QosLimits } from './qos.js';
-import { IoType, IO_TYPE_NAME, type BdevDriver, type BdevIo, type Complete } from './types.js';
+import { ALL_IO_FLAGS, IoFlag, IoType, IO_TYPE_NAME, kSettle, type BdevDriver, type BdevIo, type Settle } from './types.js';
 
 const E = constants.errno;
-/** Linux's value; os.constants.errno does not export it. */
-export const ESHUTDOWN = 108;
 
 export interface BdevProps {
   name: string;
@@ -46,6 +45,8 @@ export class Bdev {
   readonly optimalIoBoundary: number;
   readonly stat: IoStat;
   readonly driver: BdevDriver;
+  /** The IoFlag bits the module honours (its declaration, read once). */
+  readonly ioFlags: number;
   /** Set and cleared by the registry only. */
   claim: Claim | null = null;
 
@@ -76,22 +77,46 @@ export class Bdev {
     this.writeCache = props.writeCache;
     this.optimalIoBoundary = props.optimalIoBoundary ?? 0;
     this.driver = driver;
-    this.stat = new IoStat(driver.module === 'aio' ? 'aio_error' : 'failed');
+    this.ioFlags = driver.ioFlags;
+    this.stat = new IoStat();
+    driver.attach?.(this);
   }
 
-  get module(): string { return this.driver.module; }
-  get numBlocks(): number { return this.#numBlocks; }
-  get sizeBytes(): number { return this.blockSize * this.#numBlocks; }
-  get readonly(): boolean { return this.#readonly; }
-  get outstanding(): number { return this.#outstanding; }
-  get closed(): boolean { return this.#shut; }
+  get module(): string {
+    return this.driver.module;
+  }
+  get numBlocks(): number {
+    return this.#numBlocks;
+  }
+  get sizeBytes(): number {
+    return this.blockSize * this.#numBlocks;
+  }
+  get readonly(): boolean {
+    return this.#readonly;
+  }
+  get outstanding(): number {
+    return this.#outstanding;
+  }
+  get closed(): boolean {
+    return this.#shut;
+  }
 
-  supports(type: IoType): boolean { return this.driver.supports(type); }
+  supports(type: IoType): boolean {
+    return this.driver.supports(type);
+  }
+  /** Whether the module honours every IoFlag bit in `flags`. */
+  supportsFlags(flags: number): boolean {
+    return (flags & ~this.ioFlags) === 0;
+  }
 
   /** Runs fn when the bdev is removed (deleted or hot-removed), before in-flight I/O drains. Returns an unsubscribe function. */
-  onRemove(fn: Listener): () => void { return subscribe(this.#removeListeners, fn); }
+  onRemove(fn: Listener): () => void {
+    return subscribe(this.#removeListeners, fn);
+  }
   /** Runs fn after the block count changed (rescan, lvol resize), or the bdev became read-only. */
-  onResize(fn: Listener): () => void { return subscribe(this.#resizeListeners, fn); }
+  onResize(fn: Listener): () => void {
+    return subscribe(this.#resizeListeners, fn);
+  }
 
   /** Changes the block count (module use: rescan); listeners learn of it. */
   resize(numBlocks: number): void {
@@ -101,15 +126,22 @@ export class Bdev {
   }
 
   /** The QoS limits in force (all 0: none), as bdev_get_bdevs's assigned_rate_limits. */
-  get qosLimits(): QosLimits { return this.#qos?.limits ?? { ...NO_QOS_LIMITS }; }
+  get qosLimits(): QosLimits {
+    return this.#qos?.limits ?? { ...NO_QOS_LIMITS };
+  }
   /** READ/WRITE waiting for QoS allowance now. */
-  get qosHeld(): number { return this.#qos?.held ?? 0; }
+  get qosHeld(): number {
+    return this.#qos?.held ?? 0;
+  }
 
   /** Sets the QoS limits given (0 removes one, absent keeps it); with none left, held I/O starts at once. */
   setQosLimits(limits: Partial<QosLimits>): void {
     const q = this.#qos ?? new Qos(this.#release);
     q.set(limits);
-    if (q.active) { this.#qos = q; return; }
+    if (q.active) {
+      this.#qos = q;
+      return;
+    }
     this.#qos = null;
     q.drain();
   }
@@ -124,8 +156,10 @@ export class Bdev {
   /** Starts one I/O; io.done(io) runs exactly once, later, with io.result set. */
   submit(io: BdevIo): void {
     if (io.pending) throw new BdevIoMisuseError(this.name, 'submitted while pending');
+    if (io.flags !== 0) this.#checkFlags(io);
     io.pending = true;
     io.completed = false;
+    io[kSettle] = this.#complete;
     io.startMs = performance.now();
     this.#outstanding++;
     this.stat.queueDepth = this.#outstanding;
@@ -133,7 +167,7 @@ export class Bdev {
     try {
       const errno = this.#check(io);
       if (errno !== 0) this.#finish(io, -errno, false);
-      else if (this.#qos === null || this.#qos.admit(io)) this.driver.submit(io, this.#complete);
+      else if (this.#qos === null || this.#qos.admit(io)) this.driver.submit(io);
     } finally {
       this.#inSubmit = false;
     }
@@ -145,11 +179,27 @@ export class Bdev {
     const was = this.#inSubmit;
     this.#inSubmit = true;
     try {
-      this.driver.submit(io, this.#complete);
+      this.driver.submit(io);
     } finally {
       this.#inSubmit = was;
     }
   };
+
+  // A flag the module did not declare would be dropped or misread below: the submitter (the NBD
+  // layer advertises only what the bdev declares, and validates) has a bug. Thrown before the
+  // I/O is taken, so the bdev's accounting stays whole.
+  #checkFlags(io: BdevIo): void {
+    const undeclared = io.flags & ~this.ioFlags;
+    if (undeclared !== 0) {
+      throw new BdevIoMisuseError(this.name, `flags ${ioFlagNames(undeclared)} sent, but the ${this.module} module does not declare them`);
+    }
+    if ((io.flags & ZERO_ONLY_FLAGS) !== 0 && io.type !== IoType.WriteZeroes) {
+      throw new BdevIoMisuseError(
+        this.name,
+        `${IO_TYPE_NAME[io.type]} with flags ${ioFlagNames(io.flags & ZERO_ONLY_FLAGS)}, which only WRITE_ZEROES takes`,
+      );
+    }
+  }
 
   // The NBD layer validates first; this is the layer boundary's own guard, so a caller bug
   // can never reach a file outside the bdev's range.
@@ -168,7 +218,10 @@ export class Bdev {
     return 0;
   }
 
-  readonly #complete: Complete = (io, result) => { this.#finish(io, result, true); };
+  // What io.complete() calls: one function per bdev, given to each I/O at submit.
+  readonly #complete: Settle = (io, result) => {
+    this.#finish(io, result, true);
+  };
 
   // Requests refused at submit (range, read-only, closing) are not I/O the device did: like
   // SPDK, they do not enter the statistics.
@@ -180,7 +233,10 @@ export class Bdev {
     this.stat.queueDepth = this.#outstanding;
     if (counted) this.stat.record(io.type, io.length, result, io.startMs, performance.now());
     if (this.#inSubmit) this.#defer(io);
-    else { io.pending = false; io.done(io); }
+    else {
+      io.pending = false;
+      io.done(io);
+    }
     if (this.#outstanding === 0 && this.#onIdle !== null) this.#onIdle();
   }
 
@@ -222,10 +278,37 @@ export class Bdev {
     // What QoS holds was accepted before the close: it runs now rather than at the limit.
     this.#qos?.drain();
     this.driver.abort?.();
-    if (this.#outstanding > 0) await new Promise<void>((resolve) => { this.#onIdle = resolve; });
+    if (this.#outstanding > 0)
+      await new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+      });
     this.#onIdle = null;
     await this.driver.destruct();
   }
+}
+
+/** b's driver when it is a `cls`, else null. */
+export function asDriver<T extends BdevDriver>(b: Bdev, cls: abstract new (...args: never[]) => T): T | null {
+  return b.driver instanceof cls ? b.driver : null;
+}
+
+/** b's driver as a `cls`, for a module's own operations; BdevWrongModuleError (naming `module`) otherwise. */
+export function driverOf<T extends BdevDriver>(b: Bdev, cls: abstract new (...args: never[]) => T, module: string): T {
+  const d = asDriver(b, cls);
+  if (d === null) throw new BdevWrongModuleError(b.name, b.module, module);
+  return d;
+}
+
+/** Flags that mean something only to WRITE_ZEROES (FUA goes with any type: clients send it on READ). */
+const ZERO_ONLY_FLAGS = IoFlag.NoHole | IoFlag.FastZero;
+
+function ioFlagNames(flags: number): string {
+  const names = Object.entries(IoFlag)
+    .filter(([, bit]) => (flags & bit) !== 0)
+    .map(([name]) => name);
+  const unknown = flags & ~ALL_IO_FLAGS;
+  if (unknown !== 0) names.push(`0x${unknown.toString(16)}`);
+  return names.join('|');
 }
 
 function subscribe(list: Listener[], fn: Listener): () => void {

@@ -6,7 +6,8 @@
 // after a READ. Not the data path: BLOCK_STATUS requests and the hole scans of large READs.
 import { constants } from 'node:os';
 import type { Bdev } from './bdev.js';
-import { BLOCK_HOLE, BLOCK_ZERO, IoType, newIo, type BlockExtent } from './types.js';
+import { ioOnce } from './io_once.js';
+import { BLOCK_HOLE, BLOCK_ZERO, IoType, type BlockExtent } from './types.js';
 
 const E = constants.errno;
 
@@ -16,7 +17,9 @@ export function hasBlockStatus(b: Bdev): boolean {
 }
 
 /** Whether the bdev's answers say which layer of a snapshot chain holds the data. */
-export function knowsDepth(b: Bdev): boolean { return b.driver.knowsDepth?.() ?? false; }
+export function knowsDepth(b: Bdev): boolean {
+  return b.driver.knowsDepth?.() ?? false;
+}
 
 /** Appends an extent, merged into the last one when both say the same. */
 export function pushExtent(out: BlockExtent[], length: number, flags: number, depth: number): void {
@@ -27,7 +30,9 @@ export function pushExtent(out: BlockExtent[], length: number, flags: number, de
 }
 
 /** Data, allocated in the bdev itself: what a bdev that cannot tell answers. */
-function allData(length: number): BlockExtent[] { return [{ length, flags: 0, depth: 1 }]; }
+function allData(length: number): BlockExtent[] {
+  return [{ length, flags: 0, depth: 1 }];
+}
 
 /**
  * Extents covering [offset, offset + length) from offset, at least one; they may end before
@@ -54,26 +59,26 @@ export async function blockStatus(b: Bdev, offset: number, length: number): Prom
 /** Drops `head` bytes from the front and cuts the list to `length` bytes. */
 function clip(ext: BlockExtent[], head: number, length: number): BlockExtent[] {
   const out: BlockExtent[] = [];
-  let skip = head, left = length;
+  let skip = head,
+    left = length;
   for (const e of ext) {
     if (left <= 0) break;
     let n = e.length;
-    if (skip > 0) { const d = Math.min(skip, n); n -= d; skip -= d; }
+    if (skip > 0) {
+      const d = Math.min(skip, n);
+      n -= d;
+      skip -= d;
+    }
     n = Math.min(n, left);
-    if (n > 0) { out.push({ length: n, flags: e.flags, depth: e.depth }); left -= n; }
+    if (n > 0) {
+      out.push({ length: n, flags: e.flags, depth: e.depth });
+      left -= n;
+    }
   }
   return out.length > 0 ? out : allData(length);
 }
 
-function seek(b: Bdev, type: IoType, pos: number): Promise<number> {
-  return new Promise((resolve) => {
-    const io = newIo((x) => resolve(x.result));
-    io.type = type;
-    io.offset = pos;
-    io.length = b.blockSize;
-    b.submit(io);
-  });
-}
+const seek = (b: Bdev, type: IoType, pos: number): Promise<number> => ioOnce(b, type, pos, b.blockSize);
 
 /** Extents from SEEK_DATA/SEEK_HOLE, in at most MAX_SEEKS round trips. */
 const MAX_SEEKS = 2048;
@@ -84,7 +89,8 @@ async function bySeek(b: Bdev, start: number, end: number): Promise<BlockExtent[
   let pos = start;
   for (let n = 0; pos < end && n < MAX_SEEKS; n++) {
     let d = await seek(b, IoType.SeekData, pos);
-    if (d === -E.ENXIO) d = end; // nothing but hole up to the end of the file
+    if (d === -E.ENXIO)
+      d = end; // nothing but hole up to the end of the file
     else if (d < 0) break;
     d = Math.max(pos, d - (d % bs)); // a partial block counts as data
     if (d > pos) {

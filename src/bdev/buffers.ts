@@ -38,7 +38,9 @@ export class BufferPool {
   }
 
   /** The size of the buffer get(length) returns: what a request is charged for it. */
-  static sizeFor(length: number): number { return 2 ** BufferPool.classOf(length); }
+  static sizeFor(length: number): number {
+    return 2 ** BufferPool.classOf(length);
+  }
 
   /** A buffer of at least `length` bytes (exactly its class size). */
   get(length: number): Buffer {
@@ -64,9 +66,13 @@ export class BufferPool {
   }
 
   /** Free buffers held, for tests and diagnostics. */
-  held(): number { return this.#free.reduce((n, l) => n + l.length, 0); }
+  held(): number {
+    return this.#free.reduce((n, l) => n + l.length, 0);
+  }
   /** Free bytes held, for tests and diagnostics. */
-  heldBytes(): number { return this.#free.reduce((n, l, c) => n + l.length * 2 ** c, 0); }
+  heldBytes(): number {
+    return this.#free.reduce((n, l, c) => n + l.length * 2 ** c, 0);
+  }
 
   /** Frees the free buffers of classes idle for `idleMs`, down to a small floor. */
   trim(now = performance.now()): void {
@@ -84,11 +90,14 @@ export class BufferPool {
 
   // One unref'd timer while anything is above its floor: an idle process is never kept alive.
   #arm(): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.trim();
-      if (this.#aboveFloor()) this.#arm();
-    }, Math.max(50, this.idleMs / 2));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        this.trim();
+        if (this.#aboveFloor()) this.#arm();
+      },
+      Math.max(50, this.idleMs / 2),
+    );
     this.#timer.unref();
   }
 }

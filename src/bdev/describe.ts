@@ -2,26 +2,25 @@
 import type { Bdev } from './bdev.js';
 import { IoType } from './types.js';
 
-const PRODUCT_NAME: Readonly<Record<string, string>> = {
-  aio: 'AIO disk', malloc: 'Malloc disk', raid: 'Raid Volume', split: 'Split Disk',
-  error: 'Error Injection Disk', delay: 'delay', lvol: 'Logical Volume', rbd: 'Ceph Rbd Disk',
-};
-
 /** The aliases SPDK lists: the bdev's own, then its UUID when that is not its name. */
 export function aliasesOf(b: Bdev): string[] {
   return b.uuid === b.name || b.aliases.includes(b.uuid) ? [...b.aliases] : [...b.aliases, b.uuid];
 }
 
-export function describeBdev(b: Bdev): Record<string, unknown> {
+/** @param productName what its module calls its bdevs (the module's descriptor says; default: the module's name) */
+export function describeBdev(b: Bdev, productName: string = b.module): Record<string, unknown> {
   const s = (t: IoType): boolean => b.supports(t);
   return {
     name: b.name,
     aliases: aliasesOf(b),
-    product_name: PRODUCT_NAME[b.module] ?? b.module,
+    product_name: productName,
     block_size: b.blockSize,
     num_blocks: b.numBlocks,
-    preferred_write_alignment: 0, preferred_write_granularity: 0, optimal_write_size: 0,
-    preferred_unmap_alignment: 0, preferred_unmap_granularity: 0,
+    preferred_write_alignment: 0,
+    preferred_write_granularity: 0,
+    optimal_write_size: 0,
+    preferred_unmap_alignment: 0,
+    preferred_unmap_granularity: 0,
     uuid: b.uuid,
     assigned_rate_limits: b.qosLimits,
     claimed: b.claim !== null,
@@ -29,12 +28,28 @@ export function describeBdev(b: Bdev): Record<string, unknown> {
     zoned: false,
     ...(b.optimalIoBoundary > 0 ? { optimal_io_boundary: b.optimalIoBoundary / b.blockSize } : {}),
     supported_io_types: {
-      read: s(IoType.Read), write: s(IoType.Write), unmap: s(IoType.Unmap), flush: s(IoType.Flush),
-      reset: s(IoType.Reset), nvme_admin: false, nvme_io: false, nvme_io_md: false,
-      write_zeroes: s(IoType.WriteZeroes), zcopy: false, get_zone_info: false, zone_management: false,
-      zone_append: false, compare: false, compare_and_write: false, abort: false,
-      seek_hole: s(IoType.SeekHole), seek_data: s(IoType.SeekData), copy: false,
-      nvme_iov_md: false, nvme_nssr: false, write_uncorrectable: false,
+      read: s(IoType.Read),
+      write: s(IoType.Write),
+      unmap: s(IoType.Unmap),
+      flush: s(IoType.Flush),
+      reset: s(IoType.Reset),
+      nvme_admin: false,
+      nvme_io: false,
+      nvme_io_md: false,
+      write_zeroes: s(IoType.WriteZeroes),
+      zcopy: false,
+      get_zone_info: false,
+      zone_management: false,
+      zone_append: false,
+      compare: false,
+      compare_and_write: false,
+      abort: false,
+      seek_hole: s(IoType.SeekHole),
+      seek_data: s(IoType.SeekData),
+      copy: false,
+      nvme_iov_md: false,
+      nvme_nssr: false,
+      write_uncorrectable: false,
     },
     driver_specific: b.driver.info(),
   };

@@ -51,14 +51,20 @@ export class LatencyHistogram implements HistogramShape {
     const g = this.granularity;
     let r = rangeOf(v, g);
     let i: number;
-    if (r < this.minRange) { r = this.minRange; i = 0; }
-    else if (r > this.maxRange) { r = this.maxRange; i = this.#mask; }
-    else i = r === 0 ? v & this.#mask : Math.floor(v / (POW2[r - 1] as number)) & this.#mask;
+    if (r < this.minRange) {
+      r = this.minRange;
+      i = 0;
+    } else if (r > this.maxRange) {
+      r = this.maxRange;
+      i = this.#mask;
+    } else i = r === 0 ? v & this.#mask : Math.floor(v / (POW2[r - 1] as number)) & this.#mask;
     const k = ((r - this.minRange) << g) + i;
     this.counts[k] = (this.counts[k] as number) + 1;
   }
 
-  reset(): void { this.counts.fill(0); }
+  reset(): void {
+    this.counts.fill(0);
+  }
 
   total(): number {
     let n = 0;
@@ -67,10 +73,14 @@ export class LatencyHistogram implements HistogramShape {
   }
 
   /** The first value past bucket i (SPDK's "bucket start" of the next one). */
-  bucketEnd(i: number): number { return bucketEnd(this, i); }
+  bucketEnd(i: number): number {
+    return bucketEnd(this, i);
+  }
 
   /** SPDK's bdev_get_histogram "histogram": the buckets as little-endian uint64, in base64. */
-  encode(): string { return encodeCounts(this.counts); }
+  encode(): string {
+    return encodeCounts(this.counts);
+  }
 }
 
 /** bdev_get_histogram's result: SPDK's keys, the buckets in base64, and the tick rate they count in. */

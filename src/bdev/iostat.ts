@@ -1,6 +1,7 @@
 // Per-bdev I/O statistics as SPDK's bdev_get_iostat reports them, kept in plain number fields
 // so that recording a completion allocates nothing.
 import { constants } from 'node:os';
+import { ESHUTDOWN } from '../util/errno.js';
 import { DEFAULT_GRANULARITY, histogramJSON, LatencyHistogram } from './histogram.js';
 import { IoType } from './types.js';
 
@@ -14,6 +15,8 @@ export type ResetMode = 'all' | 'maxmin' | 'error' | 'none';
 
 /** SPDK's status names that key io_error. */
 export type ErrorStatus = 'failed' | 'aio_error' | 'nomem' | 'aborted' | 'miscompare';
+/** The status a plain -errno failure is counted under: its module says which (SPDK's AIO module: aio_error). */
+export type ErrnoStatus = 'failed' | 'aio_error';
 
 /**
  * The always-on latency histograms behind `aionbd iostat`'s p99 and the Prometheus histograms:
@@ -34,7 +37,10 @@ class Latency {
     if (this.min === 0 || ticks < this.min) this.min = ticks;
     this.histogram.tally(ticks);
   }
-  resetMaxMin(): void { this.max = 0; this.min = 0; }
+  resetMaxMin(): void {
+    this.max = 0;
+    this.min = 0;
+  }
 }
 
 /** What bdev_enable_histogram asks for: SPDK's histogram of one bdev, of every I/O type or one. */
@@ -55,25 +61,34 @@ export interface EnabledHistogram extends HistogramOptions {
 }
 
 export class IoStat {
-  bytesRead = 0; numReadOps = 0;
-  bytesWritten = 0; numWriteOps = 0;
-  bytesUnmapped = 0; numUnmapOps = 0;
-  bytesCopied = 0; numCopyOps = 0;
+  bytesRead = 0;
+  numReadOps = 0;
+  bytesWritten = 0;
+  numWriteOps = 0;
+  bytesUnmapped = 0;
+  numUnmapOps = 0;
+  bytesCopied = 0;
+  numCopyOps = 0;
   /** Not counted by SPDK; kept because an NBD server is often asked about them. */
-  numFlushOps = 0; numWriteZeroesOps = 0; bytesZeroed = 0;
+  numFlushOps = 0;
+  numWriteZeroesOps = 0;
+  bytesZeroed = 0;
   readonly read = new Latency();
   readonly write = new Latency();
   readonly unmap = new Latency();
   readonly copy = new Latency();
-  /** Failed completions per SPDK status, device-wide. */
-  errFailed = 0; errAioError = 0; errNomem = 0; errAborted = 0; errMiscompare = 0;
+  /**
+   * Failed completions per SPDK status, device-wide. errFailed counts plain -errno failures,
+   * which io_error names as the bdev's module says (failed, or aio_error).
+   */
+  errFailed = 0;
+  errNomem = 0;
+  errAborted = 0;
+  errMiscompare = 0;
   /** I/O submitted and not yet completed. */
   queueDepth = 0;
   /** bdev_enable_histogram's histogram; null while disabled. Not cleared by reset(), as in SPDK. */
   enabled: EnabledHistogram | null = null;
-
-  /** @param errnoStatus how a plain -errno from this module is named ("aio_error" for AIO, else "failed"). */
-  constructor(private readonly errnoStatus: 'failed' | 'aio_error' = 'failed') {}
 
   /**
    * bdev_enable_histogram (null: disable). Enabling the same histogram again keeps what it
@@ -81,49 +96,98 @@ export class IoStat {
    */
   enableHistogram(o: HistogramOptions | null): void {
     const e = this.enabled;
-    if (o === null) { this.enabled = null; return; }
-    if (e !== null && e.ioType === o.ioType && e.granularity === o.granularity && e.minNsec === o.minNsec && e.maxNsec === o.maxNsec) return;
+    if (o === null) {
+      this.enabled = null;
+      return;
+    }
+    if (e !== null && e.ioType === o.ioType && e.granularity === o.granularity && e.minNsec === o.minNsec && e.maxNsec === o.maxNsec)
+      return;
     this.enabled = { ...o, histogram: new LatencyHistogram(o.granularity, o.minNsec, o.maxNsec) };
   }
 
-  get ioErrors(): number { return this.errFailed + this.errAioError + this.errNomem + this.errAborted + this.errMiscompare; }
+  get ioErrors(): number {
+    return this.errFailed + this.errNomem + this.errAborted + this.errMiscompare;
+  }
 
   record(type: IoType, bytes: number, result: number, startMs: number, nowMs: number): void {
     const ticks = Math.round((nowMs - startMs) * 1e6);
     // SPDK tallies every completion, failed ones too, in the enabled histogram.
     const h = this.enabled;
     if (h !== null && (h.ioType === null || h.ioType === type)) h.histogram.tally(ticks);
-    if (result < 0) { this.#error(result); return; }
+    if (result < 0) {
+      this.#error(result);
+      return;
+    }
     switch (type) {
-      case IoType.Read: this.bytesRead += bytes; this.numReadOps++; this.read.add(ticks); break;
-      case IoType.Write: this.bytesWritten += bytes; this.numWriteOps++; this.write.add(ticks); break;
-      case IoType.Unmap: this.bytesUnmapped += bytes; this.numUnmapOps++; this.unmap.add(ticks); break;
-      case IoType.Flush: this.numFlushOps++; break;
-      case IoType.WriteZeroes: this.numWriteZeroesOps++; this.bytesZeroed += bytes; break;
-      default: break;
+      case IoType.Read:
+        this.bytesRead += bytes;
+        this.numReadOps++;
+        this.read.add(ticks);
+        break;
+      case IoType.Write:
+        this.bytesWritten += bytes;
+        this.numWriteOps++;
+        this.write.add(ticks);
+        break;
+      case IoType.Unmap:
+        this.bytesUnmapped += bytes;
+        this.numUnmapOps++;
+        this.unmap.add(ticks);
+        break;
+      case IoType.Flush:
+        this.numFlushOps++;
+        break;
+      case IoType.WriteZeroes:
+        this.numWriteZeroesOps++;
+        this.bytesZeroed += bytes;
+        break;
+      default:
+        break;
     }
   }
 
   #error(result: number): void {
     switch (-result) {
-      case E.ENOMEM: this.errNomem++; break;
-      case E.ECANCELED: case 108 /* ESHUTDOWN */: this.errAborted++; break;
-      case E.EILSEQ: this.errMiscompare++; break;
-      default: if (this.errnoStatus === 'aio_error') this.errAioError++; else this.errFailed++;
+      case E.ENOMEM:
+        this.errNomem++;
+        break;
+      case E.ECANCELED:
+      case ESHUTDOWN:
+        this.errAborted++;
+        break;
+      case E.EILSEQ:
+        this.errMiscompare++;
+        break;
+      default:
+        this.errFailed++;
     }
   }
 
   reset(mode: ResetMode): void {
     if (mode === 'none') return;
     if (mode === 'error' || mode === 'all') {
-      this.errFailed = 0; this.errAioError = 0; this.errNomem = 0; this.errAborted = 0; this.errMiscompare = 0;
+      this.errFailed = 0;
+      this.errNomem = 0;
+      this.errAborted = 0;
+      this.errMiscompare = 0;
     }
     if (mode === 'maxmin' || mode === 'all') for (const l of [this.read, this.write, this.unmap, this.copy]) l.resetMaxMin();
     if (mode !== 'all') return;
-    this.bytesRead = 0; this.numReadOps = 0; this.bytesWritten = 0; this.numWriteOps = 0;
-    this.bytesUnmapped = 0; this.numUnmapOps = 0; this.bytesCopied = 0; this.numCopyOps = 0;
-    this.numFlushOps = 0; this.numWriteZeroesOps = 0; this.bytesZeroed = 0;
-    for (const l of [this.read, this.write, this.unmap, this.copy]) { l.total = 0; l.histogram.reset(); }
+    this.bytesRead = 0;
+    this.numReadOps = 0;
+    this.bytesWritten = 0;
+    this.numWriteOps = 0;
+    this.bytesUnmapped = 0;
+    this.numUnmapOps = 0;
+    this.bytesCopied = 0;
+    this.numCopyOps = 0;
+    this.numFlushOps = 0;
+    this.numWriteZeroesOps = 0;
+    this.bytesZeroed = 0;
+    for (const l of [this.read, this.write, this.unmap, this.copy]) {
+      l.total = 0;
+      l.histogram.reset();
+    }
   }
 
   /**
@@ -133,35 +197,54 @@ export class IoStat {
    */
   histogramsJSON(): Record<string, unknown> {
     return {
-      read: histogramJSON(this.read.histogram, TICK_RATE), write: histogramJSON(this.write.histogram, TICK_RATE),
+      read: histogramJSON(this.read.histogram, TICK_RATE),
+      write: histogramJSON(this.write.histogram, TICK_RATE),
       unmap: histogramJSON(this.unmap.histogram, TICK_RATE),
     };
   }
 
-  /** The counters in SPDK's field order (then ours), as bdev_get_iostat prints them. */
-  toJSON(): Record<string, unknown> {
+  /**
+   * The counters in SPDK's field order (then ours), as bdev_get_iostat prints them.
+   * @param errnoStatus how io_error names plain -errno failures (the module's choice)
+   */
+  toJSON(errnoStatus: ErrnoStatus = 'failed'): Record<string, unknown> {
     const io_error: Record<string, number> = {};
     // SPDK lists only the statuses that occurred.
-    if (this.errFailed > 0) io_error['failed'] = this.errFailed;
-    if (this.errAioError > 0) io_error['aio_error'] = this.errAioError;
+    if (this.errFailed > 0) io_error[errnoStatus] = this.errFailed;
     if (this.errNomem > 0) io_error['nomem'] = this.errNomem;
     if (this.errAborted > 0) io_error['aborted'] = this.errAborted;
     if (this.errMiscompare > 0) io_error['miscompare'] = this.errMiscompare;
     return {
-      bytes_read: this.bytesRead, num_read_ops: this.numReadOps,
-      bytes_written: this.bytesWritten, num_write_ops: this.numWriteOps,
-      bytes_unmapped: this.bytesUnmapped, num_unmap_ops: this.numUnmapOps,
-      bytes_copied: this.bytesCopied, num_copy_ops: this.numCopyOps,
-      read_latency_ticks: this.read.total, max_read_latency_ticks: this.read.max, min_read_latency_ticks: this.read.min,
-      write_latency_ticks: this.write.total, max_write_latency_ticks: this.write.max, min_write_latency_ticks: this.write.min,
-      unmap_latency_ticks: this.unmap.total, max_unmap_latency_ticks: this.unmap.max, min_unmap_latency_ticks: this.unmap.min,
-      copy_latency_ticks: this.copy.total, max_copy_latency_ticks: this.copy.max, min_copy_latency_ticks: this.copy.min,
+      bytes_read: this.bytesRead,
+      num_read_ops: this.numReadOps,
+      bytes_written: this.bytesWritten,
+      num_write_ops: this.numWriteOps,
+      bytes_unmapped: this.bytesUnmapped,
+      num_unmap_ops: this.numUnmapOps,
+      bytes_copied: this.bytesCopied,
+      num_copy_ops: this.numCopyOps,
+      read_latency_ticks: this.read.total,
+      max_read_latency_ticks: this.read.max,
+      min_read_latency_ticks: this.read.min,
+      write_latency_ticks: this.write.total,
+      max_write_latency_ticks: this.write.max,
+      min_write_latency_ticks: this.write.min,
+      unmap_latency_ticks: this.unmap.total,
+      max_unmap_latency_ticks: this.unmap.max,
+      min_unmap_latency_ticks: this.unmap.min,
+      copy_latency_ticks: this.copy.total,
+      max_copy_latency_ticks: this.copy.max,
+      min_copy_latency_ticks: this.copy.min,
       io_error,
-      num_flush_ops: this.numFlushOps, num_write_zeroes_ops: this.numWriteZeroesOps, bytes_zeroed: this.bytesZeroed,
+      num_flush_ops: this.numFlushOps,
+      num_write_zeroes_ops: this.numWriteZeroesOps,
+      bytes_zeroed: this.bytesZeroed,
       queue_depth: this.queueDepth,
     };
   }
 }
 
 /** The current tick count (nanoseconds of a monotonic clock), for the "ticks" field. */
-export function ticksNow(): number { return Number(process.hrtime.bigint()); }
+export function ticksNow(): number {
+  return Number(process.hrtime.bigint());
+}

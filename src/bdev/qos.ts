@@ -5,6 +5,7 @@
 // write limit never holds up reads. I/O is delayed, never failed, and nothing polls: with
 // nothing held there is no timer.
 import { performance } from 'node:perf_hooks';
+import { Ring } from '../util/ring.js';
 import { IoType, type BdevIo } from './types.js';
 
 /** The limits as SPDK names and reports them (assigned_rate_limits): I/O per second and MiB per second; 0 = no limit. */
@@ -15,7 +16,12 @@ export interface QosLimits {
   w_mbytes_per_sec: number;
 }
 
-export const QOS_LIMIT_KEYS = ['rw_ios_per_sec', 'rw_mbytes_per_sec', 'r_mbytes_per_sec', 'w_mbytes_per_sec'] as const satisfies readonly (keyof QosLimits)[];
+export const QOS_LIMIT_KEYS = [
+  'rw_ios_per_sec',
+  'rw_mbytes_per_sec',
+  'r_mbytes_per_sec',
+  'w_mbytes_per_sec',
+] as const satisfies readonly (keyof QosLimits)[];
 
 export const NO_QOS_LIMITS: Readonly<QosLimits> = { rw_ios_per_sec: 0, rw_mbytes_per_sec: 0, r_mbytes_per_sec: 0, w_mbytes_per_sec: 0 };
 
@@ -48,10 +54,14 @@ class Bucket {
     if (this.rate > 0) this.tokens = Math.min(this.rate * BURST_MS, this.tokens + this.rate * ms);
   }
 
-  take(n: number): void { if (this.rate > 0) this.tokens -= n; }
+  take(n: number): void {
+    if (this.rate > 0) this.tokens -= n;
+  }
 
   /** Milliseconds until there is allowance again. */
-  wait(): number { return this.rate === 0 || this.tokens > 0 ? 0 : -this.tokens / this.rate; }
+  wait(): number {
+    return this.rate === 0 || this.tokens > 0 ? 0 : -this.tokens / this.rate;
+  }
 }
 
 export class Qos {
@@ -61,8 +71,9 @@ export class Qos {
   readonly #rBytes = new Bucket();
   readonly #wBytes = new Bucket();
   #last = performance.now();
-  readonly #reads = new HeldQueue();
-  readonly #writes = new HeldQueue();
+  // Held I/O, oldest first.
+  readonly #reads = new Ring<BdevIo>();
+  readonly #writes = new Ring<BdevIo>();
   readonly #queues = [this.#reads, this.#writes] as const;
   #timer: NodeJS.Timeout | null = null;
   /** When the timer fires (performance.now() ms). */
@@ -71,11 +82,17 @@ export class Qos {
   /** @param release starts an I/O that was held (called from the timer, never from admit()). */
   constructor(private readonly release: (io: BdevIo) => void) {}
 
-  get limits(): QosLimits { return { ...this.#limits }; }
+  get limits(): QosLimits {
+    return { ...this.#limits };
+  }
   /** Whether any limit is set. */
-  get active(): boolean { return QOS_LIMIT_KEYS.some((k) => this.#limits[k] > 0); }
+  get active(): boolean {
+    return QOS_LIMIT_KEYS.some((k) => this.#limits[k] > 0);
+  }
   /** I/Os waiting for allowance now. */
-  get held(): number { return this.#reads.length + this.#writes.length; }
+  get held(): number {
+    return this.#reads.length + this.#writes.length;
+  }
 
   /** Changes the limits given (0 removes one); held I/O is reconsidered at once. */
   set(limits: Partial<QosLimits>): void {
@@ -88,7 +105,10 @@ export class Qos {
     this.#rwBytes.set(this.#limits.rw_mbytes_per_sec * MiB);
     this.#rBytes.set(this.#limits.r_mbytes_per_sec * MiB);
     this.#wBytes.set(this.#limits.w_mbytes_per_sec * MiB);
-    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
     this.#pump();
   }
 
@@ -96,10 +116,16 @@ export class Qos {
   admit(io: BdevIo): boolean {
     if (io.type !== IoType.Read && io.type !== IoType.Write) return true;
     const q = io.type === IoType.Read ? this.#reads : this.#writes;
-    if (q.length > 0) { q.push(io); return false; }   // behind its own kind: the timer is set for the head
+    if (q.length > 0) {
+      q.push(io);
+      return false;
+    } // behind its own kind: the timer is set for the head
     this.#refill();
     const wait = this.#wait(io);
-    if (wait === 0) { this.#take(io); return true; }
+    if (wait === 0) {
+      this.#take(io);
+      return true;
+    }
     q.push(io);
     // The new head of its queue may be due before the other queue's head the timer waits for.
     if (this.#timer === null || performance.now() + wait < this.#due) this.#arm();
@@ -108,7 +134,10 @@ export class Qos {
 
   /** Starts every held I/O now, limits or not (the limits were removed, or the bdev is closing). */
   drain(): void {
-    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
     while (this.#reads.length > 0) this.release(this.#reads.shift());
     while (this.#writes.length > 0) this.release(this.#writes.shift());
   }
@@ -117,11 +146,12 @@ export class Qos {
   readonly #pump = (): void => {
     this.#timer = null;
     this.#refill();
-    for (let moved = true; moved;) {
+    for (let moved = true; moved; ) {
       moved = false;
       for (const q of this.#queues) {
-        const io = q.head;
-        if (io === null || this.#wait(io) > 0) continue;
+        if (q.length === 0) continue;
+        const io = q.peek();
+        if (this.#wait(io) > 0) continue;
         this.#take(io);
         this.release(q.shift());
         moved = true;
@@ -133,7 +163,7 @@ export class Qos {
   #arm(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     let ms = Infinity;
-    for (const q of this.#queues) if (q.head !== null) ms = Math.min(ms, this.#wait(q.head));
+    for (const q of this.#queues) if (q.length > 0) ms = Math.min(ms, this.#wait(q.peek()));
     // A timer may fire a little before the allowance is back by our clock: then it is set again.
     ms = Math.max(1, Math.ceil(ms));
     this.#due = performance.now() + ms;
@@ -144,7 +174,10 @@ export class Qos {
     const now = performance.now();
     const ms = now - this.#last;
     this.#last = now;
-    this.#rwIos.refill(ms); this.#rwBytes.refill(ms); this.#rBytes.refill(ms); this.#wBytes.refill(ms);
+    this.#rwIos.refill(ms);
+    this.#rwBytes.refill(ms);
+    this.#rBytes.refill(ms);
+    this.#wBytes.refill(ms);
   }
 
   /** Milliseconds until every limit that applies to io has allowance. */
@@ -158,33 +191,5 @@ export class Qos {
     this.#rwBytes.take(io.length);
     if (io.type === IoType.Read) this.#rBytes.take(io.length);
     else this.#wBytes.take(io.length);
-  }
-}
-
-/** A FIFO ring of held I/O; it grows by doubling, so it allocates only when longer than ever before. */
-class HeldQueue {
-  #ring: (BdevIo | null)[] = new Array<BdevIo | null>(64).fill(null);
-  #head = 0;
-  length = 0;
-
-  get head(): BdevIo | null { return this.length > 0 ? this.#ring[this.#head] ?? null : null; }
-
-  push(io: BdevIo): void {
-    if (this.length === this.#ring.length) {
-      const grown = new Array<BdevIo | null>(this.#ring.length * 2).fill(null);
-      for (let i = 0; i < this.length; i++) grown[i] = this.#ring[(this.#head + i) % this.#ring.length] ?? null;
-      this.#ring = grown;
-      this.#head = 0;
-    }
-    this.#ring[(this.#head + this.length) % this.#ring.length] = io;
-    this.length++;
-  }
-
-  shift(): BdevIo {
-    const io = this.#ring[this.#head] as BdevIo;
-    this.#ring[this.#head] = null;
-    this.#head = (this.#head + 1) % this.#ring.length;
-    this.length--;
-    return io;
   }
 }

@@ -2,7 +2,8 @@
 // Claims (a virtual bdev over its base) and deletion (hot-remove) are enforced here.
 import { BdevClaimedError, BdevExistsError, BdevInUseError, BdevNotFoundError, BdevWrongModuleError } from '../errors.js';
 import type { Bdev } from './bdev.js';
-import { IoType, newIo } from './types.js';
+import { ioOnce } from './io_once.js';
+import { IoType } from './types.js';
 
 export interface AddOptions {
   /** Bases this bdev claims (exclusive write), atomically with its registration. */
@@ -56,12 +57,20 @@ export class BdevRegistry {
     return b;
   }
 
-  find(name: string): Bdev | undefined { return this.#byName.get(name); }
-  has(name: string): boolean { return this.#byName.has(name); }
+  find(name: string): Bdev | undefined {
+    return this.#byName.get(name);
+  }
+  has(name: string): boolean {
+    return this.#byName.has(name);
+  }
   /** In creation order: every base comes before the bdevs over it. */
-  list(): readonly Bdev[] { return this.#all; }
+  list(): readonly Bdev[] {
+    return this.#all;
+  }
   /** The bases a virtual bdev claims. */
-  basesOf(b: Bdev): readonly Bdev[] { return this.#claimsOf.get(b) ?? []; }
+  basesOf(b: Bdev): readonly Bdev[] {
+    return this.#claimsOf.get(b) ?? [];
+  }
 
   /** A claim held by something that is not a bdev (an lvstore on its base). */
   claimFor(base: Bdev, module: string, by: string): void {
@@ -130,9 +139,5 @@ function namesOf(b: Bdev): string[] {
 
 /** One FLUSH through the bdev; resolves with its result (0 or -errno). */
 export function flush(b: Bdev): Promise<number> {
-  return new Promise((resolve) => {
-    const io = newIo((x) => resolve(x.result));
-    io.type = IoType.Flush;
-    b.submit(io);
-  });
+  return ioOnce(b, IoType.Flush, 0, 0);
 }

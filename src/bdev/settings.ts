@@ -39,12 +39,18 @@ const IO_TYPE_BY_NAME = new Map(Object.entries(IO_TYPE_NAME).map(([t, n]) => [n,
 
 /** bdev_enable_histogram, with SPDK's RPC defaults for what is not given. */
 export function enableHistogram(b: Bdev, p: HistogramParams): void {
-  if (!p.enable) { b.stat.enableHistogram(null); return; }
+  if (!p.enable) {
+    b.stat.enableHistogram(null);
+    return;
+  }
   const ioType = p.opc === undefined ? null : IO_TYPE_BY_NAME.get(p.opc);
-  if (ioType === undefined) throw new InvalidBdevError(`unknown I/O type "${p.opc ?? ''}" (one of: ${[...IO_TYPE_BY_NAME.keys()].join(', ')})`);
+  if (ioType === undefined)
+    throw new InvalidBdevError(`unknown I/O type "${p.opc ?? ''}" (one of: ${[...IO_TYPE_BY_NAME.keys()].join(', ')})`);
   const granularity = p.granularity ?? HISTOGRAM_DEFAULTS.granularity;
-  if (granularity < 1 || granularity > MAX_GRANULARITY) throw new InvalidBdevError(`granularity ${granularity} must be from 1 to ${MAX_GRANULARITY}`);
-  const minNsec = p.minNsec ?? HISTOGRAM_DEFAULTS.minNsec, maxNsec = p.maxNsec ?? HISTOGRAM_DEFAULTS.maxNsec;
+  if (granularity < 1 || granularity > MAX_GRANULARITY)
+    throw new InvalidBdevError(`granularity ${granularity} must be from 1 to ${MAX_GRANULARITY}`);
+  const minNsec = p.minNsec ?? HISTOGRAM_DEFAULTS.minNsec,
+    maxNsec = p.maxNsec ?? HISTOGRAM_DEFAULTS.maxNsec;
   if (minNsec >= maxNsec) throw new InvalidBdevError(`min_nsec ${minNsec} must be below max_nsec ${maxNsec}`);
   b.stat.enableHistogram({ ioType, granularity, minNsec, maxNsec });
 }
@@ -52,7 +58,8 @@ export function enableHistogram(b: Bdev, p: HistogramParams): void {
 /** bdev_get_histogram: SPDK's result, ticks being nanoseconds (tsc_rate 1e9). */
 export function getHistogram(b: Bdev): Record<string, unknown> {
   const h = b.stat.enabled;
-  if (h === null) throw new InvalidBdevError(`the histogram of bdev "${b.name}" is not enabled (bdev_enable_histogram ${b.name} --histogram)`);
+  if (h === null)
+    throw new InvalidBdevError(`the histogram of bdev "${b.name}" is not enabled (bdev_enable_histogram ${b.name} --histogram)`);
   return histogramJSON(h.histogram, TICK_RATE);
 }
 
@@ -60,7 +67,8 @@ export function settingsConfig(b: Bdev): ConfigEntry[] {
   const out: ConfigEntry[] = [];
   const limits = b.qosLimits;
   const set = QOS_LIMIT_KEYS.filter((k) => limits[k] > 0);
-  if (set.length > 0) out.push({ method: 'bdev_set_qos_limit', params: { name: b.name, ...Object.fromEntries(set.map((k) => [k, limits[k]])) } });
+  if (set.length > 0)
+    out.push({ method: 'bdev_set_qos_limit', params: { name: b.name, ...Object.fromEntries(set.map((k) => [k, limits[k]])) } });
   const h = b.stat.enabled;
   if (h !== null) {
     // SPDK writes only name, enable and opc; a shape other than the default is kept here too.
@@ -69,7 +77,9 @@ export function settingsConfig(b: Bdev): ConfigEntry[] {
     out.push({
       method: 'bdev_enable_histogram',
       params: {
-        name: b.name, enable: true, ...(h.ioType !== null ? { opc: IO_TYPE_NAME[h.ioType] } : {}),
+        name: b.name,
+        enable: true,
+        ...(h.ioType !== null ? { opc: IO_TYPE_NAME[h.ioType] } : {}),
         ...(shaped ? { granularity: h.granularity, min_nsec: h.minNsec, max_nsec: h.maxNsec } : {}),
       },
     });

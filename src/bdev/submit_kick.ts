@@ -6,7 +6,9 @@
 // read still share one system call.
 
 /** A batching submitter: sends what it has queued. */
-export interface QueuedSubmitter { submitQueued(): void }
+export interface QueuedSubmitter {
+  submitQueued(): void;
+}
 
 // Reused, never shrunk: registering allocates nothing once it has grown to the number of queues.
 const pending: (QueuedSubmitter | null)[] = [];

@@ -2,7 +2,7 @@
 // says when size= has to create it, and whatever that made noted for a failed start to remove.
 import fs from 'node:fs';
 import type { Logger } from '../log.js';
-import type { Server } from '../target.js';
+import type { Server } from '../server.js';
 import type { AioSpec } from './aio-spec.js';
 import type { CreatedFiles } from './created-files.js';
 import { createPreallocated, progressFor } from './prealloc.js';

@@ -9,7 +9,8 @@ export { LOG_LEVELS } from '../log.js';
 export function intArg(min: number, max: number): (v: string) => number {
   return (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
     return n;
   };
 }
@@ -18,7 +19,8 @@ export function intArg(min: number, max: number): (v: string) => number {
 export function secondsArg(min: number, max: number): (v: string) => number {
   return (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`must be a number of seconds from ${min} to ${max}`);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max)
+      throw new InvalidArgumentError(`must be a number of seconds from ${min} to ${max}`);
     return n;
   };
 }
@@ -31,11 +33,17 @@ export function isPowerOfTwo(n: number): boolean {
 export function powerOfTwoArg(min: number, max: number, unit: (n: number) => string): (v: string) => number {
   return (v: string): number => {
     let n: number;
-    try { n = parseSize(v); } catch { throw new InvalidArgumentError(`must be a power of two from ${unit(min)} to ${unit(max)}`); }
+    try {
+      n = parseSize(v);
+    } catch {
+      throw new InvalidArgumentError(`must be a power of two from ${unit(min)} to ${unit(max)}`);
+    }
     if (!isPowerOfTwo(n) || n < min || n > max) throw new InvalidArgumentError(`must be a power of two from ${unit(min)} to ${unit(max)}`);
     return n;
   };
 }
 
 /** For repeatable options: each use adds one value. */
-export function collect(v: string, prev: string[]): string[] { return [...prev, v]; }
+export function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}

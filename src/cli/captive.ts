@@ -29,7 +29,9 @@ export function captiveVariables(addr: ListenAddress, exportName: string, tls: T
 }
 
 /** Single quotes keep every byte as it is; a quote inside becomes '\'' (close, escaped quote, reopen). */
-function shellQuote(s: string): string { return `'${s.replace(/'/g, `'\\''`)}'`; }
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
 
 /**
  * The script sh runs: the variables set as plain shell variables (as nbdkit does: local to the
@@ -71,7 +73,11 @@ export function runCaptive(command: string, vars: Record<string, string>, log: L
       // The shell may not have exec'd the command (a script of several commands does not): what
       // it runs gets the signal too, or a stopped shell would leave its command running on.
       for (const pid of [child.pid, ...descendants(child.pid)]) {
-        try { process.kill(pid, sig); } catch { /* it has exited meanwhile */ }
+        try {
+          process.kill(pid, sig);
+        } catch {
+          /* it has exited meanwhile */
+        }
       }
     },
   };
@@ -83,7 +89,11 @@ export function descendants(root: number): number[] {
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     let stat: string;
-    try { stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8'); } catch { continue; } // exited meanwhile
+    try {
+      stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue;
+    } // exited meanwhile
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
     const list = children.get(ppid);
@@ -92,19 +102,26 @@ export function descendants(root: number): number[] {
   }
   const out: number[] = [];
   for (let i = 0, queue = [root]; i < queue.length && out.length < 100_000; i++) {
-    for (const c of children.get(queue[i] ?? -1) ?? []) { out.push(c); queue.push(c); }
+    for (const c of children.get(queue[i] ?? -1) ?? []) {
+      out.push(c);
+      queue.push(c);
+    }
   }
   return out;
 }
 
 /** A private socket for a captive server given no --listen: only the command is meant to reach it. */
 export class PrivateSocket {
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aionbd-'));   // mode 0700
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aionbd-')); // mode 0700
   readonly path = path.join(this.dir, 'socket');
 
   /** Removes the directory (and the socket, if the server left it). */
   remove(): void {
     fs.rmSync(this.path, { force: true });
-    try { fs.rmdirSync(this.dir); } catch { /* something else was put there: leave it */ }
+    try {
+      fs.rmdirSync(this.dir);
+    } catch {
+      /* something else was put there: leave it */
+    }
   }
 }

@@ -3,7 +3,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-interface Made { file: string; dev: number; ino: number; dirs: string[] }
+interface Made {
+  file: string;
+  dev: number;
+  ino: number;
+  dirs: string[];
+}
 
 export class CreatedFiles {
   readonly #made: Made[] = [];
@@ -12,7 +17,10 @@ export class CreatedFiles {
   /** Call before the bdev over `file` is created: notes whether the file and its directories exist. */
   before(file: string): void {
     const abs = path.resolve(file);
-    if (exists(abs)) { this.#pending = null; return; }
+    if (exists(abs)) {
+      this.#pending = null;
+      return;
+    }
     const dirs: string[] = [];
     for (let d = path.dirname(abs); !exists(d) && d !== path.dirname(d); d = path.dirname(d)) dirs.push(d);
     this.#pending = { file: abs, dirs };
@@ -24,7 +32,11 @@ export class CreatedFiles {
     this.#pending = null;
     if (p === null) return;
     let st: fs.Stats;
-    try { st = fs.lstatSync(p.file); } catch { return; }
+    try {
+      st = fs.lstatSync(p.file);
+    } catch {
+      return;
+    }
     if (st.isFile()) this.#made.push({ file: p.file, dev: st.dev, ino: st.ino, dirs: p.dirs });
   }
 
@@ -34,15 +46,26 @@ export class CreatedFiles {
       try {
         const st = fs.lstatSync(m.file);
         if (st.dev === m.dev && st.ino === m.ino) fs.unlinkSync(m.file);
-      } catch { /* gone already */ }
+      } catch {
+        /* gone already */
+      }
       // Innermost first; rmdir refuses a directory something else has put files in.
       for (const d of m.dirs) {
-        try { fs.rmdirSync(d); } catch { break; }
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          break;
+        }
       }
     }
   }
 }
 
 function exists(p: string): boolean {
-  try { fs.lstatSync(p); return true; } catch { return false; }
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -14,7 +14,10 @@ export class HeldLog implements DestinationStream {
   #held: string[] | null = [];
 
   /** `format` turns each JSON record into the text written (--log-format pretty); null: as it is. */
-  constructor(private readonly fd = 2, private readonly format: LineFormatter = null) {}
+  constructor(
+    private readonly fd = 2,
+    private readonly format: LineFormatter = null,
+  ) {}
 
   write(line: string): void {
     const text = this.format === null ? line : this.format(line);
@@ -31,7 +34,10 @@ export class HeldLog implements DestinationStream {
 
   /** The start failed: the held records are dropped, unless `level` asked for detail. */
   fail(level: string): void {
-    if (VERBOSE.has(level)) { this.release(); return; }
+    if (VERBOSE.has(level)) {
+      this.release();
+      return;
+    }
     this.#held = null;
   }
 }
@@ -42,7 +48,10 @@ export function heldLogger(level: string, dest: HeldLog): Logger {
 }
 
 /** The log of the running command, once it has set one up (serve, attach). */
-interface CommandLog { held: HeldLog; format: LogFormat }
+interface CommandLog {
+  held: HeldLog;
+  format: LogFormat;
+}
 let commandLog: CommandLog | null = null;
 
 /**

@@ -2,41 +2,65 @@
 // bdev_get_iostat samples (with aionbd's latency histograms) taken that interval apart.
 import { RpcError } from '../errors.js';
 import { decodeCounts, quantile, type HistogramShape } from '../bdev/histogram.js';
+import { isObject } from '../util/is_object.js';
 
-interface Histogram extends HistogramShape { counts: Float64Array }
+interface Histogram extends HistogramShape {
+  counts: Float64Array;
+}
 
 export interface BdevSample {
   name: string;
-  bytesRead: number; numReadOps: number; bytesWritten: number; numWriteOps: number;
-  readLatencyTicks: number; writeLatencyTicks: number; unmapLatencyTicks: number;
+  bytesRead: number;
+  numReadOps: number;
+  bytesWritten: number;
+  numWriteOps: number;
+  readLatencyTicks: number;
+  writeLatencyTicks: number;
+  unmapLatencyTicks: number;
   queueDepth: number;
-  read: Histogram; write: Histogram;
+  read: Histogram;
+  write: Histogram;
 }
 
-export interface Sample { tickRate: number; ticks: number; bdevs: BdevSample[] }
+export interface Sample {
+  tickRate: number;
+  ticks: number;
+  bdevs: BdevSample[];
+}
 
 export interface Row {
   name: string;
-  readsPerSec: number; writesPerSec: number; readMiBs: number; writeMiBs: number;
+  readsPerSec: number;
+  writesPerSec: number;
+  readMiBs: number;
+  writeMiBs: number;
   /** Microseconds; 0 when there was no such I/O in the interval. */
-  readAvgUs: number; writeAvgUs: number; readP99Us: number; writeP99Us: number;
+  readAvgUs: number;
+  writeAvgUs: number;
+  readP99Us: number;
+  writeP99Us: number;
   /** In flight when the second sample was taken. */
   queueDepth: number;
   /** Average in flight over the interval (Little's law: latency summed over the interval's length). */
   avgQueue: number;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
-
 function num(o: Record<string, unknown>, key: string): number {
   const v = o[key];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new RpcError(`bdev_get_iostat answered without a number in "${key}": is the server an aionbd?`, 0, null);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new RpcError(`bdev_get_iostat answered without a number in "${key}": is the server an aionbd?`, 0, null);
   return v;
 }
 
 function histogram(o: unknown): Histogram {
-  if (!isObject(o) || typeof o['histogram'] !== 'string') throw new RpcError('bdev_get_iostat answered without latency_histograms: is the server an aionbd of this version?', 0, null);
-  return { granularity: num(o, 'granularity'), minRange: num(o, 'min_range'), maxRange: num(o, 'max_range'), counts: decodeCounts(o['histogram']) };
+  if (!isObject(o) || typeof o['histogram'] !== 'string')
+    throw new RpcError('bdev_get_iostat answered without latency_histograms: is the server an aionbd of this version?', 0, null);
+  return {
+    granularity: num(o, 'granularity'),
+    minRange: num(o, 'min_range'),
+    maxRange: num(o, 'max_range'),
+    counts: decodeCounts(o['histogram']),
+  };
 }
 
 /** Reads a bdev_get_iostat result asked with latency_histograms: true. */
@@ -47,10 +71,16 @@ export function readSample(v: unknown): Sample {
     const h = b['latency_histograms'];
     return {
       name: b['name'],
-      bytesRead: num(b, 'bytes_read'), numReadOps: num(b, 'num_read_ops'), bytesWritten: num(b, 'bytes_written'), numWriteOps: num(b, 'num_write_ops'),
-      readLatencyTicks: num(b, 'read_latency_ticks'), writeLatencyTicks: num(b, 'write_latency_ticks'), unmapLatencyTicks: num(b, 'unmap_latency_ticks'),
+      bytesRead: num(b, 'bytes_read'),
+      numReadOps: num(b, 'num_read_ops'),
+      bytesWritten: num(b, 'bytes_written'),
+      numWriteOps: num(b, 'num_write_ops'),
+      readLatencyTicks: num(b, 'read_latency_ticks'),
+      writeLatencyTicks: num(b, 'write_latency_ticks'),
+      unmapLatencyTicks: num(b, 'unmap_latency_ticks'),
       queueDepth: num(b, 'queue_depth'),
-      read: histogram(isObject(h) ? h['read'] : undefined), write: histogram(isObject(h) ? h['write'] : undefined),
+      read: histogram(isObject(h) ? h['read'] : undefined),
+      write: histogram(isObject(h) ? h['write'] : undefined),
     };
   });
   return { tickRate: num(v, 'tick_rate'), ticks: num(v, 'ticks'), bdevs };
@@ -79,16 +109,22 @@ export function rows(prev: Sample, cur: Sample): Row[] {
   for (const b of cur.bdevs) {
     const a = before.get(b.name);
     if (a === undefined) continue;
-    const reads = delta(a.numReadOps, b.numReadOps), writes = delta(a.numWriteOps, b.numWriteOps);
-    const rTicks = delta(a.readLatencyTicks, b.readLatencyTicks), wTicks = delta(a.writeLatencyTicks, b.writeLatencyTicks);
+    const reads = delta(a.numReadOps, b.numReadOps),
+      writes = delta(a.numWriteOps, b.numWriteOps);
+    const rTicks = delta(a.readLatencyTicks, b.readLatencyTicks),
+      wTicks = delta(a.writeLatencyTicks, b.writeLatencyTicks);
     const uTicks = delta(a.unmapLatencyTicks, b.unmapLatencyTicks);
     const us = (ticks: number, n: number): number => (n > 0 ? (ticks / n / cur.tickRate) * 1e6 : 0);
     out.push({
       name: b.name,
-      readsPerSec: reads / secs, writesPerSec: writes / secs,
-      readMiBs: delta(a.bytesRead, b.bytesRead) / secs / 2 ** 20, writeMiBs: delta(a.bytesWritten, b.bytesWritten) / secs / 2 ** 20,
-      readAvgUs: us(rTicks, reads), writeAvgUs: us(wTicks, writes),
-      readP99Us: reads > 0 ? p99Us(a.read, b.read, cur.tickRate) : 0, writeP99Us: writes > 0 ? p99Us(a.write, b.write, cur.tickRate) : 0,
+      readsPerSec: reads / secs,
+      writesPerSec: writes / secs,
+      readMiBs: delta(a.bytesRead, b.bytesRead) / secs / 2 ** 20,
+      writeMiBs: delta(a.bytesWritten, b.bytesWritten) / secs / 2 ** 20,
+      readAvgUs: us(rTicks, reads),
+      writeAvgUs: us(wTicks, writes),
+      readP99Us: reads > 0 ? p99Us(a.read, b.read, cur.tickRate) : 0,
+      writeP99Us: writes > 0 ? p99Us(a.write, b.write, cur.tickRate) : 0,
       queueDepth: b.queueDepth,
       avgQueue: (rTicks + wTicks + uTicks) / cur.tickRate / secs,
     });
@@ -100,13 +136,29 @@ export const HEADER = ['Device', 'r/s', 'w/s', 'rMiB/s', 'wMiB/s', 'r_avg_us', '
 
 function cells(r: Row): string[] {
   const lat = (us: number): string => (us >= 100 ? us.toFixed(0) : us.toFixed(1));
-  return [r.name, r.readsPerSec.toFixed(1), r.writesPerSec.toFixed(1), r.readMiBs.toFixed(2), r.writeMiBs.toFixed(2),
-    lat(r.readAvgUs), lat(r.writeAvgUs), lat(r.readP99Us), lat(r.writeP99Us), String(r.queueDepth), r.avgQueue.toFixed(2)];
+  return [
+    r.name,
+    r.readsPerSec.toFixed(1),
+    r.writesPerSec.toFixed(1),
+    r.readMiBs.toFixed(2),
+    r.writeMiBs.toFixed(2),
+    lat(r.readAvgUs),
+    lat(r.writeAvgUs),
+    lat(r.readP99Us),
+    lat(r.writeP99Us),
+    String(r.queueDepth),
+    r.avgQueue.toFixed(2),
+  ];
 }
 
 /** The table: a header, then one line per bdev; the name left-aligned, numbers right-aligned. */
 export function formatTable(list: Row[]): string[] {
   const table = [HEADER, ...list.map(cells)];
   const widths = HEADER.map((_, c) => Math.max(...table.map((l) => (l[c] ?? '').length)));
-  return table.map((l) => l.map((v, c) => (c === 0 ? v.padEnd(widths[c] ?? 0) : v.padStart(widths[c] ?? 0))).join('  ').trimEnd());
+  return table.map((l) =>
+    l
+      .map((v, c) => (c === 0 ? v.padEnd(widths[c] ?? 0) : v.padStart(widths[c] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
 }

@@ -7,8 +7,10 @@ export const LOG_FORMATS = ['json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export function logFormatOption(): Option {
-  return new Option('--log-format <format>', 'log records as JSON lines, or pretty: one readable line each (default: pretty when stderr is a terminal, else json)')
-    .choices(LOG_FORMATS);
+  return new Option(
+    '--log-format <format>',
+    'log records as JSON lines, or pretty: one readable line each (default: pretty when stderr is a terminal, else json)',
+  ).choices(LOG_FORMATS);
 }
 
 /** The format asked for, else pretty for a terminal and JSON for anything else (a file, a pipe, journald). */
@@ -19,7 +21,11 @@ export function resolveLogFormat(asked: LogFormat | undefined, stderr: { isTTY?:
 /** Turns one JSON record (a line as pino writes it) into what is written; null: JSON as it is. */
 export type LineFormatter = ((line: string) => string) | null;
 
-export async function lineFormatter(format: LogFormat, env: NodeJS.ProcessEnv = process.env, stderr: { isTTY?: boolean } = process.stderr): Promise<LineFormatter> {
+export async function lineFormatter(
+  format: LogFormat,
+  env: NodeJS.ProcessEnv = process.env,
+  stderr: { isTTY?: boolean } = process.stderr,
+): Promise<LineFormatter> {
   if (format === 'json') return null;
   // Loaded only when used: every `aionbd rpc` call would otherwise pay for it.
   const { prettyFactory } = await import('pino-pretty');
@@ -36,7 +42,10 @@ export async function lineFormatter(format: LogFormat, env: NodeJS.ProcessEnv = 
     messageFormat: inline,
   });
   // pino-pretty leaves the line unterminated when hideObject drops the object part.
-  return (line) => { const text = pretty(line); return text.endsWith('\n') ? text : `${text}\n`; };
+  return (line) => {
+    const text = pretty(line);
+    return text.endsWith('\n') ? text : `${text}\n`;
+  };
 }
 
 const NOT_FIELDS = new Set(['level', 'time', 'name', 'pid', 'hostname', 'err']);
@@ -48,7 +57,8 @@ function inline(log: Record<string, unknown>, messageKey: string): string {
     if (k !== messageKey && !NOT_FIELDS.has(k)) out += ` ${k}=${fieldText(v)}`;
   }
   const err = log['err'];
-  if (typeof err === 'object' && err !== null && 'message' in err && typeof err.message === 'string') out += ` err=${fieldText(err.message)}`;
+  if (typeof err === 'object' && err !== null && 'message' in err && typeof err.message === 'string')
+    out += ` err=${fieldText(err.message)}`;
   return out;
 }
 

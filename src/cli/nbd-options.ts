@@ -30,17 +30,43 @@ export interface NbdCliOptions {
 
 export function addNbdOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--tls <mode>', 'STARTTLS: off, on (offered), require (default "require" when credentials are given)').choices(['off', 'on', 'require']))
+    .addOption(
+      new Option('--tls <mode>', 'STARTTLS: off, on (offered), require (default "require" when credentials are given)').choices([
+        'off',
+        'on',
+        'require',
+      ]),
+    )
     .option('--tls-cert <file>', 'X.509 server certificate (PEM)')
     .option('--tls-key <file>', 'X.509 server key (PEM)')
     .option('--tls-ca <file>', 'CA certificate(s): clients must present a certificate they signed (or prove a --tls-psk identity)')
     .option('--tls-psk <file>', 'pre-shared keys, "identity:hexkey" lines (psktool format); with --tls-cert it needs --tls-ca')
-    .option('--max-payload <size>', `largest READ/WRITE payload, advertised to clients (power of two, default ${formatSize(DEFAULT_MAX_PAYLOAD)})`, powerOfTwoArg(4096, 2 ** 31, formatSize))
-    .option('--memory-budget <size>', `bytes of request buffers and queued replies in flight, server-wide (default ${formatSize(DEFAULT_MEMORY_BUDGET)})`, budgetArg)
+    .option(
+      '--max-payload <size>',
+      `largest READ/WRITE payload, advertised to clients (power of two, default ${formatSize(DEFAULT_MAX_PAYLOAD)})`,
+      powerOfTwoArg(4096, 2 ** 31, formatSize),
+    )
+    .option(
+      '--memory-budget <size>',
+      `bytes of request buffers and queued replies in flight, server-wide (default ${formatSize(DEFAULT_MEMORY_BUDGET)})`,
+      budgetArg,
+    )
     .option('--handshake-timeout <seconds>', 'drop clients that have not finished the handshake (default 10)', secondsArg(0.001, 3600))
-    .option('--max-connections <n>', `connections at once (default: (open-file limit - ${RESERVED_FDS}) / 2, after raising the soft RLIMIT_NOFILE to the hard one; the start-up log says the values)`, intArg(1, MAX_CONNECTIONS_CAP))
-    .option('--max-connections-per-client <n>', 'connections at once from one TCP client address (default 256; unix-socket clients count only toward --max-connections)', intArg(1, 1_000_000))
-    .option('--idle-timeout <seconds>', 'close connections with no request in flight for this long (default 0: never; the kernel keeps idle connections while a device is attached)', secondsArg(0, 2_000_000))
+    .option(
+      '--max-connections <n>',
+      `connections at once (default: (open-file limit - ${RESERVED_FDS}) / 2, after raising the soft RLIMIT_NOFILE to the hard one; the start-up log says the values)`,
+      intArg(1, MAX_CONNECTIONS_CAP),
+    )
+    .option(
+      '--max-connections-per-client <n>',
+      'connections at once from one TCP client address (default 256; unix-socket clients count only toward --max-connections)',
+      intArg(1, 1_000_000),
+    )
+    .option(
+      '--idle-timeout <seconds>',
+      'close connections with no request in flight for this long (default 0: never; the kernel keeps idle connections while a device is attached)',
+      secondsArg(0, 2_000_000),
+    )
     .option('--no-extended-headers', 'do not offer NBD_OPT_EXTENDED_HEADERS')
     .option('--stdio', 'serve one connection on stdin/stdout, then exit (for nbd_connect_command)');
 }
@@ -48,7 +74,11 @@ export function addNbdOptions(cmd: Command): Command {
 function budgetArg(v: string): number {
   const bad = `must be a size of at least ${formatSize(MIN_MEMORY_BUDGET)} (e.g. 256M, 1G)`;
   let n: number;
-  try { n = parseSize(v); } catch { throw new InvalidArgumentError(bad); }
+  try {
+    n = parseSize(v);
+  } catch {
+    throw new InvalidArgumentError(bad);
+  }
   if (!Number.isSafeInteger(n) || n < MIN_MEMORY_BUDGET) throw new InvalidArgumentError(bad);
   return n;
 }

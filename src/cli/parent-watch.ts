@@ -15,5 +15,7 @@ export function watchParent(onExit: () => void, intervalMs = 500): () => void {
     onExit();
   }, intervalMs);
   timer.unref(); // the watch alone never keeps the process alive
-  return () => { clearInterval(timer); };
+  return () => {
+    clearInterval(timer);
+  };
 }

@@ -6,7 +6,9 @@ import { SystemError, describeOpenError } from '../errors.js';
 
 function failure(file: string, err: unknown): SystemError {
   const e = err as NodeJS.ErrnoException;
-  return new SystemError(`cannot write the pid file ${describeOpenError(file, e)}`, typeof e.errno === 'number' ? -e.errno : 5, { cause: e });
+  return new SystemError(`cannot write the pid file ${describeOpenError(file, e)}`, typeof e.errno === 'number' ? -e.errno : 5, {
+    cause: e,
+  });
 }
 
 export class PidFile {
@@ -14,7 +16,11 @@ export class PidFile {
 
   /** Checks, before anything is started, that the file can be made where it is asked for. */
   constructor(readonly file: string) {
-    try { fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK); } catch (err) { throw failure(file, err); }
+    try {
+      fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
+    } catch (err) {
+      throw failure(file, err);
+    }
   }
 
   /** Whole or not at all: a reader never sees a half-written pid (written aside, then renamed). */
@@ -35,7 +41,11 @@ export class PidFile {
     if (!this.#written) return;
     this.#written = false;
     let text: string;
-    try { text = fs.readFileSync(this.file, 'utf8'); } catch { return; } // removed by someone else
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch {
+      return;
+    } // removed by someone else
     if (text.trim() === String(process.pid)) fs.rmSync(this.file, { force: true });
   }
 }

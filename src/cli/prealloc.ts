@@ -26,7 +26,9 @@ export interface Progress {
 }
 
 function fileOp(op: FileOp, fd: number, offset: number, length: number): Promise<number> {
-  return new Promise((resolve) => { native().fileOp(op, fd, offset, length, resolve); });
+  return new Promise((resolve) => {
+    native().fileOp(op, fd, offset, length, resolve);
+  });
 }
 
 function systemError(what: string, errno: number, cause?: unknown): SystemError {
@@ -38,7 +40,13 @@ function systemError(what: string, errno: number, cause?: unknown): SystemError 
  * failure the file is left for the caller to remove (the CLI's CreatedFiles removes what a failed
  * start made, directories included).
  */
-export async function createPreallocated(file: string, size: number, mode: 'falloc' | 'full', log: Logger, progress: (size: number) => Promise<Progress>): Promise<void> {
+export async function createPreallocated(
+  file: string,
+  size: number,
+  mode: 'falloc' | 'full',
+  log: Logger,
+  progress: (size: number) => Promise<Progress>,
+): Promise<void> {
   makeParents(path.dirname(path.resolve(file)));
   let fd: number;
   try {
@@ -70,7 +78,7 @@ async function allocate(file: string, fd: number, size: number): Promise<void> {
 
 async function writeZeroes(file: string, fd: number, size: number, progress: Progress): Promise<void> {
   try {
-    for (let done = 0; done < size;) {
+    for (let done = 0; done < size; ) {
       const n = Math.min(FULL_STEP, size - done);
       let rc = await fileOp(FileOp.WriteZeroes, fd, done, n);
       if (rc === 0) rc = await fileOp(FileOp.Fdatasync, fd, 0, 0);
@@ -91,7 +99,9 @@ function makeParents(dir: string): void {
   const missing: string[] = [];
   for (let d = dir; !fs.existsSync(d) && path.dirname(d) !== d; d = path.dirname(d)) missing.push(d);
   for (const d of missing.reverse()) {
-    try { fs.mkdirSync(d); } catch (err) {
+    try {
+      fs.mkdirSync(d);
+    } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw systemError(`cannot create ${describeOpenError(d, e)}`, typeof e.errno === 'number' ? -e.errno : 5, e);
     }
@@ -105,7 +115,11 @@ const mib = (n: number): string => `${Math.floor(n / 2 ** 20)}M`;
  * `lines`, a plain line at every tenth (a log file or CI output gets at most ten lines, not a
  * bar's redraws).
  */
-export function progressFor(file: string, lines: boolean, stderr: NodeJS.WriteStream = process.stderr): (size: number) => Promise<Progress> {
+export function progressFor(
+  file: string,
+  lines: boolean,
+  stderr: NodeJS.WriteStream = process.stderr,
+): (size: number) => Promise<Progress> {
   return async (size) => {
     if (stderr.isTTY) {
       const { SingleBar } = await import('cli-progress'); // only where a bar is drawn
@@ -116,7 +130,14 @@ export function progressFor(file: string, lines: boolean, stderr: NodeJS.WriteSt
         clearOnComplete: false,
       });
       bar.start(size, 0, { done: mib(0), size: formatSize(size) });
-      return { update: (done) => { bar.update(done, { done: mib(done) }); }, stop: () => { bar.stop(); } };
+      return {
+        update: (done) => {
+          bar.update(done, { done: mib(done) });
+        },
+        stop: () => {
+          bar.stop();
+        },
+      };
     }
     let shown = 0;
     return {

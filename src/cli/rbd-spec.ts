@@ -2,11 +2,8 @@
 // Images that reach the cluster the same way (conf, id, keyfile, timeout) share one registered
 // cluster, so one connection serves them all.
 import { checkName } from '../bdev/names.js';
-import { UsageError } from '../errors.js';
-import type { Server } from '../target.js';
-import { formatSize, parseSize } from '../util/size.js';
-import { isPowerOfTwo } from './args.js';
-import { MAX_BLOCK_SIZE } from './aio-spec.js';
+import type { Server } from '../server.js';
+import { nameFrom, specBlockSize, splitSpec } from './spec.js';
 
 export interface RbdSpec {
   pool: string;
@@ -25,49 +22,60 @@ export interface RbdSpec {
 const FORM = '--rbd POOL/IMAGE[,conf=FILE][,id=USER][,keyfile=FILE][,name=N][,bs=B][,readonly][,timeout=SEC][,description=D]';
 
 export function parseRbdSpec(spec: string): RbdSpec {
-  const parts = spec.split(',');
-  const where = parts[0] ?? '';
+  const s = splitSpec('--rbd', spec);
+  const where = s.first;
   const slash = where.indexOf('/');
-  if (slash <= 0 || slash === where.length - 1 || where.indexOf('/', slash + 1) >= 0) {
-    throw new UsageError(`bad --rbd "${spec}": the pool and image come first, as POOL/IMAGE (${FORM})`);
-  }
+  if (slash <= 0 || slash === where.length - 1 || where.indexOf('/', slash + 1) >= 0)
+    throw s.bad(`the pool and image come first, as POOL/IMAGE (${FORM})`);
   const image = where.slice(slash + 1);
   const out: RbdSpec = {
-    pool: where.slice(0, slash), image, name: image.replace(/[^A-Za-z0-9_.:+-]/g, '_').replace(/^[^A-Za-z0-9_]+/, '') || 'rbd0',
-    blockSize: 512, readonly: false, conf: undefined, id: undefined, keyFile: undefined, timeout: undefined, description: undefined,
+    pool: where.slice(0, slash),
+    image,
+    name: nameFrom(image, 'rbd0'),
+    blockSize: 512,
+    readonly: false,
+    conf: undefined,
+    id: undefined,
+    keyFile: undefined,
+    timeout: undefined,
+    description: undefined,
   };
-  for (const p of parts.slice(1)) {
-    const eq = p.indexOf('=');
-    const key = eq < 0 ? p : p.slice(0, eq);
-    const val = eq < 0 ? undefined : p.slice(eq + 1);
-    const need = (): string => {
-      if (val === undefined || val === '') throw new UsageError(`bad --rbd "${spec}": ${key} needs a value (${key}=...)`);
-      return val;
-    };
-    switch (key) {
-      case 'conf': out.conf = need(); break;
-      case 'id': out.id = need(); break;
-      case 'keyfile': out.keyFile = need(); break;
-      case 'name': out.name = checkName(need()); break;
-      case 'description': case 'desc': out.description = need(); break;
-      case 'readonly': case 'ro': out.readonly = true; break;
-      case 'bs': case 'block_size': {
-        const n = parseSize(need(), 'block size');
-        if (n < 512 || n > MAX_BLOCK_SIZE || !isPowerOfTwo(n)) throw new UsageError(`bad --rbd "${spec}": bs must be a power of two from 512 to ${formatSize(MAX_BLOCK_SIZE)}`);
-        out.blockSize = n;
+  for (const k of s.keys) {
+    switch (k.key) {
+      case 'conf':
+        out.conf = k.need();
         break;
-      }
+      case 'id':
+        out.id = k.need();
+        break;
+      case 'keyfile':
+        out.keyFile = k.need();
+        break;
+      case 'name':
+        out.name = checkName(k.need());
+        break;
+      case 'description':
+      case 'desc':
+        out.description = k.need();
+        break;
+      case 'readonly':
+      case 'ro':
+        out.readonly = true;
+        break;
+      case 'bs':
+      case 'block_size':
+        out.blockSize = specBlockSize(s, k.need());
+        break;
       case 'timeout': {
-        const n = Number(need());
-        if (!Number.isInteger(n) || n < 1 || n > 3600) throw new UsageError(`bad --rbd "${spec}": timeout is whole seconds from 1 to 3600`);
+        const n = Number(k.need());
+        if (!Number.isInteger(n) || n < 1 || n > 3600) throw s.bad('timeout is whole seconds from 1 to 3600');
         out.timeout = n;
         break;
       }
       default:
-        throw new UsageError(`bad --rbd "${spec}": unknown key "${key}" (known: conf, id, keyfile, name, bs, readonly, timeout, description)`);
+        throw s.bad(`unknown key "${k.key}" (known: conf, id, keyfile, name, bs, readonly, timeout, description)`);
     }
   }
-  checkName(out.name);
   return out;
 }
 
@@ -82,12 +90,21 @@ export async function startRbdSpecs(server: Server, specs: RbdSpec[]): Promise<v
       for (let i = 0; cluster === undefined || server.rbdClusters.has(cluster); i++) cluster = `cluster${i}`;
       const t = s.timeout === undefined ? undefined : String(s.timeout);
       await server.rbdClusters.register(cluster, {
-        userId: s.id, configFile: s.conf, keyFile: s.keyFile,
+        userId: s.id,
+        configFile: s.conf,
+        keyFile: s.keyFile,
         config: t === undefined ? undefined : { rados_osd_op_timeout: t, rados_mon_op_timeout: t, client_mount_timeout: t },
       });
       clusters.set(key, cluster);
     }
-    await server.createRbd({ name: s.name, pool: s.pool, image: s.image, blockSize: s.blockSize, readonly: s.readonly, clusterName: cluster });
+    await server.createRbd({
+      name: s.name,
+      pool: s.pool,
+      image: s.image,
+      blockSize: s.blockSize,
+      readonly: s.readonly,
+      clusterName: cluster,
+    });
     server.addExport(s.name, { readonly: s.readonly, description: s.description });
   }
 }

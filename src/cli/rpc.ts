@@ -21,7 +21,10 @@ function clientSide(method: string, words: string[]): { params: unknown; indent:
   if (method === 'save_config') {
     for (let i = 0; i < words.length; i++) {
       const w = words[i];
-      if (w === '-i' || w === '--indent') { indent = Number(words[++i]); continue; }
+      if (w === '-i' || w === '--indent') {
+        indent = Number(words[++i]);
+        continue;
+      }
       throw new UsageError(`save_config: unknown argument ${w ?? ''} (save_config [-i INDENT])`);
     }
     if (!Number.isInteger(indent) || indent < 0 || indent > 10) throw new UsageError('save_config: -i takes 0..10');
@@ -51,28 +54,39 @@ function configFromStdin(): unknown {
 
 // save_config and load_config are rpc.py's client-side compositions, parsed by clientSide().
 const CLIENT_SIDE_USAGE: Record<string, string> = {
-  save_config: 'usage: aionbd rpc [-s SOCK] [-t SEC] save_config [-i INDENT]\n\nPrints the running configuration as a config file (--config, load_config).',
+  save_config:
+    'usage: aionbd rpc [-s SOCK] [-t SEC] save_config [-i INDENT]\n\nPrints the running configuration as a config file (--config, load_config).',
   load_config: 'usage: aionbd rpc [-s SOCK] [-t SEC] load_config [-j FILE]\n\nApplies a config file, read from FILE or else from stdin.',
 };
 
-function helpFor(method: string): string { return CLIENT_SIDE_USAGE[method] ?? methodHelp(method); }
+function helpFor(method: string): string {
+  return CLIENT_SIDE_USAGE[method] ?? methodHelp(method);
+}
 
 export function addRpcCommand(program: Command, out: (line: string) => void): void {
-  program.command('rpc')
+  program
+    .command('rpc')
     .description('call a JSON-RPC method of a running "aionbd serve", as SPDK\'s rpc.py does (e.g. aionbd rpc bdev_get_bdevs -b aio0)')
-    .option('-s, --socket <path>', 'the server\'s JSON-RPC socket', DEFAULT_RPC_SOCKET)
+    .option('-s, --socket <path>', "the server's JSON-RPC socket", DEFAULT_RPC_SOCKET)
     .option('-t, --timeout <seconds>', 'give up after this long', secondsArg(0.001, 86_400), 60)
     .argument('<method>', 'the method, e.g. bdev_aio_create')
-    .argument('[args...]', 'rpc.py\'s positional arguments and flags for the method, or its params as one JSON object (METHOD --help: its forms and units)')
+    .argument(
+      '[args...]',
+      "rpc.py's positional arguments and flags for the method, or its params as one JSON object (METHOD --help: its forms and units)",
+    )
     .allowUnknownOption()
     .passThroughOptions()
     .action(async (method: string, words: string[], o: { socket: string; timeout: number }) => {
       if (method.startsWith('-')) throw new UsageError(`unknown option '${method}' (options of rpc: -s, -t; the method comes next)`);
       // No method's form has a -h of its own: it asks for this method's help, as rpc.py's does.
-      if (words.includes('--help') || words.includes('-h')) { out(helpFor(method)); return; }
-      const { params, indent } = method === 'save_config' || method === 'load_config'
-        ? clientSide(method, words)
-        : { params: paramsFromArgs(method, words), indent: 2 };
+      if (words.includes('--help') || words.includes('-h')) {
+        out(helpFor(method));
+        return;
+      }
+      const { params, indent } =
+        method === 'save_config' || method === 'load_config'
+          ? clientSide(method, words)
+          : { params: paramsFromArgs(method, words), indent: 2 };
       const result = await rpcCall(o.socket, method, params, o.timeout * 1000);
       out(formatResult(result, indent));
     });

@@ -2,7 +2,8 @@
 // send. Any method also takes raw JSON params.
 import { UsageError } from '../errors.js';
 import { parseSize } from '../util/size.js';
-import { FORMS, unitName, type Arg, type SizeUnit } from './rpc_forms.js';
+import { unitName, type Arg, type SizeUnit } from '../method_form.js';
+import { FORMS } from './rpc_forms.js';
 import { usage } from './rpc_help.js';
 
 const BARE = /^\d+$/;
@@ -12,7 +13,11 @@ function convertSize(v: string, unit: SizeUnit, what: string): number {
   let bytes: number;
   if (BARE.test(v.trim())) bytes = Number(v) * unit.bare;
   else {
-    try { bytes = parseSize(v, what); } catch { throw new UsageError(bad); }
+    try {
+      bytes = parseSize(v, what);
+    } catch {
+      throw new UsageError(bad);
+    }
   }
   if (!Number.isSafeInteger(bytes)) throw new UsageError(bad);
   if (bytes % unit.sent === 0) return bytes / unit.sent;
@@ -27,15 +32,19 @@ function convert(a: Arg, v: string, what: string): unknown {
       if (v.trim() === '' || !Number.isSafeInteger(x)) throw new UsageError(`${what} must be a whole number, not "${v}"`);
       return x;
     }
-    case 'size': return convertSize(v, a.unit ?? { bare: 1, sent: 1 }, what);
-    case 'list': return v.split(/\s+/).filter((x) => x !== '');
-    case 'csv': return v.split(',').filter((x) => x !== '');
+    case 'size':
+      return convertSize(v, a.unit ?? { bare: 1, sent: 1 }, what);
+    case 'list':
+      return v.split(/\s+/).filter((x) => x !== '');
+    case 'csv':
+      return v.split(',').filter((x) => x !== '');
     case 'kv': {
       const eq = v.indexOf('=');
       if (eq <= 0) throw new UsageError(`${what} takes KEY=VALUE, not "${v}"`);
       return { [v.slice(0, eq)]: v.slice(eq + 1) };
     }
-    default: return v;
+    default:
+      return v;
   }
 }
 
@@ -45,11 +54,15 @@ const isFlagWord = (w: string): boolean => w.startsWith('-') && !/^-\d/.test(w);
 export function paramsFromArgs(method: string, words: string[]): Record<string, unknown> | undefined {
   if (words.length === 1 && (words[0] ?? '').trimStart().startsWith('{')) {
     let v: unknown;
-    try { v = JSON.parse(words[0] ?? ''); } catch (err) { throw new UsageError(`the params are not valid JSON: ${(err as Error).message}`); }
+    try {
+      v = JSON.parse(words[0] ?? '');
+    } catch (err) {
+      throw new UsageError(`the params are not valid JSON: ${(err as Error).message}`);
+    }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('the params must be a JSON object');
     return v as Record<string, unknown>;
   }
-  const form = FORMS[method];
+  const form = FORMS.get(method);
   if (form === undefined) {
     if (words.length > 0) throw new UsageError(`${method}: give its params as one JSON object, e.g. '{"name": "x"}'`);
     return undefined;
@@ -75,12 +88,19 @@ export function paramsFromArgs(method: string, words: string[]): Record<string, 
       continue;
     }
     const by = flag.names[0] ?? name;
-    if (flag.kind === 'bool') { set(flag.key, true, by); continue; }
+    if (flag.kind === 'bool') {
+      set(flag.key, true, by);
+      continue;
+    }
     const v = eq > 0 ? w.slice(eq + 1) : words[++i];
     if (v === undefined) throw new UsageError(`${method}: ${name} needs a value`);
     const value = convert(flag, v, name);
     // KEY=VALUE options add up: --config-param a=1 --config-param b=2.
-    set(flag.key, flag.kind === 'kv' ? { ...(out[flag.key] as Record<string, string> | undefined), ...(value as Record<string, string>) } : value, by);
+    set(
+      flag.key,
+      flag.kind === 'kv' ? { ...(out[flag.key] as Record<string, string> | undefined), ...(value as Record<string, string>) } : value,
+      by,
+    );
   }
   const args = form.args ?? [];
   if (positional.length > args.length) throw new UsageError(`${method}: too many arguments (${usage(method)})`);

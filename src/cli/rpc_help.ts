@@ -1,8 +1,9 @@
 // What `aionbd rpc METHOD --help` prints, and the one-line usage that usage errors quote: made
 // from the forms in rpc_forms.ts, so the help cannot disagree with what is parsed.
-import { FORMS, unitName, type Arg, type Flag } from './rpc_forms.js';
+import { unitName, type Arg, type Flag } from '../method_form.js';
+import { FORMS } from './rpc_forms.js';
 
-const JSON_FORM = '\'{JSON params}\'';
+const JSON_FORM = "'{JSON params}'";
 
 const metaOf = (a: Arg): string => a.meta ?? a.key.toUpperCase();
 
@@ -12,7 +13,7 @@ function flagUsage(x: Flag): string {
 
 /** `METHOD ARG [OPTIONAL] [-f VALUE]...`, or the JSON form for a method without a command-line form. */
 export function usage(method: string): string {
-  const form = FORMS[method];
+  const form = FORMS.get(method);
   if (form === undefined) return `${method} [${JSON_FORM}]`;
   if (form.usage?.[0] !== undefined) return form.usage[0];
   const args = (form.args ?? []).map((a) => (a.optional === true ? `[${metaOf(a)}]` : metaOf(a)));
@@ -35,7 +36,7 @@ function row(left: string, right: string): string {
 
 /** The whole help of one method. */
 export function methodHelp(method: string): string {
-  const form = FORMS[method];
+  const form = FORMS.get(method);
   const lead = 'aionbd rpc [-s SOCK] [-t SEC]';
   const lines = [`usage: ${lead} ${usage(method)}`];
   if (form === undefined) {
@@ -49,7 +50,7 @@ export function methodHelp(method: string): string {
     for (const a of form.args ?? []) lines.push(row(metaOf(a), describe(a)));
   }
   if ((form.flags ?? []).length > 0) {
-    lines.push('', 'options (after METHOD; aionbd rpc\'s own -s SOCK and -t SEC go before it):');
+    lines.push('', "options (after METHOD; aionbd rpc's own -s SOCK and -t SEC go before it):");
     for (const x of form.flags ?? []) lines.push(row(`${x.names.join(', ')}${x.kind === 'bool' ? '' : ` ${metaOf(x)}`}`, describe(x)));
   }
   if (form.note !== undefined) lines.push('', form.note);

@@ -12,7 +12,7 @@ import { parseMetricsAddress } from '../metrics/http.js';
 import { readConfigFile } from '../rpc/config.js';
 import { rpcAddress } from '../rpc/socket.js';
 import type { ServerOptions as NbdServerOptions } from '../nbd/server.js';
-import { Server } from '../target.js';
+import { Server } from '../server.js';
 import { inheritedFds, stdioStream } from './nbd-options.js';
 import { formatSize } from '../util/size.js';
 import { checkSocketPath } from '../util/unix-socket.js';
@@ -66,10 +66,17 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   const config = opts.config !== undefined ? readConfigFile(opts.config) : undefined;
   if (specs.length === 0 && rbdSpecs.length === 0 && config === undefined) {
     // The embedded default: a sparse 1 GiB image, created on first use.
-    specs.push({ filename: path.join(opts.dataDir, 'disk0.img'), name: 'disk0', blockSize: undefined, size: DEFAULT_IMAGE_SIZE, readonly: false });
+    specs.push({
+      filename: path.join(opts.dataDir, 'disk0.img'),
+      name: 'disk0',
+      blockSize: undefined,
+      size: DEFAULT_IMAGE_SIZE,
+      readonly: false,
+    });
   }
   if (opts.metrics !== undefined) parseMetricsAddress(opts.metrics);
-  if (opts.run !== undefined && opts.stdio === true) throw new UsageError('--run and --stdio cannot go together: with --stdio the client is whoever started us');
+  if (opts.run !== undefined && opts.stdio === true)
+    throw new UsageError('--run and --stdio cannot go together: with --stdio the client is whoever started us');
   const captive = opts.run !== undefined;
   const addrs: ListenAddress[] = opts.listen.map(parseListenAddress);
   if (addrs.length === 0 && !captive) addrs.push(parseListenAddress(`tcp://127.0.0.1:${DEFAULT_PORT}`));
@@ -100,20 +107,29 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
   // Handlers go in before anything is announced: whoever reads the attach line as "ready" may
   // signal us right away, and that must still be a clean stop.
   let onSignal: (s: NodeJS.Signals) => void = () => undefined;
-  const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = resolve;
+  });
   let command: CaptiveCommand | null = null;
   let signals = 0;
   const handler = (sig: NodeJS.Signals): void => {
     opts.heldLog?.release(); // a stop, not a failure: the start-up's records are true
     command?.signal(sig); // captive: the command is asked to stop too; we stop when it has
-    if (stopping !== null || signals++ > 0) { log.warn('second signal: exiting without waiting'); process.exit(1); }
+    if (stopping !== null || signals++ > 0) {
+      log.warn('second signal: exiting without waiting');
+      process.exit(1);
+    }
     onSignal(sig);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
-  const unwatch = opts.exitWithParent === true
-    ? watchParent(() => { log.info({ parent: 'exited' }, 'the parent process exited (--exit-with-parent)'); handler('SIGTERM'); })
-    : null;
+  const unwatch =
+    opts.exitWithParent === true
+      ? watchParent(() => {
+          log.info({ parent: 'exited' }, 'the parent process exited (--exit-with-parent)');
+          handler('SIGTERM');
+        })
+      : null;
   const created = new CreatedFiles();
   let started = false;
   try {
@@ -156,8 +172,12 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
       const ready = first.ready;
       const x = ready.exports[0];
       const at = ready.bound[0];
-      if (x === undefined || at === undefined) throw new UsageError('--run needs an export to give the command: add --aio or a config with one');
-      if (signals > 0) { await stop(); return 0; } // stopped as it started: the command never runs
+      if (x === undefined || at === undefined)
+        throw new UsageError('--run needs an export to give the command: add --aio or a config with one');
+      if (signals > 0) {
+        await stop();
+        return 0;
+      } // stopped as it started: the command never runs
       const vars = captiveVariables(at, x.name, opts.nbd?.tls?.mode ?? 'off');
       log.info({ uri: vars['uri'], command: opts.run }, 'running the --run command');
       command = runCaptive(opts.run, vars, log);
@@ -167,7 +187,12 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
       return status;
     }
     // Socket-activated, our stdout is often the activating client's: announce on stderr.
-    const say = inherited.length > 0 ? (l: string): void => { process.stderr.write(`${l}\n`); } : out;
+    const say =
+      inherited.length > 0
+        ? (l: string): void => {
+            process.stderr.write(`${l}\n`);
+          }
+        : out;
     for (const x of first.ready.exports) printAttach(x, first.ready.bound, first.ready.rpc, say, inherited);
     if (first.ready.metrics !== null) say(`aionbd: Prometheus metrics at ${first.ready.metrics}`);
   } catch (err) {
@@ -215,7 +240,9 @@ async function startRpc(server: Server, socket: string, explicit: boolean, allow
 function printAttach(x: Export, bound: ListenAddress[], rpc: string | null, out: (line: string) => void, inherited: number[] = []): void {
   const b = x.bdev;
   const where = [...bound.map(formatAddress), ...inherited.map((fd) => `inherited fd ${fd}`)].join(', ');
-  out(`aionbd: exporting "${x.name}" (${formatSize(x.size)}, ${b.module} bdev, block size ${b.blockSize}${x.readonly ? ', read-only' : ''}) on ${where}`);
+  out(
+    `aionbd: exporting "${x.name}" (${formatSize(x.size)}, ${b.module} bdev, block size ${b.blockSize}${x.readonly ? ', read-only' : ''}) on ${where}`,
+  );
   for (const a of bound) {
     const where = a.kind === 'unix' ? `-unix ${a.path}` : `${a.host.includes(':') ? `[${a.host}]` : a.host} ${a.port}`;
     out(`  attach (as root, after "modprobe nbd"): nbd-client ${where} /dev/nbd0 -N ${x.name} -b ${b.blockSize}`);

@@ -5,13 +5,15 @@ import fs from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, type HistogramConfiguration } from 'prom-client';
 import type { Bdev } from '../bdev/bdev.js';
 import { countBelow, type LatencyHistogram } from '../bdev/histogram.js';
-import { TICK_RATE, type IoStat } from '../bdev/iostat.js';
+import { TICK_RATE, type ErrnoStatus, type IoStat } from '../bdev/iostat.js';
 import { QOS_LIMIT_KEYS } from '../bdev/qos.js';
 import type { Export } from '../nbd/export.js';
 
 /** What the metrics are read from. */
 export interface MetricsSource {
   bdevs(): readonly Bdev[];
+  /** How a bdev's module names its plain -errno failures. */
+  errnoStatus(b: Bdev): ErrnoStatus;
   exports(): Iterable<Export>;
   /** The NBD server's memory budget: bytes held by requests in flight, and its size. */
   budget(): { used: number; total: number };
@@ -30,7 +32,10 @@ const LATENCY_BOUNDS_NS = Array.from({ length: 25 }, (_, i) => 2 ** (10 + i));
  */
 class CountedHistogram extends Histogram<LatencyLabel> {
   readonly #shape: Histogram<LatencyLabel>;
-  constructor(config: HistogramConfiguration<LatencyLabel>, private readonly read: () => { labels: { bdev: string; type: string }; h: LatencyHistogram; sumTicks: number }[]) {
+  constructor(
+    config: HistogramConfiguration<LatencyLabel>,
+    private readonly read: () => { labels: { bdev: string; type: string }; h: LatencyHistogram; sumTicks: number }[],
+  ) {
     super(config);
     this.#shape = new Histogram({ ...config, registers: [] });
   }
@@ -40,7 +45,8 @@ class CountedHistogram extends Histogram<LatencyLabel> {
     const name = head.name;
     const values: HistogramResult['values'] = [];
     for (const { labels, h, sumTicks } of this.read()) {
-      for (const ns of LATENCY_BOUNDS_NS) values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: ns / 1e9 }, value: countBelow(h, h.counts, ns) });
+      for (const ns of LATENCY_BOUNDS_NS)
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: ns / 1e9 }, value: countBelow(h, h.counts, ns) });
       const count = h.total();
       values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: count });
       values.push({ metricName: `${name}_sum`, labels, value: sumTicks / TICK_RATE });
@@ -50,7 +56,9 @@ class CountedHistogram extends Histogram<LatencyLabel> {
   }
 
   /** The registry asks for this form first; ours is the same. */
-  getForPromString(): Promise<HistogramResult> { return this.get(); }
+  getForPromString(): Promise<HistogramResult> {
+    return this.get();
+  }
 }
 
 /** How many AIO contexts this process holds: each io_setup maps one "[aio]" ring. */
@@ -69,25 +77,42 @@ async function sysctl(name: string): Promise<number | null> {
   }
 }
 
-const OPS: [string, (s: IoStat) => number][] = [
-  ['read', (s) => s.numReadOps], ['write', (s) => s.numWriteOps], ['unmap', (s) => s.numUnmapOps],
-  ['flush', (s) => s.numFlushOps], ['write_zeroes', (s) => s.numWriteZeroesOps],
+type Field = [string, (s: IoStat, errnoStatus: ErrnoStatus) => number];
+
+const OPS: Field[] = [
+  ['read', (s) => s.numReadOps],
+  ['write', (s) => s.numWriteOps],
+  ['unmap', (s) => s.numUnmapOps],
+  ['flush', (s) => s.numFlushOps],
+  ['write_zeroes', (s) => s.numWriteZeroesOps],
 ];
-const BYTES: [string, (s: IoStat) => number][] = [
-  ['read', (s) => s.bytesRead], ['write', (s) => s.bytesWritten], ['unmap', (s) => s.bytesUnmapped], ['write_zeroes', (s) => s.bytesZeroed],
+const BYTES: Field[] = [
+  ['read', (s) => s.bytesRead],
+  ['write', (s) => s.bytesWritten],
+  ['unmap', (s) => s.bytesUnmapped],
+  ['write_zeroes', (s) => s.bytesZeroed],
 ];
-const ERRORS: [string, (s: IoStat) => number][] = [
-  ['failed', (s) => s.errFailed], ['aio_error', (s) => s.errAioError], ['nomem', (s) => s.errNomem],
-  ['aborted', (s) => s.errAborted], ['miscompare', (s) => s.errMiscompare],
+const ERRORS: Field[] = [
+  ['failed', (s, e) => (e === 'failed' ? s.errFailed : 0)],
+  ['aio_error', (s, e) => (e === 'aio_error' ? s.errFailed : 0)],
+  ['nomem', (s) => s.errNomem],
+  ['aborted', (s) => s.errAborted],
+  ['miscompare', (s) => s.errMiscompare],
 ];
 
 /** A counter per bdev and kind, set from IoStat at each scrape (bdev_reset_iostat shows as a counter reset). */
-function statCounter(reg: Registry, src: MetricsSource, name: string, help: string, label: string, fields: [string, (s: IoStat) => number][]): void {
+function statCounter(reg: Registry, src: MetricsSource, name: string, help: string, label: string, fields: Field[]): void {
   new Counter({
-    name, help, labelNames: ['bdev', label], registers: [reg],
+    name,
+    help,
+    labelNames: ['bdev', label],
+    registers: [reg],
     collect() {
       this.reset();
-      for (const b of src.bdevs()) for (const [kind, get] of fields) this.inc({ bdev: b.name, [label]: kind }, get(b.stat));
+      for (const b of src.bdevs()) {
+        const e = src.errnoStatus(b);
+        for (const [kind, get] of fields) this.inc({ bdev: b.name, [label]: kind }, get(b.stat, e));
+      }
     },
   });
 }
@@ -97,17 +122,39 @@ export function metricsRegistry(src: MetricsSource): Registry {
   statCounter(reg, src, 'aionbd_bdev_operations_total', 'I/O operations a bdev completed successfully, by type', 'type', OPS);
   statCounter(reg, src, 'aionbd_bdev_bytes_total', 'Bytes a bdev read, wrote, unmapped or zeroed successfully, by type', 'type', BYTES);
   statCounter(reg, src, 'aionbd_bdev_errors_total', 'I/O a bdev failed, by SPDK status (as bdev_get_iostat io_error)', 'status', ERRORS);
-  new CountedHistogram({
-    name: 'aionbd_bdev_latency_seconds', help: 'Latency of successful I/O from submission to completion, by type',
-    labelNames: ['bdev', 'type'], registers: [reg],
-  }, () => src.bdevs().flatMap((b) => ([['read', b.stat.read], ['write', b.stat.write], ['unmap', b.stat.unmap]] as const)
-    .map(([type, l]) => ({ labels: { bdev: b.name, type }, h: l.histogram, sumTicks: l.total }))));
+  new CountedHistogram(
+    {
+      name: 'aionbd_bdev_latency_seconds',
+      help: 'Latency of successful I/O from submission to completion, by type',
+      labelNames: ['bdev', 'type'],
+      registers: [reg],
+    },
+    () =>
+      src.bdevs().flatMap((b) =>
+        (
+          [
+            ['read', b.stat.read],
+            ['write', b.stat.write],
+            ['unmap', b.stat.unmap],
+          ] as const
+        ).map(([type, l]) => ({ labels: { bdev: b.name, type }, h: l.histogram, sumTicks: l.total })),
+      ),
+  );
   new Gauge({
-    name: 'aionbd_bdev_queue_depth', help: 'I/O submitted to a bdev and not yet completed (QoS-held I/O included)', labelNames: ['bdev'], registers: [reg],
-    collect() { this.reset(); for (const b of src.bdevs()) this.set({ bdev: b.name }, b.outstanding); },
+    name: 'aionbd_bdev_queue_depth',
+    help: 'I/O submitted to a bdev and not yet completed (QoS-held I/O included)',
+    labelNames: ['bdev'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const b of src.bdevs()) this.set({ bdev: b.name }, b.outstanding);
+    },
   });
   new Gauge({
-    name: 'aionbd_bdev_qos_held', help: 'READ/WRITE waiting for QoS allowance', labelNames: ['bdev'], registers: [reg],
+    name: 'aionbd_bdev_qos_held',
+    help: 'READ/WRITE waiting for QoS allowance',
+    labelNames: ['bdev'],
+    registers: [reg],
     collect() {
       this.reset();
       for (const b of src.bdevs()) {
@@ -117,7 +164,10 @@ export function metricsRegistry(src: MetricsSource): Registry {
     },
   });
   new Gauge({
-    name: 'aionbd_bdev_qos_limit', help: 'QoS limits set with bdev_set_qos_limit (I/O or MiB per second)', labelNames: ['bdev', 'limit'], registers: [reg],
+    name: 'aionbd_bdev_qos_limit',
+    help: 'QoS limits set with bdev_set_qos_limit (I/O or MiB per second)',
+    labelNames: ['bdev', 'limit'],
+    registers: [reg],
     collect() {
       this.reset();
       for (const b of src.bdevs()) {
@@ -127,23 +177,44 @@ export function metricsRegistry(src: MetricsSource): Registry {
     },
   });
   new Gauge({
-    name: 'aionbd_export_connections', help: 'NBD clients in transmission on an export', labelNames: ['export', 'bdev'], registers: [reg],
-    collect() { this.reset(); for (const x of src.exports()) this.set({ export: x.name, bdev: x.bdev.name }, x.stats.connections); },
+    name: 'aionbd_export_connections',
+    help: 'NBD clients in transmission on an export',
+    labelNames: ['export', 'bdev'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const x of src.exports()) this.set({ export: x.name, bdev: x.bdev.name }, x.stats.connections);
+    },
   });
   new Gauge({
-    name: 'aionbd_memory_in_flight_bytes', help: 'Bytes of request buffers, bounce buffers and queued replies held now (the memory budget in use)', registers: [reg],
-    collect() { this.set(src.budget().used); },
+    name: 'aionbd_memory_in_flight_bytes',
+    help: 'Bytes of request buffers, bounce buffers and queued replies held now (the memory budget in use)',
+    registers: [reg],
+    collect() {
+      this.set(src.budget().used);
+    },
   });
   new Gauge({
-    name: 'aionbd_memory_budget_bytes', help: 'The server-wide memory budget (--memory-budget)', registers: [reg],
-    collect() { this.set(src.budget().total); },
+    name: 'aionbd_memory_budget_bytes',
+    help: 'The server-wide memory budget (--memory-budget)',
+    registers: [reg],
+    collect() {
+      this.set(src.budget().total);
+    },
   });
   new Gauge({
-    name: 'aionbd_aio_contexts', help: 'Kernel AIO contexts (io_setup) this process holds', registers: [reg],
-    async collect() { this.set(await aioContexts()); },
+    name: 'aionbd_aio_contexts',
+    help: 'Kernel AIO contexts (io_setup) this process holds',
+    registers: [reg],
+    async collect() {
+      this.set(await aioContexts());
+    },
   });
   new Gauge({
-    name: 'aionbd_system_aio_events', help: 'AIO events reserved system-wide (fs.aio-nr) and the limit (fs.aio-max-nr)', labelNames: ['kind'], registers: [reg],
+    name: 'aionbd_system_aio_events',
+    help: 'AIO events reserved system-wide (fs.aio-nr) and the limit (fs.aio-max-nr)',
+    labelNames: ['kind'],
+    registers: [reg],
     async collect() {
       this.reset();
       const [nr, max] = await Promise.all([sysctl('aio-nr'), sysctl('aio-max-nr')]);

@@ -19,19 +19,35 @@ export interface MetricsListener {
 /** tcp://HOST:PORT with an explicit port (the NBD default port would be a surprise here). */
 export function parseMetricsAddress(s: string): ListenAddress & { kind: 'tcp' } {
   const a = parseListenAddress(s);
-  if (a.kind !== 'tcp' || !/:\d+\/?$/.test(s)) throw new UsageError(`bad metrics address "${s}": use tcp://HOST:PORT (Prometheus scrapes HTTP over TCP)`);
+  if (a.kind !== 'tcp' || !/:\d+\/?$/.test(s))
+    throw new UsageError(`bad metrics address "${s}": use tcp://HOST:PORT (Prometheus scrapes HTTP over TCP)`);
   return a;
 }
 
-export async function listenMetrics(addr: string | (ListenAddress & { kind: 'tcp' }), registry: Registry, log: Logger): Promise<MetricsListener> {
+export async function listenMetrics(
+  addr: string | (ListenAddress & { kind: 'tcp' }),
+  registry: Registry,
+  log: Logger,
+): Promise<MetricsListener> {
   const a = typeof addr === 'string' ? parseMetricsAddress(addr) : addr;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { Allow: 'GET, HEAD' }).end(); return; }
-    if (path === '/') { res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('aionbd: Prometheus metrics are at /metrics\n'); return; }
-    if (path !== '/metrics') { res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: try /metrics\n'); return; }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/') {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('aionbd: Prometheus metrics are at /metrics\n');
+      return;
+    }
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: try /metrics\n');
+      return;
+    }
     registry.metrics().then(
-      (text) => { res.writeHead(200, { 'Content-Type': registry.contentType }).end(req.method === 'HEAD' ? undefined : text); },
+      (text) => {
+        res.writeHead(200, { 'Content-Type': registry.contentType }).end(req.method === 'HEAD' ? undefined : text);
+      },
       (err: unknown) => {
         log.warn({ err }, 'metrics: collecting failed');
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('collecting the metrics failed; see the server log\n');
@@ -50,10 +66,11 @@ export async function listenMetrics(addr: string | (ListenAddress & { kind: 'tcp
   return {
     address: bound,
     url,
-    close: () => new Promise<void>((resolve) => {
-      // Prometheus keeps its connection open between scrapes: close those too, or close() waits on them.
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Prometheus keeps its connection open between scrapes: close those too, or close() waits on them.
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

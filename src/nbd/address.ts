@@ -2,9 +2,7 @@
 import { UsageError } from '../errors.js';
 import { DEFAULT_PORT } from './constants.js';
 
-export type ListenAddress =
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'unix'; path: string };
+export type ListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
 export function parseListenAddress(s: string): ListenAddress {
   if (s.startsWith('unix://')) return unixAddr(s.slice('unix://'.length), s);

@@ -56,7 +56,11 @@ export class Admission {
   #lastLog = 0;
   #suppressed = 0;
 
-  constructor(readonly maxConnections: number, readonly maxPerClient: number, private readonly log: Logger) {
+  constructor(
+    readonly maxConnections: number,
+    readonly maxPerClient: number,
+    private readonly log: Logger,
+  ) {
     checkLimit('max connections', maxConnections);
     checkLimit('max connections per client', maxPerClient);
   }
@@ -64,7 +68,8 @@ export class Admission {
   /** Null when admitted (and counted: call release() with the same key later), else why not. */
   admit(key: string | null, open: number, closing: boolean): string | null {
     if (closing) return 'the server is shutting down';
-    if (open >= this.maxConnections) return `${open} connections are open, the server-wide limit (--max-connections ${this.maxConnections})`;
+    if (open >= this.maxConnections)
+      return `${open} connections are open, the server-wide limit (--max-connections ${this.maxConnections})`;
     if (key === null) return null;
     const n = this.#perClient.get(key) ?? 0;
     if (n >= this.maxPerClient) {
@@ -83,7 +88,10 @@ export class Admission {
 
   refused(key: string | null, reason: string): void {
     const now = Date.now();
-    if (now - this.#lastLog < REFUSAL_LOG_INTERVAL_MS) { this.#suppressed++; return; }
+    if (now - this.#lastLog < REFUSAL_LOG_INTERVAL_MS) {
+      this.#suppressed++;
+      return;
+    }
     this.#lastLog = now;
     const more = this.#suppressed;
     this.#suppressed = 0;

@@ -33,16 +33,25 @@ export class BudgetAccount {
   closed = false;
 
   /** `onReady` runs (once per wake-up, from a microtask) when a refused request may now be admitted. */
-  constructor(readonly budget: MemoryBudget, readonly onReady: () => void) {}
+  constructor(
+    readonly budget: MemoryBudget,
+    readonly onReady: () => void,
+  ) {}
 
   /** True when `n` bytes are now held for this account; false: wait for onReady, then ask again. */
-  take(n: number): boolean { return this.budget.take(this, n); }
+  take(n: number): boolean {
+    return this.budget.take(this, n);
+  }
 
   /** Gives `n` bytes back and wakes whoever waits for them. */
-  release(n: number): void { this.budget.release(this, n); }
+  release(n: number): void {
+    this.budget.release(this, n);
+  }
 
   /** The connection is gone: anything still held or reserved goes back. */
-  close(): void { this.budget.close(this); }
+  close(): void {
+    this.budget.close(this);
+  }
 }
 
 export class MemoryBudget {
@@ -61,13 +70,21 @@ export class MemoryBudget {
     this.total = total;
   }
 
-  get used(): number { return this.#used; }
+  get used(): number {
+    return this.#used;
+  }
   /** Accounts waiting for memory now (diagnostics and tests). */
-  get waiting(): number { return this.#waiting.length; }
+  get waiting(): number {
+    return this.#waiting.length;
+  }
   /** What one active account may hold while others want memory too. */
-  get share(): number { return Math.floor(this.total / Math.max(1, this.#active)); }
+  get share(): number {
+    return Math.floor(this.total / Math.max(1, this.#active));
+  }
 
-  account(onReady: () => void): BudgetAccount { return new BudgetAccount(this, onReady); }
+  account(onReady: () => void): BudgetAccount {
+    return new BudgetAccount(this, onReady);
+  }
 
   take(a: BudgetAccount, n: number): boolean {
     if (a.closed) return false;
@@ -86,7 +103,10 @@ export class MemoryBudget {
     }
     if (a.want > 0) return false; // already queued: its turn comes in order
     if (n === 0) return true;
-    if (this.#admits(a, n)) { this.#hold(a, n); return true; }
+    if (this.#admits(a, n)) {
+      this.#hold(a, n);
+      return true;
+    }
     if (a.held === 0) this.#active++;
     a.want = n;
     this.#waiting.push(a);
@@ -105,7 +125,9 @@ export class MemoryBudget {
     if (i >= 0) this.#waiting.splice(i, 1);
     const wasActive = a.held > 0 || a.want > 0 || a.granted > 0;
     this.#used -= a.held + a.granted;
-    a.held = 0; a.granted = 0; a.want = 0;
+    a.held = 0;
+    a.granted = 0;
+    a.want = 0;
     a.closed = true;
     if (wasActive) this.#active--;
     this.#wake();
@@ -129,7 +151,9 @@ export class MemoryBudget {
     return true;
   }
 
-  #fits(a: BudgetAccount, n: number): boolean { return this.#used + n <= this.total && a.held + n <= this.share; }
+  #fits(a: BudgetAccount, n: number): boolean {
+    return this.#used + n <= this.total && a.held + n <= this.share;
+  }
 
   #hold(a: BudgetAccount, n: number): void {
     if (a.held === 0) this.#active++;
@@ -152,7 +176,7 @@ export class MemoryBudget {
     this.#waking = true;
     try {
       let blocked = false;
-      for (let i = 0; i < this.#waiting.length;) {
+      for (let i = 0; i < this.#waiting.length; ) {
         const a = this.#waiting[i] as BudgetAccount;
         const n = a.want;
         if (a.held === 0 || (!blocked && this.#fits(a, n))) {
@@ -166,6 +190,8 @@ export class MemoryBudget {
         if (this.#used + n > this.total) blocked = true;
         i++;
       }
-    } finally { this.#waking = false; }
+    } finally {
+      this.#waking = false;
+    }
   }
 }

@@ -3,7 +3,10 @@
 import type { Duplex } from 'node:stream';
 
 export class EndOfStream extends Error {
-  constructor() { super('the client closed the connection'); this.name = 'EndOfStream'; }
+  constructor() {
+    super('the client closed the connection');
+    this.name = 'EndOfStream';
+  }
 }
 
 /** Bytes we hold before pausing the socket: one maximal option plus slack. */
@@ -31,8 +34,12 @@ export class ByteReader {
     if (this.#have > HIGH_WATER) this.stream.pause();
     this.#tryFulfil();
   };
-  readonly #onEnd = (): void => { this.#fail(new EndOfStream()); };
-  readonly #onError = (err: Error): void => { this.#fail(err); };
+  readonly #onEnd = (): void => {
+    this.#fail(new EndOfStream());
+  };
+  readonly #onError = (err: Error): void => {
+    this.#fail(err);
+  };
 
   #fail(err: Error): void {
     this.#ended ??= err;

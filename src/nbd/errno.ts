@@ -1,18 +1,27 @@
 // The only place an errno becomes an NBD error value.
 import { constants } from 'node:os';
+import { EREMOTEIO, ESHUTDOWN } from '../util/errno.js';
 import { NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_ERR } from './constants.js';
 
 const E = constants.errno;
-/** Linux's value; os.constants.errno does not export it. */
-export const ESHUTDOWN = 108;
 
 const TO_NBD = new Map<number, number>([
   [0, NBD_ERR.SUCCESS],
-  [E.EPERM, NBD_ERR.EPERM], [E.EROFS, NBD_ERR.EPERM], [E.EACCES, NBD_ERR.EPERM],
-  [E.EIO, NBD_ERR.EIO], [E.ENXIO, NBD_ERR.EIO], [E.ENODEV, NBD_ERR.EIO], [E.EBADMSG, NBD_ERR.EIO], [121 /* EREMOTEIO */, NBD_ERR.EIO],
-  [E.ENOMEM, NBD_ERR.ENOMEM], [E.ENOBUFS, NBD_ERR.ENOMEM],
-  [E.EINVAL, NBD_ERR.EINVAL], [E.ERANGE, NBD_ERR.EINVAL],
-  [E.ENOSPC, NBD_ERR.ENOSPC], [E.EFBIG, NBD_ERR.ENOSPC], [E.EDQUOT, NBD_ERR.ENOSPC],
+  [E.EPERM, NBD_ERR.EPERM],
+  [E.EROFS, NBD_ERR.EPERM],
+  [E.EACCES, NBD_ERR.EPERM],
+  [E.EIO, NBD_ERR.EIO],
+  [E.ENXIO, NBD_ERR.EIO],
+  [E.ENODEV, NBD_ERR.EIO],
+  [E.EBADMSG, NBD_ERR.EIO],
+  [EREMOTEIO, NBD_ERR.EIO],
+  [E.ENOMEM, NBD_ERR.ENOMEM],
+  [E.ENOBUFS, NBD_ERR.ENOMEM],
+  [E.EINVAL, NBD_ERR.EINVAL],
+  [E.ERANGE, NBD_ERR.EINVAL],
+  [E.ENOSPC, NBD_ERR.ENOSPC],
+  [E.EFBIG, NBD_ERR.ENOSPC],
+  [E.EDQUOT, NBD_ERR.ENOSPC],
   [ESHUTDOWN, NBD_ERR.ESHUTDOWN],
 ]);
 

@@ -5,11 +5,21 @@
 // is told the new size at once.
 import type { Bdev } from '../bdev/bdev.js';
 import { knowsDepth } from '../bdev/block_status.js';
-import { IoType } from '../bdev/types.js';
+import { IoFlag, IoType } from '../bdev/types.js';
 import {
-  DEFAULT_PREFERRED_BLOCK, META_BASE_ALLOCATION, META_QEMU_ALLOCATION_DEPTH, NBD_FLAG_CAN_MULTI_CONN, NBD_FLAG_HAS_FLAGS,
-  NBD_FLAG_READ_ONLY, NBD_FLAG_SEND_CACHE, NBD_FLAG_SEND_DF, NBD_FLAG_SEND_FAST_ZERO, NBD_FLAG_SEND_FLUSH, NBD_FLAG_SEND_FUA,
-  NBD_FLAG_SEND_TRIM, NBD_FLAG_SEND_WRITE_ZEROES,
+  DEFAULT_PREFERRED_BLOCK,
+  META_BASE_ALLOCATION,
+  META_QEMU_ALLOCATION_DEPTH,
+  NBD_FLAG_CAN_MULTI_CONN,
+  NBD_FLAG_HAS_FLAGS,
+  NBD_FLAG_READ_ONLY,
+  NBD_FLAG_SEND_CACHE,
+  NBD_FLAG_SEND_DF,
+  NBD_FLAG_SEND_FAST_ZERO,
+  NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_FUA,
+  NBD_FLAG_SEND_TRIM,
+  NBD_FLAG_SEND_WRITE_ZEROES,
 } from './constants.js';
 
 export interface ExportOptions {
@@ -54,9 +64,15 @@ export class Export {
     this.preferredBlock = Math.max(DEFAULT_PREFERRED_BLOCK, bdev.blockSize);
     let f = NBD_FLAG_HAS_FLAGS;
     if (this.readonly) f |= NBD_FLAG_READ_ONLY;
-    if (bdev.supports(IoType.Flush)) f |= NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA;
+    // Each command flag only when the bdev declares it: the bdev layer refuses the others.
+    if (bdev.supports(IoType.Flush)) f |= NBD_FLAG_SEND_FLUSH;
+    if (bdev.supportsFlags(IoFlag.Fua)) f |= NBD_FLAG_SEND_FUA;
     if (!this.readonly && bdev.supports(IoType.Unmap)) f |= NBD_FLAG_SEND_TRIM;
-    if (!this.readonly && bdev.supports(IoType.WriteZeroes)) f |= NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_FAST_ZERO;
+    // NBD requires NO_HOLE wherever WRITE_ZEROES is offered.
+    if (!this.readonly && bdev.supports(IoType.WriteZeroes) && bdev.supportsFlags(IoFlag.NoHole)) {
+      f |= NBD_FLAG_SEND_WRITE_ZEROES;
+      if (bdev.supportsFlags(IoFlag.FastZero)) f |= NBD_FLAG_SEND_FAST_ZERO;
+    }
     // CACHE is a prefetch hint: with O_DIRECT there is no cache of ours to warm, so it is
     // validated and acknowledged, which the spec allows.
     f |= NBD_FLAG_SEND_CACHE;
@@ -66,7 +82,9 @@ export class Export {
   }
 
   /** The size clients of this export are told (and held to). */
-  get size(): number { return this.#size; }
+  get size(): number {
+    return this.#size;
+  }
 
   /** A kernel device's export follows its bdev: its connections accept the new range at once. */
   setSize(size: number): void {

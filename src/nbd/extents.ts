@@ -17,14 +17,21 @@ function allocationFlags(e: BlockExtent): number {
  * most `max`, none longer than `maxExtent`. They may end before the range does (the client asks
  * again from there), and the lists need not cover the same length.
  */
-export async function contextExtents(bdev: Bdev, offset: number, length: number, contexts: readonly number[], max: number, maxExtent: number): Promise<Extent[][]> {
+export async function contextExtents(
+  bdev: Bdev,
+  offset: number,
+  length: number,
+  contexts: readonly number[],
+  max: number,
+  maxExtent: number,
+): Promise<Extent[][]> {
   const ext = await blockStatus(bdev, offset, length);
   return contexts.map((id) => {
     const value = id === META_ID_QEMU_ALLOCATION_DEPTH ? (e: BlockExtent): number => e.depth : allocationFlags;
     const out: Extent[] = [];
     for (const e of ext) {
       const v = value(e);
-      for (let left = e.length; left > 0;) {
+      for (let left = e.length; left > 0; ) {
         const last = out[out.length - 1];
         if (last !== undefined && last.flags === v && last.length < maxExtent) {
           const n = Math.min(left, maxExtent - last.length);

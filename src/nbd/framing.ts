@@ -4,7 +4,12 @@
 // a payload longer than its buffer arrives in pieces: the framer stops at each full buffer until
 // the sink hands it the next one.
 import {
-  EXTENDED_REQUEST_LEN, NBD_CMD, NBD_CMD_FLAG_PAYLOAD_LEN, NBD_EXTENDED_REQUEST_MAGIC, NBD_REQUEST_MAGIC, REQUEST_LEN,
+  EXTENDED_REQUEST_LEN,
+  NBD_CMD,
+  NBD_CMD_FLAG_PAYLOAD_LEN,
+  NBD_EXTENDED_REQUEST_MAGIC,
+  NBD_REQUEST_MAGIC,
+  REQUEST_LEN,
 } from './constants.js';
 
 export interface RequestSink {
@@ -15,7 +20,15 @@ export interface RequestSink {
    * they go (at least `length` bytes), or null to read and discard them. The cookie is the 8
    * bytes at cookieSrc[cookieAt..].
    */
-  request(type: number, flags: number, cookieSrc: Buffer, cookieAt: number, offset: number, length: number, payload: boolean): Buffer | null;
+  request(
+    type: number,
+    flags: number,
+    cookieSrc: Buffer,
+    cookieAt: number,
+    offset: number,
+    length: number,
+    payload: boolean,
+  ): Buffer | null;
   /**
    * May this request start now (memory for it)? False parks the header until resume(); the
    * sink must call the framer's resume() and feed the held bytes again when it may.
@@ -53,19 +66,29 @@ export class RequestFramer {
    * `discardLimit`: a payload longer than this is not worth reading to stay in sync: disconnect.
    * With extended headers the spec asks for that above the maximum payload already.
    */
-  constructor(private readonly sink: RequestSink, private readonly discardLimit: number, extended = false) {
+  constructor(
+    private readonly sink: RequestSink,
+    private readonly discardLimit: number,
+    extended = false,
+  ) {
     this.#extended = extended;
     this.#hlen = extended ? EXTENDED_REQUEST_LEN : REQUEST_LEN;
     this.#magic = extended ? NBD_EXTENDED_REQUEST_MAGIC : NBD_REQUEST_MAGIC;
     this.#scratch = Buffer.allocUnsafe(this.#hlen);
   }
 
-  get stopped(): boolean { return this.#stopped; }
+  get stopped(): boolean {
+    return this.#stopped;
+  }
   /** Bytes of a payload still expected. */
-  get payloadLeft(): number { return this.#payloadLeft; }
+  get payloadLeft(): number {
+    return this.#payloadLeft;
+  }
 
   /** Parse nothing more (after NBD_CMD_DISC, or on close). */
-  stop(): void { this.#stopped = true; }
+  stop(): void {
+    this.#stopped = true;
+  }
 
   /**
    * Parses chunk[start..end) and returns the bytes consumed. Fewer than offered means no
@@ -115,11 +138,17 @@ export class RequestFramer {
    * Where the rest of the current WRITE payload goes, for a transport that reads it straight
    * from the socket: null when no payload is expected or it is being discarded.
    */
-  get payloadDst(): Buffer | null { return this.#payloadLeft > 0 && !this.#blocked ? this.#dst : null; }
+  get payloadDst(): Buffer | null {
+    return this.#payloadLeft > 0 && !this.#blocked ? this.#dst : null;
+  }
   /** Offset in payloadDst of the next payload byte. */
-  get payloadPos(): number { return this.#dstPos; }
+  get payloadPos(): number {
+    return this.#dstPos;
+  }
   /** Bytes that may be written into payloadDst at payloadPos now (the rest of this piece). */
-  get payloadRoom(): number { return this.payloadDst === null ? 0 : this.#dstCap - this.#dstPos; }
+  get payloadRoom(): number {
+    return this.payloadDst === null ? 0 : this.#dstCap - this.#dstPos;
+  }
 
   /** `n` payload bytes (at most payloadRoom) were written into payloadDst at payloadPos. */
   payloadReceived(n: number): void {
@@ -143,7 +172,11 @@ export class RequestFramer {
   #payloadAdvance(n: number): void {
     this.#dstPos += n;
     this.#payloadLeft -= n;
-    if (this.#payloadLeft === 0) { this.#dst = null; this.sink.payloadDone(); return; }
+    if (this.#payloadLeft === 0) {
+      this.#dst = null;
+      this.sink.payloadDone();
+      return;
+    }
     if (this.#dst !== null && this.#dstPos === this.#dstCap) {
       this.#blocked = true;
       this.sink.payloadPiece?.(this.#dstPos);
@@ -159,7 +192,10 @@ export class RequestFramer {
 
   /** False: not admitted now, nothing was done (parse it again later). */
   #header(b: Buffer, at: number): boolean {
-    if (b.readUInt32BE(at) !== this.#magic) { this.#fail('bad request magic'); return true; }
+    if (b.readUInt32BE(at) !== this.#magic) {
+      this.#fail('bad request magic');
+      return true;
+    }
     const flags = b.readUInt16BE(at + 4);
     const type = b.readUInt16BE(at + 6);
     // Above 2^53 offsets and lengths lose precision, but any such value fails the range check anyway.

@@ -5,15 +5,32 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from '../log.js';
 import { ByteReader } from './byte_reader.js';
 import {
-  MAX_OPTION_LEN, MAX_OPTIONS, MAX_OPTIONS_PER_EXPORT, MAX_STRING_LEN, META_BASE_ALLOCATION, META_ID_BASE_ALLOCATION, META_ID_QEMU_ALLOCATION_DEPTH,
-  META_QEMU_ALLOCATION_DEPTH, NBD_FLAG_C_FIXED_NEWSTYLE, NBD_FLAG_C_NO_ZEROES, NBD_IHAVEOPT, NBD_INFO, NBD_OPT, NBD_REP,
+  MAX_OPTION_LEN,
+  MAX_OPTIONS,
+  MAX_OPTIONS_PER_EXPORT,
+  MAX_STRING_LEN,
+  META_BASE_ALLOCATION,
+  META_ID_BASE_ALLOCATION,
+  META_ID_QEMU_ALLOCATION_DEPTH,
+  META_QEMU_ALLOCATION_DEPTH,
+  NBD_FLAG_C_FIXED_NEWSTYLE,
+  NBD_FLAG_C_NO_ZEROES,
+  NBD_IHAVEOPT,
+  NBD_INFO,
+  NBD_OPT,
+  NBD_REP,
   OPTION_HEADER_LEN,
 } from './constants.js';
 import type { Export } from './export.js';
 import { ReplyStyle } from './replies.js';
 import { TlsRefused, acceptTls, type TlsPeer } from './tls_accept.js';
 import {
-  encodeExportNameReply, encodeGreeting, encodeInfoBlockSize, encodeInfoExport, encodeInfoString, encodeOptionReply,
+  encodeExportNameReply,
+  encodeGreeting,
+  encodeInfoBlockSize,
+  encodeInfoExport,
+  encodeInfoString,
+  encodeOptionReply,
   encodeServerEntry,
 } from './wire.js';
 
@@ -54,12 +71,18 @@ export interface Negotiated {
 
 /** The client broke the protocol; the connection is closed without a reply. */
 export class HandshakeViolation extends Error {
-  constructor(reason: string) { super(reason); this.name = 'HandshakeViolation'; }
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'HandshakeViolation';
+  }
 }
 
 /** The client ended the handshake itself (NBD_OPT_ABORT). */
 export class HandshakeAborted extends Error {
-  constructor() { super('client sent NBD_OPT_ABORT'); this.name = 'HandshakeAborted'; }
+  constructor() {
+    super('client sent NBD_OPT_ABORT');
+    this.name = 'HandshakeAborted';
+  }
 }
 
 interface State {
@@ -100,10 +123,15 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
       const data = len > 0 ? await st.reader.read(len) : Buffer.alloc(0);
       log.debug({ opt, len }, 'option');
       const out = st.sock;
-      const reply = (type: number, payload?: Buffer): void => { out.write(encodeOptionReply(opt, type, payload)); };
+      const reply = (type: number, payload?: Buffer): void => {
+        out.write(encodeOptionReply(opt, type, payload));
+      };
       const error = (type: number, msg: string): void => reply(type, Buffer.from(msg, 'utf8'));
       const done = (x: Export): Negotiated => ({
-        export: x, socket: st.sock, tls: st.tls, leftover: st.reader.detach(),
+        export: x,
+        socket: st.sock,
+        tls: st.tls,
+        leftover: st.reader.detach(),
         style: st.extended ? ReplyStyle.Extended : st.structured ? ReplyStyle.Structured : ReplyStyle.Simple,
         metaContexts: st.structured && st.meta !== null && st.meta.export === x.name ? st.meta.ids : [],
       });
@@ -131,7 +159,10 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
           reply(NBD_REP.ACK);
           throw new HandshakeAborted();
         case NBD_OPT.LIST:
-          if (len !== 0) { error(NBD_REP.ERR_INVALID, 'NBD_OPT_LIST takes no data'); break; }
+          if (len !== 0) {
+            error(NBD_REP.ERR_INVALID, 'NBD_OPT_LIST takes no data');
+            break;
+          }
           for (const x of host.exports()) reply(NBD_REP.SERVER, encodeServerEntry(x.name, x.description));
           reply(NBD_REP.ACK);
           break;
@@ -145,17 +176,27 @@ export async function negotiate(sock: Duplex, host: HandshakeHost, log: Logger):
           if (len !== 0) error(NBD_REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
           else if (host.tls === null || host.tls.mode === 'off') error(NBD_REP.ERR_POLICY, 'TLS is not configured on this server');
           else if (st.tls) error(NBD_REP.ERR_INVALID, 'TLS is already on');
-          else { reply(NBD_REP.ACK); await startTls(st, host.tls, log); }
+          else {
+            reply(NBD_REP.ACK);
+            await startTls(st, host.tls, log);
+          }
           break;
         case NBD_OPT.STRUCTURED_REPLY:
           if (len !== 0) error(NBD_REP.ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
           else if (st.extended) error(NBD_REP.ERR_EXT_HEADER_REQD, 'extended headers already imply structured replies');
-          else { st.structured = true; reply(NBD_REP.ACK); }
+          else {
+            st.structured = true;
+            reply(NBD_REP.ACK);
+          }
           break;
         case NBD_OPT.EXTENDED_HEADERS:
           if (len !== 0) error(NBD_REP.ERR_INVALID, 'NBD_OPT_EXTENDED_HEADERS takes no data');
           else if (!host.extendedHeaders) error(NBD_REP.ERR_UNSUP, 'extended headers are turned off on this server');
-          else { st.extended = true; st.structured = true; reply(NBD_REP.ACK); }
+          else {
+            st.extended = true;
+            st.structured = true;
+            reply(NBD_REP.ACK);
+          }
           break;
         case NBD_OPT.LIST_META_CONTEXT:
         case NBD_OPT.SET_META_CONTEXT:
@@ -194,20 +235,38 @@ async function startTls(st: State, tls: TlsSettings, log: Logger): Promise<void>
 
 // Parses INFO/GO data and answers it; returns the export when the answer was ACK.
 function infoOrGo(
-  data: Buffer, host: HandshakeHost, structured: boolean,
-  reply: (type: number, payload?: Buffer) => void, error: (type: number, msg: string) => void,
+  data: Buffer,
+  host: HandshakeHost,
+  structured: boolean,
+  reply: (type: number, payload?: Buffer) => void,
+  error: (type: number, msg: string) => void,
 ): Export | undefined {
-  if (data.length < 6) { error(NBD_REP.ERR_INVALID, 'option too short'); return undefined; }
+  if (data.length < 6) {
+    error(NBD_REP.ERR_INVALID, 'option too short');
+    return undefined;
+  }
   const nameLen = data.readUInt32BE(0);
-  if (nameLen > data.length - 6) { error(NBD_REP.ERR_INVALID, 'export name length exceeds the option'); return undefined; }
-  if (nameLen > MAX_STRING_LEN) { error(NBD_REP.ERR_INVALID, 'export name too long'); return undefined; }
+  if (nameLen > data.length - 6) {
+    error(NBD_REP.ERR_INVALID, 'export name length exceeds the option');
+    return undefined;
+  }
+  if (nameLen > MAX_STRING_LEN) {
+    error(NBD_REP.ERR_INVALID, 'export name too long');
+    return undefined;
+  }
   const name = data.toString('utf8', 4, 4 + nameLen);
   const count = data.readUInt16BE(4 + nameLen);
-  if (data.length !== 4 + nameLen + 2 + 2 * count) { error(NBD_REP.ERR_INVALID, 'information request count does not match the option length'); return undefined; }
+  if (data.length !== 4 + nameLen + 2 + 2 * count) {
+    error(NBD_REP.ERR_INVALID, 'information request count does not match the option length');
+    return undefined;
+  }
   const wanted = new Set<number>();
   for (let i = 0; i < count; i++) wanted.add(data.readUInt16BE(4 + nameLen + 2 + 2 * i));
   const x = host.lookup(name);
-  if (x === undefined) { error(NBD_REP.ERR_UNKNOWN, `unknown export "${name}"`); return undefined; }
+  if (x === undefined) {
+    error(NBD_REP.ERR_UNKNOWN, `unknown export "${name}"`);
+    return undefined;
+  }
   reply(NBD_REP.INFO, encodeInfoExport(x.size, x.flagsFor(structured)));
   if (wanted.has(NBD_INFO.NAME)) reply(NBD_REP.INFO, encodeInfoString(NBD_INFO.NAME, x.name));
   if (wanted.has(NBD_INFO.DESCRIPTION) && x.description !== '') reply(NBD_REP.INFO, encodeInfoString(NBD_INFO.DESCRIPTION, x.description));
@@ -227,24 +286,37 @@ const META_IDS: Readonly<Record<string, number>> = {
 // LIST_META_CONTEXT and SET_META_CONTEXT over the contexts the export offers: base:allocation,
 // and qemu:allocation-depth where the bdev knows depths (lvols).
 function metaContext(
-  opt: number, data: Buffer, host: HandshakeHost, st: State,
-  reply: (type: number, payload?: Buffer) => void, error: (type: number, msg: string) => void,
+  opt: number,
+  data: Buffer,
+  host: HandshakeHost,
+  st: State,
+  reply: (type: number, payload?: Buffer) => void,
+  error: (type: number, msg: string) => void,
 ): void {
   const set = opt === NBD_OPT.SET_META_CONTEXT;
   // A SET replaces the selection even when it fails.
   if (set) st.meta = null;
-  if (!st.structured) { error(NBD_REP.ERR_INVALID, 'metadata contexts need structured replies first'); return; }
+  if (!st.structured) {
+    error(NBD_REP.ERR_INVALID, 'metadata contexts need structured replies first');
+    return;
+  }
   const q = parseMetaQueries(data);
-  if (typeof q === 'string') { error(q === 'too many queries' ? NBD_REP.ERR_TOO_BIG : NBD_REP.ERR_INVALID, q); return; }
+  if (typeof q === 'string') {
+    error(q === 'too many queries' ? NBD_REP.ERR_TOO_BIG : NBD_REP.ERR_INVALID, q);
+    return;
+  }
   const x = host.lookup(q.name);
-  if (x === undefined) { error(NBD_REP.ERR_UNKNOWN, `unknown export "${q.name}"`); return; }
+  if (x === undefined) {
+    error(NBD_REP.ERR_UNKNOWN, `unknown export "${q.name}"`);
+    return;
+  }
   // SET selects exact names only. LIST also takes no query (everything) and "namespace:" (all of
   // that namespace), as the spec asks for "base:" and qemu-nbd does for "qemu:".
   const matches = (name: string): boolean => q.queries.some((w) => w === name || (!set && w.endsWith(':') && name.startsWith(w)));
   const names = !set && q.queries.length === 0 ? [...x.metaContexts] : x.metaContexts.filter(matches);
   const ids: number[] = [];
   for (const name of names) {
-    const id = set ? META_IDS[name] as number : 0;
+    const id = set ? (META_IDS[name] as number) : 0;
     const b = Buffer.alloc(4 + Buffer.byteLength(name));
     b.writeUInt32BE(id, 0);
     b.write(name, 4);

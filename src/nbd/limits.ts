@@ -23,10 +23,16 @@ export interface ServerLimits {
  * Reads RLIMIT_NOFILE (raising its soft limit to the hard one first when `raise`) and sizes the
  * default connection limit from what is in effect; a limit given explicitly wins.
  */
-export function openFileLimits(raise: boolean, maxConnections: number | undefined): Pick<ServerLimits, 'openFiles' | 'openFilesHard' | 'openFilesBefore' | 'raiseError' | 'maxConnections'> {
+export function openFileLimits(
+  raise: boolean,
+  maxConnections: number | undefined,
+): Pick<ServerLimits, 'openFiles' | 'openFilesHard' | 'openFilesBefore' | 'raiseError' | 'maxConnections'> {
   const f = native().fileLimit(raise);
   return {
-    openFiles: f.soft, openFilesHard: f.hard, openFilesBefore: f.before, raiseError: f.error,
+    openFiles: f.soft,
+    openFilesHard: f.hard,
+    openFilesBefore: f.before,
+    raiseError: f.error,
     maxConnections: maxConnections ?? maxConnectionsFor(f.soft),
   };
 }
@@ -37,7 +43,9 @@ const count = (n: number): string => (n < 0 ? 'unlimited' : String(n));
 export function describeLimits(l: ServerLimits): string {
   const raised = l.openFilesBefore !== l.openFiles ? `, raised from ${count(l.openFilesBefore)}` : '';
   const refused = l.raiseError !== 0 ? `; raising it to the hard limit failed (errno ${l.raiseError})` : '';
-  return `limits: ${count(l.openFiles)} open files (hard limit ${count(l.openFilesHard)}${raised}${refused}), `
-    + `${l.maxConnections} connections (${l.maxConnectionsPerClient} per TCP client address), `
-    + `${l.requestsPerConnection} requests in flight per connection, memory budget ${formatSize(l.memoryBudget)}`;
+  return (
+    `limits: ${count(l.openFiles)} open files (hard limit ${count(l.openFilesHard)}${raised}${refused}), ` +
+    `${l.maxConnections} connections (${l.maxConnectionsPerClient} per TCP client address), ` +
+    `${l.requestsPerConnection} requests in flight per connection, memory budget ${formatSize(l.memoryBudget)}`
+  );
 }

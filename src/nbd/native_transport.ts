@@ -12,7 +12,13 @@ import type { Logger } from '../log.js';
 import { native, SockEvent, type SockIoHandle } from '../native.js';
 import { RECV_BUFFER, SharedRecv } from './shared_recv.js';
 import {
-  LINGER_MS, WRITE_BACKLOG_LIMIT, type HandleWithFd, type Transport, type TransportHost, type TransportOptions, type Written,
+  LINGER_MS,
+  WRITE_BACKLOG_LIMIT,
+  type HandleWithFd,
+  type Transport,
+  type TransportHost,
+  type TransportOptions,
+  type Written,
 } from './transport.js';
 
 const E = constants.errno;
@@ -82,22 +88,35 @@ export class NativeTransport implements Transport {
 
     // From here on the net.Socket reads nothing: whatever it already holds is taken over below.
     const h = (sock as unknown as { _handle: HandleWithFd })._handle;
-    const stopReading = (): void => { h.reading = false; h.readStop?.(); };
+    const stopReading = (): void => {
+      h.reading = false;
+      h.readStop?.();
+    };
     stopReading();
     let pending = o.leftover === null ? 0 : o.leftover.length;
     const early: Buffer[] = o.leftover === null ? [] : [o.leftover];
     if (sock.readableLength > 0) {
-      for (let c = sock.read() as Buffer | null; c !== null; c = sock.read() as Buffer | null) { early.push(c); pending += c.length; }
+      for (let c = sock.read() as Buffer | null; c !== null; c = sock.read() as Buffer | null) {
+        early.push(c);
+        pending += c.length;
+      }
       stopReading(); // read() asks the handle for more; nothing has been read meanwhile
     }
     if (pending > 0) {
       const held = o.pool.get(pending);
-      for (const c of early) { c.copy(held, this.#hEnd); this.#hEnd += c.length; }
+      for (const c of early) {
+        c.copy(held, this.#hEnd);
+        this.#hEnd += c.length;
+      }
       this.#held = held;
     }
     if (sock.writableLength > 0) {
       this.#streamDrained = false;
-      sock.write(EMPTY, () => { this.#streamDrained = true; this.#dropStream(); this.#scheduleFlush(); });
+      sock.write(EMPTY, () => {
+        this.#streamDrained = true;
+        this.#dropStream();
+        this.#scheduleFlush();
+      });
     }
     sock.on('close', this.#onSockClose);
     sock.on('error', this.#onSockError);
@@ -122,12 +141,17 @@ export class NativeTransport implements Transport {
   readonly #onEvent = (events: number): void => {
     if (this.#closed) return;
     // libuv saw a socket error (it has stopped polling): the connection is broken.
-    if ((events & SockEvent.Error) !== 0) { this.#fail(-E.ECONNRESET, 'socket error'); return; }
+    if ((events & SockEvent.Error) !== 0) {
+      this.#fail(-E.ECONNRESET, 'socket error');
+      return;
+    }
     if ((events & SockEvent.Writable) !== 0) this.#flushWrites();
     if ((events & SockEvent.Readable) !== 0) this.#readSome();
   };
 
-  #canRead(): boolean { return !this.#closed && this.#held === null && !this.#writePaused && !this.#eof; }
+  #canRead(): boolean {
+    return !this.#closed && this.#held === null && !this.#writePaused && !this.#eof;
+  }
 
   #readSome(): void {
     const framer = this.#host.framer;
@@ -147,7 +171,8 @@ export class NativeTransport implements Transport {
         n = this.#io.readv(dst, framer.payloadPos, left, buf, 0, RECV_BUFFER);
         if (n > 0) {
           framer.payloadReceived(Math.min(n, left));
-          if (n > left && !this.#closed) this.#feedShared(n - left); else this.#host.readDone();
+          if (n > left && !this.#closed) this.#feedShared(n - left);
+          else this.#host.readDone();
         }
       } else {
         want = RECV_BUFFER;
@@ -155,8 +180,14 @@ export class NativeTransport implements Transport {
         if (n > 0) this.#feedShared(n);
       }
       // A short read drained the socket: wait for the next readable event.
-      if (n > 0) { if (n < want) break; continue; }
-      if (n === 0) { this.#onEof(); return; }
+      if (n > 0) {
+        if (n < want) break;
+        continue;
+      }
+      if (n === 0) {
+        this.#onEof();
+        return;
+      }
       if (n === -E.EAGAIN) break;
       this.#fail(n, 'read failed');
       return;
@@ -216,14 +247,20 @@ export class NativeTransport implements Transport {
     this.#eof = true;
     this.#dropHeld();
     this.#updatePoll();
-    if (this.#shutDown) { this.destroy(); return; } // both sides are done
+    if (this.#shutDown) {
+      this.destroy();
+      return;
+    } // both sides are done
     this.#host.inputEnded();
   }
 
   // ---- output
 
   write(buf: Buffer, off: number, len: number, owner: Written | null): void {
-    if (this.#closed) { owner?.onWritten(); return; }
+    if (this.#closed) {
+      owner?.onWritten();
+      return;
+    }
     if (this.#qCount > this.#qMask) this.#grow();
     const i = (this.#qHead + this.#qCount) & this.#qMask;
     this.#qBufs[i] = buf;
@@ -253,9 +290,18 @@ export class NativeTransport implements Transport {
     this.#waitWritable = false;
     while (this.#qCount > 0) {
       const n = this.#io.writev(this.#qHead, this.#qCount);
-      if (n === -E.EAGAIN) { this.#waitWritable = true; break; }
-      if (n < 0) { this.#fail(n, 'write failed'); return; }
-      if (!this.#consume(n)) { this.#waitWritable = true; break; }
+      if (n === -E.EAGAIN) {
+        this.#waitWritable = true;
+        break;
+      }
+      if (n < 0) {
+        this.#fail(n, 'write failed');
+        return;
+      }
+      if (!this.#consume(n)) {
+        this.#waitWritable = true;
+        break;
+      }
       if (this.#closed) return;
     }
     if (this.#qCount === 0) {
@@ -325,7 +371,10 @@ export class NativeTransport implements Transport {
   #shutdown(): void {
     this.#shutDown = true;
     this.#io.shutdown();
-    if (this.#eof) { this.destroy(); return; }
+    if (this.#eof) {
+      this.destroy();
+      return;
+    }
     // Everything is answered; a peer that keeps its half open does not hold us up for long.
     this.#linger = setTimeout(() => this.destroy(), LINGER_MS);
     this.#linger.unref();
@@ -346,7 +395,9 @@ export class NativeTransport implements Transport {
     this.destroy();
   }
 
-  readonly #onSockClose = (): void => { this.destroy(); };
+  readonly #onSockClose = (): void => {
+    this.destroy();
+  };
   readonly #onSockError = (err: NodeJS.ErrnoException): void => {
     this.#log.debug({ err: err.message, code: err.code }, 'connection error');
   };

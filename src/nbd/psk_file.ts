@@ -21,13 +21,17 @@ export function parsePskFile(text: string, path = 'PSK file'): Map<string, Buffe
     if (m === null) throw new UsageError(`${path} line ${n}: expected identity:hexkey (one colon, the key in hex)`);
     const [, id = '', hex = ''] = m;
     if (/[\u0000-\u001f\u007f]/.test(id)) throw new UsageError(`${path} line ${n}: the identity holds a control character`);
-    if (Buffer.byteLength(id, 'utf8') > MAX_PSK_IDENTITY_BYTES) throw new UsageError(`${path} line ${n}: the identity is longer than ${MAX_PSK_IDENTITY_BYTES} bytes`);
+    if (Buffer.byteLength(id, 'utf8') > MAX_PSK_IDENTITY_BYTES)
+      throw new UsageError(`${path} line ${n}: the identity is longer than ${MAX_PSK_IDENTITY_BYTES} bytes`);
     if (hex.length % 2 !== 0) throw new UsageError(`${path} line ${n}: the key has an odd number of hex digits`);
     const key = Buffer.from(hex, 'hex');
     if (key.length < MIN_PSK_KEY_BYTES || key.length > MAX_PSK_KEY_BYTES) {
-      throw new UsageError(`${path} line ${n}: the key is ${key.length} bytes; it must be ${MIN_PSK_KEY_BYTES} to ${MAX_PSK_KEY_BYTES} (psktool makes 32)`);
+      throw new UsageError(
+        `${path} line ${n}: the key is ${key.length} bytes; it must be ${MIN_PSK_KEY_BYTES} to ${MAX_PSK_KEY_BYTES} (psktool makes 32)`,
+      );
     }
-    if (key.every((b) => b === 0)) throw new UsageError(`${path} line ${n}: the key is all zero bytes (a placeholder?): make one with psktool`);
+    if (key.every((b) => b === 0))
+      throw new UsageError(`${path} line ${n}: the key is all zero bytes (a placeholder?): make one with psktool`);
     const first = lineOf.get(id);
     if (first !== undefined) throw new UsageError(`${path} line ${n}: identity "${id}" is already on line ${first}`);
     lineOf.set(id, n);

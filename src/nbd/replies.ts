@@ -2,11 +2,21 @@
 // structured chunks (20-byte header) and extended chunks (32-byte header). Hot-path headers are
 // written into per-request buffers; error and block-status replies are rare and allocate.
 import {
-  EXTENDED_REPLY_HEADER_LEN, NBD_EXTENDED_REPLY_MAGIC, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE, NBD_SIMPLE_REPLY_MAGIC,
-  NBD_STRUCTURED_REPLY_MAGIC, SIMPLE_REPLY_LEN, STRUCTURED_REPLY_HEADER_LEN,
+  EXTENDED_REPLY_HEADER_LEN,
+  NBD_EXTENDED_REPLY_MAGIC,
+  NBD_REPLY_FLAG_DONE,
+  NBD_REPLY_TYPE,
+  NBD_SIMPLE_REPLY_MAGIC,
+  NBD_STRUCTURED_REPLY_MAGIC,
+  SIMPLE_REPLY_LEN,
+  STRUCTURED_REPLY_HEADER_LEN,
 } from './constants.js';
 
-export const enum ReplyStyle { Simple, Structured, Extended }
+export const enum ReplyStyle {
+  Simple,
+  Structured,
+  Extended,
+}
 
 export function chunkHeaderLen(style: ReplyStyle): number {
   return style === ReplyStyle.Extended ? EXTENDED_REPLY_HEADER_LEN : STRUCTURED_REPLY_HEADER_LEN;
@@ -17,7 +27,13 @@ export function chunkHeaderLen(style: ReplyStyle): number {
  * off the wire (8 bytes): extended headers echo it exactly, whatever its value.
  */
 export function writeChunkHeader(
-  into: Buffer, style: ReplyStyle, flags: number, type: number, cookie: Buffer, reqOffset: Buffer, payloadLen: number,
+  into: Buffer,
+  style: ReplyStyle,
+  flags: number,
+  type: number,
+  cookie: Buffer,
+  reqOffset: Buffer,
+  payloadLen: number,
 ): void {
   if (style === ReplyStyle.Extended) {
     into.writeUInt32BE(NBD_EXTENDED_REPLY_MAGIC, 0);
@@ -43,7 +59,13 @@ export function writeU64(into: Buffer, at: number, v: number): void {
 
 /** Header of an OFFSET_DATA chunk carrying `dataLen` bytes at `dataOffset`: chunk header + u64 offset. */
 export function writeDataChunkHeader(
-  into: Buffer, style: ReplyStyle, done: boolean, cookie: Buffer, reqOffset: Buffer, dataOffset: number, dataLen: number,
+  into: Buffer,
+  style: ReplyStyle,
+  done: boolean,
+  cookie: Buffer,
+  reqOffset: Buffer,
+  dataOffset: number,
+  dataLen: number,
 ): number {
   const h = chunkHeaderLen(style);
   writeChunkHeader(into, style, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE.OFFSET_DATA, cookie, reqOffset, 8 + dataLen);
@@ -51,7 +73,14 @@ export function writeDataChunkHeader(
   return h + 8;
 }
 
-export function encodeHoleChunk(style: ReplyStyle, done: boolean, cookie: Buffer, reqOffset: Buffer, holeOffset: number, holeLen: number): Buffer {
+export function encodeHoleChunk(
+  style: ReplyStyle,
+  done: boolean,
+  cookie: Buffer,
+  reqOffset: Buffer,
+  holeOffset: number,
+  holeLen: number,
+): Buffer {
   const h = chunkHeaderLen(style);
   const b = Buffer.alloc(h + 12);
   writeChunkHeader(b, style, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE.OFFSET_HOLE, cookie, reqOffset, 12);
@@ -84,10 +113,20 @@ export function writeDoneReply(into: Buffer, style: ReplyStyle, cookie: Buffer, 
   return SIMPLE_REPLY_LEN;
 }
 
-export interface Extent { length: number; flags: number }
+export interface Extent {
+  length: number;
+  flags: number;
+}
 
 /** One BLOCK_STATUS chunk (compact: 32-bit extents; extended: 64-bit) for one context; DONE on the last context's. */
-export function encodeBlockStatus(style: ReplyStyle, cookie: Buffer, reqOffset: Buffer, contextId: number, extents: readonly Extent[], done = true): Buffer {
+export function encodeBlockStatus(
+  style: ReplyStyle,
+  cookie: Buffer,
+  reqOffset: Buffer,
+  contextId: number,
+  extents: readonly Extent[],
+  done = true,
+): Buffer {
   const h = chunkHeaderLen(style);
   const flags = done ? NBD_REPLY_FLAG_DONE : 0;
   if (style === ReplyStyle.Extended) {
@@ -96,13 +135,19 @@ export function encodeBlockStatus(style: ReplyStyle, cookie: Buffer, reqOffset: 
     writeChunkHeader(b, style, flags, NBD_REPLY_TYPE.BLOCK_STATUS_EXT, cookie, reqOffset, payload);
     b.writeUInt32BE(contextId, h);
     b.writeUInt32BE(extents.length, h + 4);
-    extents.forEach((e, i) => { writeU64(b, h + 8 + 16 * i, e.length); writeU64(b, h + 16 + 16 * i, e.flags); });
+    extents.forEach((e, i) => {
+      writeU64(b, h + 8 + 16 * i, e.length);
+      writeU64(b, h + 16 + 16 * i, e.flags);
+    });
     return b;
   }
   const payload = 4 + 8 * extents.length;
   const b = Buffer.alloc(h + payload);
   writeChunkHeader(b, style, flags, NBD_REPLY_TYPE.BLOCK_STATUS, cookie, reqOffset, payload);
   b.writeUInt32BE(contextId, h);
-  extents.forEach((e, i) => { b.writeUInt32BE(e.length, h + 4 + 8 * i); b.writeUInt32BE(e.flags, h + 8 + 8 * i); });
+  extents.forEach((e, i) => {
+    b.writeUInt32BE(e.length, h + 4 + 8 * i);
+    b.writeUInt32BE(e.flags, h + 8 + 8 * i);
+  });
   return b;
 }

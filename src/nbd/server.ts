@@ -99,7 +99,12 @@ export class NbdServer implements HandshakeHost {
 
   constructor(opts: ServerOptions = {}) {
     this.maxPayload = opts.maxPayload ?? DEFAULT_MAX_PAYLOAD;
-    if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > 2 ** 31 || (this.maxPayload & (this.maxPayload - 1)) !== 0) {
+    if (
+      !Number.isInteger(this.maxPayload) ||
+      this.maxPayload < 4096 ||
+      this.maxPayload > 2 ** 31 ||
+      (this.maxPayload & (this.maxPayload - 1)) !== 0
+    ) {
       throw new UsageError(`max payload ${this.maxPayload} must be a power of two from 4096 to 2 GiB`);
     }
     this.#budget = new MemoryBudget(opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET);
@@ -109,10 +114,12 @@ export class NbdServer implements HandshakeHost {
     this.#depth = opts.requestsPerConnection ?? 128;
     this.#log = opts.log ?? logger();
     const files = openFileLimits(opts.raiseFileLimit === true, opts.maxConnections);
-    this.#admission = new Admission(files.maxConnections,
-      opts.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT, this.#log);
+    this.#admission = new Admission(files.maxConnections, opts.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT, this.#log);
     this.limits = {
-      ...files, maxConnectionsPerClient: this.#admission.maxPerClient, memoryBudget: this.#budget.total, requestsPerConnection: this.#depth,
+      ...files,
+      maxConnectionsPerClient: this.#admission.maxPerClient,
+      memoryBudget: this.#budget.total,
+      requestsPerConnection: this.#depth,
     };
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? 0;
     if (!Number.isFinite(this.#idleTimeoutMs) || this.#idleTimeoutMs < 0 || this.#idleTimeoutMs > 2 ** 31 - 1) {
@@ -125,8 +132,12 @@ export class NbdServer implements HandshakeHost {
     if (name === '') return this.#exports.values().next().value; // the default export: the first one added
     return this.#exports.get(name);
   }
-  exports(): Iterable<Export> { return this.#exports.values(); }
-  closing(): boolean { return this.#state !== 'open'; }
+  exports(): Iterable<Export> {
+    return this.#exports.values();
+  }
+  closing(): boolean {
+    return this.#state !== 'open';
+  }
 
   /** Exports a bdev under opts.name (default: the bdev's name). */
   addExport(bdev: Bdev, opts: ExportOptions = {}): Export {
@@ -148,13 +159,18 @@ export class NbdServer implements HandshakeHost {
   removeExportsOf(bdev: Bdev): string[] {
     const removed: string[] = [];
     for (const [name, x] of this.#exports) {
-      if (x.bdev === bdev) { this.#exports.delete(name); removed.push(name); }
+      if (x.bdev === bdev) {
+        this.#exports.delete(name);
+        removed.push(name);
+      }
     }
     for (const c of this.#conns) if (c.x !== null && c.x.bdev === bdev) c.t?.shutdown();
     return removed;
   }
 
-  removeExport(name: string): boolean { return this.#exports.delete(name); }
+  removeExport(name: string): boolean {
+    return this.#exports.delete(name);
+  }
 
   /** The largest size the connected clients of `bdev` were told (0: none connected), kernel devices included. */
   sizeToldFor(bdev: Bdev): number {
@@ -162,16 +178,26 @@ export class NbdServer implements HandshakeHost {
     for (const c of this.#conns) if (c.x !== null && c.x.bdev === bdev) told = Math.max(told, c.x.size);
     return told;
   }
-  getExport(name: string): Export | undefined { return this.#exports.get(name); }
-  get connections(): number { return this.#conns.size; }
+  getExport(name: string): Export | undefined {
+    return this.#exports.get(name);
+  }
+  get connections(): number {
+    return this.#conns.size;
+  }
   /** The server-wide memory budget (bytes in flight against its total), for metrics. */
-  get budget(): MemoryBudget { return this.#budget; }
-  get addresses(): ListenAddress[] { return this.#listeners.map((l) => l.address); }
+  get budget(): MemoryBudget {
+    return this.#budget;
+  }
+  get addresses(): ListenAddress[] {
+    return this.#listeners.map((l) => l.address);
+  }
 
   /** Listens on an inherited listening socket (systemd socket activation: LISTEN_FDS). */
   async listenFd(fd: number): Promise<void> {
     if (this.#state !== 'open') throw new ServerClosedError();
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.#accept(sock, sock.remoteFamily !== undefined, true); });
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+      void this.#accept(sock, sock.remoteFamily !== undefined, true);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`inherited fd ${fd}`, err)));
       server.listen({ fd }, () => resolve());
@@ -186,7 +212,9 @@ export class NbdServer implements HandshakeHost {
     if (this.#state !== 'open') throw new ServerClosedError();
     const a = typeof addr === 'string' ? parseListenAddress(addr) : addr;
     if (a.kind === 'unix') await claimSocketPath(formatAddress(a), a.path);
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => { void this.#accept(sock, a.kind === 'tcp', true); });
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+      void this.#accept(sock, a.kind === 'tcp', true);
+    });
     if (a.kind === 'unix') {
       await listenUnix(server, formatAddress(a), a.path);
     } else {
@@ -207,7 +235,9 @@ export class NbdServer implements HandshakeHost {
    * or one end of a socketpair): handshake, then transmission. Resolves when the connection
    * is over and every buffer it used is back.
    */
-  accept(sock: Duplex, tcp = false): Promise<void> { return this.#accept(sock, tcp, false); }
+  accept(sock: Duplex, tcp = false): Promise<void> {
+    return this.#accept(sock, tcp, false);
+  }
 
   /** `owned`: the socket came from one of our listeners, so nobody else may destroy it. */
   #accept(sock: Duplex, tcp: boolean, owned: boolean): Promise<void> {
@@ -232,18 +262,35 @@ export class NbdServer implements HandshakeHost {
     return negotiate(sock, this, log).then(
       ({ export: x, socket, style, metaContexts, leftover }) => {
         clearTimeout(timer);
-        if (socket.destroyed) { this.#drop(conn); return undefined; }
+        if (socket.destroyed) {
+          this.#drop(conn);
+          return undefined;
+        }
         log.debug({ export: x.name, style, metaContexts }, 'transmission');
         conn.sock = socket;
-        const t = new Transmission(socket, x, {
-          maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style, metaContexts,
-          closing: () => this.closing(), ownsSocket: owned,
-        }, leftover);
+        const t = new Transmission(
+          socket,
+          x,
+          {
+            maxPayload: this.maxPayload,
+            depth: this.#depth,
+            pool: this.#pool,
+            budget: this.#budget,
+            log,
+            style,
+            metaContexts,
+            closing: () => this.closing(),
+            ownsSocket: owned,
+          },
+          leftover,
+        );
         conn.t = t;
         conn.x = x;
         if (this.#state !== 'open' || x.bdev.closed) t.shutdown();
         else if (this.#idleTimeoutMs > 0) this.#closeWhenIdle(t, log);
-        return t.done.then(() => { this.#drop(conn); });
+        return t.done.then(() => {
+          this.#drop(conn);
+        });
       },
       (err: unknown) => {
         clearTimeout(timer);
@@ -275,13 +322,26 @@ export class NbdServer implements HandshakeHost {
     if (this.#state !== 'open') throw new ServerClosedError();
     const log = this.#log.child({ conn: this.#nextConn++, direct: true });
     sock.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'socket error'));
-    const t = new Transmission(sock, x, {
-      maxPayload: this.maxPayload, depth: this.#depth, pool: this.#pool, budget: this.#budget, log, style: ReplyStyle.Simple, metaContexts: [],
-      closing: () => this.closing(),
-    }, null);
+    const t = new Transmission(
+      sock,
+      x,
+      {
+        maxPayload: this.maxPayload,
+        depth: this.#depth,
+        pool: this.#pool,
+        budget: this.#budget,
+        log,
+        style: ReplyStyle.Simple,
+        metaContexts: [],
+        closing: () => this.closing(),
+      },
+      null,
+    );
     const conn: Conn = { sock, peer: null, t, x };
     this.#conns.add(conn);
-    return t.done.then(() => { this.#drop(conn); });
+    return t.done.then(() => {
+      this.#drop(conn);
+    });
   }
 
   #drop(conn: Conn): void {
@@ -308,7 +368,9 @@ export class NbdServer implements HandshakeHost {
     };
     timer = setTimeout(check, limit);
     timer.unref();
-    void t.done.then(() => { if (timer !== null) clearTimeout(timer); });
+    void t.done.then(() => {
+      if (timer !== null) clearTimeout(timer);
+    });
   }
 
   /**
@@ -325,20 +387,33 @@ export class NbdServer implements HandshakeHost {
     // net.Server.close() stops accepting at once but calls back only when every connection is
     // gone, so the connections are shut down before that callback is awaited.
     const listenersClosed = Promise.all([
-      ...this.#listeners.map(({ server, address }) => new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if (address.kind === 'unix') fs.rmSync(address.path, { force: true });
-      })),
-      ...this.#fdListeners.map((server) => new Promise<void>((resolve) => { server.close(() => resolve()); })),
+      ...this.#listeners.map(
+        ({ server, address }) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            if (address.kind === 'unix') fs.rmSync(address.path, { force: true });
+          }),
+      ),
+      ...this.#fdListeners.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+          }),
+      ),
     ]);
     const done: Promise<void>[] = [];
     for (const c of this.#conns) {
-      if (c.t === null) { c.sock.destroy(); continue; }
+      if (c.t === null) {
+        c.sock.destroy();
+        continue;
+      }
       c.t.shutdown();
       done.push(c.t.done);
     }
     let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
     await Promise.race([Promise.all(done), grace]);
     clearTimeout(timer);
     // Clients that did not go away in time are dropped; their I/O still completes first.

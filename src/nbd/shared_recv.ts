@@ -16,11 +16,16 @@ export class SharedRecv {
   #users = 0;
   /** A parse of buf is under way: nothing may read into it, and it may not go back to the pool. */
   busy = false;
-  constructor(readonly pool: BufferPool) { this.buf = pool.get(RECV_BUFFER); }
+  constructor(readonly pool: BufferPool) {
+    this.buf = pool.get(RECV_BUFFER);
+  }
 
   static acquire(pool: BufferPool): SharedRecv {
     let r = sharedRecv.get(pool);
-    if (r === undefined) { r = new SharedRecv(pool); sharedRecv.set(pool, r); }
+    if (r === undefined) {
+      r = new SharedRecv(pool);
+      sharedRecv.set(pool, r);
+    }
     r.#users++;
     return r;
   }

@@ -109,6 +109,7 @@ export class StreamTransport implements Transport {
     setTimeout(() => this.#sock.destroy(), LINGER_MS).unref();
   }
 
-  destroy(): void { this.#sock.destroy(); }
+  destroy(): void {
+    this.#sock.destroy();
+  }
 }
-

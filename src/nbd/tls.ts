@@ -20,7 +20,9 @@ export interface TlsFiles {
 }
 
 function read(path: string, what: string): Buffer {
-  try { return fs.readFileSync(path); } catch (err) {
+  try {
+    return fs.readFileSync(path);
+  } catch (err) {
     throw new UsageError(`cannot read the TLS ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
@@ -32,7 +34,9 @@ function certificates(pem: Buffer, path: string, what: string): X509Certificate[
   const blocks = pem.toString('latin1').match(PEM_CERT) ?? [];
   if (blocks.length === 0) throw new UsageError(`the TLS ${what} file ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   return blocks.map((b, i) => {
-    try { return new X509Certificate(b); } catch (err) {
+    try {
+      return new X509Certificate(b);
+    } catch (err) {
       throw new UsageError(`the TLS ${what} file ${path}: certificate ${i + 1} cannot be parsed: ${(err as Error).message}`);
     }
   });
@@ -57,14 +61,21 @@ function privateKey(pem: Buffer, path: string): KeyObject {
     throw new UsageError(`the TLS key file ${path} is encrypted: aionbd needs it unencrypted (openssl pkey -in ${path} -out plain.pem)`);
   }
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) throw new UsageError(`the TLS key file ${path} holds no PEM private key`);
-  try { return createPrivateKey(pem); } catch (err) {
+  try {
+    return createPrivateKey(pem);
+  } catch (err) {
     throw new UsageError(`the TLS key file ${path} cannot be used: ${(err as Error).message}`);
   }
 }
 
 /** Which of the credential flags were given, for messages. */
 function flagsGiven(f: TlsFiles): string[] {
-  const flags: [string | undefined, string][] = [[f.cert, '--tls-cert'], [f.key, '--tls-key'], [f.ca, '--tls-ca'], [f.psk, '--tls-psk']];
+  const flags: [string | undefined, string][] = [
+    [f.cert, '--tls-cert'],
+    [f.key, '--tls-key'],
+    [f.ca, '--tls-ca'],
+    [f.psk, '--tls-psk'],
+  ];
   return flags.filter(([v]) => v !== undefined).map(([, name]) => name);
 }
 
@@ -83,10 +94,14 @@ function decideMode(f: TlsFiles): TlsMode | null {
   if (!haveX509 && f.psk === undefined) throw new UsageError(`--tls ${mode} needs --tls-cert and --tls-key, or --tls-psk`);
   // With a certificate but no CA, any client completes TLS: the PSK file would keep no one out.
   if (haveX509 && f.psk !== undefined && f.ca === undefined) {
-    throw new UsageError('--tls-psk with --tls-cert/--tls-key also needs --tls-ca: otherwise any client gets in with neither key nor certificate');
+    throw new UsageError(
+      '--tls-psk with --tls-cert/--tls-key also needs --tls-ca: otherwise any client gets in with neither key nor certificate',
+    );
   }
   if (mode === 'on' && (f.ca !== undefined || f.psk !== undefined)) {
-    throw new UsageError(`--tls on lets clients skip TLS, so ${f.ca !== undefined ? '--tls-ca' : '--tls-psk'} would keep no one out: use --tls require (the default)`);
+    throw new UsageError(
+      `--tls on lets clients skip TLS, so ${f.ca !== undefined ? '--tls-ca' : '--tls-psk'} would keep no one out: use --tls require (the default)`,
+    );
   }
   return mode;
 }

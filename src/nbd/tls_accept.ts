@@ -7,7 +7,10 @@ import type { TlsSettings } from './handshake.js';
 
 /** The TLS handshake failed, or finished with a client that is not allowed in. */
 export class TlsRefused extends Error {
-  constructor(reason: string) { super(reason); this.name = 'TlsRefused'; }
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'TlsRefused';
+  }
 }
 
 export interface TlsPeer {
@@ -40,31 +43,54 @@ export function acceptTls(sock: Duplex, tls: TlsSettings): Promise<TlsPeer> {
     requestCert: tls.verifyClient,
     rejectUnauthorized: false,
     handshakeTimeout: 0, // the NBD server's own handshake timer covers the whole negotiation
-    ...(psk !== null ? {
-      pskCallback: (_s: TLSSocket, id: string) => {
-        const key = psk.get(id);
-        if (key !== undefined) { identity = id; return key; }
-        // A random key fails the handshake like a wrong one: an unknown identity is not revealed.
-        unknownIdentity = id;
-        return randomBytes(32);
-      },
-    } : {}),
+    ...(psk !== null
+      ? {
+          pskCallback: (_s: TLSSocket, id: string) => {
+            const key = psk.get(id);
+            if (key !== undefined) {
+              identity = id;
+              return key;
+            }
+            // A random key fails the handshake like a wrong one: an unknown identity is not revealed.
+            unknownIdentity = id;
+            return randomBytes(32);
+          },
+        }
+      : {}),
   });
   return new Promise<TlsPeer>((resolve, reject) => {
     server.once('tlsClientError', (err: Error) => {
-      const why = unknownIdentity !== null ? `unknown PSK identity "${unknownIdentity}"` : err.message.split('\n')[0] ?? 'error';
+      const why = unknownIdentity !== null ? `unknown PSK identity "${unknownIdentity}"` : (err.message.split('\n')[0] ?? 'error');
       reject(new TlsRefused(`TLS handshake failed: ${why}`));
     });
     server.once('secureConnection', (s: TLSSocket) => {
       s.allowHalfOpen = halfOpen;
-      const refuse = (why: string): void => { s.destroy(); reject(new TlsRefused(why)); };
-      if (identity !== null && usedPsk(s)) { resolve({ socket: s, client: `psk:${identity}` }); return; }
-      if (psk !== null && !tls.verifyClient) { refuse('no PSK identity was proved'); return; }
-      if (!tls.verifyClient) { resolve({ socket: s, client: 'anonymous' }); return; }
+      const refuse = (why: string): void => {
+        s.destroy();
+        reject(new TlsRefused(why));
+      };
+      if (identity !== null && usedPsk(s)) {
+        resolve({ socket: s, client: `psk:${identity}` });
+        return;
+      }
+      if (psk !== null && !tls.verifyClient) {
+        refuse('no PSK identity was proved');
+        return;
+      }
+      if (!tls.verifyClient) {
+        resolve({ socket: s, client: 'anonymous' });
+        return;
+      }
       const cert = s.getPeerCertificate();
-      if (Object.keys(cert).length === 0) { refuse('no client certificate (--tls-ca requires one signed by the CA)'); return; }
+      if (Object.keys(cert).length === 0) {
+        refuse('no client certificate (--tls-ca requires one signed by the CA)');
+        return;
+      }
       const subject = `CN=${cert.subject.CN ?? '?'}`;
-      if (!s.authorized) { refuse(`client certificate refused: ${String(s.authorizationError)} (${subject})`); return; }
+      if (!s.authorized) {
+        refuse(`client certificate refused: ${String(s.authorizationError)} (${subject})`);
+        return;
+      }
       resolve({ socket: s, client: `cert:${subject}` });
     });
     // The TLS socket takes allowHalfOpen from `sock`. Half-open, a client's end of stream in the

@@ -10,29 +10,51 @@ import { hasBlockStatus } from '../bdev/block_status.js';
 import { IO_CHUNK, type BufferPool } from '../bdev/buffers.js';
 import { kickSubmissions } from '../bdev/submit_kick.js';
 import { unalignedAdapter, type UnalignedAdapter } from '../bdev/unaligned.js';
-import { IoType, newIo, type BdevIo } from '../bdev/types.js';
+import { IoFlag, IoType, newIo, type BdevIo } from '../bdev/types.js';
 import {
-  MAX_EXTENTS, META_ID_BASE_ALLOCATION, NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA,
-  NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_NAME, NBD_ERR, NBD_STATE_ZERO,
+  MAX_EXTENTS,
+  META_ID_BASE_ALLOCATION,
+  NBD_CMD,
+  NBD_CMD_FLAG_DF,
+  NBD_CMD_FLAG_FAST_ZERO,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLAG_NO_HOLE,
+  NBD_CMD_FLAG_REQ_ONE,
+  NBD_CMD_NAME,
+  NBD_ERR,
+  NBD_STATE_ZERO,
 } from './constants.js';
-import { BudgetAccount, ioCharge, MemoryBudget } from './budget.js';
-import { ESHUTDOWN, toNbdError } from './errno.js';
+import { type BudgetAccount, ioCharge, MemoryBudget } from './budget.js';
+import { toNbdError } from './errno.js';
 import type { Export } from './export.js';
 import { contextExtents } from './extents.js';
 import { RequestFramer, type RequestSink } from './framing.js';
 import {
-  ReplyStyle, encodeBlockStatus, encodeErrorChunk, encodeHoleChunk, writeDataChunkHeader, writeDoneReply, type Extent,
+  ReplyStyle,
+  encodeBlockStatus,
+  encodeErrorChunk,
+  encodeHoleChunk,
+  writeDataChunkHeader,
+  writeDoneReply,
+  type Extent,
 } from './replies.js';
 import { openTransport } from './open_transport.js';
 import { SLOT_IDLE_MS, trimWhenIdle, type IdleTrimmable } from './slot_trim.js';
 import { noteGarbage, SLOT_HEAP_BYTES } from '../util/heap_settle.js';
+import { ESHUTDOWN } from '../util/errno.js';
+import { Ring } from '../util/ring.js';
 import type { Transport, TransportHost, Written } from './transport.js';
 import { validate, type ExportLimits } from './validate.js';
 import { writeSimpleReply } from './wire.js';
 
 const E = constants.errno;
 
-const enum SlotState { Free, Payload, InFlight, Replying }
+const enum SlotState {
+  Free,
+  Payload,
+  InFlight,
+  Replying,
+}
 
 /**
  * After the server shuts a connection down (hot-remove, server close), requests that still
@@ -140,7 +162,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   /** With simple replies, the READ whose reply is being streamed: nothing may come between its bytes. */
   #streamer: Slot | null = null;
   /** Replies ready while #streamer streams, in order. */
-  readonly #deferred: Slot[] = [];
+  readonly #deferred = new Ring<Slot>();
   #ending = false;
   /** The server shut this connection down: new requests get ESHUTDOWN until input stops. */
   #refusing = false;
@@ -159,16 +181,24 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     this.#log = opts.log;
     const extended = opts.style === ReplyStyle.Extended;
     this.#limits = {
-      flags: x.flagsFor(opts.style !== ReplyStyle.Simple), size: x.size, minBlock: x.minBlock, maxPayload: opts.maxPayload,
-      extended, blockStatus: opts.metaContexts.length > 0,
+      flags: x.flagsFor(opts.style !== ReplyStyle.Simple),
+      size: x.size,
+      minBlock: x.minBlock,
+      maxPayload: opts.maxPayload,
+      extended,
+      blockStatus: opts.metaContexts.length > 0,
     };
     // A rejected payload up to twice the limit is read and dropped to stay in sync; beyond, we
     // hang up. With extended headers the spec asks for a hang-up above the limit itself.
     this.#framer = new RequestFramer(this, extended ? opts.maxPayload : 2 * opts.maxPayload, extended);
-    this.done = new Promise((resolve) => { this.#resolveDone = resolve; });
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
     x.stats.connections++;
     // A kernel device's export grows or shrinks with its bdev once the kernel has been told.
-    const unsubscribe = x.onSize((size) => { this.#limits.size = size; });
+    const unsubscribe = x.onSize((size) => {
+      this.#limits.size = size;
+    });
     void this.done.then(unsubscribe);
     this.#account = (opts.budget ?? new MemoryBudget()).account(() => {
       // Memory came back for the request we refused: parse it and read on.
@@ -180,9 +210,13 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     this.#transport.start();
   }
 
-  get inflight(): number { return this.#busy; }
+  get inflight(): number {
+    return this.#busy;
+  }
   /** Request slots this connection holds now (free or busy), for tests and diagnostics. */
-  get slots(): number { return this.#made; }
+  get slots(): number {
+    return this.#made;
+  }
 
   /** How long the connection has been idle at `now` (performance.now()): 0 while a request is in flight. */
   idleFor(now: number): number {
@@ -190,7 +224,9 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     return now - this.#lastActive;
   }
   /** 'native' when the socket's bytes move through the addon (plain TCP and unix sockets). */
-  get transportKind(): 'native' | 'stream' { return this.#transport.kind; }
+  get transportKind(): 'native' | 'stream' {
+    return this.#transport.kind;
+  }
 
   /**
    * The server's side of a shutdown: answers requests in flight, answers those that arrive in
@@ -199,7 +235,9 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   shutdown(): void {
     if (this.#refusing || this.#ending) return;
     this.#refusing = true;
-    setTimeout(() => { this.#stopInput(); }, SHUTDOWN_REFUSE_MS).unref();
+    setTimeout(() => {
+      this.#stopInput();
+    }, SHUTDOWN_REFUSE_MS).unref();
   }
 
   /** No more requests (DISC, end of the refuse window): answer those in flight, then close. */
@@ -210,10 +248,14 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   }
 
   /** Drop the client now; in-flight I/O still completes before its buffers are released. */
-  destroy(): void { this.#transport.destroy(); }
+  destroy(): void {
+    this.#transport.destroy();
+  }
 
   // TransportHost
-  get framer(): RequestFramer { return this.#framer; }
+  get framer(): RequestFramer {
+    return this.#framer;
+  }
 
   input(buf: Buffer, start: number, end: number): number {
     this.#lastActive = performance.now();
@@ -222,7 +264,9 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     return this.#framer.stopped ? end - start : used;
   }
 
-  readDone(): void { kickSubmissions(); }
+  readDone(): void {
+    kickSubmissions();
+  }
 
   inputEnded(): void {
     // The client will send nothing more; finish what it asked for.
@@ -259,17 +303,25 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   trimIdleSlots(now: number): boolean {
     if (!this.#dead && this.idleFor(now) < SLOT_IDLE_MS) return false; // busy, or not idle long enough yet
     const drop = this.#dead ? this.#free.length : this.#free.length - IDLE_SLOTS;
-    if (drop > 0) { this.#free.length -= drop; this.#made -= drop; noteGarbage(drop * SLOT_HEAP_BYTES); }
+    if (drop > 0) {
+      this.#free.length -= drop;
+      this.#made -= drop;
+      noteGarbage(drop * SLOT_HEAP_BYTES);
+    }
     this.#trimQueued = false;
     return true;
   }
 
   // RequestSink
-  hasFreeSlot(): boolean { return this.#free.length > 0 || this.#made < this.#opts.depth; }
+  hasFreeSlot(): boolean {
+    return this.#free.length > 0 || this.#made < this.#opts.depth;
+  }
 
   admit(type: number, _flags: number, offset: number, length: number, payload: boolean): boolean {
-    const charge = (type === NBD_CMD.READ || (type === NBD_CMD.WRITE && payload)) && length <= this.#opts.maxPayload && length > 0
-      ? ioCharge(offset, length, this.#x.bdev.blockSize) : 0;
+    const charge =
+      (type === NBD_CMD.READ || (type === NBD_CMD.WRITE && payload)) && length <= this.#opts.maxPayload && length > 0
+        ? ioCharge(offset, length, this.#x.bdev.blockSize)
+        : 0;
     if (!this.#account.take(charge)) return false;
     this.#admitted = charge;
     return true;
@@ -322,9 +374,7 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     io.offset = s.offset + s.pos;
     io.length = filled;
     io.buf = s.buf;
-    io.fua = (s.flags & NBD_CMD_FLAG_FUA) !== 0; // every piece: the acknowledgement covers them all
-    io.noHole = false;
-    io.fastZero = false;
+    io.flags = (s.flags & NBD_CMD_FLAG_FUA) !== 0 ? IoFlag.Fua : 0; // every piece: the acknowledgement covers them all
     s.pieceLen = filled;
     s.ioBusy = true;
     this.#bdev.submit(io);
@@ -332,7 +382,10 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
 
   #writePieceDone(s: Slot): void {
     s.ioBusy = false;
-    if (this.#payloadSlot !== s) { this.release(s); return; } // the payload was cut short
+    if (this.#payloadSlot !== s) {
+      this.release(s);
+      return;
+    } // the payload was cut short
     if (s.io.result !== 0) {
       s.errno = -s.io.result;
       this.#framer.payloadContinue(null); // the rest is read and dropped; the reply says why
@@ -349,13 +402,14 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   }
 
   #dispatch(s: Slot): void {
-    if (s.errno !== 0) { this.#reply(s, s.errno); return; }
+    if (s.errno !== 0) {
+      this.#reply(s, s.errno);
+      return;
+    }
     const io = s.io;
     io.offset = s.offset;
     io.length = s.length;
-    io.fua = (s.flags & NBD_CMD_FLAG_FUA) !== 0;
-    io.noHole = (s.flags & NBD_CMD_FLAG_NO_HOLE) !== 0;
-    io.fastZero = (s.flags & NBD_CMD_FLAG_FAST_ZERO) !== 0;
+    io.flags = ioFlagsOf(s.flags);
     io.buf = null;
     s.state = SlotState.InFlight;
     switch (s.type) {
@@ -366,8 +420,12 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
           this.#readPiece(s);
           return;
         }
-        if (this.#style !== ReplyStyle.Simple && s.length >= HOLE_SCAN_MIN && (s.flags & NBD_CMD_FLAG_DF) === 0 &&
-            hasBlockStatus(this.#x.bdev)) {
+        if (
+          this.#style !== ReplyStyle.Simple &&
+          s.length >= HOLE_SCAN_MIN &&
+          (s.flags & NBD_CMD_FLAG_DF) === 0 &&
+          hasBlockStatus(this.#x.bdev)
+        ) {
           void this.#scanThenRead(s);
           return;
         }
@@ -377,14 +435,31 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
         break;
       case NBD_CMD.WRITE:
         // The last (or only) piece; the earlier ones are written already.
-        io.type = IoType.Write; io.buf = s.buf; io.offset = s.offset + s.pos; io.length = s.length - s.pos;
+        io.type = IoType.Write;
+        io.buf = s.buf;
+        io.offset = s.offset + s.pos;
+        io.length = s.length - s.pos;
         break;
-      case NBD_CMD.FLUSH: io.type = IoType.Flush; io.offset = 0; io.length = 0; break;
-      case NBD_CMD.TRIM: io.type = IoType.Unmap; break;
-      case NBD_CMD.WRITE_ZEROES: io.type = IoType.WriteZeroes; break;
-      case NBD_CMD.CACHE: queueMicrotask(() => this.#reply(s, 0)); return; // a hint; nothing to warm
-      case NBD_CMD.BLOCK_STATUS: void this.#blockStatus(s); return;
-      default: this.#reply(s, E.EINVAL); return; // validate() lets no other command through
+      case NBD_CMD.FLUSH:
+        io.type = IoType.Flush;
+        io.offset = 0;
+        io.length = 0;
+        break;
+      case NBD_CMD.TRIM:
+        io.type = IoType.Unmap;
+        break;
+      case NBD_CMD.WRITE_ZEROES:
+        io.type = IoType.WriteZeroes;
+        break;
+      case NBD_CMD.CACHE:
+        queueMicrotask(() => this.#reply(s, 0));
+        return; // a hint; nothing to warm
+      case NBD_CMD.BLOCK_STATUS:
+        void this.#blockStatus(s);
+        return;
+      default:
+        this.#reply(s, E.EINVAL);
+        return; // validate() lets no other command through
     }
     this.#bdev.submit(io);
   }
@@ -392,16 +467,29 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   // Large structured READ: find holes first; an all-hole range is answered without reading.
   async #scanThenRead(s: Slot): Promise<void> {
     const io = s.io;
-    const [ext] = await contextExtents(this.#x.bdev, s.offset, s.length, [META_ID_BASE_ALLOCATION], READ_EXTENTS, 2 ** 32 - this.#x.minBlock) as [Extent[]];
-    if (this.#dead) { this.release(s); return; }
+    const [ext] = (await contextExtents(
+      this.#x.bdev,
+      s.offset,
+      s.length,
+      [META_ID_BASE_ALLOCATION],
+      READ_EXTENTS,
+      2 ** 32 - this.#x.minBlock,
+    )) as [Extent[]];
+    if (this.#dead) {
+      this.release(s);
+      return;
+    }
     const covered = ext.reduce((n, e) => n + e.length, 0);
     if (covered < s.length) ext.push({ length: s.length - covered, flags: 0 });
     s.extents = ext;
-    if (ext.length === 1 && ((ext[0] as Extent).flags & NBD_STATE_ZERO) !== 0) { this.#reply(s, 0); return; } // all zero
+    if (ext.length === 1 && ((ext[0] as Extent).flags & NBD_STATE_ZERO) !== 0) {
+      this.#reply(s, 0);
+      return;
+    } // all zero
     io.type = IoType.Read;
     io.offset = s.offset;
     io.length = s.length;
-    io.fua = false;
+    io.flags = 0;
     s.buf = this.#opts.pool.get(s.length);
     io.buf = s.buf;
     this.#bdev.submit(io);
@@ -412,7 +500,10 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     const maxExtent = this.#style === ReplyStyle.Extended ? 2 ** 52 : 2 ** 32 - Math.max(this.#x.minBlock, 512);
     const ids = this.#opts.metaContexts;
     const lists = await contextExtents(this.#x.bdev, s.offset, s.length, ids, max, maxExtent);
-    if (this.#dead) { this.release(s); return; }
+    if (this.#dead) {
+      this.release(s);
+      return;
+    }
     s.state = SlotState.Replying;
     // One chunk per selected context; DONE and the slot's release ride on the last.
     const last = ids.length - 1;
@@ -425,9 +516,18 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   /** Bdev completion (bound per slot). */
   onIoDone(s: Slot): void {
     s.io.buf = null;
-    if (s.ioBusy) { this.#writePieceDone(s); return; }
-    if (this.#dead) { this.release(s); return; }
-    if (s.pieces && s.type === NBD_CMD.READ) { this.#readPieceDone(s); return; }
+    if (s.ioBusy) {
+      this.#writePieceDone(s);
+      return;
+    }
+    if (this.#dead) {
+      this.release(s);
+      return;
+    }
+    if (s.pieces && s.type === NBD_CMD.READ) {
+      this.#readPieceDone(s);
+      return;
+    }
     this.#reply(s, -s.io.result);
   }
 
@@ -444,8 +544,14 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
 
   #readPieceDone(s: Slot): void {
     const errno = -s.io.result;
-    if (errno === 0) { this.#sendPiece(s); return; }
-    if (s.pos === 0) { this.#reply(s, errno); return; } // nothing sent yet: an ordinary error reply
+    if (errno === 0) {
+      this.#sendPiece(s);
+      return;
+    }
+    if (s.pos === 0) {
+      this.#reply(s, errno);
+      return;
+    } // nothing sent yet: an ordinary error reply
     this.#log.debug({ cookie: s.cookie.toString('hex'), offset: s.offset + s.pos, errno }, 'READ failed after part of its reply was sent');
     if (this.#style === ReplyStyle.Simple) {
       // A simple reply already promised success and cannot take it back: the protocol asks
@@ -465,7 +571,11 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     const last = s.pos + s.pieceLen === s.length;
     if (this.#style === ReplyStyle.Simple) {
       if (s.pos === 0) {
-        if (this.#streamer !== null) { s.deferredPiece = true; this.#deferred.push(s); return; }
+        if (this.#streamer !== null) {
+          s.deferredPiece = true;
+          this.#deferred.push(s);
+          return;
+        }
         this.#streamer = s;
         writeSimpleReply(s.hdr, NBD_ERR.SUCCESS, s.cookie);
         t.write(s.hdr, 0, 16, null);
@@ -476,12 +586,18 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     }
     s.state = last ? SlotState.Replying : SlotState.InFlight;
     t.write(s.buf as Buffer, 0, s.pieceLen, last ? s : s.piece);
-    if (last && this.#streamer === s) { this.#streamer = null; this.#sendDeferred(); }
+    if (last && this.#streamer === s) {
+      this.#streamer = null;
+      this.#sendDeferred();
+    }
   }
 
   /** A piece of a streamed READ reply has left: read the next one. */
   pieceSent(s: Slot): void {
-    if (this.#dead) { this.release(s); return; }
+    if (this.#dead) {
+      this.release(s);
+      return;
+    }
     s.pos += s.pieceLen;
     this.#readPiece(s);
   }
@@ -489,9 +605,15 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   // Replies held back while a simple reply was streamed, in the order they became ready.
   #sendDeferred(): void {
     while (this.#streamer === null && this.#deferred.length > 0) {
-      const s = this.#deferred.shift() as Slot;
-      if (this.#dead) { this.release(s); continue; }
-      if (s.deferredPiece) { s.deferredPiece = false; this.#sendPiece(s); } else this.#reply(s, s.errno);
+      const s = this.#deferred.shift();
+      if (this.#dead) {
+        this.release(s);
+        continue;
+      }
+      if (s.deferredPiece) {
+        s.deferredPiece = false;
+        this.#sendPiece(s);
+      } else this.#reply(s, s.errno);
     }
   }
 
@@ -506,9 +628,15 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
     s.state = SlotState.Replying;
     const err = toNbdError(errno, s.flags);
     if (err !== NBD_ERR.SUCCESS) {
-      this.#log.debug({ cookie: s.cookie.toString('hex'), cmd: NBD_CMD_NAME[s.type] ?? s.type, offset: s.offset, length: s.length, errno }, 'request failed');
+      this.#log.debug(
+        { cookie: s.cookie.toString('hex'), cmd: NBD_CMD_NAME[s.type] ?? s.type, offset: s.offset, length: s.length, errno },
+        'request failed',
+      );
     }
-    if (this.#dead) { this.release(s); return; }
+    if (this.#dead) {
+      this.release(s);
+      return;
+    }
     if (this.#style === ReplyStyle.Simple) {
       writeSimpleReply(s.hdr, err, s.cookie);
       if (s.type === NBD_CMD.READ && err === NBD_ERR.SUCCESS && s.buf !== null) this.#sendData(s.hdrData, s);
@@ -549,7 +677,9 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   }
 
   /** The slot's buffers are released once the piece that carries it has been sent. */
-  #send(b: Buffer, s: Slot): void { this.#transport.write(b, 0, b.length, s); }
+  #send(b: Buffer, s: Slot): void {
+    this.#transport.write(b, 0, b.length, s);
+  }
 
   #sendData(header: Buffer, s: Slot): void {
     this.#transport.write(header, 0, header.length, null);
@@ -559,17 +689,27 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   /** Returns a slot and its buffer to the pools (write callback, or completion on a dead socket). */
   release(s: Slot): void {
     if (s.state === SlotState.Free) return;
-    if (s.buf !== null) { this.#opts.pool.put(s.buf); s.buf = null; }
+    if (s.buf !== null) {
+      this.#opts.pool.put(s.buf);
+      s.buf = null;
+    }
     s.extents = null;
     s.pieces = false;
     s.ioBusy = false;
     s.deferredPiece = false;
-    if (s.charge > 0) { const c = s.charge; s.charge = 0; this.#account.release(c); }
+    if (s.charge > 0) {
+      const c = s.charge;
+      s.charge = 0;
+      this.#account.release(c);
+    }
     s.state = SlotState.Free;
     this.#free.push(s);
     if (--this.#busy === 0) {
       this.#lastActive = performance.now();
-      if (this.#free.length > IDLE_SLOTS && !this.#trimQueued) { this.#trimQueued = true; trimWhenIdle(this); }
+      if (this.#free.length > IDLE_SLOTS && !this.#trimQueued) {
+        this.#trimQueued = true;
+        trimWhenIdle(this);
+      }
     }
     if (!this.#dead) {
       // A header parked for want of a slot goes first, then the bytes held behind it.
@@ -593,6 +733,18 @@ export class Transmission implements RequestSink, TransportHost, IdleTrimmable {
   }
 }
 
+/**
+ * The bdev's flags for a request's NBD flags. validate() let through only what the export
+ * advertised, and the export advertised only what the bdev declares.
+ */
+function ioFlagsOf(cmdFlags: number): number {
+  return (
+    ((cmdFlags & NBD_CMD_FLAG_FUA) !== 0 ? IoFlag.Fua : 0) |
+    ((cmdFlags & NBD_CMD_FLAG_NO_HOLE) !== 0 ? IoFlag.NoHole : 0) |
+    ((cmdFlags & NBD_CMD_FLAG_FAST_ZERO) !== 0 ? IoFlag.FastZero : 0)
+  );
+}
+
 // Buffer#copy from an offset makes a typed-array view per call: two per request, the main source
 // of garbage on the 4k path. Eight bytes by hand allocate nothing.
 function copy8(src: Buffer, at: number, dst: Buffer): void {
@@ -600,9 +752,16 @@ function copy8(src: Buffer, at: number, dst: Buffer): void {
 }
 
 const MESSAGES = new Map<number, string>([
-  [E.EINVAL, 'invalid request'], [E.ENOSPC, 'beyond the end of the export'], [E.EPERM, 'the export is read-only'],
-  [E.EROFS, 'the export is read-only'], [E.EIO, 'I/O error'], [E.ENOTSUP, 'zeroing would not be fast'],
-  [E.EOPNOTSUPP, 'zeroing would not be fast'], [ESHUTDOWN, 'the server is shutting down'],
+  [E.EINVAL, 'invalid request'],
+  [E.ENOSPC, 'beyond the end of the export'],
+  [E.EPERM, 'the export is read-only'],
+  [E.EROFS, 'the export is read-only'],
+  [E.EIO, 'I/O error'],
+  [E.ENOTSUP, 'zeroing would not be fast'],
+  [E.EOPNOTSUPP, 'zeroing would not be fast'],
+  [ESHUTDOWN, 'the server is shutting down'],
 ]);
 
-function errnoMessage(errno: number): string { return MESSAGES.get(errno) ?? `error ${errno}`; }
+function errnoMessage(errno: number): string {
+  return MESSAGES.get(errno) ?? `error ${errno}`;
+}

@@ -21,7 +21,9 @@ export const WRITE_BACKLOG_LIMIT = 16 * 1024 * 1024;
 export const LINGER_MS = 1000;
 
 /** A reply piece's owner: released once the piece that carries it has been sent. */
-export interface Written { readonly onWritten: () => void }
+export interface Written {
+  readonly onWritten: () => void;
+}
 
 export interface TransportHost {
   /** The request parser: its payload state lets a transport read WRITE data in place. */
@@ -73,4 +75,8 @@ export interface TransportOptions {
 }
 
 /** What we use of a net.Socket's libuv handle (Node's internal TCP/Pipe wrap). */
-export interface HandleWithFd { fd?: number; reading?: boolean; readStop?: () => number }
+export interface HandleWithFd {
+  fd?: number;
+  reading?: boolean;
+  readStop?: () => number;
+}

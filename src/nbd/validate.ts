@@ -1,9 +1,21 @@
 // Request validation: pure, returns 0 or a positive errno. No I/O, no logging.
 import { constants } from 'node:os';
 import {
-  NBD_CMD, NBD_CMD_FLAG_DF, NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_FLAG_FUA, NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_PAYLOAD_LEN,
-  NBD_CMD_FLAG_REQ_ONE, NBD_FLAG_READ_ONLY, NBD_FLAG_SEND_CACHE, NBD_FLAG_SEND_DF, NBD_FLAG_SEND_FAST_ZERO,
-  NBD_FLAG_SEND_FLUSH, NBD_FLAG_SEND_FUA, NBD_FLAG_SEND_TRIM, NBD_FLAG_SEND_WRITE_ZEROES,
+  NBD_CMD,
+  NBD_CMD_FLAG_DF,
+  NBD_CMD_FLAG_FAST_ZERO,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLAG_NO_HOLE,
+  NBD_CMD_FLAG_PAYLOAD_LEN,
+  NBD_CMD_FLAG_REQ_ONE,
+  NBD_FLAG_READ_ONLY,
+  NBD_FLAG_SEND_CACHE,
+  NBD_FLAG_SEND_DF,
+  NBD_FLAG_SEND_FAST_ZERO,
+  NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_FUA,
+  NBD_FLAG_SEND_TRIM,
+  NBD_FLAG_SEND_WRITE_ZEROES,
 } from './constants.js';
 
 const E = constants.errno;
@@ -34,14 +46,19 @@ const ALLOWED_FLAGS: Record<number, number> = {
 /** The advertised flag each command (or command flag) needs. */
 function advertised(type: number, flags: number, f: number): boolean {
   switch (type) {
-    case NBD_CMD.FLUSH: return (f & NBD_FLAG_SEND_FLUSH) !== 0;
-    case NBD_CMD.TRIM: return (f & (NBD_FLAG_SEND_TRIM | NBD_FLAG_READ_ONLY)) !== 0; // read-only: EPERM below
+    case NBD_CMD.FLUSH:
+      return (f & NBD_FLAG_SEND_FLUSH) !== 0;
+    case NBD_CMD.TRIM:
+      return (f & (NBD_FLAG_SEND_TRIM | NBD_FLAG_READ_ONLY)) !== 0; // read-only: EPERM below
     case NBD_CMD.WRITE_ZEROES:
       if ((flags & NBD_CMD_FLAG_FAST_ZERO) !== 0 && (f & NBD_FLAG_SEND_FAST_ZERO) === 0) return false;
       return (f & (NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_READ_ONLY)) !== 0;
-    case NBD_CMD.READ: return (flags & NBD_CMD_FLAG_DF) === 0 || (f & NBD_FLAG_SEND_DF) !== 0;
-    case NBD_CMD.CACHE: return (f & NBD_FLAG_SEND_CACHE) !== 0;
-    default: return true;
+    case NBD_CMD.READ:
+      return (flags & NBD_CMD_FLAG_DF) === 0 || (f & NBD_FLAG_SEND_DF) !== 0;
+    case NBD_CMD.CACHE:
+      return (f & NBD_FLAG_SEND_CACHE) !== 0;
+    default:
+      return true;
   }
 }
 

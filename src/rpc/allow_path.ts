@@ -1,22 +1,30 @@
 // Where files named over RPC may live (--allow-path). A path is first made real (symlinks and
 // ".." resolved) to find its root; the file is then opened beneath that root by the AIO bdev
-// (src/bdev/open_file.ts), which judges the opened fd, so a name swapped after this check
+// (src/modules/aio/open_file.ts), which judges the opened fd, so a name swapped after this check
 // cannot lead outside.
 import fs from 'node:fs';
 import path from 'node:path';
 import { PathNotAllowedError, PathNotFoundError, SystemError } from '../errors.js';
+import type { PathPolicy } from '../method.js';
 
 /** A path accepted under a root: open `filename` with `within: root`. */
-export interface AllowedPath { filename: string; root: string }
+export interface AllowedPath {
+  filename: string;
+  root: string;
+}
 
-export class AllowedPaths {
+export class AllowedPaths implements PathPolicy {
   readonly roots: string[];
 
   constructor(roots: string[]) {
     // Roots are resolved now where they exist, so a root that is itself a symlink still matches.
     this.roots = roots.map((r) => {
       const abs = path.resolve(r);
-      try { return fs.realpathSync(abs); } catch { return abs; }
+      try {
+        return fs.realpathSync(abs);
+      } catch {
+        return abs;
+      }
     });
   }
 
@@ -34,7 +42,9 @@ export class AllowedPaths {
     }
     const root = this.roots.find((r) => real === r || real.startsWith(r.endsWith('/') ? r : `${r}/`));
     if (root === undefined) {
-      throw new PathNotAllowedError(`${p} is outside the allowed paths (${this.roots.join(', ')}); start the server with --allow-path to permit it`);
+      throw new PathNotAllowedError(
+        `${p} is outside the allowed paths (${this.roots.join(', ')}); start the server with --allow-path to permit it`,
+      );
     }
     return { filename: real, root };
   }

@@ -3,11 +3,10 @@ import net from 'node:net';
 import { RpcConnectError, RpcError } from '../errors.js';
 import { native } from '../native.js';
 import { JsonStream, JsonStreamError } from './json_stream.js';
+import { isObject } from '../util/is_object.js';
 
 /** Largest response accepted (SPDK caps its responses at 32 MiB). */
 const MAX_RESPONSE_CHARS = 32 * 1024 * 1024;
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 /**
  * Who serves the socket, when it is neither this user nor root: the path may sit in a directory
@@ -34,12 +33,19 @@ export function rpcCall(socketPath: string, method: string, params: unknown, tim
       done = true;
       clearTimeout(timer);
       sock.destroy();
-      if (err !== null) reject(err); else resolve(value);
+      if (err !== null) reject(err);
+      else resolve(value);
     };
-    const timer = setTimeout(() => finish(new RpcConnectError(`no answer from ${socketPath} to ${method} within ${timeoutMs / 1000} s`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new RpcConnectError(`no answer from ${socketPath} to ${method} within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
     sock.once('connect', () => {
       const stranger = serverNotTrusted(sock);
-      if (stranger !== null) { finish(new RpcConnectError(`${socketPath} is served by ${stranger}, neither you nor root: not sending it ${method}`)); return; }
+      if (stranger !== null) {
+        finish(new RpcConnectError(`${socketPath} is served by ${stranger}, neither you nor root: not sending it ${method}`));
+        return;
+      }
       const req: Record<string, unknown> = { jsonrpc: '2.0', method, id: 1 };
       if (params !== undefined) req['params'] = params;
       sock.write(JSON.stringify(req));
@@ -54,7 +60,10 @@ export function rpcCall(socketPath: string, method: string, params: unknown, tim
       }
       const r = values[0];
       if (r === undefined) return;
-      if (!isObject(r)) { finish(new RpcConnectError(`bad response from ${socketPath}: not an object`)); return; }
+      if (!isObject(r)) {
+        finish(new RpcConnectError(`bad response from ${socketPath}: not an object`));
+        return;
+      }
       const e = r['error'];
       if (isObject(e)) {
         const code = typeof e['code'] === 'number' ? e['code'] : 0;
@@ -64,9 +73,19 @@ export function rpcCall(socketPath: string, method: string, params: unknown, tim
       finish(null, r['result']);
     });
     sock.once('error', (err: NodeJS.ErrnoException) => {
-      const why = err.code === 'ENOENT' ? 'no such socket' : err.code === 'ECONNREFUSED' ? 'nothing listens there'
-        : err.code === 'EACCES' ? 'permission denied' : err.message;
-      finish(new RpcConnectError(`cannot reach the JSON-RPC socket ${socketPath}: ${why} (is "aionbd serve" running? give -s PATH)`, { cause: err }));
+      const why =
+        err.code === 'ENOENT'
+          ? 'no such socket'
+          : err.code === 'ECONNREFUSED'
+            ? 'nothing listens there'
+            : err.code === 'EACCES'
+              ? 'permission denied'
+              : err.message;
+      finish(
+        new RpcConnectError(`cannot reach the JSON-RPC socket ${socketPath}: ${why} (is "aionbd serve" running? give -s PATH)`, {
+          cause: err,
+        }),
+      );
     });
     sock.once('close', () => finish(new RpcConnectError(`${socketPath} closed the connection without answering ${method}`)));
   });

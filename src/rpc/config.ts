@@ -3,14 +3,12 @@
 import fs from 'node:fs';
 import { ConfigError } from '../errors.js';
 import type { ConfigEntry } from '../bdev/types.js';
-
-export interface SubsystemConfig { subsystem: string; config: ConfigEntry[] | null }
-export interface ConfigFile { subsystems: SubsystemConfig[] }
+import type { CallContext } from '../method.js';
+import { isObject } from '../util/is_object.js';
+import type { RpcHost } from './dispatcher.js';
 
 /** Subsystems we apply, in dependency order (exports need their bdevs). */
 const ORDER = ['bdev', 'nbd'];
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
 /**
  * Checks the shape, as SPDK's loader does at start-up, and returns the entries in the order to
@@ -28,12 +26,16 @@ export function configEntries(cfg: unknown, skipped: string[] = []): ConfigEntry
     if (list === null || list === undefined) continue;
     if (!Array.isArray(list)) throw new ConfigError(`"config" of subsystem "${name}" must be an array`);
     if (list.length === 0) continue;
-    if (!ORDER.includes(name)) { skipped.push(name); continue; }
+    if (!ORDER.includes(name)) {
+      skipped.push(name);
+      continue;
+    }
     const entries: ConfigEntry[] = [];
     for (const e of list) {
       if (!isObject(e) || typeof e['method'] !== 'string') throw new ConfigError(`an entry of subsystem "${name}" has no "method"`);
       const params = e['params'];
-      if (params !== undefined && params !== null && !isObject(params)) throw new ConfigError(`"params" of ${e['method']} must be an object`);
+      if (params !== undefined && params !== null && !isObject(params))
+        throw new ConfigError(`"params" of ${e['method']} must be an object`);
       entries.push(params === undefined || params === null ? { method: e['method'] } : { method: e['method'], params });
     }
     bySub.set(name, [...(bySub.get(name) ?? []), ...entries]);
@@ -42,15 +44,31 @@ export function configEntries(cfg: unknown, skipped: string[] = []): ConfigEntry
 }
 
 /** Applies every entry through `call`, stopping at the first failure (named with its method). */
-export async function applyConfig(cfg: unknown, call: (method: string, params: unknown) => Promise<unknown>, skipped: string[] = []): Promise<void> {
+export async function applyConfig(
+  cfg: unknown,
+  call: (method: string, params: unknown) => Promise<unknown>,
+  skipped: string[] = [],
+): Promise<void> {
   for (const e of configEntries(cfg, skipped)) {
     try {
       await call(e.method, e.params);
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      throw new ConfigError(`config entry ${e.method}${e.params !== undefined ? ` ${JSON.stringify(e.params)}` : ''} failed: ${why}`, { cause: err });
+      throw new ConfigError(`config entry ${e.method}${e.params !== undefined ? ` ${JSON.stringify(e.params)}` : ''} failed: ${why}`, {
+        cause: err,
+      });
     }
   }
+}
+
+/**
+ * Applies a config (save_config format) entry by entry through the host's methods, with the
+ * caller's rights: over RPC, file paths in it are checked as RPC paths are.
+ */
+export async function loadConfig(host: RpcHost, cfg: unknown, call: CallContext): Promise<void> {
+  const skipped: string[] = [];
+  await applyConfig(cfg, (method, params) => host.rpc.call(method, params, call), skipped);
+  if (skipped.length > 0) host.log.warn({ subsystems: skipped }, 'config: subsystems aionbd does not have were skipped');
 }
 
 /** Reads a config file (JSON). */

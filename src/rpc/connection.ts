@@ -31,15 +31,21 @@ export class RpcConnection {
   #parseError: string | null = null;
   #waitingDrain: (() => void) | null = null;
 
-  constructor(private readonly sock: net.Socket, private readonly d: RpcDispatcher, private readonly ctx: CallContext,
-    private readonly log: Logger) {
+  constructor(
+    private readonly sock: net.Socket,
+    private readonly d: RpcDispatcher,
+    private readonly ctx: CallContext,
+    private readonly log: Logger,
+  ) {
     sock.on('data', this.#onData);
     sock.on('end', this.#onEnd);
     sock.on('drain', this.#onDrain);
     sock.on('close', this.#wake);
   }
 
-  get #queued(): number { return this.#queue.length - this.#head; }
+  get #queued(): number {
+    return this.#queue.length - this.#head;
+  }
 
   readonly #onData = (chunk: Buffer): void => {
     let values: unknown[];
@@ -79,7 +85,10 @@ export class RpcConnection {
     if (this.#parseError !== null) {
       // Nothing more is read as requests; what still comes is let through and dropped, so the
       // client's end of stream is seen and the connection can close.
-      if (this.#paused) { this.#paused = false; this.sock.resume(); }
+      if (this.#paused) {
+        this.#paused = false;
+        this.sock.resume();
+      }
       return;
     }
     const over = this.#queued >= MAX_QUEUED_REQUESTS || this.sock.writableLength > MAX_UNSENT_REPLY_BYTES;
@@ -96,7 +105,9 @@ export class RpcConnection {
   /** Resolves once the client has taken enough of its replies (or the connection is gone). */
   async #caughtUp(): Promise<void> {
     while (this.sock.writableLength > MAX_UNSENT_REPLY_BYTES && !this.sock.destroyed) {
-      await new Promise<void>((resolve) => { this.#waitingDrain = resolve; });
+      await new Promise<void>((resolve) => {
+        this.#waitingDrain = resolve;
+      });
     }
   }
 
@@ -143,7 +154,11 @@ export class RpcConnection {
     } finally {
       this.#pumping = false;
     }
-    if (sock.destroyed) { this.#queue = []; this.#head = 0; return; }
+    if (sock.destroyed) {
+      this.#queue = [];
+      this.#head = 0;
+      return;
+    }
     if (this.#parseError !== null) {
       sock.end(`${JSON.stringify(errorResponse(null, { code: RPC_PARSE_ERROR, message: this.#parseError }))}\n`);
     } else if (this.#ended) {

@@ -5,7 +5,13 @@ import { StringDecoder } from 'node:string_decoder';
 
 export class JsonStreamError extends Error {
   /** @param parsed values completed earlier in the same chunk: still to be served */
-  constructor(message: string, readonly parsed: unknown[] = []) { super(message); this.name = 'JsonStreamError'; }
+  constructor(
+    message: string,
+    readonly parsed: unknown[] = [],
+  ) {
+    super(message);
+    this.name = 'JsonStreamError';
+  }
 }
 
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
@@ -40,7 +46,8 @@ export class JsonStream {
       if (this.#depth === 0) {
         if (isSpace(c)) continue;
         // A request is an object, a batch an array: nothing else can start one.
-        if (c !== 0x7b && c !== 0x5b) throw new JsonStreamError(`unexpected ${JSON.stringify(t[i])} where a JSON object or array should start`, out);
+        if (c !== 0x7b && c !== 0x5b)
+          throw new JsonStreamError(`unexpected ${JSON.stringify(t[i])} where a JSON object or array should start`, out);
         start = i;
         this.#depth = 1;
       } else if (c === 0x22) {

@@ -4,19 +4,25 @@
 import { AionbdError, RpcInvalidParamsError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
-  RPC_INTERNAL_ERROR, RPC_INVALID_PARAMS, RPC_INVALID_REQUEST, RpcProtocolError, type CallContext, type RpcDispatcher,
+  RPC_INTERNAL_ERROR,
+  RPC_INVALID_PARAMS,
+  RPC_INVALID_REQUEST,
+  RpcProtocolError,
+  type CallContext,
+  type RpcDispatcher,
 } from './dispatcher.js';
-import { errnoName, strerror } from './strerror.js';
+import { errnoName, strerror } from '../util/strerror.js';
+import { isObject } from '../util/is_object.js';
 
 export type RpcId = string | number | null;
 
-export interface RpcErrorObject { code: number; message: string; data?: Record<string, unknown> }
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: Record<string, unknown>;
+}
 
-export type RpcResponse =
-  | { jsonrpc: '2.0'; id: RpcId; result: unknown }
-  | { jsonrpc: '2.0'; id: RpcId; error: RpcErrorObject };
-
-function isObject(v: unknown): v is Record<string, unknown> { return typeof v === 'object' && v !== null && !Array.isArray(v); }
+export type RpcResponse = { jsonrpc: '2.0'; id: RpcId; result: unknown } | { jsonrpc: '2.0'; id: RpcId; error: RpcErrorObject };
 
 /** Error messages quote what the client sent (names, methods): a long one is cut here. */
 export const MAX_ERROR_MESSAGE = 1024;
@@ -33,14 +39,23 @@ export function toRpcError(err: unknown, log: Logger): RpcErrorObject {
   if (err instanceof RpcInvalidParamsError) return { code: RPC_INVALID_PARAMS, message: err.message, data: { code: err.code } };
   if (err instanceof AionbdError) {
     const errno = err.errno ?? 22;
-    return { code: -Math.abs(errno), message: `${strerror(errno)}: ${err.message}`, data: { code: err.code, errno: errnoName(errno) ?? errno } };
+    return {
+      code: -Math.abs(errno),
+      message: `${strerror(errno)}: ${err.message}`,
+      data: { code: err.code, errno: errnoName(errno) ?? errno },
+    };
   }
   log.error({ err }, 'JSON-RPC method failed unexpectedly');
   return { code: RPC_INTERNAL_ERROR, message: `Internal error: ${err instanceof Error ? err.message : String(err)}` };
 }
 
 /** Answers one message (a request or a batch); null when nothing is to be sent. */
-export async function handleMessage(msg: unknown, d: RpcDispatcher, ctx: CallContext, log: Logger): Promise<RpcResponse | RpcResponse[] | null> {
+export async function handleMessage(
+  msg: unknown,
+  d: RpcDispatcher,
+  ctx: CallContext,
+  log: Logger,
+): Promise<RpcResponse | RpcResponse[] | null> {
   if (!Array.isArray(msg)) return handleRequest(msg, d, ctx, log);
   if (msg.length === 0) return errorResponse(null, { code: RPC_INVALID_REQUEST, message: 'Invalid request: empty batch' });
   const out: RpcResponse[] = [];
@@ -60,9 +75,11 @@ export async function handleRequest(req: unknown, d: RpcDispatcher, ctx: CallCon
     return errorResponse(null, { code: RPC_INVALID_REQUEST, message: 'Invalid request: id must be a string, a number or null' });
   }
   const rid: RpcId = id ?? null;
-  if ('jsonrpc' in req && req['jsonrpc'] !== '2.0') return errorResponse(rid, { code: RPC_INVALID_REQUEST, message: 'Invalid request: jsonrpc must be "2.0"' });
+  if ('jsonrpc' in req && req['jsonrpc'] !== '2.0')
+    return errorResponse(rid, { code: RPC_INVALID_REQUEST, message: 'Invalid request: jsonrpc must be "2.0"' });
   const method = req['method'];
-  if (typeof method !== 'string') return errorResponse(rid, { code: RPC_INVALID_REQUEST, message: 'Invalid request: method must be a string' });
+  if (typeof method !== 'string')
+    return errorResponse(rid, { code: RPC_INVALID_REQUEST, message: 'Invalid request: method must be a string' });
   const params = req['params'];
   if (params !== undefined && params !== null && typeof params !== 'object') {
     return errorResponse(rid, { code: RPC_INVALID_REQUEST, message: 'Invalid request: params must be an object or an array' });

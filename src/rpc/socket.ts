@@ -11,7 +11,9 @@ import type { CallContext, RpcDispatcher } from './dispatcher.js';
 export const MAX_RPC_CONNECTIONS = 64;
 
 /** How errors name the JSON-RPC socket at absolute path `p`. */
-export function rpcAddress(p: string): string { return `unix:${p} (JSON-RPC)`; }
+export function rpcAddress(p: string): string {
+  return `unix:${p} (JSON-RPC)`;
+}
 
 export class RpcSocketServer {
   readonly #server: net.Server;
@@ -19,13 +21,19 @@ export class RpcSocketServer {
   #path: string | null = null;
   #closing: Promise<void> | null = null;
 
-  constructor(private readonly d: RpcDispatcher, private readonly ctx: CallContext, private readonly log: Logger) {
+  constructor(
+    private readonly d: RpcDispatcher,
+    private readonly ctx: CallContext,
+    private readonly log: Logger,
+  ) {
     // Half-open: a client that shuts its side after the request (socat, nc -N) still gets the
     // answers to what it sent; the socket ends once they are out.
     this.#server = net.createServer({ allowHalfOpen: true }, (s) => this.#onConnection(s));
   }
 
-  get path(): string | null { return this.#path; }
+  get path(): string | null {
+    return this.#path;
+  }
 
   async listen(socketPath: string): Promise<void> {
     const p = path.resolve(socketPath);
@@ -54,7 +62,10 @@ export class RpcSocketServer {
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       for (const s of this.#conns) s.destroy();
-      if (!this.#server.listening) { resolve(); return; }
+      if (!this.#server.listening) {
+        resolve();
+        return;
+      }
       this.#server.close(() => resolve());
     });
     return this.#closing;

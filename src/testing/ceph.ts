@@ -53,7 +53,14 @@ export interface CephCluster {
 }
 
 const STATE = 'state.json';
-interface State { pool: string; monHost: string; monPid: number; osdPid: number; watchdogPid: number; osdId: number }
+interface State {
+  pool: string;
+  monHost: string;
+  monPid: number;
+  osdPid: number;
+  watchdogPid: number;
+  osdId: number;
+}
 
 export class CephStartError extends Error {
   override name = 'CephStartError';
@@ -63,14 +70,27 @@ export class CephStartError extends Error {
 export function missingCephTools(): string[] {
   const dirs = (process.env['PATH'] ?? '').split(':').filter((d) => d !== '');
   const has = (t: string): boolean => dirs.some((d) => fs.existsSync(path.join(d, t)));
-  const need: Record<string, string> = { 'ceph-mon': 'ceph-mon', 'ceph-osd': 'ceph-osd', ceph: 'ceph-common', rbd: 'ceph-common', monmaptool: 'ceph-common' };
-  return [...new Set(Object.entries(need).filter(([t]) => !has(t)).map(([, p]) => p))];
+  const need: Record<string, string> = {
+    'ceph-mon': 'ceph-mon',
+    'ceph-osd': 'ceph-osd',
+    ceph: 'ceph-common',
+    rbd: 'ceph-common',
+    monmaptool: 'ceph-common',
+  };
+  return [
+    ...new Set(
+      Object.entries(need)
+        .filter(([t]) => !has(t))
+        .map(([, p]) => p),
+    ),
+  ];
 }
 
 function exec(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err !== null) reject(new CephStartError(`${cmd} ${args.join(' ')} failed: ${stderr.trim().split('\n').slice(-3).join(' | ') || err.message}`));
+      if (err !== null)
+        reject(new CephStartError(`${cmd} ${args.join(' ')} failed: ${stderr.trim().split('\n').slice(-3).join(' | ') || err.message}`));
       else resolve(stdout);
     });
   });
@@ -83,14 +103,21 @@ function freePort(): Promise<number> {
     s.listen(0, '127.0.0.1', () => {
       const a = s.address();
       const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => { resolve(port); });
+      s.close(() => {
+        resolve(port);
+      });
     });
   });
 }
 
 const alive = (pid: number): boolean => {
   if (pid <= 0) return false;
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 };
 
 /**
@@ -120,33 +147,58 @@ async function waitFor(what: string, deadline: number, check: () => Promise<bool
 
 async function killAndWait(pid: number, ms: number): Promise<void> {
   if (!alive(pid)) return;
-  try { process.kill(pid, 'SIGTERM'); } catch { return; }
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
   const deadline = Date.now() + ms;
   while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (alive(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* exited meanwhile */ }
+  if (alive(pid))
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* exited meanwhile */
+    }
 }
 
 class Cluster implements CephCluster {
   readonly conf: string;
   #stopped = false;
 
-  constructor(readonly dir: string, public state: State, readonly owned: boolean) {
+  constructor(
+    readonly dir: string,
+    public state: State,
+    readonly owned: boolean,
+  ) {
     this.conf = path.join(dir, 'ceph.conf');
   }
 
-  get pool(): string { return this.state.pool; }
-  get monHost(): string { return this.state.monHost; }
+  get pool(): string {
+    return this.state.pool;
+  }
+  get monHost(): string {
+    return this.state.monHost;
+  }
 
-  rbd(args: string[], timeoutMs = 60_000): Promise<string> { return exec('rbd', ['-c', this.conf, ...args], timeoutMs); }
-  ceph(args: string[], timeoutMs = 30_000): Promise<string> { return exec('ceph', ['-c', this.conf, '--connect-timeout', '10', ...args], timeoutMs); }
+  rbd(args: string[], timeoutMs = 60_000): Promise<string> {
+    return exec('rbd', ['-c', this.conf, ...args], timeoutMs);
+  }
+  ceph(args: string[], timeoutMs = 30_000): Promise<string> {
+    return exec('ceph', ['-c', this.conf, '--connect-timeout', '10', ...args], timeoutMs);
+  }
 
   async createImage(name: string, size: number | string): Promise<void> {
     await this.rbd(['create', '--size', typeof size === 'number' ? `${Math.ceil(size / 2 ** 20)}M` : size, `${this.pool}/${name}`]);
   }
 
-  async removeImage(name: string): Promise<void> { await this.rbd(['rm', '--no-progress', `${this.pool}/${name}`]); }
+  async removeImage(name: string): Promise<void> {
+    await this.rbd(['rm', '--no-progress', `${this.pool}/${name}`]);
+  }
 
-  osdRunning(): boolean { return alive(this.state.osdPid); }
+  osdRunning(): boolean {
+    return alive(this.state.osdPid);
+  }
 
   async stopOsd(): Promise<void> {
     // A clean stop: the OSD tells the monitor it is going down and memstore saves its objects.
@@ -157,27 +209,44 @@ class Cluster implements CephCluster {
   async startOsd(timeoutMs = 60_000): Promise<void> {
     if (this.osdRunning()) return;
     const id = String(this.state.osdId);
-    this.state.osdPid = daemon('ceph-osd', ['-f', '-c', this.conf, '-i', id], path.join(this.dir, 'log', `osd.${id}.out`), path.join(this.dir, 'run', 'osd.daemon'));
+    this.state.osdPid = daemon(
+      'ceph-osd',
+      ['-f', '-c', this.conf, '-i', id],
+      path.join(this.dir, 'log', `osd.${id}.out`),
+      path.join(this.dir, 'run', 'osd.daemon'),
+    );
     this.#save();
     await this.#waitOsdUp(Date.now() + timeoutMs);
   }
 
   async #waitOsdUp(deadline: number): Promise<void> {
-    await waitFor('the OSD is not up', deadline, async () => {
-      if (!this.osdRunning()) throw new CephStartError('ceph-osd exited');
-      const s = JSON.parse(await this.ceph(['osd', 'stat', '-f', 'json'])) as { num_up_osds?: number };
-      return s.num_up_osds === 1;
-    }, path.join(this.dir, 'log'));
+    await waitFor(
+      'the OSD is not up',
+      deadline,
+      async () => {
+        if (!this.osdRunning()) throw new CephStartError('ceph-osd exited');
+        const s = JSON.parse(await this.ceph(['osd', 'stat', '-f', 'json'])) as { num_up_osds?: number };
+        return s.num_up_osds === 1;
+      },
+      path.join(this.dir, 'log'),
+    );
   }
 
-  #save(): void { fs.writeFileSync(path.join(this.dir, STATE), JSON.stringify(this.state)); }
+  #save(): void {
+    fs.writeFileSync(path.join(this.dir, STATE), JSON.stringify(this.state));
+  }
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     const s = this.state;
     await Promise.all([killAndWait(s.osdPid, 10_000), killAndWait(s.monPid, 10_000)]);
-    if (s.watchdogPid > 0 && alive(s.watchdogPid)) try { process.kill(s.watchdogPid, 'SIGKILL'); } catch { /* gone */ }
+    if (s.watchdogPid > 0 && alive(s.watchdogPid))
+      try {
+        process.kill(s.watchdogPid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -242,15 +311,33 @@ export async function startCephCluster(opts: CephClusterOptions = {}): Promise<C
     await exec('monmaptool', ['--create', '--addv', 'a', `[${monHost}]`, '--fsid', fsid, path.join(dir, 'monmap')], t);
     await exec('ceph-authtool', ['--create-keyring', path.join(dir, 'keyring'), '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *'], t);
     await exec('ceph-mon', ['-c', conf, '--mkfs', '-i', 'a', '--monmap', path.join(dir, 'monmap')], t);
-    state.monPid = daemon('ceph-mon', ['-f', '-c', conf, '-i', 'a'], path.join(dir, 'log', 'mon.a.out'), path.join(dir, 'run', 'mon.daemon'));
+    state.monPid = daemon(
+      'ceph-mon',
+      ['-f', '-c', conf, '-i', 'a'],
+      path.join(dir, 'log', 'mon.a.out'),
+      path.join(dir, 'run', 'mon.daemon'),
+    );
     // The watchdog: when the owner is gone, the daemons go too, whoever started the OSD last.
     const owner = opts.ownerPid ?? process.pid;
-    state.watchdogPid = daemon('/bin/sh', ['-c',
-      `while kill -0 ${owner} 2>/dev/null; do sleep 2; done; for f in "${dir}"/run/*.daemon; do kill "$(cat "$f")" 2>/dev/null; done; `
-      + `sleep 15; for f in "${dir}"/run/*.daemon; do kill -9 "$(cat "$f")" 2>/dev/null; done; rm -rf "${dir}"`],
-    '/dev/null');
+    state.watchdogPid = daemon(
+      '/bin/sh',
+      [
+        '-c',
+        `while kill -0 ${owner} 2>/dev/null; do sleep 2; done; for f in "${dir}"/run/*.daemon; do kill "$(cat "$f")" 2>/dev/null; done; ` +
+          `sleep 15; for f in "${dir}"/run/*.daemon; do kill -9 "$(cat "$f")" 2>/dev/null; done; rm -rf "${dir}"`,
+      ],
+      '/dev/null',
+    );
     fs.writeFileSync(path.join(dir, STATE), JSON.stringify(state));
-    await waitFor('the monitor does not answer', deadline, async () => { await c.ceph(['mon', 'stat'], 10_000); return true; }, path.join(dir, 'log'));
+    await waitFor(
+      'the monitor does not answer',
+      deadline,
+      async () => {
+        await c.ceph(['mon', 'stat'], 10_000);
+        return true;
+      },
+      path.join(dir, 'log'),
+    );
     const osdUuid = randomUUID();
     state.osdId = Number((await c.ceph(['osd', 'new', osdUuid])).trim());
     fs.mkdirSync(path.join(dir, 'osd', `osd.${state.osdId}`), { recursive: true });
@@ -272,7 +359,11 @@ export async function startCephCluster(opts: CephClusterOptions = {}): Promise<C
  */
 export async function attachCephCluster(dir: string): Promise<CephCluster | null> {
   let state: State;
-  try { state = JSON.parse(fs.readFileSync(path.join(dir, STATE), 'utf8')) as State; } catch { return null; }
+  try {
+    state = JSON.parse(fs.readFileSync(path.join(dir, STATE), 'utf8')) as State;
+  } catch {
+    return null;
+  }
   if (!alive(state.monPid) || !alive(state.watchdogPid)) return null;
   const c = new Cluster(dir, state, false);
   if (!c.osdRunning()) await c.startOsd();
@@ -282,7 +373,11 @@ export async function attachCephCluster(dir: string): Promise<CephCluster | null
 /** Stops a cluster started in `dir` (by any process) and removes the directory; nothing there is fine. */
 export async function stopCephCluster(dir: string): Promise<void> {
   let state: State | null = null;
-  try { state = JSON.parse(fs.readFileSync(path.join(dir, STATE), 'utf8')) as State; } catch { /* none started */ }
+  try {
+    state = JSON.parse(fs.readFileSync(path.join(dir, STATE), 'utf8')) as State;
+  } catch {
+    /* none started */
+  }
   if (state !== null) await new Cluster(dir, state, false).stop();
   else fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -37,10 +37,15 @@ function arm(ms: number): void {
 function settle(): void {
   timer = null;
   const quiet = performance.now() - lastNote;
-  if (quiet < SETTLE_QUIET_MS) { arm(SETTLE_QUIET_MS - quiet); return; }
+  if (quiet < SETTLE_QUIET_MS) {
+    arm(SETTLE_QUIET_MS - quiet);
+    return;
+  }
   pending = 0;
   native().reduceHeap();
   // What the collection finalises (sockets, TLS sessions) is freed into the C heap over the next
   // moments; its pages go back to the system once that is done.
-  setTimeout(() => { native().trimMalloc(); }, TRIM_AFTER_MS).unref();
+  setTimeout(() => {
+    native().trimMalloc();
+  }, TRIM_AFTER_MS).unref();
 }

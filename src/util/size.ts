@@ -12,7 +12,12 @@ export function parseSize(s: string, what = 'size'): number {
 }
 
 export function formatSize(n: number): string {
-  for (const [u, v] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) {
+  for (const [u, v] of [
+    ['T', 2 ** 40],
+    ['G', 2 ** 30],
+    ['M', 2 ** 20],
+    ['K', 2 ** 10],
+  ] as const) {
     if (n >= v && n % v === 0) return `${n / v}${u}`;
   }
   return `${n}`;

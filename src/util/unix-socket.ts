@@ -18,7 +18,11 @@ export const MAX_SOCKET_PATH_BYTES = 107;
 export async function claimSocketPath(address: string, p: string): Promise<void> {
   checkSocketPath(address, p);
   let st: fs.Stats;
-  try { st = fs.lstatSync(p); } catch { return; } // gone meanwhile: bind() says what is wrong
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return;
+  } // gone meanwhile: bind() says what is wrong
   if (!st.isSocket()) return;
   const state = await probe(p);
   if (state === 'alive') return;
@@ -28,7 +32,11 @@ export async function claimSocketPath(address: string, p: string): Promise<void>
   try {
     fs.rmSync(p, { force: true });
   } catch (err) {
-    throw new ListenError(address, err as NodeJS.ErrnoException, `${p} is a stale socket that cannot be removed (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ListenError(
+      address,
+      err as NodeJS.ErrnoException,
+      `${p} is a stale socket that cannot be removed (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }
 
@@ -36,7 +44,9 @@ export async function claimSocketPath(address: string, p: string): Promise<void>
 export function checkSocketPath(address: string, p: string): void {
   const bytes = Buffer.byteLength(p);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
-    throw new UsageError(`cannot listen on ${address}: the path is ${bytes} bytes; a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}`);
+    throw new UsageError(
+      `cannot listen on ${address}: the path is ${bytes} bytes; a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}`,
+    );
   }
   const why = pathProblem(p);
   if (why !== null) throw listenError(address, why.text, why.code);
@@ -73,7 +83,11 @@ function pathProblem(p: string): { text: string; code: string } | null {
     return null; // EACCES and the like: bind() reports them as they are
   }
   let st: fs.Stats;
-  try { st = fs.lstatSync(p); } catch { return null; }
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return null;
+  }
   if (st.isSocket()) return null;
   return { text: `${p} exists and is ${kind(st)}, not a socket (left alone)`, code: 'EEXIST' };
 }
@@ -90,7 +104,10 @@ function kind(st: fs.Stats): string {
 function listenError(address: string, why: string, code: string, cause?: NodeJS.ErrnoException): ListenError {
   const errno = (constants.errno as Record<string, number | undefined>)[code];
   // The errno is the one the text describes (ENOENT for a missing directory), not libuv's EACCES.
-  const err: NodeJS.ErrnoException = Object.assign(new Error(why, cause !== undefined ? { cause } : {}), { code, errno: errno !== undefined ? -errno : undefined });
+  const err: NodeJS.ErrnoException = Object.assign(new Error(why, cause !== undefined ? { cause } : {}), {
+    code,
+    errno: errno !== undefined ? -errno : undefined,
+  });
   return new ListenError(address, err, why);
 }
 
@@ -98,7 +115,10 @@ function listenError(address: string, why: string, code: string, cause?: NodeJS.
 function probe(p: string): Promise<'alive' | 'dead' | 'forbidden'> {
   return new Promise((resolve) => {
     const c = net.connect(p);
-    c.once('connect', () => { c.destroy(); resolve('alive'); });
+    c.once('connect', () => {
+      c.destroy();
+      resolve('alive');
+    });
     c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EACCES' || err.code === 'EPERM' ? 'forbidden' : 'dead'));
   });
 }

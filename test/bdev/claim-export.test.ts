@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BdevInUseError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 
 describe('claims and exports', () => {
   it('an exported bdev cannot be claimed (a claim is exclusive write access), an unexported one can', async () => {
@@ -14,6 +14,8 @@ describe('claims and exports', () => {
       s.removeExport('m0');
       await s.createError('m0');
       expect(s.getBdevs().map((b) => b['name'])).toContain('EE_m0');
-    } finally { await s.close(); }
+    } finally {
+      await s.close();
+    }
   });
 });

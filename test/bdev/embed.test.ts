@@ -9,11 +9,20 @@ import { handshakeGo, RawClient, readSimpleReply, request } from '../helpers/wir
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 
 function openFds(): string[] {
-  return fs.readdirSync('/proc/self/fd').map((fd) => {
-    try { return `${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`; } catch { return `${fd} -> ?`; }
-  }).sort();
+  return fs
+    .readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return `${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`;
+      } catch {
+        return `${fd} -> ?`;
+      }
+    })
+    .sort();
 }
-function aioNr(): number { return aioContexts(); }
+function aioNr(): number {
+  return aioContexts();
+}
 
 describe('embedded API', () => {
   it('creates, exports, serves, reports and closes, leaving no fd or AIO context behind', async () => {
@@ -45,13 +54,17 @@ describe('embedded API', () => {
       c.write(request(0, { cookie: 2n, offset: 0, length: 4096 }));
       expect(await readSimpleReply(c)).toMatchObject({ cookie: 2n, error: 5 }); // NBD_EIO
       // The same server answers JSON-RPC, and in-process calls.
-      expect(await rpcCall(path.join(dir, 'rpc.sock'), 'bdev_get_iostat', { name: 'EE_r0' })).toMatchObject({ bdevs: [{ num_write_ops: 1, io_error: { failed: 1 } }] });
+      expect(await rpcCall(path.join(dir, 'rpc.sock'), 'bdev_get_iostat', { name: 'EE_r0' })).toMatchObject({
+        bdevs: [{ num_write_ops: 1, io_error: { failed: 1 } }],
+      });
       expect(await server.call('nbd_get_exports')).toHaveLength(2);
       expect(server.iostat({ names: ['d0', 'd1'] })).toMatchObject({ bdevs: [{ num_write_ops: 1 }, { num_write_ops: 1 }] });
 
       // An I/O in flight when close() starts completes before close() resolves.
       let result: number | null = null;
-      const io = newIo((x) => { result = x.result; });
+      const io = newIo((x) => {
+        result = x.result;
+      });
       io.type = IoType.Flush;
       server.bdevs.get('m0').submit(io);
       await server.close();

@@ -11,7 +11,7 @@ import { blockStatus, knowsDepth } from '../../src/bdev/block_status.js';
 import { BLOCK_HOLE, BLOCK_ZERO, IoType } from '../../src/bdev/types.js';
 import { BdevInUseError, InvalidBdevError, LvolReadOnlyError, NoSpaceError } from '../../src/errors.js';
 import { pino } from 'pino';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { fill, pattern, read, submit, write } from './conformance.js';
 
@@ -33,7 +33,12 @@ describe('lvol snapshots and clones', () => {
   let logs: string[];
   const open = (): Server => {
     logs = [];
-    const stream = { write: (line: string): boolean => { logs.push(line); return true; } };
+    const stream = {
+      write: (line: string): boolean => {
+        logs.push(line);
+        return true;
+      },
+    };
     return new Server({ log: pino({ level: 'info' }, stream) });
   };
   beforeEach(async () => {
@@ -45,7 +50,10 @@ describe('lvol snapshots and clones', () => {
     await s.createAio({ filename: file, name: 'base', blockSize: 512 });
     await s.createLvstore('base', 'lvs', MiB);
   });
-  afterEach(async () => { await s.close(); rmrf(dir); });
+  afterEach(async () => {
+    await s.close();
+    rmrf(dir);
+  });
 
   /** Closes the server and opens the base again in a new one: everything from the metadata. */
   async function restart(): Promise<void> {
@@ -73,8 +81,12 @@ describe('lvol snapshots and clones', () => {
     expect((await read(get('lvs/v'), MiB, 2 * MiB)).equals(want)).toBe(true);
     expect((await read(get('lvs/snap'), MiB, 2 * MiB)).equals(a)).toBe(true);
     expect((await read(get('lvs/v'), 0, MiB)).equals(fill(MiB, 0))).toBe(true);
-    expect(s.getBdevs('lvs/snap')[0]).toMatchObject({ driver_specific: { lvol: { snapshot: true, clone: false, clones: ['v'], read_only: true } } });
-    expect(s.getBdevs('lvs/v')[0]).toMatchObject({ driver_specific: { lvol: { snapshot: false, clone: true, base_snapshot: 'snap', thin_provision: true } } });
+    expect(s.getBdevs('lvs/snap')[0]).toMatchObject({
+      driver_specific: { lvol: { snapshot: true, clone: false, clones: ['v'], read_only: true } },
+    });
+    expect(s.getBdevs('lvs/v')[0]).toMatchObject({
+      driver_specific: { lvol: { snapshot: false, clone: true, base_snapshot: 'snap', thin_provision: true } },
+    });
 
     // Read-only: writes fail with EROFS, resizing and snapshotting it are refused.
     expect(get('lvs/snap').readonly).toBe(true);
@@ -94,17 +106,41 @@ describe('lvol snapshots and clones', () => {
     expect(knowsDepth(v)).toBe(true);
     expect(await depths(v, 0, 8 * MiB)).toEqual([[8 * MiB, 0]]);
     expect(await write(v, MiB + 4096, pattern(4096, 4))).toBe(0);
-    expect(await map(v, 0, 8 * MiB)).toEqual([[MiB, HZ], [MiB, 0], [6 * MiB, HZ]]);
+    expect(await map(v, 0, 8 * MiB)).toEqual([
+      [MiB, HZ],
+      [MiB, 0],
+      [6 * MiB, HZ],
+    ]);
     await s.snapshotLvol('lvs/v', 's1');
     expect(await write(v, 3 * MiB, pattern(4096, 5))).toBe(0);
     await s.snapshotLvol('lvs/v', 's2');
     expect(await write(v, 5 * MiB, pattern(4096, 6))).toBe(0);
     // Cluster 1 in s1 (depth 3), 3 in s2 (2), 5 in v itself (1); the rest nowhere (0).
-    expect(await depths(v, 0, 8 * MiB)).toEqual([[MiB, 0], [MiB, 3], [MiB, 0], [MiB, 2], [MiB, 0], [MiB, 1], [2 * MiB, 0]]);
-    expect(await map(v, 0, 8 * MiB)).toEqual([[MiB, HZ], [MiB, 0], [MiB, HZ], [MiB, 0], [MiB, HZ], [MiB, 0], [2 * MiB, HZ]]);
+    expect(await depths(v, 0, 8 * MiB)).toEqual([
+      [MiB, 0],
+      [MiB, 3],
+      [MiB, 0],
+      [MiB, 2],
+      [MiB, 0],
+      [MiB, 1],
+      [2 * MiB, 0],
+    ]);
+    expect(await map(v, 0, 8 * MiB)).toEqual([
+      [MiB, HZ],
+      [MiB, 0],
+      [MiB, HZ],
+      [MiB, 0],
+      [MiB, HZ],
+      [MiB, 0],
+      [2 * MiB, HZ],
+    ]);
     const [p0, p1] = await s.createSplit(v.name, 2);
     expect(knowsDepth(s.bdevs.get(p0 as string))).toBe(true);
-    expect(await depths(s.bdevs.get(p1 as string), 0, 4 * MiB)).toEqual([[MiB, 0], [MiB, 1], [2 * MiB, 0]]);
+    expect(await depths(s.bdevs.get(p1 as string), 0, 4 * MiB)).toEqual([
+      [MiB, 0],
+      [MiB, 1],
+      [2 * MiB, 0],
+    ]);
   });
 
   it('a snapshot taken while writes are in flight holds each write whole or not at all', async () => {
@@ -133,10 +169,15 @@ describe('lvol snapshots and clones', () => {
     await expect(s.cloneLvol('lvs/v', 'x')).rejects.toBeInstanceOf(InvalidBdevError); // not read-only
     await s.cloneLvol('lvs/snap', 'c1');
     await s.cloneLvol('lvs/snap', 'c2');
-    const v = pattern(MiB, 4), c1 = pattern(512 * 1024, 5);
+    const v = pattern(MiB, 4),
+      c1 = pattern(512 * 1024, 5);
     expect(await write(get('lvs/v'), 0, v)).toBe(0);
     expect(await write(get('lvs/c1'), 3 * MiB + 512, c1)).toBe(0);
-    const want = (over: Buffer, at: number): Buffer => { const b = Buffer.from(base); over.copy(b, at); return b; };
+    const want = (over: Buffer, at: number): Buffer => {
+      const b = Buffer.from(base);
+      over.copy(b, at);
+      return b;
+    };
     const check = async (): Promise<void> => {
       expect((await read(get('lvs/snap'), 0, 4 * MiB)).equals(base)).toBe(true);
       expect((await read(get('lvs/v'), 0, 4 * MiB)).equals(want(v, 0))).toBe(true);
@@ -144,8 +185,12 @@ describe('lvol snapshots and clones', () => {
       expect((await read(get('lvs/c2'), 0, 4 * MiB)).equals(base)).toBe(true);
     };
     await check();
-    expect(s.getLvols().map((l) => [l['name'], l['is_snapshot'], l['is_clone']])).toEqual(
-      [['v', false, true], ['snap', true, false], ['c1', false, true], ['c2', false, true]]);
+    expect(s.getLvols().map((l) => [l['name'], l['is_snapshot'], l['is_clone']])).toEqual([
+      ['v', false, true],
+      ['snap', true, false],
+      ['c1', false, true],
+      ['c2', false, true],
+    ]);
 
     const refused = s.deleteLvol('lvs/snap');
     await expect(refused).rejects.toBeInstanceOf(BdevInUseError);
@@ -157,7 +202,9 @@ describe('lvol snapshots and clones', () => {
     const before = free();
     await s.inflateLvol('lvs/v');
     expect(free()).toBe(before - 3); // v had 1 cluster of its own: the other 3 are now its too
-    expect(s.getBdevs('lvs/v')[0]).toMatchObject({ driver_specific: { lvol: { clone: false, thin_provision: false, num_allocated_clusters: 4 } } });
+    expect(s.getBdevs('lvs/v')[0]).toMatchObject({
+      driver_specific: { lvol: { clone: false, thin_provision: false, num_allocated_clusters: 4 } },
+    });
     await s.decoupleLvolParent('lvs/c1');
     await s.deleteLvol('lvs/c2');
     await s.deleteLvol('lvs/snap');
@@ -212,15 +259,24 @@ describe('lvol snapshots and clones', () => {
     // Format 1, as the first lvol release wrote it: plain cluster maps, version 1 in the header.
     const slot = 128 * 1024;
     const meta = {
-      uuid: '11111111-2222-4333-8444-555555555555', name: 'old', block_size: 512, cluster_size: MiB, slot_size: slot,
-      data_offset: MiB, total_clusters: 63,
+      uuid: '11111111-2222-4333-8444-555555555555',
+      name: 'old',
+      block_size: 512,
+      cluster_size: MiB,
+      slot_size: slot,
+      data_offset: MiB,
+      total_clusters: 63,
       lvols: [{ uuid: '66666666-7777-4888-9999-aaaaaaaaaaaa', name: 'vol', thin: true, clusters: [-1, 5, -1] }],
     };
     const json = Buffer.from(JSON.stringify(meta));
     const img = Buffer.alloc(2 * slot);
     img.write('AIONLVS1', 0, 'latin1');
-    img.writeUInt32LE(1, 8); img.writeUInt32LE(64, 12); img.writeBigUInt64LE(1n, 16);
-    img.writeUInt32LE(json.length, 24); img.writeUInt32LE(crc32(json), 28); img.writeUInt32LE(slot, 32);
+    img.writeUInt32LE(1, 8);
+    img.writeUInt32LE(64, 12);
+    img.writeBigUInt64LE(1n, 16);
+    img.writeUInt32LE(json.length, 24);
+    img.writeUInt32LE(crc32(json), 28);
+    img.writeUInt32LE(slot, 32);
     img.writeUInt32LE(crc32(img.subarray(0, 36)), 36);
     json.copy(img, 64);
     const fd = fs.openSync(file, 'r+');

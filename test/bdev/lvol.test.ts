@@ -3,11 +3,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAGIC } from '../../src/bdev/lvol_format.js';
+import { MAGIC } from '../../src/modules/lvol/lvol_format.js';
 import { IoType } from '../../src/bdev/types.js';
 import { BdevClaimedError, BdevInUseError, NoSpaceError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { fill, pattern, read, submit, write } from './conformance.js';
 
@@ -16,8 +16,14 @@ const MiB = 2 ** 20;
 describe('lvol', () => {
   let s: Server;
   let dir: string;
-  beforeEach(() => { s = new Server({ log: silentLogger() }); dir = tmpDir(); });
-  afterEach(async () => { await s.close(); rmrf(dir); });
+  beforeEach(() => {
+    s = new Server({ log: silentLogger() });
+    dir = tmpDir();
+  });
+  afterEach(async () => {
+    await s.close();
+    rmrf(dir);
+  });
 
   async function aioBase(name = 'base', size = 32 * MiB): Promise<string> {
     const file = path.join(dir, `${name}.img`);
@@ -27,7 +33,7 @@ describe('lvol', () => {
     return file;
   }
 
-  it('allocates a thin lvol\'s clusters on first write; unwritten ones read as zeroes', async () => {
+  it("allocates a thin lvol's clusters on first write; unwritten ones read as zeroes", async () => {
     await s.createMalloc({ name: 'm', blockSize: 512, numBlocks: (16 * MiB) / 512 });
     await s.createLvstore('m', 'lvs', MiB);
     const [info] = s.getLvstores({ lvsName: 'lvs' });
@@ -37,7 +43,12 @@ describe('lvol', () => {
     const uuid = await s.createLvol({ lvsName: 'lvs', lvolName: 'thin', sizeMib: 8, thin: true });
     const lv = s.bdevs.get('lvs/thin');
     expect(lv.name).toBe(uuid);
-    expect(s.getBdevs('lvs/thin')[0]).toMatchObject({ product_name: 'Logical Volume', aliases: ['lvs/thin'], num_blocks: (8 * MiB) / 512, driver_specific: { lvol: { thin_provision: true, num_allocated_clusters: 0, base_bdev: 'm' } } });
+    expect(s.getBdevs('lvs/thin')[0]).toMatchObject({
+      product_name: 'Logical Volume',
+      aliases: ['lvs/thin'],
+      num_blocks: (8 * MiB) / 512,
+      driver_specific: { lvol: { thin_provision: true, num_allocated_clusters: 0, base_bdev: 'm' } },
+    });
     expect(s.getLvstores()[0]?.free_clusters).toBe(total);
     expect((await read(lv, 3 * MiB, 4096)).equals(fill(4096, 0))).toBe(true);
     // Two concurrent writes into one new cluster allocate it once.

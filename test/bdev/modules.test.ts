@@ -2,18 +2,20 @@
 // virtual bdevs).
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
-import { createDelayBdev } from '../../src/bdev/delay.js';
-import { createErrorBdev } from '../../src/bdev/error.js';
-import { createMallocBdev } from '../../src/bdev/malloc.js';
-import { createRaid0Bdev } from '../../src/bdev/raid0.js';
+import { createDelayBdev } from '../../src/modules/delay/delay.js';
+import { createErrorBdev } from '../../src/modules/error/error.js';
+import { createMallocBdev } from '../../src/modules/malloc/malloc.js';
+import { createNullBdev } from '../../src/modules/null/null.js';
+import { createPassthruBdev } from '../../src/modules/passthru/passthru.js';
+import { createRaid0Bdev } from '../../src/modules/raid/raid0.js';
 import type { BdevRegistry } from '../../src/bdev/registry.js';
-import { createSplitBdevs } from '../../src/bdev/split.js';
-import { Lvstores } from '../../src/bdev/lvstores.js';
-import { bdevs } from '../../src/bdev/modules.js';
-import { createRbdBdev } from '../../src/bdev/rbd/bdev.js';
-import { RbdConnection } from '../../src/bdev/rbd/cluster.js';
+import { createSplitBdevs } from '../../src/modules/split/split.js';
+import { Lvstores } from '../../src/modules/lvol/lvstores.js';
+import { bdevs } from '../../src/modules/index.js';
+import { createRbdBdev } from '../../src/modules/rbd/bdev.js';
+import { RbdConnection } from '../../src/modules/rbd/cluster.js';
 import { haveCeph, imageName, sharedCeph } from '../helpers/ceph.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
 import { IoType, newIo } from '../../src/bdev/types.js';
@@ -45,6 +47,31 @@ bdevConformance({
 });
 
 bdevConformance({
+  module: 'null',
+  create: (reg, _dir, bs, n) => reg.add(createNullBdev({ name: 'n0', blockSize: bs, numBlocks: n })),
+  supports: mallocSupports,
+  discardsWrites: true,
+});
+
+bdevConformance({
+  module: 'passthru over malloc',
+  create: (reg, _dir, bs, n) => {
+    const base = reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n }));
+    return reg.add(createPassthruBdev(base, { name: 'pt0' }), { claims: [base] });
+  },
+  supports: mallocSupports,
+});
+
+bdevConformance({
+  module: 'passthru over aio',
+  create: (reg, dir, bs, n) => {
+    const base = aio(reg, dir, 'a0', bs, bs * n);
+    return reg.add(createPassthruBdev(base, { name: 'pt0' }), { claims: [base] });
+  },
+  supports: aioSupports,
+});
+
+bdevConformance({
   module: 'error over aio',
   create: (reg, dir, bs, n) => {
     const base = aio(reg, dir, 'a0', bs, bs * n);
@@ -54,9 +81,10 @@ bdevConformance({
 });
 
 bdevConformance({
-  module: 'raid0 (64 KiB strips) over two aio',
+  module: 'raid (level 0, 64 KiB strips) over two aio',
   create: (reg, dir, bs, n) => {
-    const a = aio(reg, dir, 'a1', bs, (bs * n) / 2), b = aio(reg, dir, 'a2', bs, (bs * n) / 2);
+    const a = aio(reg, dir, 'a1', bs, (bs * n) / 2),
+      b = aio(reg, dir, 'a2', bs, (bs * n) / 2);
     return reg.add(createRaid0Bdev([a, b], { name: 'r0', stripSizeKb: 64 }), { claims: [a, b] });
   },
   supports: aioSupports,
@@ -91,7 +119,10 @@ bdevConformance({
   blockSizes: [4096],
   create: (reg, _dir, bs, n) => {
     const base = reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n }));
-    return reg.add(createDelayBdev(base, { name: 'd0', avgReadLatency: 200, p99ReadLatency: 2000, avgWriteLatency: 300, p99WriteLatency: 3000 }), { claims: [base] });
+    return reg.add(
+      createDelayBdev(base, { name: 'd0', avgReadLatency: 200, p99ReadLatency: 2000, avgWriteLatency: 300, p99WriteLatency: 3000 }),
+      { claims: [base] },
+    );
   },
   supports: mallocSupports,
 });
@@ -105,7 +136,8 @@ async function lvolOver(reg: BdevRegistry, base: Bdev, bs: number, n: number, th
 
 bdevConformance({
   module: 'lvol (thin, 1 MiB clusters) over malloc',
-  create: async (reg, _dir, bs, n) => lvolOver(reg, reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n + (2 << 20) / bs })), bs, n, true),
+  create: async (reg, _dir, bs, n) =>
+    lvolOver(reg, reg.add(createMallocBdev({ name: 'm0', blockSize: bs, numBlocks: n + (2 << 20) / bs })), bs, n, true),
   supports: { unmap: true, writeZeroes: true, reset: false, flush: true },
 });
 
@@ -128,14 +160,26 @@ function rbdTarget(): Promise<{ conn: RbdConnection; pool: string; image: string
   })();
   return rbdImage;
 }
-afterAll(async () => { if (rbdImage !== null) await (await rbdImage).conn.close(); });
+afterAll(async () => {
+  if (rbdImage !== null) await (await rbdImage).conn.close();
+});
 
 if (withRbd) {
   bdevConformance({
     module: 'rbd',
     create: async (reg, _dir, bs) => {
       const r = await rbdTarget();
-      return reg.add(await createRbdBdev({ name: 'rbd0', pool: r.pool, image: r.image, blockSize: bs, conn: r.conn, release: () => Promise.resolve(), log }));
+      return reg.add(
+        await createRbdBdev({
+          name: 'rbd0',
+          pool: r.pool,
+          image: r.image,
+          blockSize: bs,
+          conn: r.conn,
+          release: () => Promise.resolve(),
+          log,
+        }),
+      );
     },
     // UNMAP is a hint here: librbd skips the parts of a discard that do not cover whole objects.
     supports: { unmap: false, writeZeroes: true, reset: false, flush: true },
@@ -151,8 +195,14 @@ bdevConformance({
     // Data in every cluster of the snapshot, so each read and write of the clone goes through it.
     const io = newIo(() => undefined);
     await new Promise<void>((resolve) => {
-      io.type = IoType.Write; io.offset = 0; io.length = v.sizeBytes; io.buf = bufferPool().get(v.sizeBytes).fill(0x5c, 0, v.sizeBytes);
-      io.done = () => { bufferPool().put(io.buf as Buffer); resolve(); };
+      io.type = IoType.Write;
+      io.offset = 0;
+      io.length = v.sizeBytes;
+      io.buf = bufferPool().get(v.sizeBytes).fill(0x5c, 0, v.sizeBytes);
+      io.done = () => {
+        bufferPool().put(io.buf as Buffer);
+        resolve();
+      };
       v.submit(io);
     });
     await stores.snapshot('lvs/vol', 'snap');

@@ -5,9 +5,16 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { IoType } from '../../src/bdev/types.js';
-import { BdevClaimedError, BdevExistsError, BdevInUseError, BdevNotFoundError, BdevWrongModuleError, ExportNotFoundError } from '../../src/errors.js';
+import {
+  BdevClaimedError,
+  BdevExistsError,
+  BdevInUseError,
+  BdevNotFoundError,
+  BdevWrongModuleError,
+  ExportNotFoundError,
+} from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { handshakeGo, RawClient, readSimpleReply, request } from '../helpers/wire.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { submit } from './conformance.js';
@@ -26,8 +33,14 @@ async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
 describe('bdev registry and target', () => {
   let s: Server;
   let dir: string;
-  beforeEach(() => { s = new Server({ log: silentLogger() }); dir = tmpDir(); });
-  afterEach(async () => { await s.close(); rmrf(dir); });
+  beforeEach(() => {
+    s = new Server({ log: silentLogger() });
+    dir = tmpDir();
+  });
+  afterEach(async () => {
+    await s.close();
+    rmrf(dir);
+  });
 
   it('looks bdevs up by name, alias and UUID, which share one namespace', async () => {
     const m = await s.createMalloc({ name: 'm0', blockSize: 512, numBlocks: 2048, uuid: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10' });
@@ -36,7 +49,9 @@ describe('bdev registry and target', () => {
     expect(s.getBdevs('2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10')[0]?.['aliases']).toEqual(['2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10']);
     await expect(s.createMalloc({ name: 'm0', blockSize: 512, numBlocks: 8 })).rejects.toBeInstanceOf(BdevExistsError);
     // Another bdev may not take m0's UUID as its name.
-    await expect(s.createMalloc({ name: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10', blockSize: 512, numBlocks: 8 })).rejects.toBeInstanceOf(BdevExistsError);
+    await expect(s.createMalloc({ name: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10', blockSize: 512, numBlocks: 8 })).rejects.toBeInstanceOf(
+      BdevExistsError,
+    );
     expect(() => s.bdevs.get('nope')).toThrow(BdevNotFoundError);
   });
 
@@ -45,10 +60,13 @@ describe('bdev registry and target', () => {
     await s.createError('m0');
     expect(s.bdevs.get('m0').claim).toMatchObject({ module: 'error', by: 'EE_m0' });
     expect(s.getBdevs('m0')[0]).toMatchObject({ claimed: true, claim_type: 'exclusive_write' });
-    await expect(s.createDelay({ name: 'd', baseBdevName: 'm0', avgReadLatency: 0, p99ReadLatency: 0, avgWriteLatency: 0, p99WriteLatency: 0 }))
-      .rejects.toBeInstanceOf(BdevClaimedError);
+    await expect(
+      s.createDelay({ name: 'd', baseBdevName: 'm0', avgReadLatency: 0, p99ReadLatency: 0, avgWriteLatency: 0, p99WriteLatency: 0 }),
+    ).rejects.toBeInstanceOf(BdevClaimedError);
     expect(s.bdevs.has('d')).toBe(false); // nothing half-made is left
-    await expect(s.createRaid({ name: 'r', raidLevel: '0', baseBdevs: ['m0'], stripSizeKb: 64 })).rejects.toThrow(/claimed by the error module/);
+    await expect(s.createRaid({ name: 'r', raidLevel: '0', baseBdevs: ['m0'], stripSizeKb: 64 })).rejects.toThrow(
+      /claimed by the error module/,
+    );
     await expect(s.deleteBdev('m0')).rejects.toBeInstanceOf(BdevInUseError);
     expect(() => s.addExport('m0')).toThrow(BdevClaimedError);
     await expect(s.deleteBdev('EE_m0', 'malloc')).rejects.toBeInstanceOf(BdevWrongModuleError);
@@ -60,13 +78,22 @@ describe('bdev registry and target', () => {
 
   it('refuses a raid that names the same base twice', async () => {
     await s.createMalloc({ name: 'm0', blockSize: 512, numBlocks: 2048 });
-    await expect(s.createRaid({ name: 'r', raidLevel: 'raid0', baseBdevs: ['m0', 'm0'], stripSizeKb: 4 })).rejects.toBeInstanceOf(BdevClaimedError);
+    await expect(s.createRaid({ name: 'r', raidLevel: 'raid0', baseBdevs: ['m0', 'm0'], stripSizeKb: 4 })).rejects.toBeInstanceOf(
+      BdevClaimedError,
+    );
     expect(s.bdevs.get('m0').claim).toBeNull();
   });
 
   it('hot-removes an exported bdev: the request in flight is answered, then the connection closes', async () => {
     await s.createMalloc({ name: 'm0', blockSize: 512, numBlocks: 2048 });
-    const d = await s.createDelay({ name: 'slow', baseBdevName: 'm0', avgReadLatency: 300_000, p99ReadLatency: 300_000, avgWriteLatency: 0, p99WriteLatency: 0 });
+    const d = await s.createDelay({
+      name: 'slow',
+      baseBdevName: 'm0',
+      avgReadLatency: 300_000,
+      p99ReadLatency: 300_000,
+      avgWriteLatency: 0,
+      p99WriteLatency: 0,
+    });
     s.addExport('slow');
     const sock = path.join(dir, 'nbd.sock');
     await s.listen(`unix:${sock}`);
@@ -111,7 +138,10 @@ describe('bdev registry and target', () => {
       expect(s.getBdevs('a')[0]?.['num_blocks']).toBe(3 * 1024);
       expect((await handshakeGo(c2, 'a')).size).toBe(BigInt(12 * MiB));
       // The export kept its place, options and neighbours.
-      expect(s.getExports().map((x) => [x.name, x.description, x.size])).toEqual([['other', '', 16 * 512], ['a', 'grows', 12 * MiB]]);
+      expect(s.getExports().map((x) => [x.name, x.description, x.size])).toEqual([
+        ['other', '', 16 * 512],
+        ['a', 'grows', 12 * MiB],
+      ]);
       // The old connection reads within its size; the bdev serves the grown range to the new one.
       c2.write(request(0, { cookie: 7n, offset: 11 * MiB, length: 4096 }));
       expect((await readSimpleReply(c2)).error).toBe(0);
@@ -163,7 +193,7 @@ describe('bdev registry and target', () => {
     // The error bdev over it follows a grown base.
     fs.truncateSync(file, 8 * MiB);
     await s.rescanAio('a');
-    expect(s.bdevs.get('EE_a').numBlocks).toBe(8 * MiB / 512);
+    expect(s.bdevs.get('EE_a').numBlocks).toBe((8 * MiB) / 512);
   });
 
   it('rescan of a file cut to zero hot-removes the bdev', async () => {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IoType } from '../../src/bdev/types.js';
 import { BdevWrongModuleError, InvalidBdevError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { fill, pattern, read, submit, write } from './conformance.js';
 
 const E = constants.errno;
@@ -14,8 +14,12 @@ const KiB = 1024;
 
 describe('virtual bdevs', () => {
   let s: Server;
-  beforeEach(() => { s = new Server({ log: silentLogger() }); });
-  afterEach(async () => { await s.close(); });
+  beforeEach(() => {
+    s = new Server({ log: silentLogger() });
+  });
+  afterEach(async () => {
+    await s.close();
+  });
 
   describe('error', () => {
     beforeEach(async () => {
@@ -31,7 +35,9 @@ describe('virtual bdevs', () => {
       expect((await submit(ee, IoType.Write, 0, 512)).result).toBe(0);
       expect((await submit(ee, IoType.Read, 0, 512)).result).toBe(-E.EIO);
       expect((await submit(ee, IoType.Read, 0, 512)).result).toBe(0);
-      expect(s.iostat({ names: ['EE_m'] })).toMatchObject({ bdevs: [{ name: 'EE_m', num_read_ops: 1, num_write_ops: 1, io_error: { failed: 2 } }] });
+      expect(s.iostat({ names: ['EE_m'] })).toMatchObject({
+        bdevs: [{ name: 'EE_m', num_read_ops: 1, num_write_ops: 1, io_error: { failed: 2 } }],
+      });
     });
 
     it('"all" hits every type, "clear" resets every counter', async () => {
@@ -41,7 +47,8 @@ describe('virtual bdevs', () => {
       expect((await submit(ee, IoType.Flush, 0, 0)).result).toBe(-E.EIO);
       expect((await submit(ee, IoType.Unmap, 0, 512)).result).toBe(-E.EIO);
       s.injectError('EE_m', { ioType: 'clear', errorType: 'failure' });
-      for (const t of [IoType.Read, IoType.Write, IoType.Flush]) expect((await submit(ee, t, 0, t === IoType.Flush ? 0 : 512)).result).toBe(0);
+      for (const t of [IoType.Read, IoType.Write, IoType.Flush])
+        expect((await submit(ee, t, 0, t === IoType.Flush ? 0 : 512)).result).toBe(0);
     });
 
     it('hits only while queue_depth I/Os are already in flight', async () => {
@@ -57,7 +64,10 @@ describe('virtual bdevs', () => {
       expect(await write(ee, 0, fill(512, 0x42))).toBe(0);
       s.injectError('EE_m', { ioType: 'read', errorType: 'pending', num: 2 });
       let settled = false;
-      const held = submit(ee, IoType.Read, 0, 512).then((r) => { settled = true; return r; });
+      const held = submit(ee, IoType.Read, 0, 512).then((r) => {
+        settled = true;
+        return r;
+      });
       await new Promise((r) => setImmediate(r));
       expect(settled).toBe(false);
       expect(s.resumePending('EE_m')).toBe(1);
@@ -77,7 +87,8 @@ describe('virtual bdevs', () => {
     });
 
     it('"corrupt_data" flips a byte of a read, or writes a corrupted copy at the same offset', async () => {
-      const ee = s.bdevs.get('EE_m'), m = s.bdevs.get('m');
+      const ee = s.bdevs.get('EE_m'),
+        m = s.bdevs.get('m');
       expect(await write(ee, 1024, fill(512, 0x10))).toBe(0);
       s.injectError('EE_m', { ioType: 'read', errorType: 'corrupt_data', num: 1, corruptOffset: 7, corruptValue: 0xff });
       const bad = await read(ee, 1024, 512);
@@ -96,14 +107,24 @@ describe('virtual bdevs', () => {
 
     it('injects only into error bdevs', () => {
       expect(() => s.injectError('m', { ioType: 'read', errorType: 'failure' })).toThrow(BdevWrongModuleError);
-      expect(s.getBdevs('EE_m')[0]).toMatchObject({ product_name: 'Error Injection Disk', driver_specific: { error_disk: { base_bdev: 'm' } } });
+      expect(s.getBdevs('EE_m')[0]).toMatchObject({
+        product_name: 'Error Injection Disk',
+        driver_specific: { error_disk: { base_bdev: 'm' } },
+      });
     });
   });
 
   describe('delay', () => {
     it('holds reads and writes by their average latency, and applies an update to new I/O', async () => {
       await s.createMalloc({ name: 'm', blockSize: 4096, numBlocks: 256 });
-      const d = await s.createDelay({ name: 'd', baseBdevName: 'm', avgReadLatency: 30_000, p99ReadLatency: 30_000, avgWriteLatency: 60_000, p99WriteLatency: 60_000 });
+      const d = await s.createDelay({
+        name: 'd',
+        baseBdevName: 'm',
+        avgReadLatency: 30_000,
+        p99ReadLatency: 30_000,
+        avgWriteLatency: 60_000,
+        p99WriteLatency: 60_000,
+      });
       let t = performance.now();
       expect(await write(d, 0, fill(4096, 1))).toBe(0);
       expect(performance.now() - t).toBeGreaterThanOrEqual(59);
@@ -116,7 +137,10 @@ describe('virtual bdevs', () => {
       t = performance.now();
       await read(d, 0, 4096);
       expect(performance.now() - t).toBeLessThan(readMs);
-      expect(s.getBdevs('d')[0]).toMatchObject({ product_name: 'delay', driver_specific: { delay: { base_bdev_name: 'm', avg_read_latency: 0, avg_write_latency: 60_000 } } });
+      expect(s.getBdevs('d')[0]).toMatchObject({
+        product_name: 'delay',
+        driver_specific: { delay: { base_bdev_name: 'm', avg_read_latency: 0, avg_write_latency: 60_000 } },
+      });
       // FLUSH is not delayed.
       t = performance.now();
       expect((await submit(d, IoType.Flush, 0, 0)).result).toBe(0);
@@ -125,7 +149,9 @@ describe('virtual bdevs', () => {
 
     it('refuses p99 below the average', async () => {
       await s.createMalloc({ name: 'm', blockSize: 512, numBlocks: 8 });
-      await expect(s.createDelay({ name: 'd', baseBdevName: 'm', avgReadLatency: 10, p99ReadLatency: 5, avgWriteLatency: 0, p99WriteLatency: 0 })).rejects.toThrow(/p99/);
+      await expect(
+        s.createDelay({ name: 'd', baseBdevName: 'm', avgReadLatency: 10, p99ReadLatency: 5, avgWriteLatency: 0, p99WriteLatency: 0 }),
+      ).rejects.toThrow(/p99/);
       expect(s.bdevs.get('m').claim).toBeNull();
     });
   });
@@ -145,10 +171,20 @@ describe('virtual bdevs', () => {
       expect((await read(s.bdevs.get('a'), 4 * KiB, 4 * KiB)).equals(strip(2))).toBe(true); // strip 3
       expect((await read(s.bdevs.get('b'), 4 * KiB, 4 * KiB)).equals(strip(3))).toBe(true); // strip 4
       expect((await read(r, 4 * KiB + 2 * KiB, data.length)).equals(data)).toBe(true);
-      expect(s.raidBdevs('all')).toEqual([expect.objectContaining({
-        name: 'r', strip_size_kb: 4, state: 'online', raid_level: 'raid0', num_base_bdevs: 3,
-        base_bdevs_list: [expect.objectContaining({ name: 'a', is_configured: true }), expect.objectContaining({ name: 'b' }), expect.objectContaining({ name: 'c' })],
-      })]);
+      expect(s.raidBdevs('all')).toEqual([
+        expect.objectContaining({
+          name: 'r',
+          strip_size_kb: 4,
+          state: 'online',
+          raid_level: 'raid0',
+          num_base_bdevs: 3,
+          base_bdevs_list: [
+            expect.objectContaining({ name: 'a', is_configured: true }),
+            expect.objectContaining({ name: 'b' }),
+            expect.objectContaining({ name: 'c' }),
+          ],
+        }),
+      ]);
     });
 
     it('sends FLUSH to every base and UNMAP as one range per base', async () => {
@@ -179,7 +215,10 @@ describe('virtual bdevs', () => {
       expect(p1.numBlocks).toBe(Math.floor(8192 / 3));
       expect(await write(p1, 0, fill(512, 9))).toBe(0);
       expect((await read(s.bdevs.get('m'), p1.numBlocks * 512, 512)).equals(fill(512, 9))).toBe(true);
-      expect(s.getBdevs('mp1')[0]).toMatchObject({ product_name: 'Split Disk', driver_specific: { split: { base_bdev: 'm', offset_blocks: p1.numBlocks } } });
+      expect(s.getBdevs('mp1')[0]).toMatchObject({
+        product_name: 'Split Disk',
+        driver_specific: { split: { base_bdev: 'm', offset_blocks: p1.numBlocks } },
+      });
       expect(s.bdevs.get('m').claim).toMatchObject({ module: 'split', by: 'm', count: 3 });
       const uuid = p1.uuid;
       await s.deleteSplit('m');
@@ -198,8 +237,12 @@ describe('virtual bdevs', () => {
 
 describe('I/O statistics (bdev_get_iostat)', () => {
   let s: Server;
-  beforeEach(() => { s = new Server({ log: silentLogger() }); });
-  afterEach(async () => { await s.close(); });
+  beforeEach(() => {
+    s = new Server({ log: silentLogger() });
+  });
+  afterEach(async () => {
+    await s.close();
+  });
 
   it('reports SPDK fields in SPDK order, counting successes by type and failures by status', async () => {
     const m = await s.createMalloc({ name: 'm', blockSize: 512, numBlocks: 2048 });
@@ -215,15 +258,41 @@ describe('I/O statistics (bdev_get_iostat)', () => {
     expect(typeof st['ticks']).toBe('number');
     const b = (st['bdevs'] as Record<string, unknown>[])[0] as Record<string, unknown>;
     expect(Object.keys(b).slice(0, 24)).toEqual([
-      'name', 'bytes_read', 'num_read_ops', 'bytes_written', 'num_write_ops', 'bytes_unmapped', 'num_unmap_ops',
-      'bytes_copied', 'num_copy_ops', 'read_latency_ticks', 'max_read_latency_ticks', 'min_read_latency_ticks',
-      'write_latency_ticks', 'max_write_latency_ticks', 'min_write_latency_ticks', 'unmap_latency_ticks',
-      'max_unmap_latency_ticks', 'min_unmap_latency_ticks', 'copy_latency_ticks', 'max_copy_latency_ticks',
-      'min_copy_latency_ticks', 'io_error', 'num_flush_ops', 'num_write_zeroes_ops',
+      'name',
+      'bytes_read',
+      'num_read_ops',
+      'bytes_written',
+      'num_write_ops',
+      'bytes_unmapped',
+      'num_unmap_ops',
+      'bytes_copied',
+      'num_copy_ops',
+      'read_latency_ticks',
+      'max_read_latency_ticks',
+      'min_read_latency_ticks',
+      'write_latency_ticks',
+      'max_write_latency_ticks',
+      'min_write_latency_ticks',
+      'unmap_latency_ticks',
+      'max_unmap_latency_ticks',
+      'min_unmap_latency_ticks',
+      'copy_latency_ticks',
+      'max_copy_latency_ticks',
+      'min_copy_latency_ticks',
+      'io_error',
+      'num_flush_ops',
+      'num_write_zeroes_ops',
     ]);
     expect(b).toMatchObject({
-      bytes_read: 1536, num_read_ops: 2, bytes_written: 4096, num_write_ops: 1, bytes_unmapped: 2048, num_unmap_ops: 1,
-      io_error: {}, num_flush_ops: 1, queue_depth: 0,
+      bytes_read: 1536,
+      num_read_ops: 2,
+      bytes_written: 4096,
+      num_write_ops: 1,
+      bytes_unmapped: 2048,
+      num_unmap_ops: 1,
+      io_error: {},
+      num_flush_ops: 1,
+      queue_depth: 0,
     });
     expect(b['max_read_latency_ticks'] as number).toBeGreaterThanOrEqual(b['min_read_latency_ticks'] as number);
     expect(b['read_latency_ticks'] as number).toBeGreaterThan(0);

@@ -6,7 +6,10 @@ import fs from 'node:fs';
  * /proc/sys/fs/aio-nr this is per process, so other work on the machine cannot move it.
  */
 export function aioContexts(pid: number | 'self' = 'self'): number {
-  return fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter((l) => l.includes('/[aio]')).length;
+  return fs
+    .readFileSync(`/proc/${pid}/maps`, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('/[aio]')).length;
 }
 
 // io_setup in another process, ever smaller until the kernel refuses even one event (or 64
@@ -27,7 +30,10 @@ print(len(held), flush=True)
 sys.stdin.read()
 `;
 
-export interface AioHog { contexts: number; release(): Promise<void> }
+export interface AioHog {
+  contexts: number;
+  release(): Promise<void>;
+}
 
 /**
  * Takes every AIO context still free on the machine, in a child process, until release().
@@ -45,13 +51,25 @@ export async function hogAioContexts(): Promise<AioHog> {
   };
   const contexts = await new Promise<number>((resolve, reject) => {
     let out = '';
-    const t = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('the AIO hog did not start within 10 s')); }, 10_000);
-    child.once('error', (e) => { clearTimeout(t); reject(e); });
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('the AIO hog did not start within 10 s'));
+    }, 10_000);
+    child.once('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.includes('\n')) { clearTimeout(t); resolve(Number(out.trim())); }
+      if (out.includes('\n')) {
+        clearTimeout(t);
+        resolve(Number(out.trim()));
+      }
     });
-    child.once('exit', (code) => { clearTimeout(t); reject(new Error(`the AIO hog exited with ${code} before it was ready`)); });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`the AIO hog exited with ${code} before it was ready`));
+    });
   });
   return { contexts, release };
 }

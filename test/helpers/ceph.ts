@@ -15,8 +15,7 @@ import { isCI } from './tools.js';
 export function haveCeph(): boolean {
   const missing = missingCephTools();
   const rbd = native().rbd;
-  const why = missing.length > 0 ? `Ceph is not installed (apt-get install ${missing.join(' ')})`
-    : !rbd.available ? rbd.reason : null;
+  const why = missing.length > 0 ? `Ceph is not installed (apt-get install ${missing.join(' ')})` : !rbd.available ? rbd.reason : null;
   if (why === null) return true;
   if (isCI()) throw new Error(`CI=true and ${why}`);
   process.stderr.write(`skipping tests: ${why}\n`);

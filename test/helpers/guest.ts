@@ -15,12 +15,16 @@ export const GUEST_RUNTIME = '/tmp/aionbd';
 export const GUEST_AIONBD = `${process.execPath} ${GUEST_RUNTIME}/bin/aionbd.js`;
 const TARBALL = 'aionbd-runtime.tar';
 
-interface Lock { packages: Record<string, { dev?: boolean }> }
+interface Lock {
+  packages: Record<string, { dev?: boolean }>;
+}
 
 /** Writes the tar file into `shareDir`; returns the guest command that unpacks it. */
 export function packRuntime(shareDir: string): string {
   const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as Lock;
-  const deps = Object.entries(lock.packages).filter(([k, v]) => k !== '' && v.dev !== true).map(([k]) => k);
+  const deps = Object.entries(lock.packages)
+    .filter(([k, v]) => k !== '' && v.dev !== true)
+    .map(([k]) => k);
   const files = ['package.json', 'bin', 'dist', 'build/Release/aionbd.node', ...deps].filter((f) => fs.existsSync(path.join(REPO_ROOT, f)));
   execFileSync('tar', ['-C', REPO_ROOT, '-cf', path.join(shareDir, TARBALL), ...files]);
   return `mkdir -p ${GUEST_RUNTIME} && tar -C ${GUEST_RUNTIME} -xf ${GUEST_SHARE_DIR}/${TARBALL}`;

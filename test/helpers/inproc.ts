@@ -1,6 +1,6 @@
 // An NbdServer in this process over AIO bdevs in a temp dir, on a unix socket.
 import path from 'node:path';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import { BdevRegistry } from '../../src/bdev/registry.js';
 import { silentLogger } from '../../src/log.js';
 import { NbdServer, type ServerOptions } from '../../src/nbd/server.js';
@@ -28,15 +28,29 @@ export async function startInProcess(
       const w = createAioBdev({ filename: path.join(dir, `${b.name}.img`), name: `${b.name}-init`, size: b.size, log });
       await w.close();
     }
-    const bdev = registry.add(createAioBdev({
-      filename: path.join(dir, `${b.name}.img`), name: b.name, size: b.size, readonly: b.readonly, blockSize: b.blockSize, log,
-    }));
+    const bdev = registry.add(
+      createAioBdev({
+        filename: path.join(dir, `${b.name}.img`),
+        name: b.name,
+        size: b.size,
+        readonly: b.readonly,
+        blockSize: b.blockSize,
+        log,
+      }),
+    );
     server.addExport(bdev);
   }
   const socketPath = path.join(dir, 'nbd.sock');
   await server.listen({ kind: 'unix', path: socketPath });
   return {
-    server, registry, dir, socketPath,
-    async close() { await server.close({ graceMs: 1000 }); await registry.closeAll(); rmrf(dir); },
+    server,
+    registry,
+    dir,
+    socketPath,
+    async close() {
+      await server.close({ graceMs: 1000 });
+      await registry.closeAll();
+      rmrf(dir);
+    },
   };
 }

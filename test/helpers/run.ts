@@ -38,18 +38,39 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       env: opts.env ?? process.env,
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
-    const out: Buffer[] = []; const err: Buffer[] = [];
-    let outLen = 0; let errLen = 0;
-    child.stdout?.on('data', (b: Buffer) => { if (outLen < max) { out.push(b); outLen += b.length; } });
-    child.stderr?.on('data', (b: Buffer) => { if (errLen < max) { err.push(b); errLen += b.length; } });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let outLen = 0;
+    let errLen = 0;
+    child.stdout?.on('data', (b: Buffer) => {
+      if (outLen < max) {
+        out.push(b);
+        outLen += b.length;
+      }
+    });
+    child.stderr?.on('data', (b: Buffer) => {
+      if (errLen < max) {
+        err.push(b);
+        errLen += b.length;
+      }
+    });
     if (opts.input !== undefined && child.stdin !== null) child.stdin.end(opts.input);
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run ${command}: ${e.message}`, { cause: e })); });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${command}: ${e.message}`, { cause: e }));
+    });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       resolve({
-        code, signal, timedOut, command,
+        code,
+        signal,
+        timedOut,
+        command,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
       });

@@ -33,7 +33,10 @@ export interface StartOptions {
   prepare?: (dir: string) => void;
 }
 
-export interface ExitStatus { code: number | null; signal: NodeJS.Signals | null }
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 export interface TestServer {
   /** The temporary directory: the child's cwd, and where relative --aio files and the socket live. */
@@ -85,7 +88,10 @@ export function freePort(): Promise<number> {
     srv.once('error', reject);
     srv.listen({ host: '127.0.0.1', port: 0 }, () => {
       const a = srv.address();
-      srv.close(() => { if (a !== null && typeof a === 'object') resolve(a.port); else reject(new Error('no port')); });
+      srv.close(() => {
+        if (a !== null && typeof a === 'object') resolve(a.port);
+        else reject(new Error('no port'));
+      });
     });
   });
 }
@@ -119,12 +125,20 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
 
   const [cmd, ...pre] = [...(opts.wrapper ?? []), process.execPath];
   const proc = spawn(cmd as string, [...pre, BIN, 'serve', ...args], {
-    cwd: dir, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: dir,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = ''; let stderr = '';
-  proc.stdout.setEncoding('utf8'); proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (s: string) => { stdout += s; });
-  proc.stderr.on('data', (s: string) => { if (stderr.length < 4 << 20) stderr += s; });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.on('data', (s: string) => {
+    stdout += s;
+  });
+  proc.stderr.on('data', (s: string) => {
+    if (stderr.length < 4 << 20) stderr += s;
+  });
   const exited = new Promise<ExitStatus>((resolve) => {
     proc.once('exit', (code, signal) => resolve({ code, signal }));
     proc.once('error', () => resolve({ code: null, signal: null }));
@@ -137,12 +151,22 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   let cleaned: Promise<void> | null = null;
 
   const server: TestServer = {
-    dir, proc, exited,
+    dir,
+    proc,
+    exited,
     pid: proc.pid ?? -1,
-    get stdout() { return stdout; },
-    get stderr() { return stderr; },
-    get socketPath() { return socketPath; },
-    get port() { return port; },
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    get socketPath() {
+      return socketPath;
+    },
+    get port() {
+      return port;
+    },
     uri(exportName: string): string {
       const name = encodeURIComponent(exportName);
       if (socketPath !== null) return `nbd+unix:///${name}?socket=${socketPath}`;
@@ -153,16 +177,27 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
       return new Promise((resolve, reject) => {
         const check = (): void => {
           const m = re.exec(stdout);
-          if (m !== null) { done(); resolve(m); }
+          if (m !== null) {
+            done();
+            resolve(m);
+          }
         };
         const fail = (why: string) => (): void => {
           done();
-          reject(new Error(`aionbd stdout never matched ${String(re)} (${why})\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-4000)}`));
+          reject(
+            new Error(
+              `aionbd stdout never matched ${String(re)} (${why})\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-4000)}`,
+            ),
+          );
         };
         const onTimeout = fail(`waited ${waitMs} ms`);
         const onExit = fail('the server exited');
         const timer = setTimeout(onTimeout, waitMs);
-        const done = (): void => { clearTimeout(timer); proc.stdout.off('data', check); proc.off('exit', onExit); };
+        const done = (): void => {
+          clearTimeout(timer);
+          proc.stdout.off('data', check);
+          proc.off('exit', onExit);
+        };
         proc.stdout.on('data', check);
         proc.once('exit', onExit);
         check();
@@ -175,7 +210,9 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
       if (st !== null) return st;
       proc.kill('SIGKILL');
       await exited;
-      throw new Error(`aionbd (pid ${proc.pid ?? '?'}) did not exit within ${stopTimeoutMs} ms of ${signal}; stderr:\n${stderr.slice(-4000)}`);
+      throw new Error(
+        `aionbd (pid ${proc.pid ?? '?'}) did not exit within ${stopTimeoutMs} ms of ${signal}; stderr:\n${stderr.slice(-4000)}`,
+      );
     },
     cleanup(): Promise<void> {
       cleaned ??= (async () => {
@@ -194,19 +231,34 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   // Ready when `want` complete "exporting" lines are out: the server prints them after every listener is bound.
   const ready = await new Promise<string | null>((resolve) => {
     const check = (): void => {
-      const lines = stdout.split('\n').slice(0, -1).map((l) => EXPORTING.exec(l)).filter((m) => m !== null);
-      if (lines.length >= want) { done(); resolve(lines[0]?.[2] ?? ''); }
+      const lines = stdout
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => EXPORTING.exec(l))
+        .filter((m) => m !== null);
+      if (lines.length >= want) {
+        done();
+        resolve(lines[0]?.[2] ?? '');
+      }
     };
-    const onExit = (): void => { done(); resolve(null); };
+    const onExit = (): void => {
+      done();
+      resolve(null);
+    };
     const timer = setTimeout(onExit, timeoutMs);
-    const done = (): void => { clearTimeout(timer); proc.stdout.off('data', check); proc.off('exit', onExit); };
+    const done = (): void => {
+      clearTimeout(timer);
+      proc.stdout.off('data', check);
+      proc.off('exit', onExit);
+    };
     proc.stdout.on('data', check);
     proc.once('exit', onExit);
   });
   if (ready === null) {
-    const status = proc.exitCode !== null || proc.signalCode !== null
-      ? `exited (code ${String(proc.exitCode)}, signal ${String(proc.signalCode)})`
-      : `printed no "exporting" line within ${timeoutMs} ms`;
+    const status =
+      proc.exitCode !== null || proc.signalCode !== null
+        ? `exited (code ${String(proc.exitCode)}, signal ${String(proc.signalCode)})`
+        : `printed no "exporting" line within ${timeoutMs} ms`;
     await server.cleanup();
     throw new Error(`aionbd serve ${args.join(' ')} ${status}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr.slice(-4000)}`);
   }
@@ -215,7 +267,10 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     socketPath = firstAddr.slice('unix:'.length);
   } else {
     const m = /^tcp:\/\/(\[[^\]]+\]|[^:]+):(\d+)$/.exec(firstAddr);
-    if (m === null) { await server.cleanup(); throw new Error(`cannot parse the address in: ${firstAddr}`); }
+    if (m === null) {
+      await server.cleanup();
+      throw new Error(`cannot parse the address in: ${firstAddr}`);
+    }
     host = m[1] ?? host;
     port = Number(m[2]);
   }

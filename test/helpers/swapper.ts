@@ -28,22 +28,39 @@ export interface Swapper {
 /** Starts swapping a and b (x86-64 syscall 316) for `seconds`; resolves once it runs. */
 export async function startSwapper(a: string, b: string, seconds: number): Promise<Swapper> {
   const proc = spawn('python3', ['-c', SCRIPT, a, b, String(seconds)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  proc.stdout.setEncoding('utf8'); proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (s: string) => { out += s; });
-  proc.stderr.on('data', (s: string) => { err += s; });
+  let out = '',
+    err = '';
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.on('data', (s: string) => {
+    out += s;
+  });
+  proc.stderr.on('data', (s: string) => {
+    err += s;
+  });
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`swapper did not start: ${err}`)), 10_000);
-    const check = (): void => { if (out.startsWith('ready')) { clearTimeout(t); resolve(); } };
+    const check = (): void => {
+      if (out.startsWith('ready')) {
+        clearTimeout(t);
+        resolve();
+      }
+    };
     proc.stdout.on('data', check);
-    void exited.then(() => { clearTimeout(t); reject(new Error(`swapper exited: ${err}`)); });
+    void exited.then(() => {
+      clearTimeout(t);
+      reject(new Error(`swapper exited: ${err}`));
+    });
   });
   return {
     proc,
     async done() {
       const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), (seconds + 10) * 1000))]);
-      if (code === 'timeout') { proc.kill('SIGKILL'); throw new Error('swapper did not stop'); }
+      if (code === 'timeout') {
+        proc.kill('SIGKILL');
+        throw new Error('swapper did not stop');
+      }
       if (code !== 0) throw new Error(`swapper failed: ${err}`);
       return Number(out.trim().split('\n').pop());
     },

@@ -10,7 +10,9 @@ import { BIN, requireBuilt } from '../helpers/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 
 const dirs: string[] = [];
-afterEach(() => { for (const d of dirs.splice(0)) rmrf(d); });
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmrf(d);
+});
 
 /** `aionbd serve ARGS` in a fresh directory, on a unix listener and RPC socket of its own. */
 async function serve(args: string[], prepare?: (dir: string) => void): Promise<RunResult & { dir: string; ms: number }> {
@@ -19,7 +21,11 @@ async function serve(args: string[], prepare?: (dir: string) => void): Promise<R
   dirs.push(dir);
   prepare?.(dir);
   const t0 = Date.now();
-  const r = await run(process.execPath, [BIN, 'serve', '--listen', `unix:${path.join(dir, 'n.sock')}`, '--rpc', path.join(dir, 'r.sock'), ...args], { cwd: dir, timeoutMs: 15_000 });
+  const r = await run(
+    process.execPath,
+    [BIN, 'serve', '--listen', `unix:${path.join(dir, 'n.sock')}`, '--rpc', path.join(dir, 'r.sock'), ...args],
+    { cwd: dir, timeoutMs: 15_000 },
+  );
   return { ...r, dir, ms: Date.now() - t0 };
 }
 
@@ -38,12 +44,17 @@ function failsWithOneLine(r: RunResult & { ms: number }, line: RegExp): void {
 
 describe('serve --aio refuses what it cannot serve, at once', () => {
   it('a FIFO: no wait for a writer, one line', async () => {
-    const r = await serve(['--aio', 'f,readonly'], (d) => { execFileSync('mkfifo', [path.join(d, 'f')]); });
+    const r = await serve(['--aio', 'f,readonly'], (d) => {
+      execFileSync('mkfifo', [path.join(d, 'f')]);
+    });
     failsWithOneLine(r, /^aionbd: f is not a regular file or a block device \(it is a fifo\)$/);
   });
 
   it('/dev/null: judged for what it is, not as an O_DIRECT problem', async () => {
-    failsWithOneLine(await serve(['--aio', '/dev/null,readonly']), /^aionbd: \/dev\/null is not a regular file or a block device \(it is a character device\)$/);
+    failsWithOneLine(
+      await serve(['--aio', '/dev/null,readonly']),
+      /^aionbd: \/dev\/null is not a regular file or a block device \(it is a character device\)$/,
+    );
   });
 
   it('--data-dir under /proc: fails at once instead of spinning in mkdir', async () => {
@@ -58,7 +69,10 @@ describe('serve --aio refuses what it cannot serve, at once', () => {
 
   it('bs=4G and bs=12G: one line, no RangeError', async () => {
     for (const bs of ['4G', '12G']) {
-      const r = await serve(['--aio', `big.img,bs=${bs}`], (d) => { fs.closeSync(fs.openSync(path.join(d, 'big.img'), 'w')); fs.truncateSync(path.join(d, 'big.img'), 16 * 2 ** 30); });
+      const r = await serve(['--aio', `big.img,bs=${bs}`], (d) => {
+        fs.closeSync(fs.openSync(path.join(d, 'big.img'), 'w'));
+        fs.truncateSync(path.join(d, 'big.img'), 16 * 2 ** 30);
+      });
       failsWithOneLine(r, /^aionbd: .*(block size|bs).*/);
     }
   });

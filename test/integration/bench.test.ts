@@ -21,35 +21,77 @@ const SMOKE_WORKLOAD = 'randwrite-4k-qd32-busy';
 const SMOKE_LABEL = '4k randwrite QD32, 1 core busy';
 const FILLS = ['direct', 'cached'];
 const TARGETS = ['aionbd', 'libaio', 'qemu-nbd', 'qemu-nbd-qd16', 'nbdkit-null', 'nbdkit-file'];
-const SERVERS = TARGETS.filter((t) => t !== 'libaio');
+const _SERVERS = TARGETS.filter((t) => t !== 'libaio');
 const GOAL_IDS = ['qd32-libaio', 'qd32-qemu', 'qd32-busy-libaio', 'qd32-busy-qemu', 'qd1-latency', 'seq-libaio', 'rss-4x128'];
 
-interface Run { iops: number; mibps: number; latMeanUs: number; latP99Us: number; cpuPerMIo: number | null; peakRssMiB: number | null }
-interface Spread { median: number; min: number; max: number; n: number; perRound: (number | null)[] }
+interface Run {
+  iops: number;
+  mibps: number;
+  latMeanUs: number;
+  latP99Us: number;
+  cpuPerMIo: number | null;
+  peakRssMiB: number | null;
+}
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+  perRound: (number | null)[];
+}
 type Metric = 'iops' | 'mibps' | 'latMeanUs' | 'latP99Us' | 'cpuPerMIo' | 'peakRssMiB';
-interface Comparison { round: number; fill: string; workload: string; order: string[]; runs: Record<string, Run>; errors: Record<string, string> }
+interface Comparison {
+  round: number;
+  fill: string;
+  workload: string;
+  order: string[];
+  runs: Record<string, Run>;
+  errors: Record<string, string>;
+}
 interface Row {
-  fill: string; workload: string; workloadLabel: string; target: string; targetLabel: string;
-  shape: { iodepth: number; numjobs: number }; rounds: (Run | null)[]; errors: string[];
-  absolute: Record<Metric, Spread | null> | null; vs: Record<string, Record<Metric, Spread | null>>;
+  fill: string;
+  workload: string;
+  workloadLabel: string;
+  target: string;
+  targetLabel: string;
+  shape: { iodepth: number; numjobs: number };
+  rounds: (Run | null)[];
+  errors: string[];
+  absolute: Record<Metric, Spread | null> | null;
+  vs: Record<string, Record<Metric, Spread | null>>;
 }
 interface Goal {
-  id: string; fill: string; ref: string | null; met: boolean | null; judgedOn: 'median' | 'max'; threshold: number;
+  id: string;
+  fill: string;
+  ref: string | null;
+  met: boolean | null;
+  judgedOn: 'median' | 'max';
+  threshold: number;
   items: { workload: string; value: Spread | null; roundsMet: number | null }[];
 }
 interface Report {
-  format: number; generated: string; command: string;
+  format: number;
+  generated: string;
+  command: string;
   settings: { mode: string; rounds: number; size: number; fills: string[]; targets: string[]; cpuHog?: string };
-  machine: Record<string, string | number>; targets: Record<string, { label: string; description: string }>;
+  machine: Record<string, string | number>;
+  targets: Record<string, { label: string; description: string }>;
   fills: Record<string, { label: string; description: string }>;
-  comparisons: Comparison[]; rows: Row[]; goals: Goal[]; durationSec: number;
+  comparisons: Comparison[];
+  rows: Row[];
+  goals: Goal[];
+  durationSec: number;
 }
 interface ReportModule {
   buildRows(c: Comparison[], plan: { rounds: number; fills: string[]; workloads: unknown[]; targets: string[] }): Row[];
   checkGoals(rows: Row[], fills: string[]): Goal[];
 }
-interface PlanModule { rotated(ids: string[], round: number, workloadIx: number): string[] }
-interface WorkloadsModule { workloadById(id: string): unknown }
+interface PlanModule {
+  rotated(ids: string[], round: number, workloadIx: number): string[];
+}
+interface WorkloadsModule {
+  workloadById(id: string): unknown;
+}
 
 /** Processes started from `dir` or naming it (a server, fio or the CPU hog the benchmark left behind). */
 function processesUsing(dir: string): string[] {
@@ -102,7 +144,9 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
     r = await run(process.execPath, [BENCH, '--smoke', '--no-install', '--out-dir', out, '--tmp-dir', work], { timeoutMs: 240_000 });
     if (r.code === 0) rep = JSON.parse(fs.readFileSync(path.join(out, 'performance.json'), 'utf8')) as Report;
   }, 270_000);
-  afterAll(() => { rmrf(base); });
+  afterAll(() => {
+    rmrf(base);
+  });
 
   it('exits 0, stops every server and the CPU hog, removes its images and sockets', () => {
     expect(r.code, explain(r)).toBe(0);
@@ -119,8 +163,9 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
     expect(rep.command).toContain('--smoke');
     expect(rep.machine['cores']).toBeGreaterThan(0);
     expect(Object.keys(rep.fills).sort()).toEqual([...FILLS].sort());
-    expect(rep.comparisons.map((c) => `${c.round}/${c.fill}/${c.workload}`).sort())
-      .toEqual([1, 2].flatMap((n) => FILLS.map((f) => `${n}/${f}/${SMOKE_WORKLOAD}`)).sort());
+    expect(rep.comparisons.map((c) => `${c.round}/${c.fill}/${c.workload}`).sort()).toEqual(
+      [1, 2].flatMap((n) => FILLS.map((f) => `${n}/${f}/${SMOKE_WORKLOAD}`)).sort(),
+    );
     for (const c of rep.comparisons) {
       const at = `round ${c.round} ${c.fill}: ${JSON.stringify(c.errors)}`;
       expect([...c.order].sort(), at).toEqual([...TARGETS].sort());
@@ -136,8 +181,9 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
   });
 
   it('gives every row its per-round runs and ratios taken inside each round', () => {
-    expect(rep.rows.map((x) => `${x.fill}/${x.workload}/${x.target}`).sort())
-      .toEqual(FILLS.flatMap((f) => TARGETS.map((t) => `${f}/${SMOKE_WORKLOAD}/${t}`)).sort());
+    expect(rep.rows.map((x) => `${x.fill}/${x.workload}/${x.target}`).sort()).toEqual(
+      FILLS.flatMap((f) => TARGETS.map((t) => `${f}/${SMOKE_WORKLOAD}/${t}`)).sort(),
+    );
     for (const row of rep.rows) {
       const at = `${row.fill}/${row.target}`;
       expect(row.errors, at).toEqual([]);
@@ -182,7 +228,8 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
       expect(g.met === null, `${g.fill}/${g.id}`).toBe(!ran);
       if (!ran) continue;
       const item = g.items.find((i) => i.workload === SMOKE_WORKLOAD);
-      const ratio = rep.rows.find((x) => x.fill === g.fill && x.workload === SMOKE_WORKLOAD && x.target === 'aionbd')?.vs[g.ref ?? '']?.iops;
+      const ratio = rep.rows.find((x) => x.fill === g.fill && x.workload === SMOKE_WORKLOAD && x.target === 'aionbd')?.vs[g.ref ?? '']
+        ?.iops;
       expect(item?.value).toEqual(ratio);
       expect(g.met).toBe((ratio?.median ?? NaN) >= g.threshold);
       expect(item?.roundsMet).toBe(ratio?.perRound.filter((v) => v !== null && v >= g.threshold).length);
@@ -197,20 +244,29 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
     expect(md).toContain('MAX_NBD_REQUESTS');
     expect(md).toContain('shorter than the method asks');
     const lines = md.split('\n');
-    for (const t of TARGETS) expect(lines.some((l) => l.startsWith(`- **${rep.targets[t]?.label ?? '?'}**: `)), t).toBe(true);
+    for (const t of TARGETS)
+      expect(
+        lines.some((l) => l.startsWith(`- **${rep.targets[t]?.label ?? '?'}**: `)),
+        t,
+      ).toBe(true);
     // One aionbd line per image kind, a "median (min-max)" ratio to each of the five other rows.
     const aionbdLines = lines.filter((l) => l.startsWith(`| ${SMOKE_LABEL} | IOPS | `));
     expect(aionbdLines).toHaveLength(FILLS.length);
     for (const l of aionbdLines) expect(l.match(/\d+\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)/g), l).toHaveLength(TARGETS.length - 1);
     for (const f of FILLS) {
       for (const t of TARGETS) {
-        expect(lines.filter((l) => l.startsWith(`| ${f} | ${SMOKE_LABEL} | ${rep.targets[t]?.label ?? '?'} | `)), `${f} ${t}`).toHaveLength(1);
+        expect(
+          lines.filter((l) => l.startsWith(`| ${f} | ${SMOKE_LABEL} | ${rep.targets[t]?.label ?? '?'} | `)),
+          `${f} ${t}`,
+        ).toHaveLength(1);
       }
       expect(lines.filter((l) => l.startsWith(`| ${f} | 4k randread/randwrite QD32, 1 core busy: `))).toHaveLength(2);
     }
     // --render of the JSON into another directory writes the same page: nothing else feeds it.
     const again = path.join(base, 'again');
-    const rr = await run(process.execPath, [BENCH, '--render', path.join(out, 'performance.json'), '--out-dir', again], { timeoutMs: 60_000 });
+    const rr = await run(process.execPath, [BENCH, '--render', path.join(out, 'performance.json'), '--out-dir', again], {
+      timeoutMs: 60_000,
+    });
     expect(rr.code, explain(rr)).toBe(0);
     expect(fs.readFileSync(path.join(again, 'performance.md'), 'utf8')).toBe(md);
   }, 90_000);
@@ -231,12 +287,27 @@ describe('bench report arithmetic', () => {
     const { buildRows, checkGoals } = await load<ReportModule>('report.mjs');
     const { workloadById } = await load<WorkloadsModule>('workloads.mjs');
     const w = workloadById('randread-4k-qd32');
-    const runOf = (iops: number): Run => ({ iops, mibps: iops / 256, latMeanUs: 1e6 * 32 / iops, latP99Us: 2e6 * 32 / iops, cpuPerMIo: null, peakRssMiB: null });
+    const runOf = (iops: number): Run => ({
+      iops,
+      mibps: iops / 256,
+      latMeanUs: (1e6 * 32) / iops,
+      latP99Us: (2e6 * 32) / iops,
+      cpuPerMIo: null,
+      peakRssMiB: null,
+    });
     // aionbd 100/60/50 and libaio 100/50/100: ratios 1.0, 1.2, 0.5 (median 1.0); medians 60/100 = 0.6.
-    const pairs = [[100, 100], [60, 50], [50, 100]] as const;
+    const pairs = [
+      [100, 100],
+      [60, 50],
+      [50, 100],
+    ] as const;
     const comparisons: Comparison[] = pairs.map(([a, l], i) => ({
-      round: i + 1, fill: 'direct', workload: 'randread-4k-qd32', order: ['aionbd', 'libaio'],
-      runs: { aionbd: runOf(a), libaio: runOf(l) }, errors: {},
+      round: i + 1,
+      fill: 'direct',
+      workload: 'randread-4k-qd32',
+      order: ['aionbd', 'libaio'],
+      runs: { aionbd: runOf(a), libaio: runOf(l) },
+      errors: {},
     }));
     const rows = buildRows(comparisons, { rounds: 3, fills: ['direct'], workloads: [w], targets: ['aionbd', 'libaio'] });
     const s = rows.find((x) => x.target === 'aionbd')?.vs['libaio']?.iops;
@@ -247,18 +318,38 @@ describe('bench report arithmetic', () => {
     expect(goal).toMatchObject({ met: true, partial: true, judgedOn: 'median' });
     expect(goal?.items[0]?.roundsMet).toBe(2);
     // A failed run leaves its round out of the ratio, not the row.
-    const partial = comparisons.map((c) => (c.round === 2 ? { ...c, runs: { libaio: c.runs['libaio'] as Run }, errors: { aionbd: 'x' } } : c));
-    const p = buildRows(partial, { rounds: 3, fills: ['direct'], workloads: [w], targets: ['aionbd', 'libaio'] }).find((x) => x.target === 'aionbd');
+    const partial = comparisons.map((c) =>
+      c.round === 2 ? { ...c, runs: { libaio: c.runs['libaio'] as Run }, errors: { aionbd: 'x' } } : c,
+    );
+    const p = buildRows(partial, { rounds: 3, fills: ['direct'], workloads: [w], targets: ['aionbd', 'libaio'] }).find(
+      (x) => x.target === 'aionbd',
+    );
     expect(p?.vs['libaio']?.iops).toMatchObject({ perRound: [1, null, 0.5], n: 2, median: 0.75 });
     expect(p?.errors).toEqual(['round 2: x']);
   });
 
-  it('a full run includes the job of SPDK\'s AIO guide, with the guide\'s options over NBD', async () => {
+  it("a full run includes the job of SPDK's AIO guide, with the guide's options over NBD", async () => {
     const { DEFAULT_WORKLOADS, workloadById } = await load<WorkloadsModule & { DEFAULT_WORKLOADS: readonly string[] }>('workloads.mjs');
-    const { fioArgs } = await load<{ fioArgs(w: unknown, shape: { iodepth: number; numjobs: number }, on: { uri: string }, t: { runtime: number; ramp: number }): string[] }>('fio.mjs');
+    const { fioArgs } = await load<{
+      fioArgs(w: unknown, shape: { iodepth: number; numjobs: number }, on: { uri: string }, t: { runtime: number; ramp: number }): string[];
+    }>('fio.mjs');
     expect(DEFAULT_WORKLOADS).toContain('randrw70-4k-qd32');
-    const args = fioArgs(workloadById('randrw70-4k-qd32'), { iodepth: 32, numjobs: 1 }, { uri: 'nbd+unix:///x?socket=/s' }, { runtime: 60, ramp: 0 });
-    for (const a of ['--ioengine=nbd', '--rw=randrw', '--rwmixread=70', '--bs=4096', '--iodepth=32', '--randrepeat=0', '--time_based', '--runtime=60000ms']) {
+    const args = fioArgs(
+      workloadById('randrw70-4k-qd32'),
+      { iodepth: 32, numjobs: 1 },
+      { uri: 'nbd+unix:///x?socket=/s' },
+      { runtime: 60, ramp: 0 },
+    );
+    for (const a of [
+      '--ioengine=nbd',
+      '--rw=randrw',
+      '--rwmixread=70',
+      '--bs=4096',
+      '--iodepth=32',
+      '--randrepeat=0',
+      '--time_based',
+      '--runtime=60000ms',
+    ]) {
       expect(args).toContain(a);
     }
   });
@@ -274,7 +365,11 @@ describe('bench report arithmetic', () => {
 
 describe.skipIf(!has)('bench script failures', () => {
   it('a bad option is one line on stderr and exit 2', async () => {
-    for (const args of [['--targets', 'bogus'], ['--fills', 'bogus'], ['--scale-connections', 'bogus']]) {
+    for (const args of [
+      ['--targets', 'bogus'],
+      ['--fills', 'bogus'],
+      ['--scale-connections', 'bogus'],
+    ]) {
       const r = await run(process.execPath, [BENCH, ...args], { timeoutMs: 30_000 });
       expect(r.code, explain(r)).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -309,14 +404,37 @@ describe.skipIf(!has)('bench script failures', () => {
     const base = tmpDir('aionbd-bench-int-');
     try {
       const work = path.join(base, 'work');
-      const child = spawn(process.execPath, [BENCH, '--smoke', '--no-install', '--targets', 'aionbd,qemu-nbd', '--fills', 'direct',
-        '--runtime', '5', '--out-dir', path.join(base, 'out'), '--tmp-dir', work], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [
+          BENCH,
+          '--smoke',
+          '--no-install',
+          '--targets',
+          'aionbd,qemu-nbd',
+          '--fills',
+          'direct',
+          '--runtime',
+          '5',
+          '--out-dir',
+          path.join(base, 'out'),
+          '--tmp-dir',
+          work,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let stderr = '';
       child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (s: string) => { stderr += s; });
-      const exited = new Promise<number | null>((resolve) => { child.once('close', (code) => resolve(code)); });
+      child.stderr.on('data', (s: string) => {
+        stderr += s;
+      });
+      const exited = new Promise<number | null>((resolve) => {
+        child.once('close', (code) => resolve(code));
+      });
       let done = false;
-      void exited.then(() => { done = true; });
+      void exited.then(() => {
+        done = true;
+      });
       // Signal once fio runs against a live aionbd (each run lasts 5 s): poll, bounded.
       let running = false;
       for (let i = 0; i < 600 && !done && !running; i++) {

@@ -11,8 +11,15 @@ import { tool } from '../helpers/tools.js';
 
 const MiB = 2 ** 20;
 const dirs: string[] = [];
-afterEach(async () => { await stopAllServers(); for (const d of dirs.splice(0)) rmrf(d); });
-function dir(): string { const d = tmpDir('aionbd-captive-'); dirs.push(d); return d; }
+afterEach(async () => {
+  await stopAllServers();
+  for (const d of dirs.splice(0)) rmrf(d);
+});
+function dir(): string {
+  const d = tmpDir('aionbd-captive-');
+  dirs.push(d);
+  return d;
+}
 
 function aionbd(cwd: string, args: string[], timeoutMs = 30_000): ReturnType<typeof run> {
   requireBuilt();
@@ -21,12 +28,16 @@ function aionbd(cwd: string, args: string[], timeoutMs = 30_000): ReturnType<typ
 
 /** Running (a zombie waiting for whoever adopted it to reap it counts as gone). */
 function alive(pid: number): boolean {
-  try { return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'; } catch { return false; }
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 /** Polls (every 50 ms, at most `ms`) until `cond` holds; returns whether it did. */
 async function within(ms: number, cond: () => boolean): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end;) {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
     if (cond()) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -34,21 +45,25 @@ async function within(ms: number, cond: () => boolean): Promise<boolean> {
 }
 
 describe('--run: captive mode', () => {
-  it.skipIf(!tool('nbdcopy'))('nbdcopy "$uri" copies the export to a file, byte for byte, over a private socket that is removed after', async () => {
-    const cwd = dir();
-    const data = crypto.randomBytes(8 * MiB);
-    fs.writeFileSync(path.join(cwd, 'a.img'), data);
-    const r = await aionbd(cwd, ['serve', '--aio', 'a.img', '--run', 'echo "$socket" > socket.txt; nbdcopy "$uri" b.img']);
-    expect(r.code, explain(r)).toBe(0);
-    expect(fs.readFileSync(path.join(cwd, 'b.img')).equals(data)).toBe(true);
-    // Nothing of ours on stdout: it is the command's.
-    expect(r.stdout).toBe('');
-    const socket = fs.readFileSync(path.join(cwd, 'socket.txt'), 'utf8').trim();
-    expect(path.basename(socket)).toBe('socket');
-    expect(fs.existsSync(path.dirname(socket)), `${path.dirname(socket)} was left`).toBe(false);
-  }, 60_000);
+  it.skipIf(!tool('nbdcopy'))(
+    'nbdcopy "$uri" copies the export to a file, byte for byte, over a private socket that is removed after',
+    async () => {
+      const cwd = dir();
+      const data = crypto.randomBytes(8 * MiB);
+      fs.writeFileSync(path.join(cwd, 'a.img'), data);
+      const r = await aionbd(cwd, ['serve', '--aio', 'a.img', '--run', 'echo "$socket" > socket.txt; nbdcopy "$uri" b.img']);
+      expect(r.code, explain(r)).toBe(0);
+      expect(fs.readFileSync(path.join(cwd, 'b.img')).equals(data)).toBe(true);
+      // Nothing of ours on stdout: it is the command's.
+      expect(r.stdout).toBe('');
+      const socket = fs.readFileSync(path.join(cwd, 'socket.txt'), 'utf8').trim();
+      expect(path.basename(socket)).toBe('socket');
+      expect(fs.existsSync(path.dirname(socket)), `${path.dirname(socket)} was left`).toBe(false);
+    },
+    60_000,
+  );
 
-  it('exits with the command\'s status, or 128 + the signal that killed it', async () => {
+  it("exits with the command's status, or 128 + the signal that killed it", async () => {
     const cwd = dir();
     const three = await aionbd(cwd, ['serve', '--aio', 'a.img,size=1M', '--run', 'exit 3']);
     expect(three.code, explain(three)).toBe(3);
@@ -57,47 +72,90 @@ describe('--run: captive mode', () => {
     expect(killed.stderr).toContain('the --run command was killed by a signal');
   }, 60_000);
 
-  it('gives nbdkit\'s shell variables, quoted, and local to the command unless exported', async () => {
+  it("gives nbdkit's shell variables, quoted, and local to the command unless exported", async () => {
     const cwd = dir();
     fs.mkdirSync(path.join(cwd, 'with space'));
     const sock = path.join(cwd, 'with space', "it's.sock");
-    const r = await aionbd(cwd, ['serve', '--aio', 'a.img,name=disk.0,size=1M', '--listen', `unix:${sock}`, '--no-rpc', '--run',
-      'printf "%s\\n" "$uri" "$nbd" "$socket" "$unixsocket" "$export" "$exportname" "[$port]" "[$tls]"; [ -S "$socket" ] && echo is-a-socket; env | grep -c "^uri=" || true']);
+    const r = await aionbd(cwd, [
+      'serve',
+      '--aio',
+      'a.img,name=disk.0,size=1M',
+      '--listen',
+      `unix:${sock}`,
+      '--no-rpc',
+      '--run',
+      'printf "%s\\n" "$uri" "$nbd" "$socket" "$unixsocket" "$export" "$exportname" "[$port]" "[$tls]"; [ -S "$socket" ] && echo is-a-socket; env | grep -c "^uri=" || true',
+    ]);
     expect(r.code, explain(r)).toBe(0);
     const uri = `nbd+unix:///disk.0?socket=${sock}`;
     expect(r.stdout).toBe([uri, uri, sock, sock, 'disk.0', 'disk.0', '[]', '[]', 'is-a-socket', '0', ''].join('\n'));
 
-    const tcp = await aionbd(cwd, ['serve', '--aio', 'a.img,name=t,size=1M', '--listen', 'tcp://127.0.0.1:0', '--no-rpc', '--run', 'export uri; echo "$port"; sh -c \'echo "$uri"\'']);
+    const tcp = await aionbd(cwd, [
+      'serve',
+      '--aio',
+      'a.img,name=t,size=1M',
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--no-rpc',
+      '--run',
+      'export uri; echo "$port"; sh -c \'echo "$uri"\'',
+    ]);
     expect(tcp.code, explain(tcp)).toBe(0);
     const [port, exported] = tcp.stdout.trim().split('\n');
     expect(Number(port)).toBeGreaterThan(0);
     expect(exported).toBe(`nbd://127.0.0.1:${port ?? ''}/t`);
   }, 60_000);
 
-  it.skipIf(!tool('nbdinfo'))('serves while the command runs, with --listen a client of our own choosing can use', async () => {
-    const cwd = dir();
-    const r = await aionbd(cwd, ['serve', '--aio', 'a.img,size=3M', '--listen', 'unix:n.sock', '--no-rpc', '--run', 'nbdinfo --size "nbd+unix:///a?socket=n.sock"']);
-    expect(r.code, explain(r)).toBe(0);
-    expect(r.stdout.trim()).toBe(String(3 * MiB));
-    expect(fs.existsSync(path.join(cwd, 'n.sock'))).toBe(false);
-  }, 60_000);
+  it.skipIf(!tool('nbdinfo'))(
+    'serves while the command runs, with --listen a client of our own choosing can use',
+    async () => {
+      const cwd = dir();
+      const r = await aionbd(cwd, [
+        'serve',
+        '--aio',
+        'a.img,size=3M',
+        '--listen',
+        'unix:n.sock',
+        '--no-rpc',
+        '--run',
+        'nbdinfo --size "nbd+unix:///a?socket=n.sock"',
+      ]);
+      expect(r.code, explain(r)).toBe(0);
+      expect(r.stdout.trim()).toBe(String(3 * MiB));
+      expect(fs.existsSync(path.join(cwd, 'n.sock'))).toBe(false);
+    },
+    60_000,
+  );
 
   it('a signal to aionbd stops the command (and what its shell started) first, then the server', async () => {
     const cwd = dir();
     requireBuilt();
     // `sleep; true`: the shell cannot exec sleep, so the signal must reach past the shell.
-    const p = run(process.execPath, [BIN, 'serve', '--aio', 'a.img,size=1M', '--pidfile', 'p.pid', '--run', 'echo $$ > sh.pid; sleep 30; true'], { cwd, timeoutMs: 30_000 });
+    const p = run(
+      process.execPath,
+      [BIN, 'serve', '--aio', 'a.img,size=1M', '--pidfile', 'p.pid', '--run', 'echo $$ > sh.pid; sleep 30; true'],
+      { cwd, timeoutMs: 30_000 },
+    );
     expect(await within(15_000, () => fs.existsSync(path.join(cwd, 'sh.pid')) && fs.existsSync(path.join(cwd, 'p.pid')))).toBe(true);
     const shPid = Number(fs.readFileSync(path.join(cwd, 'sh.pid'), 'utf8'));
-    const sleeps = (): number[] => fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((e) => {
-      try { return fs.readFileSync(`/proc/${e}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(shPid); } catch { return false; }
-    }).map(Number);
+    const sleeps = (): number[] =>
+      fs
+        .readdirSync('/proc')
+        .filter((e) => /^\d+$/.test(e))
+        .filter((e) => {
+          try {
+            return fs.readFileSync(`/proc/${e}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(shPid);
+          } catch {
+            return false;
+          }
+        })
+        .map(Number);
     expect(await within(5_000, () => sleeps().length === 1)).toBe(true);
     const [sleepPid] = sleeps();
     process.kill(Number(fs.readFileSync(path.join(cwd, 'p.pid'), 'utf8')), 'SIGTERM');
     const r = await p;
     expect(r.code, explain(r)).toBe(143);
-    expect(await within(5_000, () => !alive(sleepPid ?? 0)), 'the command\'s sleep outlived it').toBe(true);
+    expect(await within(5_000, () => !alive(sleepPid ?? 0)), "the command's sleep outlived it").toBe(true);
     expect(fs.existsSync(path.join(cwd, 'p.pid')), 'the pid file was left').toBe(false);
   }, 60_000);
 
@@ -118,7 +176,16 @@ describe('--pidfile and --exit-with-parent', () => {
 
   it('--pidfile in a directory that does not exist fails the start before anything is made', async () => {
     const cwd = dir();
-    const r = await aionbd(cwd, ['serve', '--aio', 'd.img,size=1M', '--listen', 'unix:s.sock', '--no-rpc', '--pidfile', 'no/such/dir/p.pid']);
+    const r = await aionbd(cwd, [
+      'serve',
+      '--aio',
+      'd.img,size=1M',
+      '--listen',
+      'unix:s.sock',
+      '--no-rpc',
+      '--pidfile',
+      'no/such/dir/p.pid',
+    ]);
     expect(r.code, explain(r)).toBe(1);
     expect(r.stderr).toMatch(/^aionbd: cannot write the pid file no\/such\/dir\/p\.pid: no such file or directory$/m);
     expect(fs.readdirSync(cwd)).toEqual([]);

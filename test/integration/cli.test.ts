@@ -19,7 +19,9 @@ afterEach(async () => {
   await stopAllServers();
   for (const d of dirs.splice(0)) rmrf(d);
 });
-afterAll(async () => { await stopAllServers(); });
+afterAll(async () => {
+  await stopAllServers();
+});
 
 /** Runs `aionbd ARGS` to completion in a fresh temporary cwd. */
 async function aionbd(args: string[], timeoutMs = 20_000): Promise<RunResult & { cwd: string }> {
@@ -36,7 +38,11 @@ function humanLines(stderr: string): string[] {
 }
 function isJsonRecord(line: string): boolean {
   if (!line.startsWith('{')) return false;
-  try { return typeof JSON.parse(line) === 'object'; } catch { return false; } // a human line that starts with '{'
+  try {
+    return typeof JSON.parse(line) === 'object';
+  } catch {
+    return false;
+  } // a human line that starts with '{'
 }
 
 /** Every process whose command line mentions both aionbd.js and `needle`. */
@@ -45,7 +51,11 @@ function aionbdProcesses(needle: string): number[] {
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     let cmd: string;
-    try { cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8'); } catch { continue; } // exited meanwhile
+    try {
+      cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    } // exited meanwhile
     if (cmd.includes('aionbd.js') && cmd.includes(needle)) pids.push(Number(e));
   }
   return pids;
@@ -59,7 +69,11 @@ function aioNr(): number {
 function fdFlags(pid: number, file: string): number | null {
   for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
     let target: string;
-    try { target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; } // closed meanwhile
+    try {
+      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    } // closed meanwhile
     if (target !== file) continue;
     const m = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
     if (m?.[1] !== undefined) return parseInt(m[1], 8);
@@ -79,9 +93,15 @@ async function greeted(srv: TestServer): Promise<void> {
       const timer = setTimeout(() => reject(new Error('no NBD greeting within 5 s')), 5_000);
       sock.on('data', (b: Buffer) => {
         got = Buffer.concat([got, b]);
-        if (got.length >= 8) { clearTimeout(timer); resolve(got.subarray(0, 8)); }
+        if (got.length >= 8) {
+          clearTimeout(timer);
+          resolve(got.subarray(0, 8));
+        }
       });
-      sock.once('error', (e) => { clearTimeout(timer); reject(e); });
+      sock.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
     });
     expect(head.toString('latin1')).toBe('NBDMAGIC');
   } finally {
@@ -96,7 +116,11 @@ async function greeted(srv: TestServer): Promise<void> {
 function expectFailedStart(r: RunResult, line: string, code?: string): void {
   const lines = r.stderr.split('\n').filter((l) => l !== '');
   expect(lines, explain(r)).toHaveLength(2);
-  expect(JSON.parse(lines[0] ?? '') as unknown, explain(r)).toMatchObject({ level: 50, msg: line.replace(/^aionbd: /, ''), ...(code !== undefined ? { code } : {}) });
+  expect(JSON.parse(lines[0] ?? '') as unknown, explain(r)).toMatchObject({
+    level: 50,
+    msg: line.replace(/^aionbd: /, ''),
+    ...(code !== undefined ? { code } : {}),
+  });
   expect(lines[1]).toBe(line);
 }
 
@@ -122,13 +146,15 @@ describe('aionbd serve with no arguments (but a free port)', () => {
 
     // The four lines, exactly as documented.
     await srv.waitForStdout(/without nbd-client: .*\n/);
-    expect(srv.stdout).toBe([
-      `aionbd: exporting "disk0" (1G, aio bdev, block size 512) on tcp://127.0.0.1:${port}`,
-      `  attach (as root, after "modprobe nbd"): nbd-client 127.0.0.1 ${port} /dev/nbd0 -N disk0 -b 512`,
-      `  inspect: nbdinfo 'nbd://127.0.0.1:${port}/disk0'`,
-      `  or, as root, without nbd-client: aionbd attach disk0 -s ${rpc}`,
-      '',
-    ].join('\n'));
+    expect(srv.stdout).toBe(
+      [
+        `aionbd: exporting "disk0" (1G, aio bdev, block size 512) on tcp://127.0.0.1:${port}`,
+        `  attach (as root, after "modprobe nbd"): nbd-client 127.0.0.1 ${port} /dev/nbd0 -N disk0 -b 512`,
+        `  inspect: nbdinfo 'nbd://127.0.0.1:${port}/disk0'`,
+        `  or, as root, without nbd-client: aionbd attach disk0 -s ${rpc}`,
+        '',
+      ].join('\n'),
+    );
 
     const img = srv.file('aionbd-data/disk0.img');
     const st = fs.statSync(img);
@@ -172,7 +198,9 @@ describe('aionbd serve with no arguments (but a free port)', () => {
     expect(srv.stdout).toContain('"disk0" (1G,');
     await greeted(srv);
     if (hasQemuIo) {
-      const r = await run('qemu-io', ['-f', 'raw', '-r', '-c', 'read -P 0xab 0 512', '-c', 'read -P 0 512 512', srv.uri('disk0')], { timeoutMs: 20_000 });
+      const r = await run('qemu-io', ['-f', 'raw', '-r', '-c', 'read -P 0xab 0 512', '-c', 'read -P 0 512 512', srv.uri('disk0')], {
+        timeoutMs: 20_000,
+      });
       expect(r.code, explain(r)).toBe(0);
     }
     expect(await srv.stop('SIGTERM')).toEqual({ code: 0, signal: null });
@@ -292,10 +320,12 @@ describe('bad usage: exit 2, one line, no stack trace, nothing created', () => {
   }
 
   it('commander\'s own messages are ours: "aionbd: " and one line, its suggestion included', async () => {
-    expect((await aionbd(['serv'])).stderr).toBe('aionbd: unknown command \'serv\' (did you mean serve?)\n');
-    expect((await aionbd(['serve', '--listn', 'x'])).stderr).toBe('aionbd: unknown option \'--listn\' (did you mean --listen?)\n');
-    expect((await aionbd(['detach', 'a', 'b'])).stderr).toBe('aionbd: too many arguments for \'detach\'. Expected 1 argument but got 2.\n');
-    expect((await aionbd(['help', 'bogus'])).stderr).toBe('aionbd: no command "bogus" to help with (commands: serve, rpc, iostat, attach, detach)\n');
+    expect((await aionbd(['serv'])).stderr).toBe("aionbd: unknown command 'serv' (did you mean serve?)\n");
+    expect((await aionbd(['serve', '--listn', 'x'])).stderr).toBe("aionbd: unknown option '--listn' (did you mean --listen?)\n");
+    expect((await aionbd(['detach', 'a', 'b'])).stderr).toBe("aionbd: too many arguments for 'detach'. Expected 1 argument but got 2.\n");
+    expect((await aionbd(['help', 'bogus'])).stderr).toBe(
+      'aionbd: no command "bogus" to help with (commands: serve, rpc, iostat, attach, detach)\n',
+    );
   }, 60_000);
 
   it('runtime failures of every command exit 1 with one line', async () => {
@@ -360,7 +390,10 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
   describe('a start that fails after creating things', () => {
     async function withBusyPort<T>(fn: (port: number) => Promise<T>): Promise<T> {
       const blocker = net.createServer();
-      await new Promise<void>((resolve, reject) => { blocker.once('error', reject); blocker.listen({ host: '127.0.0.1', port: 0 }, resolve); });
+      await new Promise<void>((resolve, reject) => {
+        blocker.once('error', reject);
+        blocker.listen({ host: '127.0.0.1', port: 0 }, resolve);
+      });
       try {
         const addr = blocker.address();
         return await fn(addr !== null && typeof addr === 'object' ? addr.port : 0);
@@ -371,8 +404,17 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
 
     it('prints only its failure (record and aionbd: line) and leaves no image, directory or socket behind', async () => {
       await withBusyPort(async (port) => {
-        const r = await aionbd(['serve', '--listen', 'unix:first.sock', '--listen', `tcp://127.0.0.1:${port}`, '--rpc', 'r.sock',
-          '--aio', 'made/deeper/x.img,size=1M']);
+        const r = await aionbd([
+          'serve',
+          '--listen',
+          'unix:first.sock',
+          '--listen',
+          `tcp://127.0.0.1:${port}`,
+          '--rpc',
+          'r.sock',
+          '--aio',
+          'made/deeper/x.img,size=1M',
+        ]);
         expect(r.code, explain(r)).toBe(1);
         expectFailedStart(r, `aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use`, 'AIONBD_LISTEN');
         expect(r.stdout).toBe('');
@@ -390,7 +432,11 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
         const cwd = tmpDir('aionbd-cli-');
         dirs.push(cwd);
         fs.writeFileSync(path.join(cwd, 'old.img'), Buffer.alloc(4096, 7));
-        const r2 = await run(process.execPath, [BIN, 'serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc', '--aio', 'old.img', '--aio', 'new.img,size=1M'], { cwd, timeoutMs: 20_000 });
+        const r2 = await run(
+          process.execPath,
+          [BIN, 'serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc', '--aio', 'old.img', '--aio', 'new.img,size=1M'],
+          { cwd, timeoutMs: 20_000 },
+        );
         expect(r2.code, explain(r2)).toBe(1);
         expect(fs.readFileSync(path.join(cwd, 'old.img')).equals(Buffer.alloc(4096, 7))).toBe(true);
         expect(fs.existsSync(path.join(cwd, 'new.img')), 'new.img was left').toBe(false);
@@ -399,7 +445,16 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
 
     it('with --log-level debug the start-up records come first, and the aionbd: line is still last', async () => {
       await withBusyPort(async (port) => {
-        const r = await aionbd(['serve', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc', '--aio', 'x.img,size=1M', '--log-level', 'debug']);
+        const r = await aionbd([
+          'serve',
+          '--listen',
+          `tcp://127.0.0.1:${port}`,
+          '--no-rpc',
+          '--aio',
+          'x.img,size=1M',
+          '--log-level',
+          'debug',
+        ]);
         expect(r.code, explain(r)).toBe(1);
         const lines = r.stderr.split('\n').filter((l) => l !== '');
         expect(lines.at(-1)).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use`);
@@ -411,19 +466,26 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
 
   // Only where attach must fail (no root, or no nbd driver): elsewhere it would attach for real.
   const attachFails = process.getuid?.() !== 0 || !fs.existsSync('/sys/module/nbd');
-  it.runIf(attachFails)('attach --aio that cannot attach leaves no image and prints one line', async () => {
-    const r = await aionbd(['attach', '--aio', 'sub/x.img,size=1M', '--log-level', 'info']);
-    expect(r.code, explain(r)).toBe(1);
-    expect(humanLines(r.stderr), explain(r)).toEqual([expect.stringMatching(/^aionbd: .*(nbd driver|needs root)/)]);
-    expect(fs.readdirSync(r.cwd), 'left in the cwd').toEqual([]);
-  }, 30_000);
+  it.runIf(attachFails)(
+    'attach --aio that cannot attach leaves no image and prints one line',
+    async () => {
+      const r = await aionbd(['attach', '--aio', 'sub/x.img,size=1M', '--log-level', 'info']);
+      expect(r.code, explain(r)).toBe(1);
+      expect(humanLines(r.stderr), explain(r)).toEqual([expect.stringMatching(/^aionbd: .*(nbd driver|needs root)/)]);
+      expect(fs.readdirSync(r.cwd), 'left in the cwd').toEqual([]);
+    },
+    30_000,
+  );
 
   it('a unix socket path already held by a live listener', async () => {
     const dir = tmpDir('aionbd-cli-sock-');
     dirs.push(dir);
     const sock = path.join(dir, 'busy.sock');
     const blocker = net.createServer();
-    await new Promise<void>((resolve, reject) => { blocker.once('error', reject); blocker.listen(sock, resolve); });
+    await new Promise<void>((resolve, reject) => {
+      blocker.once('error', reject);
+      blocker.listen(sock, resolve);
+    });
     try {
       const r = await aionbd(['serve', '--aio', 'd.img,size=1M', '--listen', `unix:${sock}`]);
       expect(r.code, explain(r)).toBe(1);
@@ -439,18 +501,32 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
   // Each fails before anything is created: size=1M would otherwise leave x.img behind.
   describe('a socket path where no socket can be bound', () => {
     const cases: [string, () => string[], string][] = [
-      ['--listen in a missing directory', () => ['--listen', 'unix:/nonexistent-aionbd/dir/s.sock', '--no-rpc'],
-        'aionbd: cannot listen on unix:/nonexistent-aionbd/dir/s.sock: directory /nonexistent-aionbd/dir does not exist'],
-      ['--rpc in a missing directory', () => ['--listen', 'unix:s.sock', '--rpc', '/nonexistent-aionbd/dir/r.sock'],
-        'aionbd: cannot listen on unix:/nonexistent-aionbd/dir/r.sock (JSON-RPC): directory /nonexistent-aionbd/dir does not exist'],
-      ['--listen under a regular file', () => ['--listen', 'unix:plain/s.sock', '--no-rpc'],
-        'aionbd: cannot listen on unix:plain/s.sock: plain is not a directory'],
-      ['--listen at a regular file', () => ['--listen', 'unix:plain', '--no-rpc'],
-        'aionbd: cannot listen on unix:plain: plain exists and is a regular file, not a socket (left alone)'],
-      ['--rpc at a regular file', () => ['--listen', 'unix:s.sock', '--rpc', 'plain'],
-        ''],
-      ['--listen at a symbolic link', () => ['--listen', 'unix:link', '--no-rpc'],
-        'aionbd: cannot listen on unix:link: link exists and is a symbolic link, not a socket (left alone)'],
+      [
+        '--listen in a missing directory',
+        () => ['--listen', 'unix:/nonexistent-aionbd/dir/s.sock', '--no-rpc'],
+        'aionbd: cannot listen on unix:/nonexistent-aionbd/dir/s.sock: directory /nonexistent-aionbd/dir does not exist',
+      ],
+      [
+        '--rpc in a missing directory',
+        () => ['--listen', 'unix:s.sock', '--rpc', '/nonexistent-aionbd/dir/r.sock'],
+        'aionbd: cannot listen on unix:/nonexistent-aionbd/dir/r.sock (JSON-RPC): directory /nonexistent-aionbd/dir does not exist',
+      ],
+      [
+        '--listen under a regular file',
+        () => ['--listen', 'unix:plain/s.sock', '--no-rpc'],
+        'aionbd: cannot listen on unix:plain/s.sock: plain is not a directory',
+      ],
+      [
+        '--listen at a regular file',
+        () => ['--listen', 'unix:plain', '--no-rpc'],
+        'aionbd: cannot listen on unix:plain: plain exists and is a regular file, not a socket (left alone)',
+      ],
+      ['--rpc at a regular file', () => ['--listen', 'unix:s.sock', '--rpc', 'plain'], ''],
+      [
+        '--listen at a symbolic link',
+        () => ['--listen', 'unix:link', '--no-rpc'],
+        'aionbd: cannot listen on unix:link: link exists and is a symbolic link, not a socket (left alone)',
+      ],
     ];
     for (const [what, args, line] of cases) {
       it(what, async () => {
@@ -461,8 +537,10 @@ describe('runtime failures: exit 1, one line, no stack trace', () => {
         fs.symlinkSync(path.join(cwd, 'plain'), path.join(cwd, 'link'));
         const r = await run(process.execPath, [BIN, 'serve', '--aio', 'x.img,size=1M', ...args()], { cwd, timeoutMs: 20_000 });
         expect(r.code, explain(r)).toBe(1);
-        const want = line !== '' ? line
-          : `aionbd: cannot listen on unix:${path.join(cwd, 'plain')} (JSON-RPC): ${path.join(cwd, 'plain')} exists and is a regular file, not a socket (left alone)`;
+        const want =
+          line !== ''
+            ? line
+            : `aionbd: cannot listen on unix:${path.join(cwd, 'plain')} (JSON-RPC): ${path.join(cwd, 'plain')} exists and is a regular file, not a socket (left alone)`;
         expectFailedStart(r, want, 'AIONBD_LISTEN');
         expect(r.stdout).toBe('');
         expect(fs.readFileSync(path.join(cwd, 'plain'), 'utf8')).toBe('keep me\n');

@@ -21,11 +21,15 @@ describe('fuzzer', () => {
   }, 180_000);
 
   // Fails if --tls-ca ever lets in a client with a certificate the CA never signed.
-  it.skipIf(!tool('openssl'))('lets no TLS client in without a trusted certificate or a known pre-shared key', async () => {
-    requireBuilt();
-    const seed = Math.floor(Math.random() * 2 ** 31);
-    const r = await fuzz(seed, ['--parts', 'tls', '--tls-conns', '200', '--require-auth']);
-    expect(r.stdout + r.stderr, `seed ${seed}`).not.toMatch(/without an authorized credential/);
-    expect(r.code, `seed ${seed}\n${r.stdout}\n${r.stderr}`).toBe(0);
-  }, 180_000);
+  it.skipIf(!tool('openssl'))(
+    'lets no TLS client in without a trusted certificate or a known pre-shared key',
+    async () => {
+      requireBuilt();
+      const seed = Math.floor(Math.random() * 2 ** 31);
+      const r = await fuzz(seed, ['--parts', 'tls', '--tls-conns', '200', '--require-auth']);
+      expect(r.stdout + r.stderr, `seed ${seed}`).not.toMatch(/without an authorized credential/);
+      expect(r.code, `seed ${seed}\n${r.stdout}\n${r.stderr}`).toBe(0);
+    },
+    180_000,
+  );
 });

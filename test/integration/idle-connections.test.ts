@@ -69,9 +69,14 @@ describe('idle connections (CLI server)', () => {
     expect(await within(10_000, () => fds(srv.pid) <= fds0)).toBe(true);
     // The heap the connections grew goes back within seconds of the last close.
     let rss2 = rss(srv.pid);
-    await within(12_000, () => { rss2 = rss(srv.pid); return rss2 - rss0 < 4 * MiB; });
-    console.log(`${CONNECTIONS} idle connections: ${(perConn / KiB).toFixed(1)} KiB RSS and ${((fds1 - fds0) / CONNECTIONS).toFixed(2)} fds each; `
-      + `RSS ${(rss0 / MiB).toFixed(1)} -> ${(rss1 / MiB).toFixed(1)} -> ${(rss2 / MiB).toFixed(1)} MiB after they closed`);
+    await within(12_000, () => {
+      rss2 = rss(srv.pid);
+      return rss2 - rss0 < 4 * MiB;
+    });
+    console.log(
+      `${CONNECTIONS} idle connections: ${(perConn / KiB).toFixed(1)} KiB RSS and ${((fds1 - fds0) / CONNECTIONS).toFixed(2)} fds each; ` +
+        `RSS ${(rss0 / MiB).toFixed(1)} -> ${(rss1 / MiB).toFixed(1)} -> ${(rss2 / MiB).toFixed(1)} MiB after they closed`,
+    );
     expect(rss2 - rss0).toBeLessThan(4 * MiB);
   }, 60_000);
 
@@ -83,8 +88,15 @@ describe('idle connections (CLI server)', () => {
     expect(line).toBeDefined();
     const rec = JSON.parse(line as string) as { level: number; msg: string; limits: Record<string, number> };
     expect(rec.level).toBe(30); // info
-    expect(rec.limits).toMatchObject({ openFiles: 4096, openFilesHard: 4096, maxConnections: maxConnectionsFor(4096), maxConnectionsPerClient: 256 });
-    expect(rec.msg).toBe(`limits: 4096 open files (hard limit 4096), ${maxConnectionsFor(4096)} connections (256 per TCP client address), `
-      + '128 requests in flight per connection, memory budget 256M');
+    expect(rec.limits).toMatchObject({
+      openFiles: 4096,
+      openFilesHard: 4096,
+      maxConnections: maxConnectionsFor(4096),
+      maxConnectionsPerClient: 256,
+    });
+    expect(rec.msg).toBe(
+      `limits: 4096 open files (hard limit 4096), ${maxConnectionsFor(4096)} connections (256 per TCP client address), ` +
+        '128 requests in flight per connection, memory budget 256M',
+    );
   }, 30_000);
 });

@@ -64,12 +64,20 @@ async function python(script: string, uri: string): Promise<string[]> {
 
 describe('large requests, default limits', () => {
   let srv: TestServer;
-  beforeAll(async () => { srv = await startServer({ aio: ['big.img,name=big,size=256M'] }); }, 30_000);
-  afterAll(async () => { await stopAllServers(); });
+  beforeAll(async () => {
+    srv = await startServer({ aio: ['big.img,name=big,size=256M'] });
+  }, 30_000);
+  afterAll(async () => {
+    await stopAllServers();
+  });
 
-  it.skipIf(!havePython)('libnbd without block sizes or strict mode: 48 MiB WRITEs read back the same, aligned or not', async () => {
-    expect(await python(LIBNBD_CLIENT, srv.uri('big'))).toEqual(['aligned 48 MiB ok', 'unaligned 48 MiB ok', '64 MiB read ok']);
-  }, 150_000);
+  it.skipIf(!havePython)(
+    'libnbd without block sizes or strict mode: 48 MiB WRITEs read back the same, aligned or not',
+    async () => {
+      expect(await python(LIBNBD_CLIENT, srv.uri('big'))).toEqual(['aligned 48 MiB ok', 'unaligned 48 MiB ok', '64 MiB read ok']);
+    },
+    150_000,
+  );
 
   it('a READ or WRITE over 64 MiB gets EINVAL and the connection stays usable', async () => {
     const c = await RawClient.connect(srv.socketPath as string);
@@ -98,10 +106,16 @@ describe('large requests, default limits', () => {
 });
 
 describe('large requests, --max-payload 32M', () => {
-  afterAll(async () => { await stopAllServers(); });
+  afterAll(async () => {
+    await stopAllServers();
+  });
 
-  it.skipIf(!havePython)('a 48 MiB WRITE and READ get EINVAL from a server limited to 32M; the connection stays usable', async () => {
-    const srv = await startServer({ aio: ['small.img,name=small,size=128M'], args: ['--max-payload', '32M'] });
-    expect(await python(LIBNBD_OVER_MAX, srv.uri('small'))).toEqual(['write EINVAL', 'read EINVAL', 'still usable']);
-  }, 60_000);
+  it.skipIf(!havePython)(
+    'a 48 MiB WRITE and READ get EINVAL from a server limited to 32M; the connection stays usable',
+    async () => {
+      const srv = await startServer({ aio: ['small.img,name=small,size=128M'], args: ['--max-payload', '32M'] });
+      expect(await python(LIBNBD_OVER_MAX, srv.uri('small'))).toEqual(['write EINVAL', 'read EINVAL', 'still usable']);
+    },
+    60_000,
+  );
 });

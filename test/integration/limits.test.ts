@@ -9,7 +9,9 @@ import { startServer, stopAllServers } from '../helpers/server.js';
 import { handshakeGo, RawClient, readSimpleReply, request } from '../helpers/wire.js';
 import { startTarget, type RpcTarget } from '../rpc/target.js';
 
-const READ = 0, FLUSH = 3, SIMPLE_MAGIC = 0x67446698;
+const READ = 0,
+  FLUSH = 3,
+  SIMPLE_MAGIC = 0x67446698;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A handshake and a 4 KiB READ on a fresh connection. */
@@ -33,7 +35,11 @@ describe('connection limits', () => {
   });
 
   it('--max-connections-per-client: one address is refused at its limit, another address is still served', async () => {
-    const srv = await startServer({ transport: 'tcp', aio: ['d.img,name=d0,size=1M'], args: ['--max-connections-per-client', '4', '--no-rpc'] });
+    const srv = await startServer({
+      transport: 'tcp',
+      aio: ['d.img,name=d0,size=1M'],
+      args: ['--max-connections-per-client', '4', '--no-rpc'],
+    });
     const port = srv.port as number;
     for (let i = 0; i < 4; i++) {
       const c = await RawClient.connectTcp('127.0.0.1', port, '127.0.0.1');
@@ -47,7 +53,9 @@ describe('connection limits', () => {
     const other = await RawClient.connectTcp('127.0.0.1', port, '127.0.0.2');
     clients.push(other);
     await readOnce(other, 'd0');
-    expect(srv.stderr).toMatch(/refusing a connection: 127\.0\.0\.1 has 4 connections open, the per-client limit \(--max-connections-per-client 4\)/);
+    expect(srv.stderr).toMatch(
+      /refusing a connection: 127\.0\.0\.1 has 4 connections open, the per-client limit \(--max-connections-per-client 4\)/,
+    );
 
     // A slot given back is a slot to take again (bounded wait for the server to notice).
     (clients[0] as RawClient).close();
@@ -56,7 +64,12 @@ describe('connection limits', () => {
       await sleep(100);
       const c = await RawClient.connectTcp('127.0.0.1', port, '127.0.0.1');
       clients.push(c);
-      try { await readOnce(c, 'd0'); again = c; } catch { /* refused: not yet noticed */ }
+      try {
+        await readOnce(c, 'd0');
+        again = c;
+      } catch {
+        /* refused: not yet noticed */
+      }
     }
     expect(again).not.toBeNull();
   });
@@ -94,7 +107,11 @@ describe('connection limits', () => {
   });
 
   it('rejects limits that are not numbers at start (exit 2, one line)', async () => {
-    for (const bad of [['--max-connections-per-client', '0'], ['--idle-timeout', '-1'], ['--idle-timeout', 'soon']]) {
+    for (const bad of [
+      ['--max-connections-per-client', '0'],
+      ['--idle-timeout', '-1'],
+      ['--idle-timeout', 'soon'],
+    ]) {
       const srv = startServer({ transport: 'tcp', aio: ['d.img,name=d0,size=1M'], args: [...bad, '--no-rpc'], timeoutMs: 10_000 });
       await expect(srv).rejects.toThrow(/exited \(code 2/);
     }
@@ -103,15 +120,25 @@ describe('connection limits', () => {
 
 describe('--idle-timeout', () => {
   let t: RpcTarget;
-  afterAll(async () => { await t.cleanup(); });
+  afterAll(async () => {
+    await t.cleanup();
+  });
 
   it('closes an idle connection after the time, not one with a request in flight, and not a busy one', async () => {
     t = await startTarget({ args: ['--idle-timeout', '1'] });
     await t.ok('bdev_malloc_create', '{"name": "m0", "block_size": 512, "num_blocks": 2048}');
     // Reads take 2.5 s: longer than the idle timeout.
-    await t.ok('bdev_delay_create', JSON.stringify({
-      name: 'slow', base_bdev_name: 'm0', avg_read_latency: 2_500_000, p99_read_latency: 2_500_000, avg_write_latency: 0, p99_write_latency: 0,
-    }));
+    await t.ok(
+      'bdev_delay_create',
+      JSON.stringify({
+        name: 'slow',
+        base_bdev_name: 'm0',
+        avg_read_latency: 2_500_000,
+        p99_read_latency: 2_500_000,
+        avg_write_latency: 0,
+        p99_write_latency: 0,
+      }),
+    );
     await t.ok('nbd_export_add', 'slow');
     await t.ok('bdev_malloc_create', '{"name": "m1", "block_size": 512, "num_blocks": 2048}');
     await t.ok('nbd_export_add', 'm1');
@@ -152,7 +179,9 @@ describe('--idle-timeout', () => {
       expect(busy.closed).toBe(false);
       expect(t.stderr).toMatch(/connection idle for the idle timeout; closing it/);
     } finally {
-      idle.close(); inFlight.close(); busy.close();
+      idle.close();
+      inFlight.close();
+      busy.close();
     }
   }, 30_000);
 });
@@ -161,7 +190,9 @@ describe('--idle-timeout and kernel attach', () => {
   it('spares serveDirect connections (the kernel holds them idle while a device is attached)', async () => {
     const srv = await startInProcess([{ name: 'd0', size: 1 << 20 }], { idleTimeoutMs: 300 });
     const pairPath = path.join(srv.dir, 'pair.sock');
-    const pairServer = net.createServer((s) => { void srv.server.serveDirect(s, 'd0'); });
+    const pairServer = net.createServer((s) => {
+      void srv.server.serveDirect(s, 'd0');
+    });
     await new Promise<void>((resolve) => pairServer.listen(pairPath, resolve));
     const direct = await RawClient.connect(pairPath);
     const negotiated = await RawClient.connect(srv.socketPath);

@@ -13,9 +13,15 @@ import { tool } from '../helpers/tools.js';
 
 const hasScript = tool('script');
 const dirs: string[] = [];
-afterEach(() => { for (const d of dirs.splice(0)) rmrf(d); });
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmrf(d);
+});
 
-function dir(): string { const d = tmpDir('aionbd-logs-'); dirs.push(d); return d; }
+function dir(): string {
+  const d = tmpDir('aionbd-logs-');
+  dirs.push(d);
+  return d;
+}
 
 /** The environment of a terminal user who has not turned colours off. */
 function colourEnv(): NodeJS.ProcessEnv {
@@ -30,12 +36,18 @@ const SHORT_LIFE = ['serve', '--aio', 'd.img,size=1M', '--listen', 'unix:s.sock'
 const TIME = String.raw`\[\d\d:\d\d:\d\d\.\d{3}\]`;
 
 function jsonLines(text: string): Record<string, unknown>[] {
-  return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 async function withBusyPort<T>(fn: (port: number) => Promise<T>): Promise<T> {
   const blocker = net.createServer();
-  await new Promise<void>((resolve, reject) => { blocker.once('error', reject); blocker.listen({ host: '127.0.0.1', port: 0 }, resolve); });
+  await new Promise<void>((resolve, reject) => {
+    blocker.once('error', reject);
+    blocker.listen({ host: '127.0.0.1', port: 0 }, resolve);
+  });
   try {
     const a = blocker.address();
     return await fn(a !== null && typeof a === 'object' ? a.port : 0);
@@ -60,7 +72,11 @@ describe.skipIf(!hasScript)('on a terminal', () => {
 
   it('NO_COLOR: the same lines, without colour', async () => {
     requireBuilt();
-    const r = await runInPty(process.execPath, [BIN, ...SHORT_LIFE], { cwd: dir(), env: { ...colourEnv(), NO_COLOR: '1' }, timeoutMs: 30_000 });
+    const r = await runInPty(process.execPath, [BIN, ...SHORT_LIFE], {
+      cwd: dir(),
+      env: { ...colourEnv(), NO_COLOR: '1' },
+      timeoutMs: 30_000,
+    });
     expect(r.code, explain(r)).toBe(0);
     expect(r.stdout).not.toContain('\x1b[3');
     expect(r.stdout).toMatch(new RegExp(`^${TIME} INFO: listening address=unix:s\\.sock$`, 'm'));
@@ -68,7 +84,11 @@ describe.skipIf(!hasScript)('on a terminal', () => {
 
   it('--log-format json: JSON lines even on a terminal', async () => {
     requireBuilt();
-    const r = await runInPty(process.execPath, [BIN, ...SHORT_LIFE, '--log-format', 'json'], { cwd: dir(), env: colourEnv(), timeoutMs: 30_000 });
+    const r = await runInPty(process.execPath, [BIN, ...SHORT_LIFE, '--log-format', 'json'], {
+      cwd: dir(),
+      env: colourEnv(),
+      timeoutMs: 30_000,
+    });
     expect(r.code, explain(r)).toBe(0);
     const records = jsonLines(r.stdout);
     expect(records.map((x) => x['msg'])).toEqual(expect.arrayContaining(['created sparse image', 'listening']));
@@ -78,8 +98,11 @@ describe.skipIf(!hasScript)('on a terminal', () => {
   it('a failed start is its one aionbd: line alone (the line is the record a person reads)', async () => {
     requireBuilt();
     await withBusyPort(async (port) => {
-      const r = await runInPty(process.execPath, [BIN, 'serve', '--aio', 'd.img,size=1M', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc'],
-        { cwd: dir(), env: colourEnv(), timeoutMs: 30_000 });
+      const r = await runInPty(
+        process.execPath,
+        [BIN, 'serve', '--aio', 'd.img,size=1M', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc'],
+        { cwd: dir(), env: colourEnv(), timeoutMs: 30_000 },
+      );
       expect(r.code, explain(r)).toBe(1);
       expect(r.stdout).toBe(`aionbd: cannot listen on tcp://127.0.0.1:${port}: address already in use\n`);
     });
@@ -93,7 +116,11 @@ describe('not on a terminal', () => {
     expect(json.code, explain(json)).toBe(0);
     expect(jsonLines(json.stderr).map((x) => x['msg'])).toContain('listening');
 
-    const pretty = await run(process.execPath, [BIN, ...SHORT_LIFE, '--log-format', 'pretty'], { cwd: dir(), env: colourEnv(), timeoutMs: 30_000 });
+    const pretty = await run(process.execPath, [BIN, ...SHORT_LIFE, '--log-format', 'pretty'], {
+      cwd: dir(),
+      env: colourEnv(),
+      timeoutMs: 30_000,
+    });
     expect(pretty.code, explain(pretty)).toBe(0);
     expect(pretty.stderr).toMatch(new RegExp(`^${TIME} INFO: listening address=unix:s\\.sock$`, 'm'));
     expect(pretty.stderr).not.toContain('\x1b[');
@@ -118,7 +145,10 @@ describe('a failed start in JSON: a structured record, then the aionbd: line', (
     requireBuilt();
     await withBusyPort(async (port) => {
       const cwd = dir();
-      const r = await run(process.execPath, [BIN, 'serve', '--aio', 'd.img,size=1M', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc'], { cwd, timeoutMs: 20_000 });
+      const r = await run(process.execPath, [BIN, 'serve', '--aio', 'd.img,size=1M', '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc'], {
+        cwd,
+        timeoutMs: 20_000,
+      });
       expect(r.code, explain(r)).toBe(1);
       const msg = `cannot listen on tcp://127.0.0.1:${port}: address already in use`;
       const { record, line } = failure(r);
@@ -142,7 +172,10 @@ describe('a failed start in JSON: a structured record, then the aionbd: line', (
     requireBuilt();
     const cwd = dir();
     fs.writeFileSync(path.join(cwd, 'plain'), '');
-    const r = await run(process.execPath, [BIN, 'serve', '--aio', 'plain/d.img,size=1M', '--listen', 'unix:s.sock', '--no-rpc'], { cwd, timeoutMs: 20_000 });
+    const r = await run(process.execPath, [BIN, 'serve', '--aio', 'plain/d.img,size=1M', '--listen', 'unix:s.sock', '--no-rpc'], {
+      cwd,
+      timeoutMs: 20_000,
+    });
     expect(r.code, explain(r)).toBe(1);
     const { record } = failure(r);
     expect(record).toMatchObject({ level: 50, code: 'AIONBD_SYSTEM', exitCode: 1, errno: 20 }); // ENOTDIR

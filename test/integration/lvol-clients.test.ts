@@ -37,7 +37,10 @@ describe.skipIf(!have)('lvol snapshots, clones and resize through aionbd rpc and
   async function put(name: string, offset: number, data: Buffer): Promise<number | null> {
     const f = `${dir}/put.bin`;
     fs.writeFileSync(f, data);
-    const r = await run('nbdsh', ['-u', srv.uri(name), '-c', `h.pwrite(open(${JSON.stringify(f)}, 'rb').read(), ${offset})`], { timeoutMs: 30_000, env: nbdshEnv() ?? undefined });
+    const r = await run('nbdsh', ['-u', srv.uri(name), '-c', `h.pwrite(open(${JSON.stringify(f)}, 'rb').read(), ${offset})`], {
+      timeoutMs: 30_000,
+      env: nbdshEnv() ?? undefined,
+    });
     return r.code;
   }
   /** The whole export, read with nbdcopy. */
@@ -55,8 +58,13 @@ describe.skipIf(!have)('lvol snapshots, clones and resize through aionbd rpc and
     return Number(r.stdout.trim());
   }
 
-  beforeAll(() => { dir = tmpDir(); });
-  afterAll(async () => { await stopAllServers(); rmrf(dir); });
+  beforeAll(() => {
+    dir = tmpDir();
+  });
+  afterAll(async () => {
+    await stopAllServers();
+    rmrf(dir);
+  });
 
   it('snapshot and clone: each side keeps its own writes, the snapshot stays read-only, across save_config and --config', async () => {
     const img = `${dir}/base.img`;
@@ -69,11 +77,15 @@ describe.skipIf(!have)('lvol snapshots, clones and resize through aionbd rpc and
     await ok('nbd_export_add', 'lvs0/vol', '-n', 'vol');
 
     const s = Buffer.alloc(8 * MiB);
-    const w = (buf: Buffer, at: number, data: Buffer): void => { data.copy(buf, at); };
-    const r1 = pattern(1536 * 1024, 1), r2 = pattern(MiB, 2);
+    const w = (buf: Buffer, at: number, data: Buffer): void => {
+      data.copy(buf, at);
+    };
+    const r1 = pattern(1536 * 1024, 1),
+      r2 = pattern(MiB, 2);
     expect(await put('vol', 512 * 1024, r1)).toBe(0);
     expect(await put('vol', 5 * MiB, r2)).toBe(0);
-    w(s, 512 * 1024, r1); w(s, 5 * MiB, r2);
+    w(s, 512 * 1024, r1);
+    w(s, 5 * MiB, r2);
 
     const snapUuid = await ok('bdev_lvol_snapshot', 'lvs0/vol', 'snap'); // printed bare, as rpc.py prints strings
     expect(snapUuid).toMatch(/^[0-9a-f-]{36}$/);
@@ -81,11 +93,14 @@ describe.skipIf(!have)('lvol snapshots, clones and resize through aionbd rpc and
     await ok('nbd_export_add', 'lvs0/snap', '-n', 'snap', '-r');
     await ok('nbd_export_add', 'lvs0/clone', '-n', 'clone');
     // Unaligned writes across cluster boundaries: each copies its clusters first.
-    const r3 = pattern(256 * 1024 + 513, 3), r4 = pattern(8192 + 7, 4);
+    const r3 = pattern(256 * 1024 + 513, 3),
+      r4 = pattern(8192 + 7, 4);
     expect(await put('vol', MiB - 100, r3)).toBe(0);
     expect(await put('clone', 6 * MiB - 4096, r4)).toBe(0);
-    const vol = Buffer.from(s), clone = Buffer.from(s);
-    w(vol, MiB - 100, r3); w(clone, 6 * MiB - 4096, r4);
+    const vol = Buffer.from(s),
+      clone = Buffer.from(s);
+    w(vol, MiB - 100, r3);
+    w(clone, 6 * MiB - 4096, r4);
     const check = async (): Promise<void> => {
       expect((await whole('snap')).equals(s)).toBe(true);
       expect((await whole('vol')).equals(vol)).toBe(true);
@@ -100,9 +115,15 @@ describe.skipIf(!have)('lvol snapshots, clones and resize through aionbd rpc and
     expect(await put('snap', 0, pattern(4096, 5))).not.toBe(0);
     const del = await rpc('bdev_lvol_delete', 'lvs0/snap');
     expect(del.code).toBe(1);
-    expect(del.err).toMatch(/^aionbd: Device or resource busy: bdev "lvs0\/snap" is in use: it has clones \(lvs0\/vol, lvs0\/clone\): delete them, or make each independent/);
+    expect(del.err).toMatch(
+      /^aionbd: Device or resource busy: bdev "lvs0\/snap" is in use: it has clones \(lvs0\/vol, lvs0\/clone\): delete them, or make each independent/,
+    );
     const lvols = JSON.parse(await ok('bdev_lvol_get_lvols', '-l', 'lvs0')) as { name: string; is_snapshot: boolean; is_clone: boolean }[];
-    expect(lvols.map((l) => [l.name, l.is_snapshot, l.is_clone])).toEqual([['vol', false, true], ['snap', true, false], ['clone', false, true]]);
+    expect(lvols.map((l) => [l.name, l.is_snapshot, l.is_clone])).toEqual([
+      ['vol', false, true],
+      ['snap', true, false],
+      ['clone', false, true],
+    ]);
 
     fs.writeFileSync(`${dir}/config.json`, await ok('save_config'));
     expect((await srv.stop('SIGTERM')).code).toBe(0);
@@ -116,11 +137,17 @@ describe.skipIf(!have)('lvol snapshots, clones and resize through aionbd rpc and
     await ok('bdev_lvol_resize', 'lvs0/vol', '16');
     expect(await size('vol')).toBe(16 * MiB);
     // A client that stays connected, told 16 MiB.
-    const held = spawn('nbdsh', ['-u', srv.uri('vol'), '-c', 'import sys\nprint(h.get_size(), flush=True)\nsys.stdin.read()'], { env: nbdshEnv() ?? undefined, stdio: ['pipe', 'pipe', 'inherit'] });
+    const held = spawn('nbdsh', ['-u', srv.uri('vol'), '-c', 'import sys\nprint(h.get_size(), flush=True)\nsys.stdin.read()'], {
+      env: nbdshEnv() ?? undefined,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     try {
       const told = await new Promise<string>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error('nbdsh did not connect')), 20_000);
-        held.stdout.once('data', (d: Buffer) => { clearTimeout(t); resolve(d.toString().trim()); });
+        held.stdout.once('data', (d: Buffer) => {
+          clearTimeout(t);
+          resolve(d.toString().trim());
+        });
       });
       expect(Number(told)).toBe(16 * MiB);
       const refused = await rpc('bdev_lvol_resize', 'lvs0/vol', '4');
@@ -131,7 +158,10 @@ describe.skipIf(!have)('lvol snapshots, clones and resize through aionbd rpc and
       expect(await size('vol')).toBe(4 * MiB);
     } finally {
       held.stdin.end();
-      await new Promise((resolve) => { held.once('exit', resolve); setTimeout(resolve, 10_000).unref(); });
+      await new Promise((resolve) => {
+        held.once('exit', resolve);
+        setTimeout(resolve, 10_000).unref();
+      });
     }
     // Below the cut the data is what it was.
     expect((await whole('vol')).equals(volData.subarray(0, 4 * MiB))).toBe(true);

@@ -26,7 +26,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe('memory budget (CLI server)', () => {
   requireBuilt();
-  afterEach(async () => { await stopAllServers(); });
+  afterEach(async () => {
+    await stopAllServers();
+  });
 
   it('4 clients pipelining 128 READs of 64 MiB (the default maximum) that they never read: RSS < 512 MiB, a fifth is served, memory comes back', async () => {
     const srv = await startServer({ aio: ['disk.img,size=1G'] });
@@ -42,7 +44,10 @@ describe('memory budget (CLI server)', () => {
       hogs.push(c);
     }
     let peak = 0;
-    for (let t = 0; t < 12; t++) { await sleep(250); peak = Math.max(peak, rss(srv.pid)); }
+    for (let t = 0; t < 12; t++) {
+      await sleep(250);
+      peak = Math.max(peak, rss(srv.pid));
+    }
     expect(peak).toBeLessThan(512 * MiB);
 
     const c5 = await RawClient.connect(path);
@@ -59,7 +64,10 @@ describe('memory budget (CLI server)', () => {
     for (const c of hogs) c.close();
     const deadline = Date.now() + 10_000;
     let now = rss(srv.pid);
-    while (now >= 256 * MiB && Date.now() < deadline) { await sleep(250); now = rss(srv.pid); }
+    while (now >= 256 * MiB && Date.now() < deadline) {
+      await sleep(250);
+      now = rss(srv.pid);
+    }
     expect(now).toBeLessThan(256 * MiB);
     console.log(`never-reading clients: peak server RSS ${Math.round(peak / MiB)} MiB, ${Math.round(now / MiB)} MiB after they closed`);
   }, 60_000);
@@ -79,12 +87,12 @@ describe('memory budget (CLI server)', () => {
     c.write(request(CMD.READ, { cookie: 2n, offset: 1, length: len }));
     expect(await readSimpleReply(c, 30_000)).toEqual({ magic: 0x67446698, error: 0, cookie: 2n });
     let peak = 0;
-    for (let at = 0; at < len;) {
+    for (let at = 0; at < len; ) {
       const n = Math.min(8 * MiB, len - at);
       const got = await c.read(n, 30_000);
       // Byte i of the reply is byte i+1 of the image, which the WRITE set to slice[(i+1) % 8 MiB]
       // for i+1 < 2^31, and which was never written (zero) at 2^31.
-      const want = Buffer.concat([slice, slice]).subarray((at + 1) % slice.length, (at + 1) % slice.length + n);
+      const want = Buffer.concat([slice, slice]).subarray((at + 1) % slice.length, ((at + 1) % slice.length) + n);
       if (at + n === len) want[n - 1] = 0;
       if (!got.equals(want)) throw new Error(`READ data differs in [${at}, ${at + n})`);
       at += n;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { explain, run } from '../helpers/run.js';
 import { BIN, freePort } from '../helpers/server.js';
 import { tool } from '../helpers/tools.js';
@@ -35,7 +35,10 @@ async function until<T>(what: string, ms: number, fn: () => Promise<T | undefine
   throw new Error(`${what}: not within ${ms} ms${last !== null ? ` (last error: ${String(last)})` : ''}`);
 }
 
-interface QueryResult { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } }
+interface QueryResult {
+  status: string;
+  data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+}
 
 describe.skipIf(!have.fio || !have.prometheus)('--metrics scraped by Prometheus', () => {
   const targets: RpcTarget[] = [];
@@ -62,13 +65,32 @@ describe.skipIf(!have.fio || !have.prometheus)('--metrics scraped by Prometheus'
     expect((await get(`http://127.0.0.1:${mport}/metrics`)).text).toMatch(/^aionbd_export_connections\{export="m0",bdev="m0"\} 0$/m);
 
     const pport = await freePort();
-    fs.writeFileSync(t.file('prometheus.yml'), [
-      'global:', '  scrape_interval: 1s', '  evaluation_interval: 1s', 'scrape_configs:', '  - job_name: aionbd',
-      '    scrape_timeout: 1s', '    static_configs:', `      - targets: ['127.0.0.1:${mport}']`, '',
-    ].join('\n'));
-    prom = spawn('prometheus', [`--config.file=${t.file('prometheus.yml')}`, `--storage.tsdb.path=${path.join(t.dir, 'tsdb')}`,
-      `--web.listen-address=127.0.0.1:${pport}`], { cwd: t.dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    prom.stderr?.on('data', (b: Buffer) => { if (promLog.length < 1 << 20) promLog += b.toString(); });
+    fs.writeFileSync(
+      t.file('prometheus.yml'),
+      [
+        'global:',
+        '  scrape_interval: 1s',
+        '  evaluation_interval: 1s',
+        'scrape_configs:',
+        '  - job_name: aionbd',
+        '    scrape_timeout: 1s',
+        '    static_configs:',
+        `      - targets: ['127.0.0.1:${mport}']`,
+        '',
+      ].join('\n'),
+    );
+    prom = spawn(
+      'prometheus',
+      [
+        `--config.file=${t.file('prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(t.dir, 'tsdb')}`,
+        `--web.listen-address=127.0.0.1:${pport}`,
+      ],
+      { cwd: t.dir, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    prom.stderr?.on('data', (b: Buffer) => {
+      if (promLog.length < 1 << 20) promLog += b.toString();
+    });
     const api = `http://127.0.0.1:${pport}`;
     const query = async (q: string): Promise<number | undefined> => {
       const r = JSON.parse((await get(`${api}/api/v1/query?query=${encodeURIComponent(q)}`)).text) as QueryResult;
@@ -78,11 +100,28 @@ describe.skipIf(!have.fio || !have.prometheus)('--metrics scraped by Prometheus'
     await until(`Prometheus ready\n${promLog}`, 30_000, async () => ((await get(`${api}/-/ready`)).status === 200 ? true : undefined));
     await until('a first scrape of aionbd', 20_000, () => query('up{job="aionbd"}'));
 
-    const fio = run('fio', ['--name=load', '--ioengine=nbd', `--uri=${t.uri('m0')}`, '--rw=randrw', '--bs=4k', '--iodepth=8',
-      '--size=32M', '--time_based', '--runtime=8', '--output-format=json'], { timeoutMs: 60_000, cwd: t.dir });
+    const fio = run(
+      'fio',
+      [
+        '--name=load',
+        '--ioengine=nbd',
+        `--uri=${t.uri('m0')}`,
+        '--rw=randrw',
+        '--bs=4k',
+        '--iodepth=8',
+        '--size=32M',
+        '--time_based',
+        '--runtime=8',
+        '--output-format=json',
+      ],
+      { timeoutMs: 60_000, cwd: t.dir },
+    );
     // While fio is connected the export counts its connection.
     await until('the fio connection in /metrics', 10_000, async () =>
-      (/^aionbd_export_connections\{export="m0",bdev="m0"\} 1$/m.test((await get(`http://127.0.0.1:${mport}/metrics`)).text) ? true : undefined));
+      /^aionbd_export_connections\{export="m0",bdev="m0"\} 1$/m.test((await get(`http://127.0.0.1:${mport}/metrics`)).text)
+        ? true
+        : undefined,
+    );
     const rates = await until(`non-zero rates in Prometheus\n${promLog.slice(-2000)}`, 30_000, async () => {
       const v = await Promise.all([
         query('rate(aionbd_bdev_operations_total{bdev="m0",type="read"}[5s])'),
@@ -91,13 +130,13 @@ describe.skipIf(!have.fio || !have.prometheus)('--metrics scraped by Prometheus'
         query('histogram_quantile(0.99, rate(aionbd_bdev_latency_seconds_bucket{bdev="m0",type="read"}[5s]))'),
         query('aionbd_memory_budget_bytes'),
       ]);
-      return v.every((x) => x !== undefined) ? v as number[] : undefined;
+      return v.every((x) => x !== undefined) ? (v as number[]) : undefined;
     });
     const [reads = 0, writes = 0, writeBytes = 0, p99 = 0] = rates;
     expect(reads).toBeGreaterThan(10);
     expect(writes).toBeGreaterThan(10);
     expect(writeBytes / writes).toBeCloseTo(4096, -2);
-    expect(p99).toBeLessThan(10);   // seconds
+    expect(p99).toBeLessThan(10); // seconds
     const r = await fio;
     expect(r.code, explain(r)).toBe(0);
   }, 120_000);

@@ -68,8 +68,12 @@ print('ok')
 
 describe.skipIf(!have)('nbdsh (libnbd Python) against every command and flag', () => {
   let srv: TestServer;
-  beforeAll(async () => { srv = await startServer({ aio: ['d.img,name=d0,size=32M'] }); }, 30_000);
-  afterAll(async () => { await stopAllServers(); });
+  beforeAll(async () => {
+    srv = await startServer({ aio: ['d.img,name=d0,size=32M'] });
+  }, 30_000);
+  afterAll(async () => {
+    await stopAllServers();
+  });
 
   it('runs the script cleanly', async () => {
     const r = await run('nbdsh', ['-c', SCRIPT], { timeoutMs: 60_000, env: { ...(nbdshEnv() ?? process.env), NBD_URI: srv.uri('d0') } });

@@ -13,11 +13,19 @@ import { tool } from '../helpers/tools.js';
 const MiB = 2 ** 20;
 const SIZE = 192 * MiB;
 const dirs: string[] = [];
-afterEach(() => { for (const d of dirs.splice(0)) rmrf(d); });
-function dir(): string { const d = tmpDir('aionbd-prealloc-'); dirs.push(d); return d; }
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmrf(d);
+});
+function dir(): string {
+  const d = tmpDir('aionbd-prealloc-');
+  dirs.push(d);
+  return d;
+}
 
 /** Bytes the file system has allocated to the file (st_blocks is in 512-byte units, whatever the block size). */
-function allocated(file: string): number { return fs.statSync(file).blocks * 512; }
+function allocated(file: string): number {
+  return fs.statSync(file).blocks * 512;
+}
 
 /** `du -B1 FILE`, as a user checks it. */
 async function du(file: string): Promise<number> {
@@ -29,7 +37,11 @@ async function du(file: string): Promise<number> {
 function serveOnce(cwd: string, spec: string, extra: string[] = []): ReturnType<typeof run> {
   requireBuilt();
   // Captive: the server creates the image, serves it to `true`, and stops.
-  return run(process.execPath, [BIN, 'serve', '--aio', spec, '--listen', 'unix:s.sock', '--no-rpc', '--run', 'true', '--log-level', 'info', ...extra], { cwd, timeoutMs: 120_000 });
+  return run(
+    process.execPath,
+    [BIN, 'serve', '--aio', spec, '--listen', 'unix:s.sock', '--no-rpc', '--run', 'true', '--log-level', 'info', ...extra],
+    { cwd, timeoutMs: 120_000 },
+  );
 }
 
 describe('prealloc= of a new image', () => {
@@ -61,16 +73,23 @@ describe('prealloc= of a new image', () => {
     expect(r.stderr).toContain('"msg":"created preallocated image"');
   }, 120_000);
 
-  it.skipIf(!tool('script'))('full, on a terminal: a progress bar (cli-progress) redrawn in place', async () => {
-    requireBuilt();
-    const cwd = dir();
-    const r = await runInPty(process.execPath, [BIN, 'serve', '--aio', `d.img,size=${SIZE},prealloc=full`, '--listen', 'unix:s.sock', '--no-rpc', '--run', 'true'],
-      { cwd, timeoutMs: 120_000 });
-    expect(r.code, explain(r)).toBe(0);
-    expect(stripAnsi(r.stdout)).toMatch(new RegExp(`aionbd: writing d\\.img =+ 100% \\| ${SIZE / MiB}M of ${SIZE / MiB}M \\| ETA 0s`));
-    expect(r.stdout, 'redrawn in place (cursor to column 1), not line after line').toContain('\x1b[1G');
-    expect(r.stdout).not.toContain('aionbd: writing d.img: 100%');
-  }, 120_000);
+  it.skipIf(!tool('script'))(
+    'full, on a terminal: a progress bar (cli-progress) redrawn in place',
+    async () => {
+      requireBuilt();
+      const cwd = dir();
+      const r = await runInPty(
+        process.execPath,
+        [BIN, 'serve', '--aio', `d.img,size=${SIZE},prealloc=full`, '--listen', 'unix:s.sock', '--no-rpc', '--run', 'true'],
+        { cwd, timeoutMs: 120_000 },
+      );
+      expect(r.code, explain(r)).toBe(0);
+      expect(stripAnsi(r.stdout)).toMatch(new RegExp(`aionbd: writing d\\.img =+ 100% \\| ${SIZE / MiB}M of ${SIZE / MiB}M \\| ETA 0s`));
+      expect(r.stdout, 'redrawn in place (cursor to column 1), not line after line').toContain('\x1b[1G');
+      expect(r.stdout).not.toContain('aionbd: writing d.img: 100%');
+    },
+    120_000,
+  );
 
   it('an existing file is served as it is, with a warning', async () => {
     const cwd = dir();
@@ -86,12 +105,19 @@ describe('prealloc= of a new image', () => {
   it('a start that fails after preallocating removes the image and the directories it made', async () => {
     const cwd = dir();
     const blocker = net.createServer();
-    await new Promise<void>((resolve, reject) => { blocker.once('error', reject); blocker.listen({ host: '127.0.0.1', port: 0 }, resolve); });
+    await new Promise<void>((resolve, reject) => {
+      blocker.once('error', reject);
+      blocker.listen({ host: '127.0.0.1', port: 0 }, resolve);
+    });
     try {
       const a = blocker.address();
       const port = a !== null && typeof a === 'object' ? a.port : 0;
       requireBuilt();
-      const r = await run(process.execPath, [BIN, 'serve', '--aio', `new/dir/d.img,size=${16 * MiB},prealloc=falloc`, '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc'], { cwd, timeoutMs: 30_000 });
+      const r = await run(
+        process.execPath,
+        [BIN, 'serve', '--aio', `new/dir/d.img,size=${16 * MiB},prealloc=falloc`, '--listen', `tcp://127.0.0.1:${port}`, '--no-rpc'],
+        { cwd, timeoutMs: 30_000 },
+      );
       expect(r.code, explain(r)).toBe(1);
       expect(fs.readdirSync(cwd), 'left behind').toEqual([]);
     } finally {

@@ -10,8 +10,12 @@ const have = tool('qemu-img', 'qemu-io', 'nbdinfo');
 
 describe.skipIf(!have)('qemu-img convert, compare and map', () => {
   let srv: TestServer;
-  beforeAll(async () => { srv = await startServer({ aio: ['d.img,name=d0,size=64M'] }); }, 30_000);
-  afterAll(async () => { await stopAllServers(); });
+  beforeAll(async () => {
+    srv = await startServer({ aio: ['d.img,name=d0,size=64M'] });
+  }, 30_000);
+  afterAll(async () => {
+    await stopAllServers();
+  });
 
   it('converts a sparse image in and out, byte-identical, holes kept', async () => {
     const src = srv.file('src.raw');
@@ -42,13 +46,39 @@ describe.skipIf(!have)('qemu-img convert, compare and map', () => {
 
   it('nbdinfo --map shows the real holes, and qemu-io works at odd offsets and lengths', async () => {
     const fresh = await startServer({ aio: ['m.img,name=m,size=16M'] });
-    const w = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x61 3M 1M', '-c', 'write -P 0x62 12345 777', '-c', 'read -P 0x62 12345 777',
-      '-c', 'read -P 0 12344 1', '-c', 'read -P 0 13122 1', '-c', 'write -z 3145729 100', '-c', 'read -P 0 3145729 100', '-c', 'read -P 0x61 3145829 1000', fresh.uri('m')], { timeoutMs: 60_000 });
+    const w = await run(
+      'qemu-io',
+      [
+        '-f',
+        'raw',
+        '-c',
+        'write -P 0x61 3M 1M',
+        '-c',
+        'write -P 0x62 12345 777',
+        '-c',
+        'read -P 0x62 12345 777',
+        '-c',
+        'read -P 0 12344 1',
+        '-c',
+        'read -P 0 13122 1',
+        '-c',
+        'write -z 3145729 100',
+        '-c',
+        'read -P 0 3145729 100',
+        '-c',
+        'read -P 0x61 3145829 1000',
+        fresh.uri('m'),
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(w.code, w.stdout + w.stderr).toBe(0);
     expect(w.stdout).not.toMatch(/Pattern verification failed/);
     const map = await run('nbdinfo', ['--map', fresh.uri('m')], { timeoutMs: 30_000 });
     expect(map.code, map.stderr).toBe(0);
-    const rows = map.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/));
+    const rows = map.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
     const covered = rows.reduce((n, r) => n + Number(r[1]), 0);
     expect(covered).toBe(16 * MiB);
     const data = rows.filter((r) => r[2] === '0');

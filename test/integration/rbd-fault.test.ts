@@ -32,10 +32,19 @@ describe.skipIf(!have)('RBD with the OSD stopped', () => {
     const img = imageName('fault');
     await ceph.createImage(img, '32M');
     srv = await startServer({
-      rawArgs: ['--listen', `unix:${path.join(dir, 'nbd.sock')}`, '--no-rpc', '--log-level', 'info',
-        '--rbd', `${ceph.pool}/${img},conf=${ceph.conf},name=r,timeout=${TIMEOUT_S}`,
-        '--aio', `${path.join(dir, 'local.img')},name=local,size=16M`],
-      exports: 2, timeoutMs: 60_000,
+      rawArgs: [
+        '--listen',
+        `unix:${path.join(dir, 'nbd.sock')}`,
+        '--no-rpc',
+        '--log-level',
+        'info',
+        '--rbd',
+        `${ceph.pool}/${img},conf=${ceph.conf},name=r,timeout=${TIMEOUT_S}`,
+        '--aio',
+        `${path.join(dir, 'local.img')},name=local,size=16M`,
+      ],
+      exports: 2,
+      timeoutMs: 60_000,
     });
   }, 120_000);
 
@@ -51,8 +60,23 @@ describe.skipIf(!have)('RBD with the OSD stopped', () => {
     expect(w.code, explain(w)).toBe(0);
 
     // A write load, then the OSD goes away under it: fio stops at its first error.
-    const load = run('fio', ['--name=load', '--ioengine=nbd', `--uri=${srv.uri('r')}`, '--rw=randwrite', '--bs=4k', '--iodepth=16',
-      '--offset=8M', '--size=16M', '--time_based', '--runtime=60', '--output-format=json'], { timeoutMs: 120_000, cwd: dir });
+    const load = run(
+      'fio',
+      [
+        '--name=load',
+        '--ioengine=nbd',
+        `--uri=${srv.uri('r')}`,
+        '--rw=randwrite',
+        '--bs=4k',
+        '--iodepth=16',
+        '--offset=8M',
+        '--size=16M',
+        '--time_based',
+        '--runtime=60',
+        '--output-format=json',
+      ],
+      { timeoutMs: 120_000, cwd: dir },
+    );
     await new Promise((r) => setTimeout(r, 1_500));
     const stopAt = Date.now();
     await ceph.stopOsd();
@@ -86,9 +110,12 @@ describe.skipIf(!have)('RBD with the OSD stopped', () => {
     // The OSD comes back (memstore kept its objects): the same export reads what was written.
     await ceph.startOsd();
     let ok: RunResult | null = null;
-    for (const until = Date.now() + 60_000; Date.now() < until;) {
+    for (const until = Date.now() + 60_000; Date.now() < until; ) {
       const r = await qemuIo(srv.uri('r'), ['read -P 0x42 0 1M', 'write -P 0x44 4M 64k', 'read -P 0x44 4M 64k']);
-      if (r.code === 0 && !/Pattern verification failed|error/i.test(r.stdout + r.stderr)) { ok = r; break; }
+      if (r.code === 0 && !/Pattern verification failed|error/i.test(r.stdout + r.stderr)) {
+        ok = r;
+        break;
+      }
       await new Promise((res) => setTimeout(res, 1_000));
     }
     expect(ok, 'the RBD export never recovered').not.toBeNull();

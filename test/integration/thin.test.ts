@@ -7,17 +7,28 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { pattern, write } from '../bdev/conformance.js';
 import { run } from '../helpers/run.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { tool } from '../helpers/tools.js';
 
-const MiB = 2 ** 20, GiB = 2 ** 30;
+const MiB = 2 ** 20,
+  GiB = 2 ** 30;
 const have = tool('nbdcopy', 'nbdinfo', 'qemu-img');
 
-interface NbdinfoExtent { offset: number; length: number; type: number; description: string }
-interface QemuExtent { start: number; length: number; data: boolean; zero: boolean }
+interface NbdinfoExtent {
+  offset: number;
+  length: number;
+  type: number;
+  description: string;
+}
+interface QemuExtent {
+  start: number;
+  length: number;
+  data: boolean;
+  zero: boolean;
+}
 
 describe.skipIf(!have)('thin provisioning end to end, with nbdcopy, nbdinfo and qemu-img', () => {
   let s: Server;
@@ -36,12 +47,14 @@ describe.skipIf(!have)('thin provisioning end to end, with nbdcopy, nbdinfo and 
     fs.truncateSync(base, 256 * MiB);
     await s.createAio({ filename: base, name: 'base', blockSize: 4096 });
     await s.createLvstore('base', 'lvs', MiB);
-    const lvol = async (name: string, sizeMib: number): Promise<Bdev> => s.bdevs.get(await s.createLvol({ lvsName: 'lvs', lvolName: name, sizeMib, thin: true }));
+    const lvol = async (name: string, sizeMib: number): Promise<Bdev> =>
+      s.bdevs.get(await s.createLvol({ lvsName: 'lvs', lvolName: name, sizeMib, thin: true }));
     const big = await lvol('big', 1024);
     for (const [i, at] of chunks.entries()) expect(await write(big, at, pattern(MiB, i + 1))).toBe(0);
     // The same 8 MiB in the second half of a lvol cut in two by split.
     const sp = await lvol('sp', 1024);
-    for (const [i, at] of chunks.entries()) expect(await write(sp, 512 * MiB + Math.floor(at / 2 / MiB) * MiB, pattern(MiB, i + 1))).toBe(0);
+    for (const [i, at] of chunks.entries())
+      expect(await write(sp, 512 * MiB + Math.floor(at / 2 / MiB) * MiB, pattern(MiB, i + 1))).toBe(0);
     await s.createSplit(sp.name, 2);
     // And 8 MiB through a raid0 of two thin lvols (2 MiB pieces: whole clusters on each member).
     await lvol('ra', 512);
@@ -53,7 +66,10 @@ describe.skipIf(!have)('thin provisioning end to end, with nbdcopy, nbdinfo and 
     s.addExport('r0');
     await s.listen(`unix:${sock}`);
   }, 60_000);
-  afterAll(async () => { await s?.close(); rmrf(dir); });
+  afterAll(async () => {
+    await s?.close();
+    rmrf(dir);
+  });
 
   const bytesRead = (name: string): number => (s.bdevs.get(name).stat.toJSON() as { bytes_read: number }).bytes_read;
 
@@ -75,7 +91,11 @@ describe.skipIf(!have)('thin provisioning end to end, with nbdcopy, nbdinfo and 
   }
 
   it('nbdcopy of a 1 GiB thin lvol holding 8 MiB allocates about 8 MiB; the same through split and raid0', async () => {
-    for (const [name, size] of [['big', GiB], ['half', GiB / 2], ['r0', GiB]] as const) {
+    for (const [name, size] of [
+      ['big', GiB],
+      ['half', GiB / 2],
+      ['r0', GiB],
+    ] as const) {
       const allocated = await copy(name, size);
       expect(allocated, name).toBeGreaterThanOrEqual(8 * MiB);
       expect(allocated, name).toBeLessThan(10 * MiB);
@@ -94,14 +114,15 @@ describe.skipIf(!have)('thin provisioning end to end, with nbdcopy, nbdinfo and 
     const at = <T extends { length: number }>(list: T[], start: (e: T) => number, off: number): T | undefined =>
       list.find((e) => start(e) <= off && off < start(e) + e.length);
     for (let off = 0; off < GiB; off += MiB) {
-      const e = at(ext, (x) => x.offset, off), q = at(qext, (x) => x.start, off);
+      const e = at(ext, (x) => x.offset, off),
+        q = at(qext, (x) => x.start, off);
       expect(e?.type, `nbdinfo at ${off}`).toBe(want(off));
       expect([q?.data, q?.zero], `qemu-img at ${off}`).toEqual(want(off) === 0 ? [true, false] : [false, true]);
     }
     expect(ext.filter((e) => e.type === 0).reduce((n, e) => n + e.length, 0)).toBe(8 * MiB);
   }, 60_000);
 
-  it('qemu:allocation-depth: listed for lvols only; a clone\'s clusters at depth 1, its snapshot\'s at 2, the rest 0', async () => {
+  it("qemu:allocation-depth: listed for lvols only; a clone's clusters at depth 1, its snapshot's at 2, the rest 0", async () => {
     const list = await run('nbdinfo', ['--list', `nbd+unix://?socket=${sock}`], { timeoutMs: 30_000 });
     expect(list.code, list.stderr).toBe(0);
     const contexts = (exp: string): string => list.stdout.split(/export="/).find((b) => b.startsWith(`${exp}"`)) ?? '';

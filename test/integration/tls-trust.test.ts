@@ -27,7 +27,12 @@ const NBD_SIMPLE_REPLY_MAGIC = 0x67446698;
 /** A logger whose lines the test can read: a refusal must say why. */
 function captureLog(): { log: Logger; text: () => string } {
   let text = '';
-  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { text += chunk.toString('utf8'); cb(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString('utf8');
+      cb();
+    },
+  });
   return { log: pino({ level: 'info' }, sink), text: () => text };
 }
 
@@ -50,13 +55,27 @@ async function attempt(socketPath: string, opts: tls.ConnectionOptions, timeoutM
   let received = Buffer.alloc(0);
   let closed = false;
   let wake: () => void = () => undefined;
-  secure.on('data', (d: Buffer) => { received = Buffer.concat([received, d]); wake(); });
-  secure.on('close', () => { closed = true; wake(); });
-  secure.on('error', () => { /* close follows */ });
+  secure.on('data', (d: Buffer) => {
+    received = Buffer.concat([received, d]);
+    wake();
+  });
+  secure.on('close', () => {
+    closed = true;
+    wake();
+  });
+  secure.on('error', () => {
+    /* close follows */
+  });
   const until = async (done: () => boolean): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (!done() && !closed && Date.now() < deadline) {
-      await new Promise<void>((r) => { const t = setTimeout(r, deadline - Date.now()); wake = () => { clearTimeout(t); r(); }; });
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, deadline - Date.now());
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
     }
   };
   const secured = await new Promise<boolean>((resolve) => {
@@ -148,9 +167,14 @@ function pythonClient(socketPath: string, cert: string, key: string): Promise<{ 
 describe.skipIf(!have)('TLS: only authenticated clients get past STARTTLS', () => {
   let certs: Certs;
   let srv: TestServer | null = null;
-  beforeAll(() => { certs = makeCerts(tmpDir('aionbd-tls-trust-')); }, 120_000);
+  beforeAll(() => {
+    certs = makeCerts(tmpDir('aionbd-tls-trust-'));
+  }, 120_000);
   afterAll(() => rmrf(certs.dir));
-  afterEach(async () => { await srv?.close(); srv = null; });
+  afterEach(async () => {
+    await srv?.close();
+    srv = null;
+  });
 
   const start = async (files: TlsFiles): Promise<() => string> => {
     const { log, text } = captureLog();
@@ -158,9 +182,14 @@ describe.skipIf(!have)('TLS: only authenticated clients get past STARTTLS', () =
     return text;
   };
   const x509 = (): TlsFiles => ({ cert: certs.file('server-cert.pem'), key: certs.file('server-key.pem'), ca: certs.file('ca-cert.pem') });
-  const clientCert = (who: string): tls.ConnectionOptions => ({ cert: fs.readFileSync(certs.file(`${who}-cert.pem`)), key: fs.readFileSync(certs.file(`${who}-key.pem`)) });
+  const clientCert = (who: string): tls.ConnectionOptions => ({
+    cert: fs.readFileSync(certs.file(`${who}-cert.pem`)),
+    key: fs.readFileSync(certs.file(`${who}-key.pem`)),
+  });
   const pskClient = (identity: string, key: Buffer): tls.ConnectionOptions => ({
-    ciphers: 'PSK', maxVersion: 'TLSv1.2', pskCallback: () => ({ identity, psk: key }),
+    ciphers: 'PSK',
+    maxVersion: 'TLSv1.2',
+    pskCallback: () => ({ identity, psk: key }),
   });
 
   it('--tls-ca: a self-signed or foreign-CA client certificate is refused with the reason logged; a CA-signed one is served', async () => {
@@ -194,7 +223,9 @@ describe.skipIf(!have)('TLS: only authenticated clients get past STARTTLS', () =
     expectRefused(await attempt(sock, pskClient('alice', Buffer.alloc(32, 7))));
     expect(log()).toMatch(/unknown PSK identity \\"bob\\"/);
     // libnbd (GnuTLS) negotiates TLS 1.3, where an external PSK looks like a resumed session.
-    const ok = await run('nbdinfo', ['--size', `nbds+unix://alice@/d0?socket=${sock}&tls-psk-file=${certs.file('keys.psk')}`], { timeoutMs: 20_000 });
+    const ok = await run('nbdinfo', ['--size', `nbds+unix://alice@/d0?socket=${sock}&tls-psk-file=${certs.file('keys.psk')}`], {
+      timeoutMs: 20_000,
+    });
     expect(ok.stdout.trim()).toBe(String(1 << 20));
   }, 60_000);
 
@@ -206,7 +237,9 @@ describe.skipIf(!have)('TLS: only authenticated clients get past STARTTLS', () =
     expectRefused(await attempt(sock, clientCert('mallory')));
     expectRefused(await attempt(sock, {}));
     expectRefused(await attempt(sock, { ...pskClient('alice', Buffer.alloc(32, 7)), ...clientCert('mallory') }));
-    const ok = await run('nbdinfo', ['--size', `nbds+unix://alice@/d0?socket=${sock}&tls-psk-file=${certs.file('keys.psk')}`], { timeoutMs: 20_000 });
+    const ok = await run('nbdinfo', ['--size', `nbds+unix://alice@/d0?socket=${sock}&tls-psk-file=${certs.file('keys.psk')}`], {
+      timeoutMs: 20_000,
+    });
     expect(ok.stdout.trim()).toBe(String(1 << 20));
   }, 60_000);
 
@@ -248,7 +281,10 @@ describe.skipIf(!have)('TLS settings that cannot be honoured stop `aionbd serve`
     w('zero.psk', `alice:${'00'.repeat(32)}\n`);
     w('colon.psk', `a:b:${'ab'.repeat(32)}\n`);
   }, 120_000);
-  afterAll(() => { rmrf(certs.dir); rmrf(work); });
+  afterAll(() => {
+    rmrf(certs.dir);
+    rmrf(work);
+  });
 
   const c = (n: string): string => certs.file(n);
   const wk = (n: string): string => path.join(work, n);
@@ -260,15 +296,43 @@ describe.skipIf(!have)('TLS settings that cannot be honoured stop `aionbd serve`
     ['--tls off with a PSK file', () => ['--tls', 'off', '--tls-psk', c('keys.psk')], /^--tls off contradicts --tls-psk/],
     ['--tls on with --tls-ca', () => ['--tls', 'on', ...server(), '--tls-ca', c('ca-cert.pem')], /^--tls on lets clients skip TLS/],
     ['--tls on with --tls-psk', () => ['--tls', 'on', '--tls-psk', c('keys.psk')], /^--tls on lets clients skip TLS/],
-    ['--tls-psk with a certificate but no --tls-ca', () => [...server(), '--tls-psk', c('keys.psk')], /^--tls-psk with --tls-cert\/--tls-key also needs --tls-ca/],
-    ['a CA file with no certificate (/etc/passwd)', () => [...server(), '--tls-ca', '/etc/passwd'], /^the TLS CA file \/etc\/passwd holds no PEM certificate/],
+    [
+      '--tls-psk with a certificate but no --tls-ca',
+      () => [...server(), '--tls-psk', c('keys.psk')],
+      /^--tls-psk with --tls-cert\/--tls-key also needs --tls-ca/,
+    ],
+    [
+      'a CA file with no certificate (/etc/passwd)',
+      () => [...server(), '--tls-ca', '/etc/passwd'],
+      /^the TLS CA file \/etc\/passwd holds no PEM certificate/,
+    ],
     ['an empty CA file', () => [...server(), '--tls-ca', wk('empty')], /holds no PEM certificate/],
-    ['a certificate file with no certificate', () => ['--tls-cert', '/etc/passwd', '--tls-key', c('server-key.pem')], /^the TLS certificate file \/etc\/passwd holds no PEM certificate/],
-    ['a key file with no key', () => ['--tls-cert', c('server-cert.pem'), '--tls-key', c('server-cert.pem')], /^the TLS key file .* holds no PEM private key/],
+    [
+      'a certificate file with no certificate',
+      () => ['--tls-cert', '/etc/passwd', '--tls-key', c('server-key.pem')],
+      /^the TLS certificate file \/etc\/passwd holds no PEM certificate/,
+    ],
+    [
+      'a key file with no key',
+      () => ['--tls-cert', c('server-cert.pem'), '--tls-key', c('server-cert.pem')],
+      /^the TLS key file .* holds no PEM private key/,
+    ],
     ['an encrypted key', () => ['--tls-cert', c('server-cert.pem'), '--tls-key', c('encrypted-key.pem')], /is encrypted/],
-    ['a key that does not match the certificate', () => ['--tls-cert', c('server-cert.pem'), '--tls-key', c('client-key.pem')], /does not match the certificate/],
-    ['an expired server certificate', () => ['--tls-cert', c('expired-cert.pem'), '--tls-key', c('expired-key.pem')], /expired on 2020-01-02/],
-    ['a server certificate not yet valid', () => ['--tls-cert', c('future-cert.pem'), '--tls-key', c('future-key.pem')], /not valid before 2099-01-01/],
+    [
+      'a key that does not match the certificate',
+      () => ['--tls-cert', c('server-cert.pem'), '--tls-key', c('client-key.pem')],
+      /does not match the certificate/,
+    ],
+    [
+      'an expired server certificate',
+      () => ['--tls-cert', c('expired-cert.pem'), '--tls-key', c('expired-key.pem')],
+      /expired on 2020-01-02/,
+    ],
+    [
+      'a server certificate not yet valid',
+      () => ['--tls-cert', c('future-cert.pem'), '--tls-key', c('future-key.pem')],
+      /not valid before 2099-01-01/,
+    ],
     ['an empty PSK file', () => ['--tls-psk', wk('empty.psk')], /holds no identity:hexkey line/],
     ['a malformed PSK line', () => ['--tls-psk', wk('malformed.psk')], /malformed\.psk line 2: expected identity:hexkey/],
     ['a duplicate PSK identity', () => ['--tls-psk', wk('duplicate.psk')], /line 2: identity "alice" is already on line 1/],
@@ -277,22 +341,38 @@ describe.skipIf(!have)('TLS settings that cannot be honoured stop `aionbd serve`
     ['a PSK identity with a colon', () => ['--tls-psk', wk('colon.psk')], /line 1: expected identity:hexkey/],
   ];
 
-  it.each(cases)('%s', async (_name, args, message) => {
-    requireBuilt();
-    const d = tmpDir('aionbd-tls-cli-run-');
-    try {
-      const r = await run(process.execPath, [BIN, 'serve', '--no-rpc', '--listen', `unix:${path.join(d, 'nbd.sock')}`,
-        '--aio', `${path.join(d, 'd.img')},size=1M`, ...args()], { timeoutMs: 8000, cwd: d });
-      expect(r.timedOut).toBe(false);
-      expect(r.code).toBe(2);
-      // A failed start logs its JSON record first (stderr is not a terminal), then the one line.
-      const lines = r.stderr.trim().split('\n');
-      expect(lines).toHaveLength(2);
-      expect(JSON.parse(lines[0] as string)).toMatchObject({ level: 50 });
-      expect(lines[1]).toMatch(/^aionbd: /);
-      expect((lines[1] as string).slice('aionbd: '.length)).toMatch(message);
-    } finally {
-      rmrf(d);
-    }
-  }, 20_000);
+  it.each(cases)(
+    '%s',
+    async (_name, args, message) => {
+      requireBuilt();
+      const d = tmpDir('aionbd-tls-cli-run-');
+      try {
+        const r = await run(
+          process.execPath,
+          [
+            BIN,
+            'serve',
+            '--no-rpc',
+            '--listen',
+            `unix:${path.join(d, 'nbd.sock')}`,
+            '--aio',
+            `${path.join(d, 'd.img')},size=1M`,
+            ...args(),
+          ],
+          { timeoutMs: 8000, cwd: d },
+        );
+        expect(r.timedOut).toBe(false);
+        expect(r.code).toBe(2);
+        // A failed start logs its JSON record first (stderr is not a terminal), then the one line.
+        const lines = r.stderr.trim().split('\n');
+        expect(lines).toHaveLength(2);
+        expect(JSON.parse(lines[0] as string)).toMatchObject({ level: 50 });
+        expect(lines[1]).toMatch(/^aionbd: /);
+        expect((lines[1] as string).slice('aionbd: '.length)).toMatch(message);
+      } finally {
+        rmrf(d);
+      }
+    },
+    20_000,
+  );
 });

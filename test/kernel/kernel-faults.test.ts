@@ -11,8 +11,20 @@ import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { tool } from '../helpers/tools.js';
 
 const PORT = 10809;
-const MiB = 1 << 20;
-const have = tool('qemu-system-x86_64', 'socat', 'nbd-client', 'mkfs.ext4', 'mkfs.xfs', 'xfs_repair', 'e2fsck', 'fio', 'busybox', 'dpkg-deb', 'depmod');
+const _MiB = 1 << 20;
+const have = tool(
+  'qemu-system-x86_64',
+  'socat',
+  'nbd-client',
+  'mkfs.ext4',
+  'mkfs.xfs',
+  'xfs_repair',
+  'e2fsck',
+  'fio',
+  'busybox',
+  'dpkg-deb',
+  'depmod',
+);
 
 describe.skipIf(!have)('kernel I/O and failures (QEMU guest)', () => {
   let dir: string;
@@ -23,8 +35,20 @@ describe.skipIf(!have)('kernel I/O and failures (QEMU guest)', () => {
 
   const serve = async (): Promise<TestServer> => {
     srv = await startServer({
-      rawArgs: ['--listen', `unix:${sock}`, '--rpc', rpcSock, '--allow-path', dir, '--aio', `${path.join(dir, 'd0.img')},name=d0,size=512M`,
-        '--aio', `${path.join(dir, 'e0.img')},name=e0,size=64M`, '--log-level', 'warn'],
+      rawArgs: [
+        '--listen',
+        `unix:${sock}`,
+        '--rpc',
+        rpcSock,
+        '--allow-path',
+        dir,
+        '--aio',
+        `${path.join(dir, 'd0.img')},name=d0,size=512M`,
+        '--aio',
+        `${path.join(dir, 'e0.img')},name=e0,size=64M`,
+        '--log-level',
+        'warn',
+      ],
       exports: 2,
     });
     return srv;
@@ -55,7 +79,11 @@ describe.skipIf(!have)('kernel I/O and failures (QEMU guest)', () => {
       vm = await booting;
     }
   }, 240_000);
-  afterAll(async () => { await vm?.close(); await stopAllServers(); rmrf(dir); }, 60_000);
+  afterAll(async () => {
+    await vm?.close();
+    await stopAllServers();
+    rmrf(dir);
+  }, 60_000);
 
   it('xfs: mkfs, mount, write, xfs_repair -n clean, remount, checksum equal', async () => {
     await attach('/dev/nbd0', 'd0');
@@ -68,7 +96,10 @@ describe.skipIf(!have)('kernel I/O and failures (QEMU guest)', () => {
 
   it('fio in the guest on /dev/nbd0: libaio, direct, iodepth 32, verify=crc32c', async () => {
     await attach('/dev/nbd0', 'd0');
-    const out = await sh('fio --name=v --filename=/dev/nbd0 --ioengine=libaio --direct=1 --rw=randwrite --bs=4k --iodepth=32 --size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse --terse-version=3', 180_000);
+    const out = await sh(
+      'fio --name=v --filename=/dev/nbd0 --ioengine=libaio --direct=1 --rw=randwrite --bs=4k --iodepth=32 --size=32M --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse --terse-version=3',
+      180_000,
+    );
     expect(out.split(';')[4]).toBe('0'); // the terse error field
     await sh('nbd-client -d /dev/nbd0');
   }, 240_000);

@@ -20,7 +20,10 @@ describe.skipIf(!have)('lvol under the kernel (QEMU guest)', () => {
 
   /** First start: the base as an AIO bdev from the command line; later: everything from save_config. */
   async function serve(start: string[], exports: number): Promise<TestServer> {
-    return startServer({ rawArgs: ['--listen', `unix:${sock}`, '--rpc', rpcSock, '--allow-path', dir, ...start, '--log-level', 'warn'], exports });
+    return startServer({
+      rawArgs: ['--listen', `unix:${sock}`, '--rpc', rpcSock, '--allow-path', dir, ...start, '--log-level', 'warn'],
+      exports,
+    });
   }
   async function rpc(...args: string[]): Promise<string> {
     const r = await run(process.execPath, [BIN, 'rpc', '-s', rpcSock, ...args], { timeoutMs: 20_000 });
@@ -40,7 +43,11 @@ describe.skipIf(!have)('lvol under the kernel (QEMU guest)', () => {
     rpcSock = path.join(dir, 'rpc.sock');
     vm = await bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: REPO_ROOT });
   }, 240_000);
-  afterAll(async () => { await vm?.close(); await stopAllServers(); rmrf(dir); }, 60_000);
+  afterAll(async () => {
+    await vm?.close();
+    await stopAllServers();
+    rmrf(dir);
+  }, 60_000);
 
   it('lvstore + thin lvol over aio: exported, mkfs.ext4, mounted, data back after a restart', async () => {
     const fs = await import('node:fs');

@@ -23,7 +23,9 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
   let srv: TestServer | null = null;
 
   async function serve(extra: string[] = []): Promise<TestServer> {
-    srv = await startServer({ rawArgs: ['--listen', `unix:${sock}`, '--aio', `${img},name=d0,size=256M`, '--log-level', 'debug', ...extra] });
+    srv = await startServer({
+      rawArgs: ['--listen', `unix:${sock}`, '--aio', `${img},name=d0,size=256M`, '--log-level', 'debug', ...extra],
+    });
     return srv;
   }
 
@@ -35,7 +37,9 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
   }
 
   const attach = (dev: string, extra = ''): Promise<string> =>
-    sh(`nbd-client ${GUEST_FORWARD_ADDRESS} ${PORT} ${dev} -N d0 -b 512 ${extra} && sleep 0.3 && cat /sys/block/${path.basename(dev)}/size`);
+    sh(
+      `nbd-client ${GUEST_FORWARD_ADDRESS} ${PORT} ${dev} -N d0 -b 512 ${extra} && sleep 0.3 && cat /sys/block/${path.basename(dev)}/size`,
+    );
 
   beforeAll(async () => {
     requireBuilt();
@@ -83,13 +87,15 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
     await attach('/dev/nbd1', '-C 4');
     const after = ((srv as TestServer).stderr.match(/"msg":"transmission"/g) ?? []).length;
     expect(after - before).toBe(4);
-    const out = await sh([
-      'head -c 8388608 /dev/urandom > /tmp/x',
-      'dd if=/tmp/x of=/dev/nbd1 bs=1M seek=100 oflag=direct status=none',
-      'echo 3 > /proc/sys/vm/drop_caches',
-      'dd if=/dev/nbd1 of=/tmp/y bs=1M skip=100 count=8 iflag=direct status=none',
-      'cmp /tmp/x /tmp/y && echo same',
-    ].join(' && '));
+    const out = await sh(
+      [
+        'head -c 8388608 /dev/urandom > /tmp/x',
+        'dd if=/tmp/x of=/dev/nbd1 bs=1M seek=100 oflag=direct status=none',
+        'echo 3 > /proc/sys/vm/drop_caches',
+        'dd if=/dev/nbd1 of=/tmp/y bs=1M skip=100 count=8 iflag=direct status=none',
+        'cmp /tmp/x /tmp/y && echo same',
+      ].join(' && '),
+    );
     expect(out).toContain('same');
     await sh('nbd-client -d /dev/nbd1');
   }, 180_000);
@@ -108,16 +114,19 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
     // The package unpacked into the guest's tmpfs (helpers/guest.ts): node reading it from the
     // share, uncached 9p, takes most of a minute to start under TCG.
     const unpack = packRuntime(share);
-    const out = await sh([
-      unpack,
-      `(${GUEST_AIONBD} serve --aio /tmp/t.img,name=t,size=64M --listen unix:/tmp/a.sock > /tmp/srv.out 2> /tmp/srv.err &)`,
-      'for i in $(seq 1 300); do grep -q exporting /tmp/srv.out 2>/dev/null && break; sleep 0.2; done',
-      'nbdinfo --size "nbd+unix:///t?socket=/tmp/a.sock"',
-      'grep -c "refuses O_DIRECT" /tmp/srv.err',
-      'pkill -TERM -f "aionbd.js serve --aio /tmp/t.img"',
-      'for i in $(seq 1 100); do pgrep -f "aionbd.js serve" > /dev/null || break; sleep 0.1; done',
-      'pgrep -f "aionbd.js serve" || echo stopped',
-    ].join(' && '), 150_000);
+    const out = await sh(
+      [
+        unpack,
+        `(${GUEST_AIONBD} serve --aio /tmp/t.img,name=t,size=64M --listen unix:/tmp/a.sock > /tmp/srv.out 2> /tmp/srv.err &)`,
+        'for i in $(seq 1 300); do grep -q exporting /tmp/srv.out 2>/dev/null && break; sleep 0.2; done',
+        'nbdinfo --size "nbd+unix:///t?socket=/tmp/a.sock"',
+        'grep -c "refuses O_DIRECT" /tmp/srv.err',
+        'pkill -TERM -f "aionbd.js serve --aio /tmp/t.img"',
+        'for i in $(seq 1 100); do pgrep -f "aionbd.js serve" > /dev/null || break; sleep 0.1; done',
+        'pgrep -f "aionbd.js serve" || echo stopped',
+      ].join(' && '),
+      150_000,
+    );
     expect(out).toContain(String(64 * MiB));
     expect(out).toMatch(/^1$/m);
     expect(out).toContain('stopped');

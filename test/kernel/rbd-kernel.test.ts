@@ -37,7 +37,8 @@ describe.skipIf(!have)('ext4 on an RBD-backed export under the kernel', () => {
       expect((await k.run(`blockdev --getsize64 ${dev}`)).trim()).toBe(String(256 * MiB));
       await k.run(`mkfs.ext4 -q -F ${dev} && mount ${dev} /mnt`);
       const sums: string[] = [];
-      for (const [i, f] of ['a', 'b'].entries()) sums.push(await k.run(`head -c ${(i + 2) * 4 * MiB} /dev/urandom > /mnt/${f} && sync && sha256sum < /mnt/${f}`));
+      for (const [i, f] of ['a', 'b'].entries())
+        sums.push(await k.run(`head -c ${(i + 2) * 4 * MiB} /dev/urandom > /mnt/${f} && sync && sha256sum < /mnt/${f}`));
       await k.run(`umount /mnt && e2fsck -fn ${dev}`);
       await k.run(`mount ${dev} /mnt && echo 3 > /proc/sys/vm/drop_caches`);
       for (const [i, f] of ['a', 'b'].entries()) expect(await k.run(`sha256sum < /mnt/${f}`)).toBe(sums[i]);

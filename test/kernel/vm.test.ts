@@ -165,9 +165,7 @@ describe('kernel VM rig: pieces that need no VM', () => {
       forwards: [{ guestPort: 10809, hostSocket: '/tmp/x/nbd.sock' }],
     });
     const netdev = args[args.indexOf('-netdev') + 1] ?? '';
-    expect(netdev).toBe(
-      'user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:10809-cmd:socat STDIO UNIX-CONNECT:/tmp/x/nbd.sock',
-    );
+    expect(netdev).toBe('user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:10809-cmd:socat STDIO UNIX-CONNECT:/tmp/x/nbd.sock');
     expect(args.join(' ')).not.toMatch(/hostfwd|tcp::|-nic/);
     const virtfs = args.filter((_, i) => args[i - 1] === '-virtfs');
     expect(virtfs.filter((v) => v.startsWith('local,path=/,'))).toHaveLength(2);

@@ -24,13 +24,18 @@ describe('JSON-RPC backpressure', () => {
     // Replies with some weight: each bdev_get_bdevs answer describes this bdev.
     await t.ok('bdev_malloc_create', '{"name": "m0", "block_size": 512, "num_blocks": 2048}');
   });
-  afterAll(async () => { await t.cleanup(); });
+  afterAll(async () => {
+    await t.cleanup();
+  });
 
   it('does not grow while a client pipelines 20 MB of requests without reading; then answers all of them in order', async () => {
     const pid = t.proc.pid as number;
     const before = rssBytes(pid);
     const sock = net.connect(t.rpcSock);
-    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
     sock.pause(); // never read (until the end)
 
     // ~20 MB of small requests, written in pieces so the test itself stays small.
@@ -88,7 +93,10 @@ describe('JSON-RPC backpressure', () => {
           nl = text.indexOf('\n', start);
         }
         text = text.slice(start);
-        if (expect_ > n) { clearTimeout(timer); resolve(); }
+        if (expect_ > n) {
+          clearTimeout(timer);
+          resolve();
+        }
       });
       sock.resume();
     });
@@ -104,7 +112,10 @@ describe('JSON-RPC backpressure', () => {
     const pid = t.proc.pid as number;
     const before = rssBytes(pid);
     const sock = net.connect(t.rpcSock);
-    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
     sock.pause();
     // One batch of 100k requests (~5 MB), within the request size limit; its answer is far larger.
     const count = 100_000;
@@ -131,7 +142,10 @@ describe('JSON-RPC backpressure', () => {
       const timer = setTimeout(resolve, 90_000);
       sock.on('data', (d: Buffer) => {
         chunks.push(d);
-        if (d[d.length - 1] === 0x0a) { clearTimeout(timer); resolve(); }
+        if (d[d.length - 1] === 0x0a) {
+          clearTimeout(timer);
+          resolve();
+        }
       });
       sock.resume();
     });

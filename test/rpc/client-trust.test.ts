@@ -33,19 +33,32 @@ describe.skipIf(!root || !onPath('setpriv'))('the JSON-RPC client trusts only it
     requireBuilt();
     dir = tmpDir('aionbd-rpc-trust-');
     fs.chmodSync(dir, 0o1777); // like /var/tmp
-    impostor = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', IMPOSTOR, path.join(dir, 'aionbd.sock')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    impostor.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    impostor = spawn(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', IMPOSTOR, path.join(dir, 'aionbd.sock')],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    impostor.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     const deadline = Date.now() + 10_000;
     while (!out.includes('ready') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(out).toContain('ready');
   });
-  afterAll(() => { impostor.kill('SIGKILL'); rmrf(dir); });
+  afterAll(() => {
+    impostor.kill('SIGKILL');
+    rmrf(dir);
+  });
 
   it('refuses a socket served by another user, before sending it anything', async () => {
     const sock = path.join(dir, 'aionbd.sock');
-    const r = await run(process.execPath, [BIN, 'rpc', '-s', sock, 'bdev_aio_create', '/secret/path.img', 'x', '512'], { timeoutMs: 20_000 });
+    const r = await run(process.execPath, [BIN, 'rpc', '-s', sock, 'bdev_aio_create', '/secret/path.img', 'x', '512'], {
+      timeoutMs: 20_000,
+    });
     expect(r.code, explain(r)).toBe(1);
-    expect(r.stderr).toMatch(/^aionbd: .*aionbd\.sock is served by uid 65534 \(pid \d+\), neither you nor root: not sending it bdev_aio_create\n$/);
+    expect(r.stderr).toMatch(
+      /^aionbd: .*aionbd\.sock is served by uid 65534 \(pid \d+\), neither you nor root: not sending it bdev_aio_create\n$/,
+    );
     expect(r.stdout).not.toContain('forged');
     const a = await run(process.execPath, [BIN, 'attach', 'disk0', '-s', sock], { timeoutMs: 20_000 });
     expect(a.code, explain(a)).toBe(1);

@@ -28,7 +28,9 @@ describe('--allow-path under a directory/symlink swap race', () => {
     });
     try {
       const swapper = await startSwapper(t.file('allowed/d'), t.file('allowed/link'), RACE_SECONDS);
-      let inside = 0, outside = 0, refused = 0;
+      let inside = 0,
+        outside = 0,
+        refused = 0;
       const why = new Set<string>();
       const deadline = Date.now() + RACE_SECONDS * 1000;
       for (let i = 0; i < 20_000 && Date.now() < deadline; i++) {
@@ -40,8 +42,9 @@ describe('--allow-path under a directory/symlink swap race', () => {
           why.add(err.message.replace(/\/\S+/g, 'PATH'));
           continue;
         }
-        const [b] = await rpcCall(t.rpcSock, 'bdev_get_bdevs', { name: 'r' }, 10_000) as { num_blocks: number; block_size: number }[];
-        if (b !== undefined && b.num_blocks * b.block_size === MiB) inside++; else outside++;
+        const [b] = (await rpcCall(t.rpcSock, 'bdev_get_bdevs', { name: 'r' }, 10_000)) as { num_blocks: number; block_size: number }[];
+        if (b !== undefined && b.num_blocks * b.block_size === MiB) inside++;
+        else outside++;
         await rpcCall(t.rpcSock, 'bdev_aio_delete', { name: 'r' }, 10_000);
       }
       const swaps = await swapper.done();
@@ -71,7 +74,9 @@ describe('a regular file swapped with a FIFO while bdev_aio_create opens it read
     try {
       const seconds = 3;
       const swapper = await startSwapper(t.file('allowed/x.img'), t.file('allowed/p'), seconds);
-      let pings = 0, slowest = 0, stop = false;
+      let pings = 0,
+        slowest = 0,
+        stop = false;
       const pinger = (async () => {
         while (!stop && pings < 10_000) {
           const t0 = Date.now();
@@ -81,7 +86,8 @@ describe('a regular file swapped with a FIFO while bdev_aio_create opens it read
           await new Promise((r) => setTimeout(r, 20));
         }
       })();
-      let opened = 0, refused = 0;
+      let opened = 0,
+        refused = 0;
       const deadline = Date.now() + seconds * 1000;
       try {
         for (let i = 0; i < 20_000 && Date.now() < deadline; i++) {

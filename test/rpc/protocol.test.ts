@@ -9,26 +9,45 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { paramsFromArgs } from '../../src/cli/rpc_args.js';
 import { silentLogger } from '../../src/log.js';
 import { JsonStream, JsonStreamError } from '../../src/rpc/json_stream.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 
 /** Sends `bytes` (in the given pieces), then collects newline-terminated responses until `n` arrived or the server closed. */
-function exchange(sock: string, pieces: (string | Buffer)[], n: number, timeoutMs = 5000): Promise<{ responses: unknown[]; closed: boolean }> {
+function exchange(
+  sock: string,
+  pieces: (string | Buffer)[],
+  n: number,
+  timeoutMs = 5000,
+): Promise<{ responses: unknown[]; closed: boolean }> {
   return new Promise((resolve, reject) => {
     const c = net.connect(sock);
     let text = '';
     let closed = false;
     const responses: unknown[] = [];
-    const timer = setTimeout(() => { c.destroy(); reject(new Error(`timeout; got ${text}`)); }, timeoutMs);
-    const finish = (): void => { clearTimeout(timer); c.destroy(); resolve({ responses, closed }); };
-    c.on('connect', () => { for (const p of pieces) c.write(p); });
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`timeout; got ${text}`));
+    }, timeoutMs);
+    const finish = (): void => {
+      clearTimeout(timer);
+      c.destroy();
+      resolve({ responses, closed });
+    };
+    c.on('connect', () => {
+      for (const p of pieces) c.write(p);
+    });
     c.on('data', (d: Buffer) => {
       text += d.toString('utf8');
-      let nl: number;
-      while ((nl = text.indexOf('\n')) >= 0) { responses.push(JSON.parse(text.slice(0, nl))); text = text.slice(nl + 1); }
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
+        responses.push(JSON.parse(text.slice(0, nl)));
+        text = text.slice(nl + 1);
+      }
       if (responses.length >= n) finish();
     });
-    c.on('end', () => { closed = true; finish(); });
+    c.on('end', () => {
+      closed = true;
+      finish();
+    });
     c.on('error', reject);
   });
 }
@@ -43,7 +62,10 @@ describe('JSON-RPC over the unix socket', () => {
     s = new Server({ log: silentLogger() });
     await s.listenRpc(sock, [dir]);
   });
-  afterEach(async () => { await s.close(); rmrf(dir); });
+  afterEach(async () => {
+    await s.close();
+    rmrf(dir);
+  });
 
   it('creates the socket mode 0600', () => {
     expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
@@ -51,7 +73,11 @@ describe('JSON-RPC over the unix socket', () => {
 
   it('cuts error messages that quote a huge name, so a request of 2 MiB is not answered with 2 MiB', async () => {
     const name = 'n'.repeat(2 * 2 ** 20);
-    const r = await exchange(sock, [JSON.stringify({ id: 1, method: 'bdev_get_bdevs', params: { name } }), JSON.stringify({ id: 2, method: name })], 2);
+    const r = await exchange(
+      sock,
+      [JSON.stringify({ id: 1, method: 'bdev_get_bdevs', params: { name } }), JSON.stringify({ id: 2, method: name })],
+      2,
+    );
     const [byName, byMethod] = r.responses as { error: { message: string } }[];
     expect(byName?.error.message).toMatch(/^No such device: bdev "nnnn+\.\.\.$/);
     expect(byName?.error.message.length).toBe(1024 + 3);
@@ -59,34 +85,71 @@ describe('JSON-RPC over the unix socket', () => {
   });
 
   it('parses concatenated requests with no separator, split at every byte', async () => {
-    const wire = '{"jsonrpc":"2.0","id":1,"method":"bdev_malloc_create","params":{"name":"m{0}","block_size":512,"num_blocks":8}}'
-      + '{"id":"two","method":"bdev_get_bdevs","params":{"name":"m{0}"}}';
+    const wire =
+      '{"jsonrpc":"2.0","id":1,"method":"bdev_malloc_create","params":{"name":"m{0}","block_size":512,"num_blocks":8}}' +
+      '{"id":"two","method":"bdev_get_bdevs","params":{"name":"m{0}"}}';
     // Names with braces would confuse a naive scanner; here they are refused by name validation instead.
-    const r = await exchange(sock, [...wire].map((ch) => Buffer.from(ch)), 2);
+    const r = await exchange(
+      sock,
+      [...wire].map((ch) => Buffer.from(ch)),
+      2,
+    );
     expect(r.responses[0]).toMatchObject({ jsonrpc: '2.0', id: 1, error: { code: -22, data: { code: 'AIONBD_USAGE' } } });
-    expect(r.responses[1]).toMatchObject({ id: 'two', error: { code: -19, message: 'No such device: bdev "m{0}" does not exist', data: { code: 'AIONBD_BDEV_NOT_FOUND', errno: 'ENODEV' } } });
-    const ok = await exchange(sock, ['{"id":3,"method":"bdev_malloc_create","params":{"name":"m0","block_size":512,"num_blocks":8}}\n{"id":4,"method":"bdev_get_bdevs","params":{"name":"m0"}}'], 2);
-    expect(ok.responses).toEqual([{ jsonrpc: '2.0', id: 3, result: 'm0' }, expect.objectContaining({ id: 4, result: [expect.objectContaining({ name: 'm0' })] })]);
+    expect(r.responses[1]).toMatchObject({
+      id: 'two',
+      error: { code: -19, message: 'No such device: bdev "m{0}" does not exist', data: { code: 'AIONBD_BDEV_NOT_FOUND', errno: 'ENODEV' } },
+    });
+    const ok = await exchange(
+      sock,
+      [
+        '{"id":3,"method":"bdev_malloc_create","params":{"name":"m0","block_size":512,"num_blocks":8}}\n{"id":4,"method":"bdev_get_bdevs","params":{"name":"m0"}}',
+      ],
+      2,
+    );
+    expect(ok.responses).toEqual([
+      { jsonrpc: '2.0', id: 3, result: 'm0' },
+      expect.objectContaining({ id: 4, result: [expect.objectContaining({ name: 'm0' })] }),
+    ]);
   });
 
   it('answers the standard error codes', async () => {
-    const r = await exchange(sock, [
-      '{"id":1,"method":"no_such"}',
-      '{"id":2,"method":"bdev_get_bdevs","params":{"nmae":"x"}}',
-      '{"id":3,"method":"bdev_get_bdevs","params":[1,2]}',
-      '{"id":4,"params":{}}',
-      '{"id":5,"jsonrpc":"1.0","method":"rpc_get_methods"}',
-      '{"id":{"no":1},"method":"rpc_get_methods"}',
-      '{"id":6,"method":"aionbd_get_version","params":{"x":1}}',
-    ], 7);
+    const r = await exchange(
+      sock,
+      [
+        '{"id":1,"method":"no_such"}',
+        '{"id":2,"method":"bdev_get_bdevs","params":{"nmae":"x"}}',
+        '{"id":3,"method":"bdev_get_bdevs","params":[1,2]}',
+        '{"id":4,"params":{}}',
+        '{"id":5,"jsonrpc":"1.0","method":"rpc_get_methods"}',
+        '{"id":{"no":1},"method":"rpc_get_methods"}',
+        '{"id":6,"method":"aionbd_get_version","params":{"x":1}}',
+      ],
+      7,
+    );
     expect(r.responses).toEqual([
       { jsonrpc: '2.0', id: 1, error: { code: -32601, message: 'Method not found' } },
-      { jsonrpc: '2.0', id: 2, error: { code: -32602, message: 'Invalid parameters: params must NOT have additional properties', data: { code: 'AIONBD_RPC_INVALID_PARAMS' } } },
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        error: {
+          code: -32602,
+          message: 'Invalid parameters: params must NOT have additional properties',
+          data: { code: 'AIONBD_RPC_INVALID_PARAMS' },
+        },
+      },
       { jsonrpc: '2.0', id: 3, error: { code: -32602, message: 'Invalid parameters: params must be an object' } },
       { jsonrpc: '2.0', id: 4, error: { code: -32600, message: 'Invalid request: method must be a string' } },
       { jsonrpc: '2.0', id: 5, error: { code: -32600, message: 'Invalid request: jsonrpc must be "2.0"' } },
       { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid request: id must be a string, a number or null' } },
-      { jsonrpc: '2.0', id: 6, error: { code: -32602, message: 'Invalid parameters: aionbd_get_version takes no parameters', data: { code: 'AIONBD_RPC_INVALID_PARAMS' } } },
+      {
+        jsonrpc: '2.0',
+        id: 6,
+        error: {
+          code: -32602,
+          message: 'Invalid parameters: aionbd_get_version takes no parameters',
+          data: { code: 'AIONBD_RPC_INVALID_PARAMS' },
+        },
+      },
     ]);
   });
 
@@ -97,17 +160,27 @@ describe('JSON-RPC over the unix socket', () => {
     expect(r.responses[1]).toMatchObject({ id: null, error: { code: -32700 } });
     expect(r.closed).toBe(true);
     const junk = await exchange(sock, ['hello'], 1);
-    expect(junk.responses).toEqual([{ jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: unexpected "h" where a JSON object or array should start' } }]);
+    expect(junk.responses).toEqual([
+      {
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32700, message: 'Parse error: unexpected "h" where a JSON object or array should start' },
+      },
+    ]);
   });
 
   it('suppresses results of notifications but not their errors; runs batches in order', async () => {
-    const r = await exchange(sock, [
-      '{"method":"bdev_malloc_create","params":{"name":"n0","block_size":512,"num_blocks":8}}',
-      '{"method":"bdev_malloc_delete","params":{"name":"nope"}}',
-      '[{"id":1,"method":"bdev_malloc_create","params":{"name":"b0","block_size":512,"num_blocks":8}},'
-        + '{"method":"nbd_export_add","params":{"bdev_name":"b0"}},{"id":2,"method":"nbd_get_exports"}]',
-      '[]',
-    ], 3);
+    const r = await exchange(
+      sock,
+      [
+        '{"method":"bdev_malloc_create","params":{"name":"n0","block_size":512,"num_blocks":8}}',
+        '{"method":"bdev_malloc_delete","params":{"name":"nope"}}',
+        '[{"id":1,"method":"bdev_malloc_create","params":{"name":"b0","block_size":512,"num_blocks":8}},' +
+          '{"method":"nbd_export_add","params":{"bdev_name":"b0"}},{"id":2,"method":"nbd_get_exports"}]',
+        '[]',
+      ],
+      3,
+    );
     expect(r.responses[0]).toMatchObject({ id: null, error: { code: -19 } });
     expect(r.responses[1]).toEqual([
       { jsonrpc: '2.0', id: 1, result: 'b0' },
@@ -128,7 +201,9 @@ describe('JSON-RPC over the unix socket', () => {
     expect(fs.statSync(sock).isSocket()).toBe(true);
     s = new Server({ log: silentLogger() });
     await s.listenRpc(sock, [dir]);
-    expect((await exchange(sock, ['{"id":1,"method":"bdev_wait_for_examine"}'], 1)).responses).toEqual([{ jsonrpc: '2.0', id: 1, result: true }]);
+    expect((await exchange(sock, ['{"id":1,"method":"bdev_wait_for_examine"}'], 1)).responses).toEqual([
+      { jsonrpc: '2.0', id: 1, result: true },
+    ]);
   });
 });
 
@@ -164,11 +239,29 @@ describe('JsonStream', () => {
 
 describe('rpc.py argument forms', () => {
   it('turns positional arguments and flags into params', () => {
-    expect(paramsFromArgs('bdev_aio_create', ['/path/disk.img', 'aio0', '4096'])).toEqual({ filename: '/path/disk.img', name: 'aio0', block_size: 4096 });
+    expect(paramsFromArgs('bdev_aio_create', ['/path/disk.img', 'aio0', '4096'])).toEqual({
+      filename: '/path/disk.img',
+      name: 'aio0',
+      block_size: 4096,
+    });
     expect(paramsFromArgs('bdev_get_bdevs', ['-b', 'aio0'])).toEqual({ name: 'aio0' });
-    expect(paramsFromArgs('bdev_raid_create', ['-n', 'r0', '-z', '64', '-r', '0', '-b', 'a b'])).toEqual({ name: 'r0', strip_size_kb: 64, raid_level: '0', base_bdevs: ['a', 'b'] });
-    expect(paramsFromArgs('bdev_error_inject_error', ['EE_a', 'read', 'failure', '-n', '1'])).toEqual({ name: 'EE_a', io_type: 'read', error_type: 'failure', num: 1 });
-    expect(paramsFromArgs('bdev_malloc_create', ['32', '512', '-b', 'Malloc0'])).toEqual({ name: 'Malloc0', block_size: 512, num_blocks: 65536 });
+    expect(paramsFromArgs('bdev_raid_create', ['-n', 'r0', '-z', '64', '-r', '0', '-b', 'a b'])).toEqual({
+      name: 'r0',
+      strip_size_kb: 64,
+      raid_level: '0',
+      base_bdevs: ['a', 'b'],
+    });
+    expect(paramsFromArgs('bdev_error_inject_error', ['EE_a', 'read', 'failure', '-n', '1'])).toEqual({
+      name: 'EE_a',
+      io_type: 'read',
+      error_type: 'failure',
+      num: 1,
+    });
+    expect(paramsFromArgs('bdev_malloc_create', ['32', '512', '-b', 'Malloc0'])).toEqual({
+      name: 'Malloc0',
+      block_size: 512,
+      num_blocks: 65536,
+    });
     expect(paramsFromArgs('bdev_get_iostat', ['--names=a,b', '-c'])).toEqual({ names: ['a', 'b'], per_channel: true });
     expect(paramsFromArgs('anything_else', ['{"x": [1]}'])).toEqual({ x: [1] });
     expect(paramsFromArgs('anything_else', [])).toBeUndefined();
@@ -190,20 +283,56 @@ describe('config files', () => {
     try {
       const img = path.join(dir, 'vm.img');
       fs.writeFileSync(img, Buffer.alloc(1 << 20));
-      await s.loadConfig({ subsystems: [
-        { subsystem: 'iobuf', config: [{ method: 'iobuf_set_options', params: { small_pool_count: 8192 } }] },
-        { subsystem: 'bdev', config: [
-          { method: 'bdev_set_options', params: { bdev_io_pool_size: 65535, bdev_io_cache_size: 256, bdev_auto_examine: true, iobuf_small_cache_size: 128, iobuf_large_cache_size: 16 } },
-          { method: 'bdev_aio_create', params: { name: 'aio0', filename: img, block_size: 4096, readonly: false, fallocate: false, nowait: false, uuid: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10' } },
-          { method: 'bdev_set_qos_limit', params: { name: 'aio0', rw_ios_per_sec: 20000 } },
-          { method: 'bdev_wait_for_examine' },
-        ] },
-        { subsystem: 'nbd', config: [] },
-      ] });
-      expect(s.getBdevs()).toMatchObject([{ name: 'aio0', uuid: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10', block_size: 4096, num_blocks: 256, assigned_rate_limits: { rw_ios_per_sec: 20000 } }]);
+      await s.loadConfig({
+        subsystems: [
+          { subsystem: 'iobuf', config: [{ method: 'iobuf_set_options', params: { small_pool_count: 8192 } }] },
+          {
+            subsystem: 'bdev',
+            config: [
+              {
+                method: 'bdev_set_options',
+                params: {
+                  bdev_io_pool_size: 65535,
+                  bdev_io_cache_size: 256,
+                  bdev_auto_examine: true,
+                  iobuf_small_cache_size: 128,
+                  iobuf_large_cache_size: 16,
+                },
+              },
+              {
+                method: 'bdev_aio_create',
+                params: {
+                  name: 'aio0',
+                  filename: img,
+                  block_size: 4096,
+                  readonly: false,
+                  fallocate: false,
+                  nowait: false,
+                  uuid: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10',
+                },
+              },
+              { method: 'bdev_set_qos_limit', params: { name: 'aio0', rw_ios_per_sec: 20000 } },
+              { method: 'bdev_wait_for_examine' },
+            ],
+          },
+          { subsystem: 'nbd', config: [] },
+        ],
+      });
+      expect(s.getBdevs()).toMatchObject([
+        {
+          name: 'aio0',
+          uuid: '2b9c6f1e-5d1a-4c7e-9f0b-3a8e6d4c2f10',
+          block_size: 4096,
+          num_blocks: 256,
+          assigned_rate_limits: { rw_ios_per_sec: 20000 },
+        },
+      ]);
       await expect(s.loadConfig({ subsystems: {} })).rejects.toThrow(/"subsystems" must be an array/);
-      await expect(s.loadConfig({ subsystems: [{ subsystem: 'bdev', config: [{ method: 'bdev_set_qd_sampling_period', params: { name: 'aio0', period: 10 } }] }] }))
-        .rejects.toThrow(/config entry bdev_set_qd_sampling_period .* failed: Method not found/);
+      await expect(
+        s.loadConfig({
+          subsystems: [{ subsystem: 'bdev', config: [{ method: 'bdev_set_qd_sampling_period', params: { name: 'aio0', period: 10 } }] }],
+        }),
+      ).rejects.toThrow(/config entry bdev_set_qd_sampling_period .* failed: Method not found/);
     } finally {
       await s.close();
       rmrf(dir);

@@ -36,7 +36,9 @@ describe('paths and names over JSON-RPC', () => {
       },
     });
   });
-  afterAll(async () => { await t.cleanup(); });
+  afterAll(async () => {
+    await t.cleanup();
+  });
 
   async function refused(file: string, msg: RegExp): Promise<void> {
     const r = await t.rpc('bdev_aio_create', file, 'x', '512');
@@ -46,7 +48,9 @@ describe('paths and names over JSON-RPC', () => {
 
   it('accepts a file under the root, through a symlink that stays inside, stored by its real path', async () => {
     expect(await t.ok('bdev_aio_create', t.file('allowed/sub/link.img'), 'ok1', '512')).toBe('ok1');
-    expect(await t.json('bdev_get_bdevs', '-b', 'ok1')).toMatchObject([{ driver_specific: { aio: { filename: fs.realpathSync(t.file('allowed/in.img')) } } }]);
+    expect(await t.json('bdev_get_bdevs', '-b', 'ok1')).toMatchObject([
+      { driver_specific: { aio: { filename: fs.realpathSync(t.file('allowed/in.img')) } } },
+    ]);
     await t.ok('bdev_aio_delete', 'ok1');
   });
 
@@ -68,7 +72,10 @@ describe('paths and names over JSON-RPC', () => {
 
   it('refuses a FIFO at once, answering another client meanwhile', async () => {
     const t0 = Date.now();
-    const create = rpcCall(t.rpcSock, 'bdev_aio_create', { filename: t.file('allowed/fifo'), name: 'f' }, 5000).then(() => null, (e: Error) => e);
+    const create = rpcCall(t.rpcSock, 'bdev_aio_create', { filename: t.file('allowed/fifo'), name: 'f' }, 5000).then(
+      () => null,
+      (e: Error) => e,
+    );
     await new Promise((r) => setTimeout(r, 200));
     expect(await rpcCall(t.rpcSock, 'bdev_get_bdevs', {}, 5000)).toEqual([]);
     expect((await create)?.message).toMatch(/fifo is not a regular file or a block device \(it is a fifo\)/);
@@ -76,12 +83,22 @@ describe('paths and names over JSON-RPC', () => {
   });
 
   it('refuses a file with a second hard link under the root (the other name may be outside)', async () => {
-    await refused(t.file('allowed/hard.img'), /^aionbd: Permission denied: .*hard\.img has 2 hard links; a file under an --allow-path root must have only one/);
+    await refused(
+      t.file('allowed/hard.img'),
+      /^aionbd: Permission denied: .*hard\.img has 2 hard links; a file under an --allow-path root must have only one/,
+    );
     expect(await t.json('bdev_get_bdevs')).toEqual([]);
   });
 
   it('checks paths inside load_config too', async () => {
-    const cfg = { subsystems: [{ subsystem: 'bdev', config: [{ method: 'bdev_aio_create', params: { name: 'sneaky', filename: t.file('outside/secret.img'), block_size: 512 } }] }] };
+    const cfg = {
+      subsystems: [
+        {
+          subsystem: 'bdev',
+          config: [{ method: 'bdev_aio_create', params: { name: 'sneaky', filename: t.file('outside/secret.img'), block_size: 512 } }],
+        },
+      ],
+    };
     fs.writeFileSync(t.file('allowed/cfg.json'), JSON.stringify(cfg));
     const r = await t.rpc('load_config', '-j', t.file('allowed/cfg.json'));
     expect(r.code, explain(r)).toBe(1);
@@ -91,7 +108,7 @@ describe('paths and names over JSON-RPC', () => {
 
   it('validates bdev and export names', async () => {
     for (const bad of ['a b', '../x', '-x', 'x'.repeat(129), 'a/b', '']) {
-      const r = await t.rpc('bdev_malloc_create', '{"block_size":512,"num_blocks":8,"name":' + JSON.stringify(bad) + '}');
+      const r = await t.rpc('bdev_malloc_create', `{"block_size":512,"num_blocks":8,"name":${JSON.stringify(bad)}}`);
       expect(r.code, `${bad}: ${explain(r)}`).toBe(1);
       expect(r.stderr).toMatch(/Invalid argument: bad bdev name/);
     }
@@ -108,10 +125,18 @@ describe('paths from the operator', () => {
       allowPath: ['nowhere'],
       prepare: (dir) => {
         makeFile(path.join(dir, 'disk.img'), MiB);
-        fs.writeFileSync(path.join(dir, 'cfg.json'), JSON.stringify({ subsystems: [
-          { subsystem: 'bdev', config: [{ method: 'bdev_aio_create', params: { name: 'd', filename: path.join(dir, 'disk.img'), block_size: 512 } }] },
-          { subsystem: 'nbd', config: [{ method: 'nbd_export_add', params: { bdev_name: 'd' } }] },
-        ] }));
+        fs.writeFileSync(
+          path.join(dir, 'cfg.json'),
+          JSON.stringify({
+            subsystems: [
+              {
+                subsystem: 'bdev',
+                config: [{ method: 'bdev_aio_create', params: { name: 'd', filename: path.join(dir, 'disk.img'), block_size: 512 } }],
+              },
+              { subsystem: 'nbd', config: [{ method: 'nbd_export_add', params: { bdev_name: 'd' } }] },
+            ],
+          }),
+        );
       },
       args: ['--config', 'cfg.json'],
     });
@@ -128,7 +153,11 @@ describe('paths from the operator', () => {
   it('an explicit --rpc socket already in use is an error', async () => {
     const t = await startTarget();
     try {
-      const r = await run(process.execPath, [BIN, 'serve', '--listen', `unix:${t.file('n2.sock')}`, '--rpc', t.rpcSock, '--config', t.file('empty.json')], { timeoutMs: 20_000, cwd: t.dir });
+      const r = await run(
+        process.execPath,
+        [BIN, 'serve', '--listen', `unix:${t.file('n2.sock')}`, '--rpc', t.rpcSock, '--config', t.file('empty.json')],
+        { timeoutMs: 20_000, cwd: t.dir },
+      );
       expect(r.code, explain(r)).toBe(1);
       expect(r.stderr).toMatch(/^aionbd: cannot listen on unix:.*rpc\.sock \(JSON-RPC\): address already in use$/m);
     } finally {

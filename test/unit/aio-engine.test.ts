@@ -6,9 +6,9 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
-import { engineStats, nextContextEvents, SHARED_EVENTS } from '../../src/bdev/aio_engine.js';
-import { AioQueue } from '../../src/bdev/aio_queue.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
+import { engineStats, nextContextEvents, SHARED_EVENTS } from '../../src/modules/aio/aio_engine.js';
+import { AioQueue } from '../../src/modules/aio/aio_queue.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
 import { IoType, newIo } from '../../src/bdev/types.js';
@@ -26,7 +26,9 @@ function queueOf(b: Bdev): AioQueue {
   if (!(q instanceof AioQueue)) throw new Error(`${b.name} is not an AIO bdev`);
   return q;
 }
-function openFds(): number { return fs.readdirSync('/proc/self/fd').length; }
+function openFds(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
 
 describe('sizing of the shared engine', () => {
   it('doubles up to SHARED_EVENTS for the sum of the caps, or to the largest single cap', () => {
@@ -34,7 +36,10 @@ describe('sizing of the shared engine', () => {
     const steps: number[] = [];
     for (let bdevs = 1; bdevs <= 100; bdevs++) {
       const add = nextContextEvents(cap, bdevs * 128, 128);
-      if (add > 0) { steps.push(add); cap += add; }
+      if (add > 0) {
+        steps.push(add);
+        cap += add;
+      }
     }
     expect(steps).toEqual([128, 128, 256, 512, 1024, 2048]);
     expect(cap).toBe(SHARED_EVENTS);
@@ -47,7 +52,9 @@ describe('sizing of the shared engine', () => {
 describe('the shared AIO engine', () => {
   let dir: string;
   let bdevs: Bdev[] = [];
-  beforeEach(() => { dir = tmpDir(); });
+  beforeEach(() => {
+    dir = tmpDir();
+  });
   afterEach(async () => {
     for (const b of bdevs) await b.close();
     bdevs = [];
@@ -78,7 +85,7 @@ describe('the shared AIO engine', () => {
     expect(openFds()).toBe(fdsBefore);
   });
 
-  it('writes of several bdevs in one io_submit reach each one\'s own file', async () => {
+  it("writes of several bdevs in one io_submit reach each one's own file", async () => {
     const bs = Array.from({ length: 8 }, (_, i) => make(i));
     // One macrotask: every write goes out in the same batch.
     const done = bs.map((b, i) => writeBytes(b, 8192, pattern(8192, 100 + i)));
@@ -95,8 +102,10 @@ describe('the shared AIO engine', () => {
   it('keeps each bdev to its own cap, whatever the engine has free', async () => {
     const small = make(0, 4);
     const big = make(1);
-    const all = [...Array.from({ length: 64 }, (_, i) => run(small, IoType.Read, (i % 256) * 4096, 4096)),
-      ...Array.from({ length: 64 }, (_, i) => run(big, IoType.Read, (i % 256) * 4096, 4096))];
+    const all = [
+      ...Array.from({ length: 64 }, (_, i) => run(small, IoType.Read, (i % 256) * 4096, 4096)),
+      ...Array.from({ length: 64 }, (_, i) => run(big, IoType.Read, (i % 256) * 4096, 4096)),
+    ];
     expect(queueOf(small).inflight).toBe(4);
     expect(queueOf(big).inflight).toBe(64);
     const res = await Promise.all(all);
@@ -106,26 +115,47 @@ describe('the shared AIO engine', () => {
 
   it('when the kernel will not grow it, more bdevs share its slots in turn and no request fails', async () => {
     const warns: string[] = [];
-    const wlog = pino({ level: 'warn' }, { write: (s: string) => { warns.push(s); } });
+    const wlog = pino(
+      { level: 'warn' },
+      {
+        write: (s: string) => {
+          warns.push(s);
+        },
+      },
+    );
     const first = make(0, 8);
     const hog = await hogAioContexts();
     let b: Bdev, c: Bdev;
     try {
       b = make(1, 64, wlog);
       c = make(2, 64, wlog);
-    } finally { await hog.release(); }
+    } finally {
+      await hog.release();
+    }
     expect(engineStats()).toMatchObject({ capacity: 8, contexts: 1, bdevs: 3 });
     expect(warns.length).toBe(1); // once, not per bdev
-    expect(warns[0]).toMatch(/the shared AIO engine stays at 8 slots \(io_setup\(\d+\) failed: .*\); I\/O beyond them waits for a free slot/);
+    expect(warns[0]).toMatch(
+      /the shared AIO engine stays at 8 slots \(io_setup\(\d+\) failed: .*\); I\/O beyond them waits for a free slot/,
+    );
 
     // b asks first for 200, then c for 200: with 8 slots, they take turns once b's first 8 are in.
     const order: string[] = [];
-    const submitMany = (x: Bdev, tag: string, k: number): Promise<number>[] => Array.from({ length: k }, (_, i) => new Promise<number>((resolve) => {
-      const io = newIo((d) => { order.push(tag); resolve(d.result); });
-      io.type = i % 2 ? IoType.Read : IoType.Write; io.offset = (i % 256) * 4096; io.length = 4096;
-      io.buf = bufferPool().get(4096);
-      x.submit(io);
-    }));
+    const submitMany = (x: Bdev, tag: string, k: number): Promise<number>[] =>
+      Array.from(
+        { length: k },
+        (_, i) =>
+          new Promise<number>((resolve) => {
+            const io = newIo((d) => {
+              order.push(tag);
+              resolve(d.result);
+            });
+            io.type = i % 2 ? IoType.Read : IoType.Write;
+            io.offset = (i % 256) * 4096;
+            io.length = 4096;
+            io.buf = bufferPool().get(4096);
+            x.submit(io);
+          }),
+      );
     const results = await Promise.all([...submitMany(b, 'b', 200), ...submitMany(c, 'c', 200), ...submitMany(first, 'a', 20)]);
     expect(results.every((r) => r === 0)).toBe(true);
     const firstHundred = order.slice(0, 100);
@@ -142,9 +172,15 @@ describe('the shared AIO engine', () => {
   });
 
   it('a bdev closing while others are busy waits for its own I/O only, then lets go of its fd', async () => {
-    const a = make(0), b = make(1);
+    const a = make(0),
+      b = make(1);
     const aDone: number[] = [];
-    const aIos = Array.from({ length: 64 }, (_, i) => run(a, IoType.Write, i * 4096, 4096).then((r) => { aDone.push(r.result); return r; }));
+    const aIos = Array.from({ length: 64 }, (_, i) =>
+      run(a, IoType.Write, i * 4096, 4096).then((r) => {
+        aDone.push(r.result);
+        return r;
+      }),
+    );
     const bIos = Array.from({ length: 64 }, (_, i) => run(b, IoType.Write, i * 4096, 4096));
     const fdsBefore = openFds();
     await a.close();
@@ -162,10 +198,14 @@ describe('the shared AIO engine', () => {
     process.env['AIONBD_NO_USER_RING'] = '1';
     try {
       for (let i = 0; i < 3; i++) make(i, 64);
-    } finally { delete process.env['AIONBD_NO_USER_RING']; }
+    } finally {
+      delete process.env['AIONBD_NO_USER_RING'];
+    }
     expect(engineStats()).toMatchObject({ capacity: 256, contexts: 3 }); // 64, 64, 128
-    expect((bdevs[0]?.driver.info() as { aio: { user_ring: boolean } }).aio.user_ring).toBe(false);
-    const res = await Promise.all(bdevs.flatMap((b, k) => Array.from({ length: 100 }, (_, i) => writeBytes(b, i * 4096, pattern(4096, k * 1000 + i)))));
+    expect(((bdevs[0] as (typeof bdevs)[number]).driver.info() as { aio: { user_ring: boolean } }).aio.user_ring).toBe(false);
+    const res = await Promise.all(
+      bdevs.flatMap((b, k) => Array.from({ length: 100 }, (_, i) => writeBytes(b, i * 4096, pattern(4096, k * 1000 + i)))),
+    );
     expect(res.every((r) => r === 0)).toBe(true);
     for (const [k, b] of bdevs.entries()) expect((await readBytes(b, 99 * 4096, 4096)).equals(pattern(4096, k * 1000 + 99))).toBe(true);
   });
@@ -184,10 +224,18 @@ describe('the shared AIO engine', () => {
         parentPort.postMessage({ userRing: b.driver.info().aio.user_ring });
         parentPort.on('message', () => {}); // keeps the worker alive until terminate(), bdev still open
       })();`;
-    const w = new Worker(code, { eval: true, workerData: {
-      aio: path.join(REPO_ROOT, 'dist', 'bdev', 'aio.js'), log: path.join(REPO_ROOT, 'dist', 'log.js'), file: path.join(dir, 'w.img'),
-    } });
-    const msg = await new Promise<unknown>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    const w = new Worker(code, {
+      eval: true,
+      workerData: {
+        aio: path.join(REPO_ROOT, 'dist', 'modules', 'aio', 'aio.js'),
+        log: path.join(REPO_ROOT, 'dist', 'log.js'),
+        file: path.join(dir, 'w.img'),
+      },
+    });
+    const msg = await new Promise<unknown>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
     expect(msg).toEqual({ userRing: true });
     expect(aioContexts()).toBe(ctxBefore + 1);
     await w.terminate();

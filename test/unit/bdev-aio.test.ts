@@ -5,9 +5,9 @@ import { aioContexts, hogAioContexts } from '../helpers/aio.js';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
-import { IoType } from '../../src/bdev/types.js';
+import { IoFlag, IoType } from '../../src/bdev/types.js';
 import { AioMaxNrError, InvalidBdevError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { pattern, readBytes, run, writeBytes } from '../helpers/bdev.js';
@@ -17,14 +17,22 @@ import { rmrf, tmpDir } from '../helpers/tmp.js';
 const E = constants.errno;
 const MiB = 1024 * 1024;
 
-function aioNr(): number { return aioContexts(); }
+function aioNr(): number {
+  return aioContexts();
+}
 
 describe('AIO bdev', () => {
   let dir: string;
   let bdev: Bdev | null = null;
   const log = silentLogger();
-  beforeEach(() => { dir = tmpDir(); });
-  afterEach(async () => { await bdev?.close(); bdev = null; rmrf(dir); });
+  beforeEach(() => {
+    dir = tmpDir();
+  });
+  afterEach(async () => {
+    await bdev?.close();
+    bdev = null;
+    rmrf(dir);
+  });
 
   it('creates a missing file sparse when a size is given, and refuses without one', () => {
     const f = path.join(dir, 'a.img');
@@ -33,7 +41,7 @@ describe('AIO bdev', () => {
     expect(fs.statSync(f).size).toBe(64 * MiB);
     expect(fs.statSync(f).blocks).toBeLessThan(64); // sparse: almost nothing allocated
     expect(bdev.blockSize).toBe(512);
-    expect(bdev.numBlocks).toBe(64 * MiB / 512);
+    expect(bdev.numBlocks).toBe((64 * MiB) / 512);
   });
 
   it('a closed bdev can be garbage-collected: its native engine lets go of it', async () => {
@@ -53,8 +61,15 @@ describe('AIO bdev', () => {
     const info = bdev.driver.info() as { aio: { o_direct: boolean } };
     expect(info.aio.o_direct).toBe(true);
     const fds = fs.readdirSync('/proc/self/fd');
-    const flags = fds.map((fd) => { try { return fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'); } catch { return ''; } })
-      .filter((t) => /flags:\s+\d*4\d{4}\b/.test(t) || (/flags:\s+(\d+)/.exec(t) !== null && (parseInt(/flags:\s+(\d+)/.exec(t)![1]!, 8) & 0o40000) !== 0));
+    const flags = fds
+      .map((fd) => {
+        try {
+          return fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+        } catch {
+          return '';
+        }
+      })
+      .filter((t) => (parseInt(/flags:\s+(\d+)/.exec(t)?.[1] ?? '0', 8) & 0o40000) !== 0);
     expect(flags.length).toBeGreaterThan(0);
     await bdev.close();
     bdev = null;
@@ -64,7 +79,13 @@ describe('AIO bdev', () => {
   it('reads back patterns at several offsets, the first and the last block', async () => {
     bdev = createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: 16 * MiB, log });
     const size = bdev.sizeBytes;
-    const cases: [number, number][] = [[0, 512], [4096, 4096], [1 * MiB + 512, 128 * 1024], [size - 512, 512], [size - 2 * MiB, 1 * MiB]];
+    const cases: [number, number][] = [
+      [0, 512],
+      [4096, 4096],
+      [1 * MiB + 512, 128 * 1024],
+      [size - 512, 512],
+      [size - 2 * MiB, 1 * MiB],
+    ];
     for (const [off, len] of cases) {
       const data = pattern(len, off + 1);
       expect(await writeBytes(bdev, off, data)).toBe(0);
@@ -94,7 +115,9 @@ describe('AIO bdev', () => {
   it('completes each of 512 concurrent I/Os exactly once (more than the queue depth)', async () => {
     bdev = createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: 8 * MiB, queueDepth: 32, log });
     const b = bdev;
-    const res = await Promise.all(Array.from({ length: 512 }, (_, i) => run(b, i % 2 ? IoType.Read : IoType.Write, (i % 2048) * 4096, 4096)));
+    const res = await Promise.all(
+      Array.from({ length: 512 }, (_, i) => run(b, i % 2 ? IoType.Read : IoType.Write, (i % 2048) * 4096, 4096)),
+    );
     expect(res.every((r) => r.result === 0 && r.calls === 1)).toBe(true);
     expect(b.stat.numReadOps + b.stat.numWriteOps).toBe(512);
   });
@@ -113,7 +136,7 @@ describe('AIO bdev', () => {
     const full = fs.statSync(f).blocks;
     expect((await run(bdev, IoType.Unmap, 0, 2 * MiB)).result).toBe(0);
     expect(fs.statSync(f).blocks).toBeLessThan(full);
-    expect((await run(bdev, IoType.WriteZeroes, 2 * MiB, 1 * MiB, { noHole: true })).result).toBe(0);
+    expect((await run(bdev, IoType.WriteZeroes, 2 * MiB, 1 * MiB, { flags: IoFlag.NoHole })).result).toBe(0);
     expect((await readBytes(bdev, 2 * MiB, 1 * MiB)).every((x) => x === 0)).toBe(true);
     expect((await run(bdev, IoType.WriteZeroes, 3 * MiB, 4096)).result).toBe(0);
     expect((await readBytes(bdev, 3 * MiB, 4096)).every((x) => x === 0)).toBe(true);
@@ -136,9 +159,15 @@ describe('AIO bdev', () => {
     let err: unknown;
     try {
       bdev = createAioBdev({ filename: path.join(dir, 'a.img'), name: 'a', size: MiB, log });
-    } catch (e) { err = e; } finally { await hog.release(); }
+    } catch (e) {
+      err = e;
+    } finally {
+      await hog.release();
+    }
     expect(err).toBeInstanceOf(AioMaxNrError);
-    expect((err as Error).message).toMatch(/^io_setup\(128\) failed: the kernel's AIO context limit is exhausted \(aio-nr \d+ of fs\.aio-max-nr \d+ in use\); raise it with "sysctl -w fs\.aio-max-nr=\d+" or use a smaller --queue-depth$/);
+    expect((err as Error).message).toMatch(
+      /^io_setup\(128\) failed: the kernel's AIO context limit is exhausted \(aio-nr \d+ of fs\.aio-max-nr \d+ in use\); raise it with "sysctl -w fs\.aio-max-nr=\d+" or use a smaller --queue-depth$/,
+    );
     expect(fs.readdirSync('/proc/self/fd').length).toBe(fdsBefore); // the image fd was closed again
   });
 
@@ -150,17 +179,23 @@ describe('AIO bdev', () => {
       const probe = path.join(shm, 'probe');
       fs.writeFileSync(probe, '');
       let directOk = true;
-      try { fs.closeSync(fs.openSync(probe, fs.constants.O_RDWR | fs.constants.O_DIRECT)); } catch { directOk = false; }
+      try {
+        fs.closeSync(fs.openSync(probe, fs.constants.O_RDWR | fs.constants.O_DIRECT));
+      } catch {
+        directOk = false;
+      }
       bdev = createAioBdev({ filename: path.join(shm, 't.img'), name: 't', size: MiB, log });
       expect((bdev.driver.info() as { aio: { o_direct: boolean } }).aio.o_direct).toBe(directOk);
       expect(await writeBytes(bdev, 4096, pattern(8192, 11))).toBe(0);
       expect((await readBytes(bdev, 4096, 8192)).equals(pattern(8192, 11))).toBe(true);
       expect((await run(bdev, IoType.Flush, 0, 0)).result).toBe(0);
-      expect((await run(bdev, IoType.WriteZeroes, 4096, 4096, { noHole: true })).result).toBe(0);
+      expect((await run(bdev, IoType.WriteZeroes, 4096, 4096, { flags: IoFlag.NoHole })).result).toBe(0);
       expect((await readBytes(bdev, 4096, 4096)).every((x) => x === 0)).toBe(true);
       await bdev.close();
       bdev = null;
-    } finally { rmrf(shm); }
+    } finally {
+      rmrf(shm);
+    }
   });
 
   const root = process.getuid?.() === 0;
@@ -193,12 +228,23 @@ describe('AIO bdev', () => {
 describe('AIO bdev creation failures', () => {
   let dir: string;
   const log = silentLogger();
-  beforeEach(() => { dir = tmpDir(); });
-  afterEach(() => { rmrf(dir); });
+  beforeEach(() => {
+    dir = tmpDir();
+  });
+  afterEach(() => {
+    rmrf(dir);
+  });
 
   function warnings(): { log: ReturnType<typeof silentLogger>; lines: string[] } {
     const lines: string[] = [];
-    const log = pino({ level: 'warn' }, { write: (s: string) => { lines.push(s); } });
+    const log = pino(
+      { level: 'warn' },
+      {
+        write: (s: string) => {
+          lines.push(s);
+        },
+      },
+    );
     return { log, lines };
   }
 
@@ -207,7 +253,9 @@ describe('AIO bdev creation failures', () => {
     fs.closeSync(fs.openSync(f, 'w'));
     fs.truncateSync(f, 16 * 2 ** 30); // sparse: large enough for the biggest block asked for below
     for (const bs of [2 ** 31, 2 ** 32, 12 * 2 ** 30, 3 * 2 ** 32, 128 * 1024, 2 ** 53]) {
-      expect(() => createAioBdev({ filename: f, name: 'b', blockSize: bs, log }), String(bs)).toThrow(/must be a power of two of at least 512 and at most 65536/);
+      expect(() => createAioBdev({ filename: f, name: 'b', blockSize: bs, log }), String(bs)).toThrow(
+        /must be a power of two of at least 512 and at most 65536/,
+      );
     }
     const b = createAioBdev({ filename: f, name: 'b', blockSize: 65536, log });
     expect(b.blockSize).toBe(65536);
@@ -227,13 +275,17 @@ describe('AIO bdev creation failures', () => {
     const f = path.join(dir, 'a', 'b', 'x.img');
     try {
       expect(() => createAioBdev({ filename: f, name: 'x', size: MiB, log })).toThrow(AioMaxNrError);
-    } finally { await hog.release(); }
+    } finally {
+      await hog.release();
+    }
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
   it('a parent directory that cannot be made fails at once (no mkdir loop under /proc)', () => {
     const t0 = Date.now();
-    expect(() => createAioBdev({ filename: '/proc/nope/disk0.img', name: 'd', size: MiB, log })).toThrow(/^cannot create \/proc\/nope: no such file or directory$/);
+    expect(() => createAioBdev({ filename: '/proc/nope/disk0.img', name: 'd', size: MiB, log })).toThrow(
+      /^cannot create \/proc\/nope: no such file or directory$/,
+    );
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(fs.existsSync('/proc/nope')).toBe(false);
   });
@@ -241,10 +293,15 @@ describe('AIO bdev creation failures', () => {
   it('/dev/null and a FIFO are refused for what they are, with no O_DIRECT warning and without blocking', () => {
     const fifo = path.join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
-    for (const [f, kind] of [['/dev/null', 'character device'], [fifo, 'fifo']] as const) {
+    for (const [f, kind] of [
+      ['/dev/null', 'character device'],
+      [fifo, 'fifo'],
+    ] as const) {
       const w = warnings();
       const t0 = Date.now();
-      expect(() => createAioBdev({ filename: f, name: 'n', readonly: true, log: w.log })).toThrow(`${f} is not a regular file or a block device (it is a ${kind})`);
+      expect(() => createAioBdev({ filename: f, name: 'n', readonly: true, log: w.log })).toThrow(
+        `${f} is not a regular file or a block device (it is a ${kind})`,
+      );
       expect(Date.now() - t0).toBeLessThan(1000);
       expect(w.lines.join('')).not.toMatch(/O_DIRECT/);
     }

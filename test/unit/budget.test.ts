@@ -17,7 +17,9 @@ describe('MemoryBudget', () => {
   it('admits up to the total, then makes the connection wait until memory comes back', async () => {
     const b = new MemoryBudget(16 * MiB);
     let ready = 0;
-    const a = b.account(() => { ready++; });
+    const a = b.account(() => {
+      ready++;
+    });
     for (let i = 0; i < 8; i++) expect(a.take(2 * MiB)).toBe(true);
     expect(b.used).toBe(16 * MiB);
     expect(a.take(2 * MiB)).toBe(false);
@@ -37,7 +39,9 @@ describe('MemoryBudget', () => {
   it('a connection that holds nothing is always admitted, so a stalled one cannot starve it', () => {
     const b = new MemoryBudget(16 * MiB);
     const hog = b.account(() => undefined);
-    while (hog.take(2 * MiB)) { /* fill its share and the total */ }
+    while (hog.take(2 * MiB)) {
+      /* fill its share and the total */
+    }
     const fresh = b.account(() => undefined);
     expect(fresh.take(4096)).toBe(true);
     // ...but only one request's worth beyond its fair share while others hold the rest.
@@ -85,14 +89,17 @@ describe('MemoryBudget', () => {
     const order: string[] = [];
     const hog = b.account(() => order.push('hog'));
     const w = b.account(() => order.push('w'));
-    while (hog.take(2 * MiB)) { /* up to its share */ }
+    while (hog.take(2 * MiB)) {
+      /* up to its share */
+    }
     expect(w.take(2 * MiB)).toBe(true);
     expect(hog.take(2 * MiB)).toBe(false); // blocked by the total
-    expect(w.take(2 * MiB)).toBe(false);   // queued behind it
-    w.release(2 * MiB);                    // w now holds nothing
+    expect(w.take(2 * MiB)).toBe(false); // queued behind it
+    w.release(2 * MiB); // w now holds nothing
     await tick();
     expect(order).toContain('w');
-    hog.close(); w.close();
+    hog.close();
+    w.close();
     expect(b.used).toBe(0);
   });
 

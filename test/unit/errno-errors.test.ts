@@ -1,7 +1,7 @@
 // The errors that carry the errno their caller got (ErrnoError): each keeps its own code, and
 // an RPC client sees -errno, strerror and that code.
 import { describe, expect, it } from 'vitest';
-import { RbdError } from '../../src/bdev/rbd/errors.js';
+import { RbdError } from '../../src/modules/rbd/errors.js';
 import { AionbdError, ErrnoError, NbdKernelError, SystemError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { toRpcError } from '../../src/rpc/protocol.js';

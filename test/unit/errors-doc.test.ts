@@ -11,7 +11,8 @@ describe('error codes', () => {
       for (const e of fs.readdirSync(d, { withFileTypes: true })) {
         const p = path.join(d, e.name);
         if (e.isDirectory()) walk(p);
-        else if (p.endsWith('.ts')) for (const m of fs.readFileSync(p, 'utf8').matchAll(/code\s*[=:]\s*'(AIONBD_[A-Z0-9_]+)'/g)) codes.add(m[1] as string);
+        else if (p.endsWith('.ts'))
+          for (const m of fs.readFileSync(p, 'utf8').matchAll(/code\s*[=:]\s*'(AIONBD_[A-Z0-9_]+)'/g)) codes.add(m[1] as string);
       }
     };
     walk(path.join(REPO_ROOT, 'src'));

@@ -22,8 +22,12 @@ const setSoft = (soft: number, hard: number): void => {
 describe('open-file limit', () => {
   const start = nofile();
   const lowered = Math.min(512, start.hard);
-  beforeAll(() => { setSoft(lowered, start.hard); });
-  afterAll(() => { setSoft(start.soft, start.hard); });
+  beforeAll(() => {
+    setSoft(lowered, start.hard);
+  });
+  afterAll(() => {
+    setSoft(start.soft, start.hard);
+  });
 
   it('sizes the default connection limit as (soft limit - RESERVED_FDS) / 2, within bounds', () => {
     expect(maxConnectionsFor(20_000)).toBe((20_000 - RESERVED_FDS) / 2);

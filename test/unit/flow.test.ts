@@ -4,7 +4,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
 import { silentLogger } from '../../src/log.js';
@@ -58,15 +58,22 @@ describe('continuous flow', () => {
         return super.submit(count);
       }
     };
-    restore.push(() => { n.SockIo = SockIo; n.AioEngine = AioEngine; });
+    restore.push(() => {
+      n.SockIo = SockIo;
+      n.AioEngine = AioEngine;
+    });
     dir = tmpDir();
     bdev = createAioBdev({ filename: path.join(dir, 'd.img'), name: 'd', size: 64 * MiB, log: silentLogger() });
     x = new Export(bdev);
     sockPath = path.join(dir, 's.sock');
-    listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => { accepted?.(s); });
+    listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+      accepted?.(s);
+    });
     await new Promise<void>((r) => listener.listen(sockPath, () => r()));
   });
-  afterEach(() => { log = null; });
+  afterEach(() => {
+    log = null;
+  });
   afterAll(async () => {
     for (const f of restore.splice(0)) f();
     listener.close();
@@ -75,14 +82,26 @@ describe('continuous flow', () => {
   });
 
   async function connect(): Promise<{ client: RawClient; t: Transmission }> {
-    const got = new Promise<net.Socket>((r) => { accepted = r; });
+    const got = new Promise<net.Socket>((r) => {
+      accepted = r;
+    });
     const client = await RawClient.connect(sockPath);
     const server = await got;
     accepted = null;
-    const t = new Transmission(server, x, {
-      maxPayload: 32 * MiB, depth: 16, pool: bufferPool(), log: silentLogger(), style: ReplyStyle.Simple,
-      metaContexts: [], closing: () => false,
-    }, null);
+    const t = new Transmission(
+      server,
+      x,
+      {
+        maxPayload: 32 * MiB,
+        depth: 16,
+        pool: bufferPool(),
+        log: silentLogger(),
+        style: ReplyStyle.Simple,
+        metaContexts: [],
+        closing: () => false,
+      },
+      null,
+    );
     expect(t.transportKind).toBe('native');
     return { client, t };
   }
@@ -137,14 +156,17 @@ describe('continuous flow', () => {
     await readsDone(2);
     client.write(Buffer.concat([write.subarray(28 + 3000), flush]));
     // Both answered, in either order.
-    const ok = (cookie: string): string => `67446698` + `00000000` + cookie;
+    const ok = (cookie: string): string => `6744669800000000${cookie}`;
     const replies = [(await client.read(16)).toString('hex'), (await client.read(16)).toString('hex')].sort();
     expect(replies).toEqual([ok('0000000000000099'), ok('1122334455667788')]);
     client.write(request(CMD.READ, { cookie: 0x77n, offset: 8192, length: 4096 }));
     expect((await client.read(16)).toString('hex')).toBe(ok('0000000000000077'));
     expect((await client.read(4096)).equals(data)).toBe(true);
     const scatter = seen.filter((e) => e.kind === 'readv');
-    expect(scatter.map((e) => [e.aLen, e.got])).toEqual([[3096, 2000], [1096, 1096 + 28]]);
+    expect(scatter.map((e) => [e.aLen, e.got])).toEqual([
+      [3096, 2000],
+      [1096, 1096 + 28],
+    ]);
     client.close();
     await t.done;
   });

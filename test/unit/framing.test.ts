@@ -3,7 +3,14 @@ import { RequestFramer, type RequestSink } from '../../src/nbd/framing.js';
 import { NBD_CMD } from '../../src/nbd/constants.js';
 import { request } from '../helpers/wire.js';
 
-interface Parsed { type: number; flags: number; cookie: string; offset: number; length: number; payload?: string }
+interface Parsed {
+  type: number;
+  flags: number;
+  cookie: string;
+  offset: number;
+  length: number;
+  payload?: string;
+}
 
 /** Runs chunks through a framer with `slots` free slots (refilled when the caller says). */
 function framed(chunks: Buffer[], opts: { slots?: number; limit?: number } = {}): { reqs: Parsed[]; errors: string[] } {
@@ -16,11 +23,18 @@ function framed(chunks: Buffer[], opts: { slots?: number; limit?: number } = {})
     request(type, flags, src, at, offset, length, hasPayload) {
       free--;
       reqs.push({ type, flags, cookie: src.subarray(at, at + 8).toString('hex'), offset, length });
-      if (hasPayload) { payload = Buffer.alloc(length); return payload; }
+      if (hasPayload) {
+        payload = Buffer.alloc(length);
+        return payload;
+      }
       return null;
     },
-    payloadDone() { (reqs[reqs.length - 1] as Parsed).payload = (payload as Buffer).toString('hex'); },
-    protocolError(reason) { errors.push(reason); },
+    payloadDone() {
+      (reqs[reqs.length - 1] as Parsed).payload = (payload as Buffer).toString('hex');
+    },
+    protocolError(reason) {
+      errors.push(reason);
+    },
   };
   const f = new RequestFramer(sink, opts.limit ?? 64 << 20);
   for (const c of chunks) {
@@ -29,7 +43,10 @@ function framed(chunks: Buffer[], opts: { slots?: number; limit?: number } = {})
       const used = f.push(rest);
       if (f.stopped) break;
       rest = rest.subarray(used);
-      if (rest.length > 0 || used === 0) { free += 1; f.resume(); } // a slot frees up
+      if (rest.length > 0 || used === 0) {
+        free += 1;
+        f.resume();
+      } // a slot frees up
     }
   }
   return { reqs, errors };
@@ -68,7 +85,12 @@ describe('request framing', () => {
 
   it('stops at an empty slot pool and resumes without losing bytes', () => {
     expect(framed([wire], { slots: 1 })).toEqual(framed([wire]));
-    expect(framed([...wire].map((b) => Buffer.of(b)), { slots: 1 })).toEqual(framed([wire]));
+    expect(
+      framed(
+        [...wire].map((b) => Buffer.of(b)),
+        { slots: 1 },
+      ),
+    ).toEqual(framed([wire]));
   });
 
   it('reports a bad magic and parses nothing after it', () => {

@@ -10,10 +10,19 @@ describe('handshake (bytes on the wire)', () => {
   let srv: TestServer;
   let c: RawClient;
   beforeEach(async () => {
-    srv = await startInProcess([{ name: 'd0', size: 16 * MiB }, { name: 'd1', size: 8 * MiB }], { handshakeTimeoutMs: 1500 });
+    srv = await startInProcess(
+      [
+        { name: 'd0', size: 16 * MiB },
+        { name: 'd1', size: 8 * MiB },
+      ],
+      { handshakeTimeoutMs: 1500 },
+    );
     c = await RawClient.connect(srv.socketPath);
   });
-  afterEach(async () => { c.close(); await srv.close(); });
+  afterEach(async () => {
+    c.close();
+    await srv.close();
+  });
 
   /** A fresh client still gets served: the server survived whatever the test did. */
   async function stillServes(): Promise<void> {
@@ -25,7 +34,9 @@ describe('handshake (bytes on the wire)', () => {
       const r = await readSimpleReply(c2);
       expect(r).toEqual({ magic: 0x67446698, error: 0, cookie: 9n });
       await c2.read(512);
-    } finally { c2.close(); }
+    } finally {
+      c2.close();
+    }
   }
 
   it('greets with NBDMAGIC, IHAVEOPT and FIXED_NEWSTYLE|NO_ZEROES', async () => {
@@ -95,7 +106,10 @@ describe('handshake (bytes on the wire)', () => {
     for (;;) {
       const r = await readOptReply(c);
       expect(r.opt).toBe(3);
-      if (r.type === REP.ACK) { expect(r.data.length).toBe(0); break; }
+      if (r.type === REP.ACK) {
+        expect(r.data.length).toBe(0);
+        break;
+      }
       expect(r.type).toBe(REP.SERVER);
       names.push(r.data.toString('utf8', 4, 4 + r.data.readUInt32BE(0)));
     }
@@ -173,11 +187,13 @@ describe('handshake (bytes on the wire)', () => {
     h.writeUInt32BE(0xffffffff, 12);
     c2.write(h);
     expect(await c2.waitClosed(2000)).toBe(true);
-    const drops = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
-      const d = await RawClient.connect(srv.socketPath);
-      if (i % 2 === 0) await d.read(18);
-      d.close();
-    }));
+    const drops = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const d = await RawClient.connect(srv.socketPath);
+        if (i % 2 === 0) await d.read(18);
+        d.close();
+      }),
+    );
     expect(drops.length).toBe(200);
     await stillServes();
   });

@@ -9,7 +9,7 @@ import { IoType } from '../../src/bdev/types.js';
 function bucketOf(h: LatencyHistogram, v: number): number {
   h.reset();
   h.tally(v);
-  return h.counts.findIndex((c) => c === 1);
+  return h.counts.indexOf(1);
 }
 
 describe('LatencyHistogram (SPDK layout)', () => {
@@ -18,9 +18,9 @@ describe('LatencyHistogram (SPDK layout)', () => {
     expect(h.minRange).toBe(0);
     expect(bucketOf(h, 0)).toBe(0);
     expect(bucketOf(h, 127)).toBe(127);
-    expect(bucketOf(h, 128)).toBe(128);   // range 1, index 0
+    expect(bucketOf(h, 128)).toBe(128); // range 1, index 0
     expect(bucketOf(h, 255)).toBe(255);
-    expect(bucketOf(h, 256)).toBe(256);   // range 2: two values per bucket
+    expect(bucketOf(h, 256)).toBe(256); // range 2: two values per bucket
     expect(bucketOf(h, 257)).toBe(256);
     expect(bucketOf(h, 258)).toBe(257);
     // A value past 2^32 still lands by its highest bit: range 33 - 7 + 1 = 27, index 0.
@@ -36,8 +36,8 @@ describe('LatencyHistogram (SPDK layout)', () => {
     const h = new LatencyHistogram(7, 1000, 120e9);
     expect([h.minRange, h.maxRange]).toEqual([3, 30]);
     expect(h.counts.length).toBe(28 * 128);
-    h.tally(5);            // below min: first bucket
-    h.tally(500e9);        // above max: last bucket
+    h.tally(5); // below min: first bucket
+    h.tally(500e9); // above max: last bucket
     expect(h.counts[0]).toBe(1);
     expect(h.counts[h.counts.length - 1]).toBe(1);
   });
@@ -53,7 +53,7 @@ describe('LatencyHistogram (SPDK layout)', () => {
 
   it('reads percentiles as the end of the bucket holding them, within one bucket', () => {
     const h = new LatencyHistogram(4);
-    for (let i = 1; i <= 1000; i++) h.tally(i * 1000);   // 1 us .. 1 ms, evenly
+    for (let i = 1; i <= 1000; i++) h.tally(i * 1000); // 1 us .. 1 ms, evenly
     const p99 = quantile(h, h.counts, 0.99);
     expect(p99).toBeGreaterThanOrEqual(990_000);
     expect(p99).toBeLessThanOrEqual(990_000 * (1 + 1 / 16) + 1);
@@ -72,9 +72,9 @@ describe('IoStat histograms', () => {
   it('keeps per-type latency histograms, and tallies the enabled one for its type only, failures included', () => {
     const s = new IoStat();
     s.enableHistogram({ ioType: IoType.Write, granularity: 7, minNsec: 1000, maxNsec: 120e9 });
-    s.record(IoType.Read, 4096, 0, 0, 0.05);     // 50 us
-    s.record(IoType.Write, 4096, 0, 0, 0.2);     // 200 us
-    s.record(IoType.Write, 4096, -5, 0, 0.3);    // failed: not in the stats, but in SPDK's histogram
+    s.record(IoType.Read, 4096, 0, 0, 0.05); // 50 us
+    s.record(IoType.Write, 4096, 0, 0, 0.2); // 200 us
+    s.record(IoType.Write, 4096, -5, 0, 0.3); // failed: not in the stats, but in SPDK's histogram
     expect(s.read.histogram.total()).toBe(1);
     expect(s.write.histogram.total()).toBe(1);
     expect(s.enabled?.histogram.total()).toBe(2);

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import { InvalidBdevError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { FileOp, SockEvent, native, slotViews, type SlotColumn, type SlotViews } from '../../src/native.js';
@@ -12,7 +12,7 @@ import { REPO_ROOT, requireBuilt } from '../helpers/server.js';
 const COLUMNS: readonly SlotColumn[] = ['op', 'rwFlags', 'len', 'fd', 'sq', 'cqSlot', 'offset', 'cqRes'];
 
 describe('native constants', () => {
-  it('FileOp and SockEvent are the addon\'s tables, name for name', () => {
+  it("FileOp and SockEvent are the addon's tables, name for name", () => {
     const k = native().constants;
     expect({ ...FileOp }).toEqual(k.fileOp);
     expect({ ...SockEvent }).toEqual(k.sockEvent);
@@ -44,9 +44,22 @@ describe('native constants', () => {
     for (const g of ['aio', 'fileOp', 'nbd', 'rbd', 'sockEvent'] as const) {
       for (const v of Object.values(k[g])) expect(Number.isInteger(v) && v >= 0).toBe(true);
     }
-    expect(Object.keys(k.aio).sort()).toEqual(['IOCB_CMD_FDSYNC', 'IOCB_CMD_FSYNC', 'IOCB_CMD_PREAD', 'IOCB_CMD_PWRITE', 'MAX_CONTEXT_EVENTS', 'RWF_DSYNC']);
-    expect(Object.keys(k.rbd).sort()).toEqual(['DISCARD', 'FLUSH', 'FUA', 'READ', 'WRITE', 'WRITE_ZEROES']);
-    expect(Object.keys(k.nbd).sort()).toEqual(['CFLAG_DESTROY_ON_DISCONNECT', 'CFLAG_DISCONNECT_ON_CLOSE', 'CMD_LINK_DEAD', 'EVENTS_LOST', 'NO_INDEX']);
+    expect(Object.keys(k.aio).sort()).toEqual([
+      'IOCB_CMD_FDSYNC',
+      'IOCB_CMD_FSYNC',
+      'IOCB_CMD_PREAD',
+      'IOCB_CMD_PWRITE',
+      'MAX_CONTEXT_EVENTS',
+      'RWF_DSYNC',
+    ]);
+    expect(Object.keys(k.rbd).sort()).toEqual(['DISCARD', 'FLUSH', 'FUA', 'NO_HOLE', 'READ', 'WRITE', 'WRITE_ZEROES']);
+    expect(Object.keys(k.nbd).sort()).toEqual([
+      'CFLAG_DESTROY_ON_DISCONNECT',
+      'CFLAG_DISCONNECT_ON_CLOSE',
+      'CMD_LINK_DEAD',
+      'EVENTS_LOST',
+      'NO_INDEX',
+    ]);
     // EVENTS_LOST must be a cmd the kernel never multicasts, so never LINK_DEAD.
     expect(k.nbd.EVENTS_LOST).not.toBe(k.nbd.CMD_LINK_DEAD);
   });
@@ -55,7 +68,8 @@ describe('native constants', () => {
 describe('limits read from the addon', () => {
   it('refuses an AIO queue depth above what one kernel AIO context holds, before opening anything', () => {
     const max = native().constants.aio.MAX_CONTEXT_EVENTS;
-    const create = (queueDepth: number): unknown => createAioBdev({ filename: '/nonexistent/aionbd.img', name: 'q', queueDepth, log: silentLogger() });
+    const create = (queueDepth: number): unknown =>
+      createAioBdev({ filename: '/nonexistent/aionbd.img', name: 'q', queueDepth, log: silentLogger() });
     expect(() => create(max + 1)).toThrow(InvalidBdevError);
     expect(() => create(max + 1)).toThrow(`queue depth ${max + 1} is not in 1..${max}`);
     // The depth itself is accepted: what fails then is the missing file.
@@ -96,7 +110,7 @@ describe('slot table layout', () => {
     }
   });
 
-  it('is the layout of the AIO engine\'s table, before and after it grows', () => {
+  it("is the layout of the AIO engine's table, before and after it grows", () => {
     const n = native();
     const engine = new n.AioEngine(8, [], () => undefined);
     try {

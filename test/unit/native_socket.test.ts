@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { PassThrough, Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAioBdev } from '../../src/bdev/aio.js';
+import { createAioBdev } from '../../src/modules/aio/aio.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
 import { silentLogger } from '../../src/log.js';
@@ -50,7 +50,9 @@ describe('transmission transports', () => {
     bdev = createAioBdev({ filename: path.join(dir, 'd.img'), name: 'd', size: SIZE, log: silentLogger() });
     x = new Export(bdev);
     sockPath = path.join(dir, 's.sock');
-    listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => { accepted?.(s); });
+    listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+      accepted?.(s);
+    });
     await new Promise<void>((r) => listener.listen(sockPath, () => r()));
   });
   afterAll(async () => {
@@ -60,10 +62,21 @@ describe('transmission transports', () => {
   });
 
   function serve(sock: Duplex, leftover: Buffer | null = null, ownsSocket = false): Transmission {
-    return new Transmission(sock, x, {
-      maxPayload: 32 * MiB, depth: 16, pool: bufferPool(), log: silentLogger(), style: ReplyStyle.Simple,
-      metaContexts: [], closing: () => false, ownsSocket,
-    }, leftover);
+    return new Transmission(
+      sock,
+      x,
+      {
+        maxPayload: 32 * MiB,
+        depth: 16,
+        pool: bufferPool(),
+        log: silentLogger(),
+        style: ReplyStyle.Simple,
+        metaContexts: [],
+        closing: () => false,
+        ownsSocket,
+      },
+      leftover,
+    );
   }
 
   /** Replies to `n` 4 KiB READs in any order, by cookie. */
@@ -80,7 +93,9 @@ describe('transmission transports', () => {
   const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
 
   async function connect(): Promise<{ client: RawClient; server: net.Socket }> {
-    const got = new Promise<net.Socket>((r) => { accepted = r; });
+    const got = new Promise<net.Socket>((r) => {
+      accepted = r;
+    });
     const client = await RawClient.connect(sockPath);
     const server = await got;
     accepted = null; // its promise holds the socket: no test should keep a connection alive by accident
@@ -190,7 +205,9 @@ describe('transmission transports', () => {
         fs.readSync(fd, got, 0, d.length, i * 2 * MiB);
         expect(got.equals(d)).toBe(true);
       }
-    } finally { fs.closeSync(fd); }
+    } finally {
+      fs.closeSync(fd);
+    }
   });
 
   it('releases every slot when the client resets the connection with replies queued', async () => {
@@ -225,7 +242,11 @@ describe('transmission transports', () => {
   it('parses every connection from one shared receive buffer: input held back for want of a slot is copied out, not overwritten', async () => {
     const image = pattern(256 * 4096, 11);
     const fd = fs.openSync(path.join(dir, 'd.img'), 'r+');
-    try { fs.writeSync(fd, image, 0, image.length, 0); } finally { fs.closeSync(fd); }
+    try {
+      fs.writeSync(fd, image, 0, image.length, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
     // Three times the depth in one write each: every connection holds input back while the
     // others read into the same buffer.
     const conns: { k: number; client: RawClient; t: Transmission; wire: Buffer }[] = [];
@@ -234,14 +255,15 @@ describe('transmission transports', () => {
       const t = serve(server);
       expect(t.transportKind).toBe('native');
       const reqs: Buffer[] = [];
-      for (let i = 0; i < 48; i++) reqs.push(request(CMD.READ, { cookie: BigInt(i), offset: ((k * 48 + i) * 37 % 256) * 4096, length: 4096 }));
+      for (let i = 0; i < 48; i++)
+        reqs.push(request(CMD.READ, { cookie: BigInt(i), offset: (((k * 48 + i) * 37) % 256) * 4096, length: 4096 }));
       conns.push({ k, client, t, wire: Buffer.concat(reqs) });
     }
     for (const c of conns) c.client.write(c.wire);
     for (const c of conns) {
       const got = await readReplies(c.client, 48);
       for (let i = 0; i < 48; i++) {
-        const at = ((c.k * 48 + i) * 37 % 256) * 4096;
+        const at = (((c.k * 48 + i) * 37) % 256) * 4096;
         expect(got.get(BigInt(i))?.equals(image.subarray(at, at + 4096))).toBe(true);
       }
       c.client.close();

@@ -19,8 +19,12 @@ const noDriver = !fs.existsSync('/sys/module/nbd') && !fs.existsSync('/dev/nbd0'
 
 describe('kernel attach without a kernel', () => {
   let dir: string;
-  beforeAll(() => { dir = tmpDir(); });
-  afterAll(() => { rmrf(dir); });
+  beforeAll(() => {
+    dir = tmpDir();
+  });
+  afterAll(() => {
+    rmrf(dir);
+  });
 
   it('takes /dev/nbdN and nothing else', () => {
     expect(parseNbdDevice('/dev/nbd0')).toBe(0);
@@ -65,7 +69,10 @@ describe('kernel attach without a kernel', () => {
       await expect(s.stopDisk('/dev/nbd0')).rejects.toBeInstanceOf(NbdDiskNotFoundError);
       expect(await s.call('nbd_get_disks')).toEqual([]);
       await expect(s.call('nbd_start_disk', { bdev_name: 'm0', block_size: 768 })).rejects.toThrow(/block_size/);
-      await expect(s.call('nbd_start_disk', { bdev_name: 'm0', nbd_device: '/dev/nbd3' })).rejects.toMatchObject({ code: 'AIONBD_NO_NBD_DRIVER', errno: 19 });
+      await expect(s.call('nbd_start_disk', { bdev_name: 'm0', nbd_device: '/dev/nbd3' })).rejects.toMatchObject({
+        code: 'AIONBD_NO_NBD_DRIVER',
+        errno: 19,
+      });
       expect(s.saveConfig().subsystems.find((x) => x.subsystem === 'nbd')?.config).toEqual([]);
     } finally {
       await s.close();
@@ -74,8 +81,17 @@ describe('kernel attach without a kernel', () => {
 
   it('rpc.py forms of nbd_start_disk, nbd_stop_disk and nbd_get_disks', () => {
     expect(paramsFromArgs('nbd_start_disk', ['aio0'])).toEqual({ bdev_name: 'aio0' });
-    expect(paramsFromArgs('nbd_start_disk', ['aio0', '/dev/nbd3', '-c', '4', '-t', '10', '--dead-conn-timeout', '30', '-b', '4096', '-r']))
-      .toEqual({ bdev_name: 'aio0', nbd_device: '/dev/nbd3', num_connections: 4, timeout: 10, dead_conn_timeout: 30, block_size: 4096, readonly: true });
+    expect(
+      paramsFromArgs('nbd_start_disk', ['aio0', '/dev/nbd3', '-c', '4', '-t', '10', '--dead-conn-timeout', '30', '-b', '4096', '-r']),
+    ).toEqual({
+      bdev_name: 'aio0',
+      nbd_device: '/dev/nbd3',
+      num_connections: 4,
+      timeout: 10,
+      dead_conn_timeout: 30,
+      block_size: 4096,
+      readonly: true,
+    });
     expect(paramsFromArgs('nbd_stop_disk', ['/dev/nbd3'])).toEqual({ nbd_device: '/dev/nbd3' });
     expect(paramsFromArgs('nbd_get_disks', ['-n', '/dev/nbd3'])).toEqual({ nbd_device: '/dev/nbd3' });
   });

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openServedFile } from '../../src/bdev/open_file.js';
+import { openServedFile } from '../../src/modules/aio/open_file.js';
 import { InvalidBdevError, PathNotAllowedError, PathNotFoundError } from '../../src/errors.js';
 import { native } from '../../src/native.js';
 import { startSwapper } from '../helpers/swapper.js';
@@ -25,13 +25,20 @@ beforeAll(() => {
   fs.linkSync(path.join(dir, 'out', 'secret.img'), path.join(root, 'hard.img'));
   execFileSync('mkfifo', [path.join(root, 'fifo')]);
 });
-afterAll(() => { rmrf(dir); });
+afterAll(() => {
+  rmrf(dir);
+});
 
-function sizeOf(fd: number): number { const s = fs.fstatSync(fd).size; fs.closeSync(fd); return s; }
+function sizeOf(fd: number): number {
+  const s = fs.fstatSync(fd).size;
+  fs.closeSync(fd);
+  return s;
+}
 
 for (const walk of [false, true]) {
   describe(walk ? 'beneath a root, by the O_NOFOLLOW walk' : 'beneath a root, by openat2', () => {
-    const open = (rel: string, readonly = true): number => openServedFile(path.join(root, rel), { readonly, direct: true, within: root, walk }).fd;
+    const open = (rel: string, readonly = true): number =>
+      openServedFile(path.join(root, rel), { readonly, direct: true, within: root, walk }).fd;
 
     it('opens a file under the root, O_DIRECT set on the fd it judged', () => {
       const { fd, direct } = openServedFile(path.join(root, 'in.img'), { readonly: false, direct: true, within: root, walk });
@@ -48,7 +55,9 @@ for (const walk of [false, true]) {
     });
 
     it('refuses what lies outside the root and what is missing', () => {
-      expect(() => openServedFile(path.join(dir, 'out', 'secret.img'), { readonly: true, direct: true, within: root, walk })).toThrow(/outside the allowed paths/);
+      expect(() => openServedFile(path.join(dir, 'out', 'secret.img'), { readonly: true, direct: true, within: root, walk })).toThrow(
+        /outside the allowed paths/,
+      );
       expect(() => open('missing.img')).toThrow(PathNotFoundError);
     });
 
@@ -70,7 +79,9 @@ describe("the operator's own paths (no root)", () => {
     expect(sizeOf(openServedFile(path.join(root, 'esc', 'secret.img'), { readonly: true, direct: true }).fd)).toBe(2 * MiB);
     expect(sizeOf(openServedFile(path.join(root, 'hard.img'), { readonly: true, direct: true }).fd)).toBe(2 * MiB);
     expect(() => openServedFile(path.join(root, 'fifo'), { readonly: true, direct: true })).toThrow(InvalidBdevError);
-    expect(() => openServedFile('/dev/null', { readonly: false, direct: true })).toThrow(/\/dev\/null is not a regular file or a block device \(it is a character device\)/);
+    expect(() => openServedFile('/dev/null', { readonly: false, direct: true })).toThrow(
+      /\/dev\/null is not a regular file or a block device \(it is a character device\)/,
+    );
   });
 });
 
@@ -84,14 +95,20 @@ describe('a directory swapped with a symlink to outside while opening beneath th
       fs.writeFileSync(path.join(d, 'out', 'x.img'), Buffer.alloc(8192));
       fs.symlinkSync(path.join(d, 'out'), path.join(d, 'root', 'link'));
       const swapper = await startSwapper(path.join(d, 'root', 'd'), path.join(d, 'root', 'link'), 2);
-      let inside = 0, outside = 0, refused = 0;
+      let inside = 0,
+        outside = 0,
+        refused = 0;
       const deadline = Date.now() + 2000;
       for (let i = 0; i < 1_000_000 && Date.now() < deadline; i++) {
         let fd: number;
         try {
           fd = native().openFile('d/x.img', { root: path.join(d, 'root'), write: false, direct: false, walk }).fd;
-        } catch { refused++; continue; }
-        if (sizeOf(fd) === 4096) inside++; else outside++;
+        } catch {
+          refused++;
+          continue;
+        }
+        if (sizeOf(fd) === 4096) inside++;
+        else outside++;
       }
       await swapper.done();
       expect(inside).toBeGreaterThan(10);

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { bufferPool } from '../../src/bdev/buffers.js';
-import { createMallocBdev } from '../../src/bdev/malloc.js';
+import { createMallocBdev } from '../../src/modules/malloc/malloc.js';
 import { IoType, newIo, type BdevIo } from '../../src/bdev/types.js';
 import { run } from '../helpers/bdev.js';
 
@@ -14,13 +14,17 @@ const KiB = 1024;
 function burst(b: Bdev, type: IoType, n: number, length: number): Promise<{ order: number[]; results: number[]; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const order: number[] = [], results: number[] = [];
+    const order: number[] = [],
+      results: number[] = [];
     for (let i = 0; i < n; i++) {
       const io: BdevIo = newIo((x) => {
-        order.push(i); results.push(x.result);
+        order.push(i);
+        results.push(x.result);
         if (order.length === n) resolve({ order, results, ms: performance.now() - t0 });
       });
-      io.type = type; io.offset = (i * length) % (b.sizeBytes - length); io.length = length;
+      io.type = type;
+      io.offset = (i * length) % (b.sizeBytes - length);
+      io.length = length;
       io.buf = bufferPool().get(length);
       b.submit(io);
     }
@@ -29,7 +33,9 @@ function burst(b: Bdev, type: IoType, n: number, length: number): Promise<{ orde
 
 describe('bdev QoS', () => {
   let b: Bdev;
-  afterEach(async () => { await b.close(); });
+  afterEach(async () => {
+    await b.close();
+  });
 
   it('holds READ/WRITE to rw_ios_per_sec, in order, failing none', async () => {
     b = createMallocBdev({ name: 'q0', blockSize: 512, numBlocks: 8192 });
@@ -40,14 +46,14 @@ describe('bdev QoS', () => {
     expect(r.order).toEqual([...r.order].sort((x, y) => x - y));
     // 800 I/Os at 2000/s: 0.4 s, less the 1 ms of allowance a new limit starts with.
     expect(r.ms).toBeGreaterThan(360);
-    expect(r.ms).toBeLessThan(700);   // late timers lose no allowance: only the last one adds
+    expect(r.ms).toBeLessThan(700); // late timers lose no allowance: only the last one adds
     expect(b.stat.numReadOps).toBe(800);
   });
 
   it('holds bytes to w_mbytes_per_sec and lets READ and FLUSH by', async () => {
     b = createMallocBdev({ name: 'q1', blockSize: 512, numBlocks: 16384 });
     b.setQosLimits({ w_mbytes_per_sec: 4 });
-    const writes = burst(b, IoType.Write, 32, 64 * KiB);   // 2 MiB at 4 MiB/s: 0.5 s
+    const writes = burst(b, IoType.Write, 32, 64 * KiB); // 2 MiB at 4 MiB/s: 0.5 s
     const t0 = performance.now();
     expect((await run(b, IoType.Read, 0, 64 * KiB)).result).toBe(0);
     expect((await run(b, IoType.Flush, 0, 0)).result).toBe(0);
@@ -62,7 +68,7 @@ describe('bdev QoS', () => {
   it('lets held I/O go at once when the limits are removed', async () => {
     b = createMallocBdev({ name: 'q2', blockSize: 512, numBlocks: 8192 });
     b.setQosLimits({ rw_ios_per_sec: 1000 });
-    const r = burst(b, IoType.Read, 500, 4 * KiB);   // 0.5 s at the limit
+    const r = burst(b, IoType.Read, 500, 4 * KiB); // 0.5 s at the limit
     await new Promise((res) => setTimeout(res, 20));
     expect(b.qosHeld).toBeGreaterThan(400);
     b.setQosLimits({ rw_ios_per_sec: 0 });

@@ -44,17 +44,41 @@ describe('the RBD part of the addon', () => {
     }
   });
 
-  it.runIf(onPath('g++') && nodeInclude() !== null)('the files that differ compile both with and without AIONBD_HAVE_RBD', async () => {
-    const require = createRequire(import.meta.url);
-    const napi = (require('node-addon-api') as { include_dir: string }).include_dir;
-    const base = ['-fsyntax-only', '-std=c++17', '-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter', '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS',
-      '-D_GNU_SOURCE', `-I${napi}`, `-I${nodeInclude() ?? ''}`];
-    const files = ['addon.cc', 'rbd_init.cc'].map((f) => path.join(REPO_ROOT, 'native', f));
-    const without = await run('g++', [...base, ...files], { timeoutMs: 120_000 });
-    expect(without.code, without.stderr).toBe(0);
-    if (HEADERS) {
-      const withRbd = await run('g++', [...base, '-DAIONBD_HAVE_RBD', ...files, ...['rbd_lib.cc', 'rbd_cluster.cc', 'rbd_image.cc'].map((f) => path.join(REPO_ROOT, 'native', f))], { timeoutMs: 180_000 });
-      expect(withRbd.code, withRbd.stderr).toBe(0);
-    }
-  }, 240_000);
+  it.runIf(onPath('g++') && nodeInclude() !== null)(
+    'the files that differ compile both with and without AIONBD_HAVE_RBD',
+    async () => {
+      const require = createRequire(import.meta.url);
+      const napi = (require('node-addon-api') as { include_dir: string }).include_dir;
+      const base = [
+        '-fsyntax-only',
+        '-std=c++17',
+        '-Wall',
+        '-Wextra',
+        '-Werror',
+        '-Wno-unused-parameter',
+        '-DNAPI_VERSION=8',
+        '-DNAPI_DISABLE_CPP_EXCEPTIONS',
+        '-D_GNU_SOURCE',
+        `-I${napi}`,
+        `-I${nodeInclude() ?? ''}`,
+      ];
+      const files = ['addon.cc', 'rbd_init.cc'].map((f) => path.join(REPO_ROOT, 'native', f));
+      const without = await run('g++', [...base, ...files], { timeoutMs: 120_000 });
+      expect(without.code, without.stderr).toBe(0);
+      if (HEADERS) {
+        const withRbd = await run(
+          'g++',
+          [
+            ...base,
+            '-DAIONBD_HAVE_RBD',
+            ...files,
+            ...['rbd_lib.cc', 'rbd_cluster.cc', 'rbd_image.cc'].map((f) => path.join(REPO_ROOT, 'native', f)),
+          ],
+          { timeoutMs: 180_000 },
+        );
+        expect(withRbd.code, withRbd.stderr).toBe(0);
+      }
+    },
+    240_000,
+  );
 });

@@ -10,15 +10,25 @@ const MiB = 2 ** 20;
 describe('bdev_lvol_create', () => {
   const want = { lvs_name: 'lvs0', lvol_name: 'vol1', size_in_mib: 1024 };
 
-  it('takes the older rpc.py form, -n NAME -s BYTES, and today\'s NAME MIB', () => {
+  it("takes the older rpc.py form, -n NAME -s BYTES, and today's NAME MIB", () => {
     expect(paramsFromArgs('bdev_lvol_create', ['-l', 'lvs0', '-n', 'vol1', '-s', '1073741824'])).toEqual(want);
     expect(paramsFromArgs('bdev_lvol_create', ['vol1', '1024', '-l', 'lvs0'])).toEqual(want);
     expect(paramsFromArgs('bdev_lvol_create', ['-l', 'lvs0', 'vol1', '1024', '-t'])).toEqual({ ...want, thin_provision: true });
-    expect(paramsFromArgs('bdev_lvol_create', ['--lvol-name=vol1', '--size=1073741824', '-u', 'u-1'])).toEqual({ lvol_name: 'vol1', size_in_mib: 1024, uuid: 'u-1' });
+    expect(paramsFromArgs('bdev_lvol_create', ['--lvol-name=vol1', '--size=1073741824', '-u', 'u-1'])).toEqual({
+      lvol_name: 'vol1',
+      size_in_mib: 1024,
+      uuid: 'u-1',
+    });
   });
 
   it('takes a unit with any size, which then means what it says', () => {
-    for (const words of [['-n', 'vol1', '-s', '1G'], ['-n', 'vol1', '-s', '1024M'], ['vol1', '1G'], ['vol1', '--size-in-mib', '1G'], ['vol1', '--size-in-mib', '1024']]) {
+    for (const words of [
+      ['-n', 'vol1', '-s', '1G'],
+      ['-n', 'vol1', '-s', '1024M'],
+      ['vol1', '1G'],
+      ['vol1', '--size-in-mib', '1G'],
+      ['vol1', '--size-in-mib', '1024'],
+    ]) {
       expect(paramsFromArgs('bdev_lvol_create', [...words, '-l', 'lvs0']), words.join(' ')).toEqual(want);
     }
   });
@@ -46,11 +56,13 @@ describe('bdev_lvol_create', () => {
 });
 
 describe('bdev_error_create', () => {
-  it('BASE alone is SPDK\'s form (the bdev is EE_BASE); BASE NAME names it', () => {
+  it("BASE alone is SPDK's form (the bdev is EE_BASE); BASE NAME names it", () => {
     expect(paramsFromArgs('bdev_error_create', ['aio_test'])).toEqual({ base_name: 'aio_test' });
     expect(paramsFromArgs('bdev_error_create', ['aio_test', 'error_test'])).toEqual({ base_name: 'aio_test', name: 'error_test' });
     expect(paramsFromArgs('bdev_error_create', ['aio_test', '--uuid', 'u-1'])).toEqual({ base_name: 'aio_test', uuid: 'u-1' });
-    expect(() => paramsFromArgs('bdev_error_create', ['a', 'b', 'c'])).toThrow(/too many arguments \(bdev_error_create BASE \[NAME\] \[--uuid UUID\]\)/);
+    expect(() => paramsFromArgs('bdev_error_create', ['a', 'b', 'c'])).toThrow(
+      /too many arguments \(bdev_error_create BASE \[NAME\] \[--uuid UUID\]\)/,
+    );
   });
 });
 
@@ -61,7 +73,11 @@ describe('sizes elsewhere', () => {
     expect(paramsFromArgs('bdev_split_create', ['m', '4', '-s', '64M'])).toEqual({ base_bdev: 'm', split_count: 4, split_size_mb: 64 });
     expect(paramsFromArgs('bdev_split_create', ['m', '4', '-s', '64'])).toMatchObject({ split_size_mb: 64 });
     expect(() => paramsFromArgs('bdev_split_create', ['m', '4', '-s', '1536K'])).toThrow(/-s 1536K is not a whole number of MiB/);
-    expect(paramsFromArgs('bdev_lvol_create_lvstore', ['aio0', 'lvs', '-c', '1M'])).toEqual({ bdev_name: 'aio0', lvs_name: 'lvs', cluster_sz: MiB });
+    expect(paramsFromArgs('bdev_lvol_create_lvstore', ['aio0', 'lvs', '-c', '1M'])).toEqual({
+      bdev_name: 'aio0',
+      lvs_name: 'lvs',
+      cluster_sz: MiB,
+    });
     expect(paramsFromArgs('bdev_lvol_create_lvstore', ['aio0', 'lvs', '-c', '65536'])).toMatchObject({ cluster_sz: 65536 });
     expect(paramsFromArgs('bdev_aio_create', ['/dev/loop0', 'aio_disk1'])).toEqual({ filename: '/dev/loop0', name: 'aio_disk1' });
     expect(paramsFromArgs('bdev_aio_create', ['/f', 'a', '4K'])).toEqual({ filename: '/f', name: 'a', block_size: 4096 });

@@ -10,14 +10,25 @@ import { UsageError } from '../../src/errors.js';
 
 describe('rpc.py forms', () => {
   it('bdev_set_qos_limit NAME --rw-ios-per-sec N ...', () => {
-    expect(paramsFromArgs('bdev_set_qos_limit', ['m0', '--rw-ios-per-sec', '20000', '--w-mbytes-per-sec', '0']))
-      .toEqual({ name: 'm0', rw_ios_per_sec: 20000, w_mbytes_per_sec: 0 });
+    expect(paramsFromArgs('bdev_set_qos_limit', ['m0', '--rw-ios-per-sec', '20000', '--w-mbytes-per-sec', '0'])).toEqual({
+      name: 'm0',
+      rw_ios_per_sec: 20000,
+      w_mbytes_per_sec: 0,
+    });
   });
 
   it('bdev_enable_histogram takes --histogram/--no-histogram and the older -e/-d, one of them', () => {
-    expect(paramsFromArgs('bdev_enable_histogram', ['m0', '--histogram', '-o', 'write'])).toEqual({ name: 'm0', enable: true, opc: 'write' });
+    expect(paramsFromArgs('bdev_enable_histogram', ['m0', '--histogram', '-o', 'write'])).toEqual({
+      name: 'm0',
+      enable: true,
+      opc: 'write',
+    });
     expect(paramsFromArgs('bdev_enable_histogram', ['m0', '-d'])).toEqual({ name: 'm0', enable: false });
-    expect(paramsFromArgs('bdev_enable_histogram', ['-e', 'm0', '--granularity', '5'])).toEqual({ name: 'm0', enable: true, granularity: 5 });
+    expect(paramsFromArgs('bdev_enable_histogram', ['-e', 'm0', '--granularity', '5'])).toEqual({
+      name: 'm0',
+      enable: true,
+      granularity: 5,
+    });
     expect(() => paramsFromArgs('bdev_enable_histogram', ['m0'])).toThrow(UsageError);
     expect(() => paramsFromArgs('bdev_enable_histogram', ['m0', '-e', '--no-histogram'])).toThrow(UsageError);
   });
@@ -31,7 +42,7 @@ function answer(s: IoStat, ticks: number): unknown {
 describe('aionbd iostat rows', () => {
   it('rates, mean and p99 of the interval only', () => {
     const s = new IoStat();
-    for (let i = 0; i < 100; i++) s.record(IoType.Read, 4096, 0, 0, 5);   // 5 ms each, before the interval
+    for (let i = 0; i < 100; i++) s.record(IoType.Read, 4096, 0, 0, 5); // 5 ms each, before the interval
     const a = readSample(answer(s, 1e9));
     // In the interval (2 s): 990 reads of 100 us and 10 of 10 ms; 500 writes of 64 KiB at 200 us.
     for (let i = 0; i < 990; i++) s.record(IoType.Read, 4096, 0, 0, 0.1);

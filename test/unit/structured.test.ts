@@ -1,12 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { Server } from '../../src/target.js';
+import { Server } from '../../src/server.js';
 import { writeBytes } from '../helpers/bdev.js';
 import { startInProcess, type TestServer } from '../helpers/inproc.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
-import {
-  RawClient, extRequest, goData, metaData, negotiateOptions, readChunk, readSimpleReply, request,
-} from '../helpers/wire.js';
+import { RawClient, extRequest, goData, metaData, negotiateOptions, readChunk, readSimpleReply, request } from '../helpers/wire.js';
 
 const MiB = 1 << 20;
 const OPT = { GO: 7, STRUCTURED_REPLY: 8, LIST_META: 9, SET_META: 10, EXTENDED_HEADERS: 11, EXPORT_NAME: 1 };
@@ -37,10 +35,16 @@ describe('structured replies, metadata contexts and block status', () => {
   let srv: TestServer;
   let c: RawClient;
   beforeEach(async () => {
-    srv = await startInProcess([{ name: 'd0', size: 16 * MiB }, { name: 'd1', size: 8 * MiB }]);
+    srv = await startInProcess([
+      { name: 'd0', size: 16 * MiB },
+      { name: 'd1', size: 8 * MiB },
+    ]);
     c = await RawClient.connect(srv.socketPath);
   });
-  afterEach(async () => { c.close(); await srv.close(); });
+  afterEach(async () => {
+    c.close();
+    await srv.close();
+  });
 
   async function goStructured(meta: string[] | null, exportName = 'd0'): Promise<number> {
     const opts: [number, Buffer?][] = [[OPT.STRUCTURED_REPLY]];
@@ -92,8 +96,14 @@ describe('structured replies, metadata contexts and block status', () => {
     for (let i = 0; i < 64; i++) {
       const ch = await readChunk(c);
       const off = Number(ch.payload.readBigUInt64BE(0)) - 4 * MiB;
-      if (ch.type === CHUNK.OFFSET_HOLE) { got.fill(0, off, off + ch.payload.readUInt32BE(8)); covered += ch.payload.readUInt32BE(8); }
-      else { expect(ch.type).toBe(CHUNK.OFFSET_DATA); ch.payload.copy(got, off, 8); covered += ch.payload.length - 8; }
+      if (ch.type === CHUNK.OFFSET_HOLE) {
+        got.fill(0, off, off + ch.payload.readUInt32BE(8));
+        covered += ch.payload.readUInt32BE(8);
+      } else {
+        expect(ch.type).toBe(CHUNK.OFFSET_DATA);
+        ch.payload.copy(got, off, 8);
+        covered += ch.payload.length - 8;
+      }
       if (ch.flags & 1) break;
     }
     expect(covered).toBe(MiB);
@@ -130,7 +140,11 @@ describe('structured replies, metadata contexts and block status', () => {
     const bs = await readChunk(c);
     expect([bs.type, bs.flags]).toEqual([CHUNK.BLOCK_STATUS, 1]);
     expect(bs.payload.readUInt32BE(0)).toBe(1); // the id SET gave
-    expect(extents(bs.payload)).toEqual([[2 * MiB, 3], [MiB, 0], [13 * MiB, 3]]);
+    expect(extents(bs.payload)).toEqual([
+      [2 * MiB, 3],
+      [MiB, 0],
+      [13 * MiB, 3],
+    ]);
     c.write(request(CMD.BLOCK_STATUS, { cookie: 3n, offset: 2 * MiB + 4096, length: 4096, flags: 8 }));
     const one = await readChunk(c);
     expect(extents(one.payload)).toEqual([[4096, 0]]);
@@ -174,7 +188,10 @@ describe('extended headers', () => {
     srv = await startInProcess([{ name: 'd0', size: 16 * MiB }]);
     c = await RawClient.connect(srv.socketPath);
   });
-  afterEach(async () => { c.close(); await srv.close(); });
+  afterEach(async () => {
+    c.close();
+    await srv.close();
+  });
 
   it('negotiates, then speaks 32-byte requests and extended chunks only', async () => {
     const r = await negotiateOptions(c, [
@@ -198,7 +215,11 @@ describe('extended headers', () => {
     c.write(extRequest(CMD.BLOCK_STATUS, { cookie: 3n, offset: 0, length: 16 * MiB }));
     ch = await readChunk(c, true);
     expect(ch.type).toBe(CHUNK.BLOCK_STATUS_EXT);
-    expect(extents(ch.payload, true)).toEqual([[4096, 3], [8192, 0], [16 * MiB - 12288, 3]]);
+    expect(extents(ch.payload, true)).toEqual([
+      [4096, 3],
+      [8192, 0],
+      [16 * MiB - 12288, 3],
+    ]);
     // WRITE without PAYLOAD_LEN is invalid (and carries no payload).
     c.write(extRequest(CMD.WRITE, { cookie: 4n, offset: 0, length: 512 }));
     ch = await readChunk(c, true);
@@ -238,13 +259,17 @@ describe('qemu:allocation-depth on an lvol export', () => {
     await s.listen(`unix:${dir}/nbd.sock`);
     c = await RawClient.connect(`${dir}/nbd.sock`);
   });
-  afterEach(async () => { c.close(); await s.close(); rmrf(dir); });
+  afterEach(async () => {
+    c.close();
+    await s.close();
+    rmrf(dir);
+  });
 
   const names = (r: { type: number; data: Buffer }[]): [number, string][] =>
     r.filter((x) => x.type === REP.META).map((x) => [x.data.readUInt32BE(0), x.data.toString('utf8', 4)]);
 
   it('is listed (none, "qemu:" or its name), selected with its own id, and answered in a chunk of its own', async () => {
-    const r = await negotiateOptions(c, [
+    const r = (await negotiateOptions(c, [
       [OPT.STRUCTURED_REPLY],
       [OPT.LIST_META, metaData('v', [])],
       [OPT.LIST_META, metaData('v', ['qemu:'])],
@@ -252,21 +277,43 @@ describe('qemu:allocation-depth on an lvol export', () => {
       [OPT.SET_META, metaData('v', ['qemu:'])], // a wildcard selects nothing
       [OPT.SET_META, metaData('v', ['qemu:allocation-depth', 'base:allocation', 'qemu:dirty-bitmap:x'])],
       [OPT.GO, goData('v')],
-    ]) as { type: number; data: Buffer }[][];
-    expect(names(r[1] ?? [])).toEqual([[0, 'base:allocation'], [0, 'qemu:allocation-depth']]);
+    ])) as { type: number; data: Buffer }[][];
+    expect(names(r[1] ?? [])).toEqual([
+      [0, 'base:allocation'],
+      [0, 'qemu:allocation-depth'],
+    ]);
     expect(names(r[2] ?? [])).toEqual([[0, 'qemu:allocation-depth']]);
     expect(names(r[3] ?? [])).toEqual([[0, 'base:allocation']]);
     expect(names(r[4] ?? [])).toEqual([]);
-    expect(names(r[5] ?? [])).toEqual([[1, 'base:allocation'], [2, 'qemu:allocation-depth']]);
+    expect(names(r[5] ?? [])).toEqual([
+      [1, 'base:allocation'],
+      [2, 'qemu:allocation-depth'],
+    ]);
     c.write(request(CMD.BLOCK_STATUS, { cookie: 1n, offset: 0, length: 8 * MiB }));
-    const first = await readChunk(c), second = await readChunk(c);
+    const first = await readChunk(c),
+      second = await readChunk(c);
     expect([first.type, first.flags, second.type, second.flags]).toEqual([CHUNK.BLOCK_STATUS, 0, CHUNK.BLOCK_STATUS, 1]);
     const byId = new Map([first, second].map((ch) => [ch.payload.readUInt32BE(0), extents(ch.payload)]));
-    expect(byId.get(1)).toEqual([[2 * MiB, 3], [MiB, 0], [2 * MiB, 3], [MiB, 0], [2 * MiB, 3]]);
-    expect(byId.get(2)).toEqual([[2 * MiB, 0], [MiB, 2], [2 * MiB, 0], [MiB, 1], [2 * MiB, 0]]);
+    expect(byId.get(1)).toEqual([
+      [2 * MiB, 3],
+      [MiB, 0],
+      [2 * MiB, 3],
+      [MiB, 0],
+      [2 * MiB, 3],
+    ]);
+    expect(byId.get(2)).toEqual([
+      [2 * MiB, 0],
+      [MiB, 2],
+      [2 * MiB, 0],
+      [MiB, 1],
+      [2 * MiB, 0],
+    ]);
     // REQ_ONE: one extent per context.
     c.write(request(CMD.BLOCK_STATUS, { cookie: 2n, offset: 2 * MiB + 4096, length: 4 * MiB, flags: 8 }));
     const one = [await readChunk(c), await readChunk(c)].map((ch) => [ch.payload.readUInt32BE(0), extents(ch.payload)]);
-    expect(one).toEqual([[1, [[MiB - 4096, 0]]], [2, [[MiB - 4096, 2]]]]);
+    expect(one).toEqual([
+      [1, [[MiB - 4096, 0]]],
+      [2, [[MiB - 4096, 2]]],
+    ]);
   });
 });

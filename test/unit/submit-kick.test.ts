@@ -7,7 +7,10 @@ import { kickSubmissions, queueSubmission, type QueuedSubmitter } from '../../sr
 class Counting implements QueuedSubmitter {
   sent = 0;
   constructor(private readonly then: (() => void) | null = null) {}
-  submitQueued(): void { this.sent++; this.then?.(); }
+  submitQueued(): void {
+    this.sent++;
+    this.then?.();
+  }
 }
 
 describe('submission kick', () => {
@@ -30,8 +33,14 @@ describe('submission kick', () => {
 
   it('runs batches started, and kicks made, from inside a submission', async () => {
     const c = new Counting();
-    const b = new Counting(() => { queueSubmission(c); kickSubmissions(); });
-    const a = new Counting(() => { queueSubmission(b); kickSubmissions(); });
+    const b = new Counting(() => {
+      queueSubmission(c);
+      kickSubmissions();
+    });
+    const a = new Counting(() => {
+      queueSubmission(b);
+      kickSubmissions();
+    });
     queueSubmission(a);
     kickSubmissions();
     expect([a.sent, b.sent, c.sent]).toEqual([1, 1, 1]);

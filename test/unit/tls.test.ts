@@ -65,7 +65,9 @@ describe('loadTls: flags that do not make one policy', () => {
 
 describe.skipIf(!have)('loadTls: credential files', () => {
   let c: Certs;
-  beforeAll(() => { c = makeCerts(tmpDir('aionbd-tls-load-')); }, 60_000);
+  beforeAll(() => {
+    c = makeCerts(tmpDir('aionbd-tls-load-'));
+  }, 60_000);
   afterAll(() => rmrf(c.dir));
   const server = (): TlsFiles => ({ cert: c.file('server-cert.pem'), key: c.file('server-key.pem') });
 
@@ -91,21 +93,31 @@ describe.skipIf(!have)('loadTls: credential files', () => {
     expect(loadTls(expired, new Date('2020-01-01T12:00:00Z'))?.mode).toBe('require');
     expect(() => loadTls({ cert: c.file('future-cert.pem'), key: c.file('future-key.pem') })).toThrow(/is not valid before 2099-01-01/);
     // A CA file whose every certificate is out of date can verify no one.
-    expect(() => loadTls({ ...server(), ca: c.file('ca-cert.pem') }, new Date('2099-06-01T00:00:00Z'))).toThrow(/outside its validity|expired/);
+    expect(() => loadTls({ ...server(), ca: c.file('ca-cert.pem') }, new Date('2099-06-01T00:00:00Z'))).toThrow(
+      /outside its validity|expired/,
+    );
   });
 });
 
 describe.skipIf(!have)('STARTTLS with real clients', () => {
   let certs: string;
   let srv: TestServer | null = null;
-  beforeAll(() => { certs = makeCerts(tmpDir('aionbd-tls-')).dir; }, 60_000);
+  beforeAll(() => {
+    certs = makeCerts(tmpDir('aionbd-tls-')).dir;
+  }, 60_000);
   afterAll(() => rmrf(certs));
-  afterEach(async () => { await srv?.close(); srv = null; });
-
-  const x509 = (extra: { mode?: 'on' | 'require'; ca?: boolean } = {}) => loadTls({
-    mode: extra.mode, cert: path.join(certs, 'server-cert.pem'), key: path.join(certs, 'server-key.pem'),
-    ca: extra.ca === true ? path.join(certs, 'ca-cert.pem') : undefined,
+  afterEach(async () => {
+    await srv?.close();
+    srv = null;
   });
+
+  const x509 = (extra: { mode?: 'on' | 'require'; ca?: boolean } = {}) =>
+    loadTls({
+      mode: extra.mode,
+      cert: path.join(certs, 'server-cert.pem'),
+      key: path.join(certs, 'server-key.pem'),
+      ca: extra.ca === true ? path.join(certs, 'ca-cert.pem') : undefined,
+    });
 
   it('nbdinfo over nbds+unix with X.509, and qemu-img with tls-creds-x509', async () => {
     srv = await startInProcess([{ name: 'd0', size: 16 << 20 }], { tls: x509() });
@@ -113,28 +125,49 @@ describe.skipIf(!have)('STARTTLS with real clients', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/with TLS/);
     expect(r.stdout).toMatch(/export-size: 16777216/);
-    const q = await run('qemu-img', ['info', '--object', `tls-creds-x509,id=tls0,dir=${certs},endpoint=client`, '--image-opts',
-      `driver=nbd,path=${srv.socketPath},export=d0,tls-creds=tls0,tls-hostname=localhost`], { timeoutMs: 20_000 });
+    const q = await run(
+      'qemu-img',
+      [
+        'info',
+        '--object',
+        `tls-creds-x509,id=tls0,dir=${certs},endpoint=client`,
+        '--image-opts',
+        `driver=nbd,path=${srv.socketPath},export=d0,tls-creds=tls0,tls-hostname=localhost`,
+      ],
+      { timeoutMs: 20_000 },
+    );
     expect(q.code).toBe(0);
     expect(q.stdout).toMatch(/16777216 bytes/);
   }, 60_000);
 
   it('nbdinfo with a PSK', async () => {
     srv = await startInProcess([{ name: 'd0', size: 16 << 20 }], { tls: loadTls({ psk: path.join(certs, 'keys.psk') }) });
-    const ok = await run('nbdinfo', ['--size', `nbds+unix://alice@/d0?socket=${srv.socketPath}&tls-psk-file=${path.join(certs, 'keys.psk')}`], { timeoutMs: 20_000 });
+    const ok = await run(
+      'nbdinfo',
+      ['--size', `nbds+unix://alice@/d0?socket=${srv.socketPath}&tls-psk-file=${path.join(certs, 'keys.psk')}`],
+      { timeoutMs: 20_000 },
+    );
     expect(ok.stdout.trim()).toBe('16777216');
     fs.writeFileSync(path.join(certs, 'wrong.psk'), `alice:${'11'.repeat(32)}\n`);
-    const bad = await run('nbdinfo', ['--size', `nbds+unix://alice@/d0?socket=${srv.socketPath}&tls-psk-file=${path.join(certs, 'wrong.psk')}`], { timeoutMs: 20_000 });
+    const bad = await run(
+      'nbdinfo',
+      ['--size', `nbds+unix://alice@/d0?socket=${srv.socketPath}&tls-psk-file=${path.join(certs, 'wrong.psk')}`],
+      { timeoutMs: 20_000 },
+    );
     expect(bad.code).not.toBe(0);
   }, 60_000);
 
   it('verifies client certificates with --tls-ca', async () => {
     srv = await startInProcess([{ name: 'd0', size: 16 << 20 }], { tls: x509({ ca: true }) });
-    const ok = await run('nbdinfo', ['--size', `nbds+unix:///d0?socket=${srv.socketPath}&tls-certificates=${certs}`], { timeoutMs: 20_000 });
+    const ok = await run('nbdinfo', ['--size', `nbds+unix:///d0?socket=${srv.socketPath}&tls-certificates=${certs}`], {
+      timeoutMs: 20_000,
+    });
     expect(ok.stdout.trim()).toBe('16777216');
     const noClient = tmpDir('aionbd-tls-ca-');
     fs.copyFileSync(path.join(certs, 'ca-cert.pem'), path.join(noClient, 'ca-cert.pem'));
-    const bad = await run('nbdinfo', ['--size', `nbds+unix:///d0?socket=${srv.socketPath}&tls-certificates=${noClient}`], { timeoutMs: 20_000 });
+    const bad = await run('nbdinfo', ['--size', `nbds+unix:///d0?socket=${srv.socketPath}&tls-certificates=${noClient}`], {
+      timeoutMs: 20_000,
+    });
     rmrf(noClient);
     expect(bad.code).not.toBe(0);
   }, 60_000);
@@ -152,7 +185,10 @@ describe.skipIf(!have)('STARTTLS with real clients', () => {
     expect((await readOptReply(c)).type).toBe(REP.ACK);
     // The TLS handshake on the same socket, then a second STARTTLS inside it.
     const secure = tls.connect({ socket: c.sock, ca: fs.readFileSync(path.join(certs, 'ca-cert.pem')), servername: 'localhost' });
-    await new Promise<void>((resolve, reject) => { secure.once('secureConnect', resolve); secure.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
     const reply = new Promise<Buffer>((resolve) => secure.once('data', resolve));
     secure.write(option(5));
     const r = await reply;

@@ -16,10 +16,16 @@ describe('transmission (bytes on the wire)', () => {
   let srv: TestServer;
   let c: RawClient;
   beforeEach(async () => {
-    srv = await startInProcess([{ name: 'd0', size: SIZE }, { name: 'ro', size: MiB, readonly: true }]);
+    srv = await startInProcess([
+      { name: 'd0', size: SIZE },
+      { name: 'ro', size: MiB, readonly: true },
+    ]);
     c = await RawClient.connect(srv.socketPath);
   });
-  afterEach(async () => { c.close(); await srv.close(); });
+  afterEach(async () => {
+    c.close();
+    await srv.close();
+  });
 
   async function expectReply(cookie: bigint, error: number): Promise<void> {
     expect(await readSimpleReply(c)).toEqual({ magic: 0x67446698, error, cookie });
@@ -49,23 +55,23 @@ describe('transmission (bytes on the wire)', () => {
   it('answers bad requests with the right error and keeps the stream in sync', async () => {
     await handshakeGo(c, 'd0');
     const cases: [Buffer, number][] = [
-      [request(CMD.WRITE, { cookie: 10n, offset: SIZE, payload: pattern(512, 3) }), ERR.ENOSPC],          // past the end
-      [request(CMD.READ, { cookie: 11n, offset: SIZE - 512, length: 1024 }), ERR.EINVAL],                   // past the end
-      [request(CMD.READ, { cookie: 12n, offset: 0xfffffffffffffe00n, length: 1024 }), ERR.EINVAL],         // offset+length wraps 64 bits
+      [request(CMD.WRITE, { cookie: 10n, offset: SIZE, payload: pattern(512, 3) }), ERR.ENOSPC], // past the end
+      [request(CMD.READ, { cookie: 11n, offset: SIZE - 512, length: 1024 }), ERR.EINVAL], // past the end
+      [request(CMD.READ, { cookie: 12n, offset: 0xfffffffffffffe00n, length: 1024 }), ERR.EINVAL], // offset+length wraps 64 bits
       [request(CMD.WRITE, { cookie: 13n, offset: 0xfffffffffffffe00n, payload: pattern(1024, 3) }), ERR.ENOSPC],
-      [request(CMD.READ, { cookie: 14n, offset: 0, length: 0 }), ERR.EINVAL],                              // length 0
+      [request(CMD.READ, { cookie: 14n, offset: 0, length: 0 }), ERR.EINVAL], // length 0
       [request(CMD.TRIM, { cookie: 15n, offset: 0, length: 0 }), ERR.EINVAL],
-      [request(CMD.WRITE, { cookie: 16n, offset: 100, payload: pattern(512, 3) }), 0],                     // unaligned is fine
-      [request(42, { cookie: 17n }), ERR.EINVAL],                                                          // unknown command
-      [request(CMD.READ, { cookie: 18n, length: 512, flags: 0x8000 }), ERR.EINVAL],                        // unknown flag
-      [request(CMD.WRITE, { cookie: 19n, payload: pattern(512, 3), flags: 2 }), ERR.EINVAL],               // NO_HOLE on WRITE
-      [request(CMD.READ, { cookie: 20n, length: 512, flags: 8 }), ERR.EINVAL],                             // REQ_ONE on READ
-      [request(CMD.FLUSH, { cookie: 21n, offset: 512 }), ERR.EINVAL],                                      // FLUSH with offset
-      [request(CMD.READ, { cookie: 22n, length: 64 * MiB + 512 }), ERR.EINVAL],                            // over max payload
+      [request(CMD.WRITE, { cookie: 16n, offset: 100, payload: pattern(512, 3) }), 0], // unaligned is fine
+      [request(42, { cookie: 17n }), ERR.EINVAL], // unknown command
+      [request(CMD.READ, { cookie: 18n, length: 512, flags: 0x8000 }), ERR.EINVAL], // unknown flag
+      [request(CMD.WRITE, { cookie: 19n, payload: pattern(512, 3), flags: 2 }), ERR.EINVAL], // NO_HOLE on WRITE
+      [request(CMD.READ, { cookie: 20n, length: 512, flags: 8 }), ERR.EINVAL], // REQ_ONE on READ
+      [request(CMD.FLUSH, { cookie: 21n, offset: 512 }), ERR.EINVAL], // FLUSH with offset
+      [request(CMD.READ, { cookie: 22n, length: 64 * MiB + 512 }), ERR.EINVAL], // over max payload
       [request(CMD.WRITE, { cookie: 23n, length: 64 * MiB + 512, payload: Buffer.alloc(64 * MiB + 512) }), ERR.EINVAL], // over max, payload read and dropped
-      [request(CMD.READ, { cookie: 26n, length: 64 * MiB }), 0],                                           // the max itself
-      [request(CMD.READ, { cookie: 24n, length: 512, flags: 1 }), 0],                                      // FUA on READ is accepted
-      [request(CMD.FLUSH, { cookie: 25n, flags: 1 }), 0],                                                  // FUA on FLUSH too
+      [request(CMD.READ, { cookie: 26n, length: 64 * MiB }), 0], // the max itself
+      [request(CMD.READ, { cookie: 24n, length: 512, flags: 1 }), 0], // FUA on READ is accepted
+      [request(CMD.FLUSH, { cookie: 25n, flags: 1 }), 0], // FUA on FLUSH too
     ];
     for (const [req, err] of cases) {
       c.write(req);
@@ -119,7 +125,7 @@ describe('transmission (bytes on the wire)', () => {
     c.write(Buffer.concat(reqs));
     await new Promise((r) => setTimeout(r, 1500));
     const after = process.memoryUsage();
-    const grown = (after.rss - before.rss) + (after.arrayBuffers - before.arrayBuffers);
+    const grown = after.rss - before.rss + (after.arrayBuffers - before.arrayBuffers);
     expect(grown).toBeLessThan(400 * MiB);
     // The client reads again: every reply arrives, in full.
     c.sock.resume();
@@ -167,7 +173,14 @@ describe('transmission (bytes on the wire)', () => {
   it('keeps 128 requests in flight and answers each once, matched by cookie', async () => {
     await handshakeGo(c, 'd0');
     const reqs: Buffer[] = [];
-    for (let i = 0; i < 256; i++) reqs.push(request(i % 2 === 0 ? CMD.WRITE : CMD.READ, { cookie: BigInt(1000 + i), offset: (i >> 1) * 4096, ...(i % 2 === 0 ? { payload: pattern(4096, i) } : { length: 4096 }) }));
+    for (let i = 0; i < 256; i++)
+      reqs.push(
+        request(i % 2 === 0 ? CMD.WRITE : CMD.READ, {
+          cookie: BigInt(1000 + i),
+          offset: (i >> 1) * 4096,
+          ...(i % 2 === 0 ? { payload: pattern(4096, i) } : { length: 4096 }),
+        }),
+      );
     c.write(Buffer.concat(reqs));
     const seen = new Map<bigint, number>();
     for (let i = 0; i < 256; i++) {
@@ -182,12 +195,14 @@ describe('transmission (bytes on the wire)', () => {
 
   it('DISC: in-flight requests are answered, later bytes ignored, then the socket closes', async () => {
     await handshakeGo(c, 'd0');
-    c.write(Buffer.concat([
-      request(CMD.READ, { cookie: 1n, length: 4096 }),
-      request(CMD.WRITE, { cookie: 2n, offset: 4096, payload: pattern(4096, 9) }),
-      request(CMD.DISC, { cookie: 0n }),
-      request(CMD.READ, { cookie: 3n, length: 4096 }),
-    ]));
+    c.write(
+      Buffer.concat([
+        request(CMD.READ, { cookie: 1n, length: 4096 }),
+        request(CMD.WRITE, { cookie: 2n, offset: 4096, payload: pattern(4096, 9) }),
+        request(CMD.DISC, { cookie: 0n }),
+        request(CMD.READ, { cookie: 3n, length: 4096 }),
+      ]),
+    );
     const cookies: bigint[] = [];
     for (let i = 0; i < 2; i++) {
       const r = await readSimpleReply(c);
@@ -203,11 +218,13 @@ describe('transmission (bytes on the wire)', () => {
     await handshakeGo(c, 'd0');
     const before = fs.readFileSync(path.join(srv.dir, 'd0.img')).subarray(0, 8192);
     const closing = srv.server.close();
-    c.write(Buffer.concat([
-      request(CMD.READ, { cookie: 5n, length: 4096 }),
-      request(CMD.WRITE, { cookie: 6n, offset: 0, payload: pattern(8192, 3) }),
-      request(CMD.FLUSH, { cookie: 7n }),
-    ]));
+    c.write(
+      Buffer.concat([
+        request(CMD.READ, { cookie: 5n, length: 4096 }),
+        request(CMD.WRITE, { cookie: 6n, offset: 0, payload: pattern(8192, 3) }),
+        request(CMD.FLUSH, { cookie: 7n }),
+      ]),
+    );
     for (const cookie of [5n, 6n, 7n]) await expectReply(cookie, 108);
     expect(await c.waitClosed(3000)).toBe(true);
     await closing;

@@ -12,7 +12,9 @@ export function parseNbdDevice(path: string): number {
   return Number(m[1]);
 }
 
-export function nbdDevicePath(index: number): string { return `/dev/nbd${index}`; }
+export function nbdDevicePath(index: number): string {
+  return `/dev/nbd${index}`;
+}
 
 function sysfs(index: number, file: string): string | null {
   try {
@@ -27,16 +29,22 @@ export function nbdDriverLoaded(): boolean {
   return fs.existsSync('/sys/module/nbd') || fs.existsSync('/dev/nbd0');
 }
 
-export function nbdDeviceExists(index: number): boolean { return fs.existsSync(`/sys/block/nbd${index}`); }
+export function nbdDeviceExists(index: number): boolean {
+  return fs.existsSync(`/sys/block/nbd${index}`);
+}
 
 /** A started device has a pid file, from attach until its configuration is dropped. */
-export function nbdDeviceStarted(index: number): boolean { return sysfs(index, 'pid') !== null; }
+export function nbdDeviceStarted(index: number): boolean {
+  return sysfs(index, 'pid') !== null;
+}
 
 /**
  * The backend identifier given at attach (/sys/block/nbdN/backend), or null when the device has
  * no configuration. It tells our device from one someone attached after ours went away.
  */
-export function nbdBackend(index: number): string | null { return sysfs(index, 'backend'); }
+export function nbdBackend(index: number): string | null {
+  return sysfs(index, 'backend');
+}
 
 /** Devices that look free for the ioctl path: not started and of size 0, lowest first. */
 export function freeNbdDevices(): number[] {

@@ -57,9 +57,19 @@ const STOP_GRACE_MS = 10_000;
 const LINK_DEAD_GRACE_MS = 1_000;
 const RECONNECT_LIMIT = 5;
 
-interface Settings { connections: number; timeout: number; deadConnTimeout: number; blockSize: number; netlink: boolean }
+interface Settings {
+  connections: number;
+  timeout: number;
+  deadConnTimeout: number;
+  blockSize: number;
+  netlink: boolean;
+}
 
-interface Conn { sock: net.Socket; done: Promise<void>; ended: boolean }
+interface Conn {
+  sock: net.Socket;
+  done: Promise<void>;
+  ended: boolean;
+}
 
 let attachSeq = 0;
 
@@ -84,7 +94,9 @@ function settings(o: KernelDiskOptions, x: Export): Settings {
   };
 }
 
-function closeFds(fds: number[]): void { for (const fd of fds) fs.closeSync(fd); }
+function closeFds(fds: number[]): void {
+  for (const fd of fds) fs.closeSync(fd);
+}
 
 /** n socketpairs: the kernel's ends, and ours already served by `server`. */
 function openConns(server: NbdServer, x: Export, n: number): { kernelFds: number[]; conns: Conn[] } {
@@ -97,7 +109,9 @@ function openConns(server: NbdServer, x: Export, n: number): { kernelFds: number
       const sock = new net.Socket({ fd: ours, readable: true, writable: true });
       const c: Conn = { sock, ended: false, done: Promise.resolve() };
       conns.push(c);
-      c.done = server.serveDirect(sock, x).then(() => { c.ended = true; });
+      c.done = server.serveDirect(sock, x).then(() => {
+        c.ended = true;
+      });
     }
   } catch (err) {
     closeFds(kernelFds);
@@ -109,7 +123,9 @@ function openConns(server: NbdServer, x: Export, n: number): { kernelFds: number
 
 function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  const t = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
   return Promise.race([p.then(() => true), t]).finally(() => clearTimeout(timer));
 }
 
@@ -125,9 +141,13 @@ export async function attachDisk(server: NbdServer, x: Export, opts: KernelDiskO
   try {
     index = await native().nbd.connect({
       ...(named !== undefined ? { index: named } : {}),
-      sizeBytes: x.size, blockSize: s.blockSize, serverFlags: x.flags,
+      sizeBytes: x.size,
+      blockSize: s.blockSize,
+      serverFlags: x.flags,
       ...(s.timeout > 0 ? { timeout: s.timeout } : {}),
-      deadConnTimeout: s.deadConnTimeout, backendId, fds: kernelFds,
+      deadConnTimeout: s.deadConnTimeout,
+      backendId,
+      fds: kernelFds,
     });
   } catch (err) {
     for (const c of conns) c.sock.destroy();
@@ -140,21 +160,35 @@ export async function attachDisk(server: NbdServer, x: Export, opts: KernelDiskO
   return new KernelDisk({ server, x, index, mode: 'netlink', conns, s, backendId, family: iface.family, ioctlEnded: null, log });
 }
 
-async function attachIoctl(server: NbdServer, x: Export, s: Settings, named: number | undefined, backendId: string, log: Logger): Promise<KernelDisk> {
+async function attachIoctl(
+  server: NbdServer,
+  x: Export,
+  s: Settings,
+  named: number | undefined,
+  backendId: string,
+  log: Logger,
+): Promise<KernelDisk> {
   const candidates = named !== undefined ? [named] : freeNbdDevices();
   for (const index of candidates) {
     const path = nbdDevicePath(index);
     const { kernelFds, conns } = openConns(server, x, s.connections);
     let ended: (errno: number) => void = () => undefined;
-    const ioctlEnded = new Promise<number>((resolve) => { ended = resolve; });
+    const ioctlEnded = new Promise<number>((resolve) => {
+      ended = resolve;
+    });
     try {
       // The native thread closes kernelFds once the kernel has (or has refused) them.
       await new Promise<void>((resolve, reject) => {
-        native().nbd.ioctlStart(path, { sizeBytes: x.size, blockSize: s.blockSize, flags: x.flags, timeout: s.timeout }, kernelFds, (phase, errno) => {
-          if (phase === 1) ended(errno);
-          else if (errno === 0) resolve();
-          else reject(Object.assign(new Error(`ioctl on ${path}`), { syscall: 'ioctl', errno: -errno }));
-        });
+        native().nbd.ioctlStart(
+          path,
+          { sizeBytes: x.size, blockSize: s.blockSize, flags: x.flags, timeout: s.timeout },
+          kernelFds,
+          (phase, errno) => {
+            if (phase === 1) ended(errno);
+            else if (errno === 0) resolve();
+            else reject(Object.assign(new Error(`ioctl on ${path}`), { syscall: 'ioctl', errno: -errno }));
+          },
+        );
       });
     } catch (err) {
       for (const c of conns) c.sock.destroy();
@@ -167,8 +201,16 @@ async function attachIoctl(server: NbdServer, x: Export, s: Settings, named: num
 }
 
 interface DiskInit {
-  server: NbdServer; x: Export; index: number; mode: 'netlink' | 'ioctl'; conns: Conn[]; s: Settings;
-  backendId: string; family: NetlinkFamily | null; ioctlEnded: Promise<number> | null; log: Logger;
+  server: NbdServer;
+  x: Export;
+  index: number;
+  mode: 'netlink' | 'ioctl';
+  conns: Conn[];
+  s: Settings;
+  backendId: string;
+  family: NetlinkFamily | null;
+  ioctlEnded: Promise<number> | null;
+  log: Logger;
 }
 
 export class KernelDisk {
@@ -208,33 +250,53 @@ export class KernelDisk {
     this.#ioctlEnded = d.ioctlEnded;
     this.#conns = d.conns;
     this.#log = d.log.child({ nbd: this.device });
-    this.ended = new Promise((resolve) => { this.#resolveEnded = resolve; });
+    this.ended = new Promise((resolve) => {
+      this.#resolveEnded = resolve;
+    });
     for (const c of this.#conns) this.#watch(c);
-    this.#unsubscribe.push(d.x.bdev.onRemove(() => { void this.stop('its bdev was removed'); }));
-    this.#unsubscribe.push(d.x.bdev.onResize(() => { this.#resizing = this.#resizing.then(() => this.#applySize()); }));
+    this.#unsubscribe.push(
+      d.x.bdev.onRemove(() => {
+        void this.stop('its bdev was removed');
+      }),
+    );
+    this.#unsubscribe.push(
+      d.x.bdev.onResize(() => {
+        this.#resizing = this.#resizing.then(() => this.#applySize());
+      }),
+    );
     if (d.family !== null && d.mode === 'netlink' && d.s.deadConnTimeout > 0) {
-      this.#unsubscribe.push(onLinkDead(d.family, (i) => {
-        if (i !== null && i !== this.index) return;
-        this.#linkDead = true;
-        void this.#reconnect();
-      }));
+      this.#unsubscribe.push(
+        onLinkDead(d.family, (i) => {
+          if (i !== null && i !== this.index) return;
+          this.#linkDead = true;
+          void this.#reconnect();
+        }),
+      );
     }
     // ioctl: NBD_DO_IT returning means the kernel has dropped the device, whoever asked.
     void d.ioctlEnded?.then(() => {
       this.#released = true;
       void this.stop('the kernel dropped the device');
     });
-    this.#log.info({ export: d.x.name, mode: d.mode, connections: d.s.connections, blockSize: d.s.blockSize, timeout: d.s.timeout }, 'attached to the kernel');
+    this.#log.info(
+      { export: d.x.name, mode: d.mode, connections: d.s.connections, blockSize: d.s.blockSize, timeout: d.s.timeout },
+      'attached to the kernel',
+    );
     if (d.x.bdev.closed) void this.stop('its bdev was removed');
   }
 
-  get bdevName(): string { return this.export.bdev.name; }
+  get bdevName(): string {
+    return this.export.bdev.name;
+  }
 
   /** Resolves once the kernel has been told of every resize of the bdev so far (failures are logged). */
-  get resized(): Promise<void> { return this.#resizing; }
+  get resized(): Promise<void> {
+    return this.#resizing;
+  }
 
   async #applySize(): Promise<void> {
-    const size = this.export.bdev.sizeBytes, was = this.export.size;
+    const size = this.export.bdev.sizeBytes,
+      was = this.export.size;
     if (this.#stopping !== null || size === was) return;
     if (size > was) this.export.setSize(size);
     try {
@@ -244,12 +306,17 @@ export class KernelDisk {
       this.#log.info({ from: was, to: size }, 'device resized');
     } catch (err) {
       // The kernel keeps the size it had: so does what we count as told (a shrink stays refused).
-      this.#log.warn({ err: kernelError(err, `resizing ${this.device}`, this.device).message, size }, 'the kernel did not take the new size');
+      this.#log.warn(
+        { err: kernelError(err, `resizing ${this.device}`, this.device).message, size },
+        'the kernel did not take the new size',
+      );
     }
   }
 
   #watch(c: Conn): void {
-    void c.done.then(() => { this.#onConnEnded(); });
+    void c.done.then(() => {
+      this.#onConnEnded();
+    });
   }
 
   #onConnEnded(): void {
@@ -257,7 +324,10 @@ export class KernelDisk {
     if (this.mode === 'netlink' && this.#s.deadConnTimeout > 0) {
       // Our end of a dead socket ends once the requests we still had on it are answered,
       // which can be well after LINK_DEAD.
-      if (this.#linkDead) { void this.#reconnect(); return; }
+      if (this.#linkDead) {
+        void this.#reconnect();
+        return;
+      }
       if (!this.#conns.every((c) => c.ended)) return;
       // LINK_DEAD may still be on its way: a reconnect then keeps the device.
       setTimeout(() => {
@@ -297,7 +367,10 @@ export class KernelDisk {
         closeFds(kernelFds);
       }
       // A stop() that began meanwhile waits on the old list: these must not outlive it.
-      if (this.#stopping !== null) { for (const c of conns) c.sock.destroy(); return; }
+      if (this.#stopping !== null) {
+        for (const c of conns) c.sock.destroy();
+        return;
+      }
       this.#conns = [...this.#conns.filter((c) => !dead.includes(c)), ...conns];
       for (const c of conns) this.#watch(c);
       this.#log.info({ replaced: conns.length }, 'reconnected');
@@ -324,7 +397,10 @@ export class KernelDisk {
         if (this.mode === 'netlink') await native().nbd.disconnect(this.index);
         else await native().nbd.ioctlDisconnect(this.device);
       } catch (err) {
-        this.#log.warn({ err: kernelError(err, `detaching ${this.device}`, this.device).message }, 'disconnect failed; dropping our connections');
+        this.#log.warn(
+          { err: kernelError(err, `detaching ${this.device}`, this.device).message },
+          'disconnect failed; dropping our connections',
+        );
       }
     }
     const done = Promise.all([...this.#conns.map((c) => c.done), this.#ioctlEnded ?? Promise.resolve()]);

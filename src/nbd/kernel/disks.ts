@@ -9,18 +9,26 @@ import { parseNbdDevice } from './devices.js';
 import { attachDisk, type KernelDisk, type KernelDiskOptions } from './disk.js';
 
 /** nbd_get_disks' shape (SPDK's). */
-export interface DiskInfo { nbd_device: string; bdev_name: string }
+export interface DiskInfo {
+  nbd_device: string;
+  bdev_name: string;
+}
 
 export class KernelDisks {
   readonly #disks = new Set<KernelDisk>();
 
-  constructor(private readonly server: NbdServer, private readonly log: Logger) {}
+  constructor(
+    private readonly server: NbdServer,
+    private readonly log: Logger,
+  ) {}
 
   /** Attaches `x`; the disk leaves the list by itself once the kernel has let go of it. */
   async start(x: Export, opts: KernelDiskOptions = {}): Promise<KernelDisk> {
     const d = await attachDisk(this.server, x, opts, this.log);
     this.#disks.add(d);
-    void d.ended.then(() => { this.#disks.delete(d); });
+    void d.ended.then(() => {
+      this.#disks.delete(d);
+    });
     return d;
   }
 
@@ -42,7 +50,9 @@ export class KernelDisks {
     return [...this.#disks].sort((a, b) => a.index - b.index).map((d) => ({ nbd_device: d.device, bdev_name: d.bdevName }));
   }
 
-  get(device: string): KernelDisk | undefined { return this.#find(device); }
+  get(device: string): KernelDisk | undefined {
+    return this.#find(device);
+  }
 
   /** The device `b` is attached as, if any (an attached bdev cannot be claimed). */
   deviceOf(b: Bdev): string | null {

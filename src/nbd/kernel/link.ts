@@ -3,12 +3,15 @@
 import { constants } from 'node:os';
 import { AionbdError, NbdDeviceBusyError, NbdKernelError, NbdNotPermittedError, NoNbdDriverError } from '../../errors.js';
 import { native } from '../../native.js';
-import { strerror } from '../../rpc/strerror.js';
+import { strerror } from '../../util/strerror.js';
 import { nbdDriverLoaded } from './devices.js';
 
 const { EPERM, ENOENT, EACCES, EBUSY } = constants.errno;
 
-export interface NetlinkFamily { id: number; mcastGroup: number }
+export interface NetlinkFamily {
+  id: number;
+  mcastGroup: number;
+}
 
 export type KernelInterface = { kind: 'netlink'; family: NetlinkFamily } | { kind: 'ioctl' };
 

@@ -2,19 +2,30 @@
 // here they are server methods, so `aionbd rpc save_config` is one request.
 import type { JSONSchemaType } from 'ajv';
 import { ConfigError } from '../../errors.js';
-import type { Server } from '../../target.js';
-import type { Registrar } from '../dispatcher.js';
+import type { MethodSpec } from '../../method.js';
+import { str } from '../../method_form.js';
+import { loadConfig } from '../config.js';
+import type { RpcHost } from '../dispatcher.js';
+import { method, method0 } from './method.js';
 
-interface Entry { method: string; params?: Record<string, unknown> }
-interface Sub { subsystem: string; config?: Entry[] }
-interface LoadConfig { subsystems: Sub[] }
+interface Entry {
+  method: string;
+  params?: Record<string, unknown>;
+}
+interface Sub {
+  subsystem: string;
+  config?: Entry[];
+}
+interface LoadConfig {
+  subsystems: Sub[];
+}
 const entry: JSONSchemaType<Entry> = {
   type: 'object',
   properties: { method: { type: 'string' }, params: { type: 'object', nullable: true, required: [] } },
   required: ['method'],
   additionalProperties: false,
 };
-const loadConfig: JSONSchemaType<LoadConfig> = {
+const loadConfigSchema: JSONSchemaType<LoadConfig> = {
   type: 'object',
   properties: {
     subsystems: {
@@ -31,9 +42,14 @@ const loadConfig: JSONSchemaType<LoadConfig> = {
   additionalProperties: false,
 };
 
-interface GetConfig { name: string }
+interface GetConfig {
+  name: string;
+}
 const getConfig: JSONSchemaType<GetConfig> = {
-  type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false,
+  type: 'object',
+  properties: { name: { type: 'string' } },
+  required: ['name'],
+  additionalProperties: false,
 };
 
 /**
@@ -45,14 +61,22 @@ export const SUBSYSTEMS: readonly { subsystem: string; depends_on: string[] }[] 
   { subsystem: 'nbd', depends_on: ['bdev'] },
 ];
 
-export function registerConfigMethods(r: Registrar, s: Server): void {
-  r.method0('save_config', () => s.saveConfig());
-  r.method0('framework_get_subsystems', () => SUBSYSTEMS.map((x) => ({ subsystem: x.subsystem, depends_on: [...x.depends_on] })));
-  r.method('framework_get_config', getConfig, (p) => {
-    const sub = s.saveConfig().subsystems.find((x) => x.subsystem === p.name);
-    if (sub === undefined) throw new ConfigError(`no subsystem "${p.name}" (aionbd has: bdev, nbd)`);
-    return sub.config;
-  });
+export const CONFIG_METHODS: readonly MethodSpec<RpcHost>[] = [
+  method0('save_config', (s) => s.saveConfig()),
+  method0('framework_get_subsystems', () => SUBSYSTEMS.map((x) => ({ subsystem: x.subsystem, depends_on: [...x.depends_on] }))),
+  method(
+    'framework_get_config',
+    getConfig,
+    (p, s) => {
+      const sub = s.saveConfig().subsystems.find((x) => x.subsystem === p.name);
+      if (sub === undefined) throw new ConfigError(`no subsystem "${p.name}" (aionbd has: bdev, nbd)`);
+      return sub.config;
+    },
+    { args: [str('name')] },
+  ),
   // Paths in the config are checked like any RPC path: the entries run with the caller's context.
-  r.method('load_config', loadConfig, async (p, ctx) => { await s.loadConfig(p, ctx.allowed ?? undefined); return true; });
-}
+  method('load_config', loadConfigSchema, async (p, s, call) => {
+    await loadConfig(s, p, call);
+    return true;
+  }),
+];

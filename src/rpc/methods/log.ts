@@ -8,34 +8,51 @@
 import type { JSONSchemaType } from 'ajv';
 import { RpcInvalidParamsError } from '../../errors.js';
 import { isLogLevel, setLiveLevel, type LogLevel } from '../../log.js';
-import type { Server } from '../../target.js';
-import type { Registrar } from '../dispatcher.js';
+import type { MethodSpec } from '../../method.js';
+import { str } from '../../method_form.js';
+import type { RpcHost } from '../dispatcher.js';
+import { method, method0 } from './method.js';
 
 const SPDK_LEVELS: Readonly<Record<string, LogLevel>> = { ERROR: 'error', WARNING: 'warn', NOTICE: 'info', INFO: 'info', DEBUG: 'debug' };
 const SPDK_NAMES: Readonly<Partial<Record<LogLevel, string>>> = { error: 'ERROR', warn: 'WARNING', debug: 'DEBUG' };
 
-interface SetLevel { level: string }
+interface SetLevel {
+  level: string;
+}
 const setLevel: JSONSchemaType<SetLevel> = {
-  type: 'object', properties: { level: { type: 'string' } }, required: ['level'], additionalProperties: false,
+  type: 'object',
+  properties: { level: { type: 'string' } },
+  required: ['level'],
+  additionalProperties: false,
 };
 
-export function registerLogMethods(r: Registrar, s: Server): void {
-  let infoName: 'NOTICE' | 'INFO' = 'NOTICE';
-  r.method('log_set_level', setLevel, (p) => {
-    const upper = p.level.toUpperCase(), lower = p.level.toLowerCase();
-    const level = SPDK_LEVELS[upper] ?? (isLogLevel(lower) ? lower : undefined);
-    if (level === undefined) {
-      throw new RpcInvalidParamsError(`Invalid parameters: level "${p.level}" is not ERROR, WARNING, NOTICE, INFO or DEBUG (nor pino's fatal, trace or silent)`);
-    }
-    if (upper === 'NOTICE' || upper === 'INFO') infoName = upper;
-    const from = s.log.level;
-    setLiveLevel(s.log, level);
-    s.log.info({ from, to: level }, 'log level set over JSON-RPC'); // unseen when the new level is quieter, as asked
-    return true;
-  });
-  r.method0('log_get_level', () => {
+/** Which of NOTICE and INFO each host's log level was last set with (NOTICE until INFO is). */
+const infoNames = new WeakMap<RpcHost, 'NOTICE' | 'INFO'>();
+
+export const LOG_METHODS: readonly MethodSpec<RpcHost>[] = [
+  method(
+    'log_set_level',
+    setLevel,
+    (p, s) => {
+      const upper = p.level.toUpperCase(),
+        lower = p.level.toLowerCase();
+      const level = SPDK_LEVELS[upper] ?? (isLogLevel(lower) ? lower : undefined);
+      if (level === undefined) {
+        throw new RpcInvalidParamsError(
+          `Invalid parameters: level "${p.level}" is not ERROR, WARNING, NOTICE, INFO or DEBUG (nor pino's fatal, trace or silent)`,
+        );
+      }
+      if (upper === 'NOTICE' || upper === 'INFO') infoNames.set(s, upper);
+      const from = s.log.level;
+      setLiveLevel(s.log, level);
+      s.log.info({ from, to: level }, 'log level set over JSON-RPC'); // unseen when the new level is quieter, as asked
+      return true;
+    },
+    { args: [str('level', false, "ERROR, WARNING, NOTICE, INFO or DEBUG (case does not matter); also pino's fatal, trace, silent")] },
+  ),
+  method0('log_get_level', (s) => {
     const level = s.log.level;
-    if (level === 'info') return infoName;
+    if (level === 'info') return infoNames.get(s) ?? 'NOTICE';
     return (isLogLevel(level) ? SPDK_NAMES[level] : undefined) ?? level.toUpperCase();
-  });
-}
+  }),
+];

@@ -1,9 +1,16 @@
 // Our export methods: nbd_export_add / nbd_export_remove / nbd_get_exports.
 import type { JSONSchemaType } from 'ajv';
-import type { Server } from '../../target.js';
-import type { Registrar } from '../dispatcher.js';
+import { byName, type MethodSpec } from '../../method.js';
+import { flag, str } from '../../method_form.js';
+import type { RpcHost } from '../dispatcher.js';
+import { method } from './method.js';
 
-interface ExportAdd { bdev_name: string; name?: string; readonly?: boolean; description?: string }
+interface ExportAdd {
+  bdev_name: string;
+  name?: string;
+  readonly?: boolean;
+  description?: string;
+}
 const exportAdd: JSONSchemaType<ExportAdd> = {
   type: 'object',
   properties: {
@@ -16,18 +23,37 @@ const exportAdd: JSONSchemaType<ExportAdd> = {
   additionalProperties: false,
 };
 
-interface ExportRemove { name: string }
-const exportRemove: JSONSchemaType<ExportRemove> = {
-  type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false,
-};
-
-interface GetExports { name?: string }
-const getExports: JSONSchemaType<GetExports> = {
-  type: 'object', properties: { name: { type: 'string', nullable: true } }, additionalProperties: false,
-};
-
-export function registerNbdMethods(r: Registrar, s: Server): void {
-  r.method('nbd_export_add', exportAdd, (p) => s.addExport(p.bdev_name, { name: p.name, readonly: p.readonly, description: p.description }).name);
-  r.method('nbd_export_remove', exportRemove, (p) => { s.removeExport(p.name); return true; });
-  r.method('nbd_get_exports', getExports, (p) => s.getExports(p.name));
+interface GetExports {
+  name?: string;
 }
+const getExports: JSONSchemaType<GetExports> = {
+  type: 'object',
+  properties: { name: { type: 'string', nullable: true } },
+  additionalProperties: false,
+};
+
+export const NBD_METHODS: readonly MethodSpec<RpcHost>[] = [
+  method(
+    'nbd_export_add',
+    exportAdd,
+    (p, s) => s.addExport(p.bdev_name, { name: p.name, readonly: p.readonly, description: p.description }).name,
+    {
+      args: [str('bdev_name')],
+      flags: [
+        flag(['-n', '--name'], 'name', 'string', "the export name (default: the bdev's)"),
+        flag(['-r', '--readonly'], 'readonly', 'bool'),
+        flag(['-d', '--description'], 'description'),
+      ],
+    },
+  ),
+  method(
+    'nbd_export_remove',
+    byName,
+    (p, s) => {
+      s.removeExport(p.name);
+      return true;
+    },
+    { args: [str('name')] },
+  ),
+  method('nbd_get_exports', getExports, (p, s) => s.getExports(p.name), { flags: [flag(['-n', '--name'], 'name')] }),
+];

@@ -63,9 +63,7 @@ export async function downloadKernelPackage(dir: string): Promise<Downloaded> {
     // or a security update that replaced the version the lists point at).
     const upd = await run('apt-get', ['-q', 'update']);
     if (upd.code !== 0) {
-      throw new Error(
-        `${(first as Error).message}\n(apt-get update also failed, exit ${upd.code}: ${upd.stderr.trim()})`,
-      );
+      throw new Error(`${(first as Error).message}\n(apt-get update also failed, exit ${upd.code}: ${upd.stderr.trim()})`);
     }
     for (const f of await fsp.readdir(dir)) await fsp.rm(join(dir, f), { recursive: true, force: true });
     return attempt();

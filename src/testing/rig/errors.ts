@@ -30,7 +30,12 @@ export class BootError extends VmError {
 /** A command run by Kernel.run() exited non-zero; the message holds its output (and the guest console's tail). */
 export class KernelCommandError extends Error {
   override name = 'KernelCommandError';
-  constructor(readonly command: string, readonly code: number, readonly output: string, context: string) {
+  constructor(
+    readonly command: string,
+    readonly code: number,
+    readonly output: string,
+    context: string,
+  ) {
     super(`command failed (exit ${code}): ${command}\n${output}${context}`);
   }
 }

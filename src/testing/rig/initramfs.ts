@@ -23,15 +23,7 @@ export const BOOT_MODULES: readonly string[] = ['virtio_pci', 'virtio_console', 
  * `modprobe` in the guest or the kernel's own requests (`mount -t xfs`):
  * xfs alone would add most of a second to every boot under TCG.
  */
-export const EXTRA_MODULES: readonly string[] = [
-  'nbd',
-  'crc32c_generic',
-  'crc32c_intel',
-  'libcrc32c',
-  'crc16',
-  'ext4',
-  'loop',
-];
+export const EXTRA_MODULES: readonly string[] = ['nbd', 'crc32c_generic', 'crc32c_intel', 'libcrc32c', 'crc16', 'ext4', 'loop'];
 
 // Bump when the initramfs recipe changes in a way the hash below cannot see.
 const RECIPE_VERSION = 1;

@@ -54,7 +54,13 @@ export async function readModuleIndex(versionDir: string): Promise<ModuleIndex> 
     if (colon < 0) continue;
     const path = line.slice(0, colon);
     idx.paths.set(moduleNameOfPath(path), path);
-    idx.deps.set(path, line.slice(colon + 1).split(/\s+/).filter((s) => s !== ''));
+    idx.deps.set(
+      path,
+      line
+        .slice(colon + 1)
+        .split(/\s+/)
+        .filter((s) => s !== ''),
+    );
   }
   for (const line of await read('modules.builtin')) {
     if (line.trim() !== '') idx.builtin.add(moduleNameOfPath(line.trim()));

@@ -199,14 +199,7 @@ export class QemuVm implements Vm {
         }
       };
       const timer = setTimeout(() => {
-        finish(() =>
-          reject(
-            new VmTimeoutError(
-              `${what}: timed out after ${timeoutMs} ms${this.errorTail()}`,
-              this.rx.toString('utf8'),
-            ),
-          ),
-        );
+        finish(() => reject(new VmTimeoutError(`${what}: timed out after ${timeoutMs} ms${this.errorTail()}`, this.rx.toString('utf8'))));
       }, timeoutMs);
       this.notify = poll;
       poll();

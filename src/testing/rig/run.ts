@@ -11,11 +11,7 @@ export interface RunResult {
 }
 
 /** Runs a program to completion; never throws for a non-zero exit (the caller decides). */
-export function run(
-  cmd: string,
-  args: readonly string[],
-  opts: { cwd?: string; input?: Buffer } = {},
-): Promise<RunResult> {
+export function run(cmd: string, args: readonly string[], opts: { cwd?: string; input?: Buffer } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     // Non-root users often lack the sbin directories, where depmod and
     // modinfo live.

@@ -25,12 +25,7 @@ const DEFAULT_MEMORY_MIB = 1024;
 const DEFAULT_CPUS = 1;
 const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
 
-async function bootWith(
-  assets: KernelAssets,
-  opts: VmOptions,
-  accel: VmAccel,
-  probeMs: number | undefined,
-): Promise<QemuVm> {
+async function bootWith(assets: KernelAssets, opts: VmOptions, accel: VmAccel, probeMs: number | undefined): Promise<QemuVm> {
   const { forwards, shareDir } = validate(opts);
   const dir = await fsp.mkdtemp(join(tmpdir(), 'aionbd-vm-'));
   const vm = new QemuVm(accel, assets.version, dir, opts);

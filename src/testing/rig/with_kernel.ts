@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { logger, type Logger } from '../../log.js';
-import { Server } from '../../target.js';
+import { Server } from '../../server.js';
 import { parseSize } from '../../util/size.js';
 import { KernelCommandError, VmError, VmTimeoutError } from './errors.js';
 import { GUEST_FORWARD_ADDRESS } from './guest_init.js';
@@ -91,15 +91,25 @@ function hostSh(command: string, opts: ShOptions = {}): Promise<ShResult> {
   return new Promise((resolve, reject) => {
     const p = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';
-    p.stdout.setEncoding('utf8').on('data', (s: string) => { output += s; });
-    p.stderr.setEncoding('utf8').on('data', (s: string) => { output += s; });
+    p.stdout.setEncoding('utf8').on('data', (s: string) => {
+      output += s;
+    });
+    p.stderr.setEncoding('utf8').on('data', (s: string) => {
+      output += s;
+    });
     const timer = setTimeout(() => {
       // The whole group: the command's children too. It may have exited a moment ago.
       if (p.pid !== undefined && p.exitCode === null && p.signalCode === null) process.kill(-p.pid, 'SIGKILL');
       reject(new VmTimeoutError(`sh ${JSON.stringify(command)}: timed out after ${timeoutMs} ms`, output));
     }, timeoutMs);
-    p.on('error', (e) => { clearTimeout(timer); reject(e); });
-    p.on('close', (code, signal) => { clearTimeout(timer); resolve({ code: code ?? (signal !== null ? 128 : 1), output }); });
+    p.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal !== null ? 128 : 1), output });
+    });
   });
 }
 
@@ -107,7 +117,12 @@ function hostSh(command: string, opts: ShOptions = {}): Promise<ShResult> {
 // (killing QEMU, removing files) from running, and the caller's own error is the one to report.
 async function settle(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => { timer = setTimeout(r, ms); })]);
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
   clearTimeout(timer);
 }
 
@@ -122,7 +137,13 @@ class KernelRig implements Kernel {
   readonly #accepted = new Set<net.Socket>();
   #closing: Promise<void> | null = null;
 
-  constructor(readonly where: 'host' | 'vm', readonly server: Server, ownServer: boolean, dir: string, defaults: AttachSettings) {
+  constructor(
+    readonly where: 'host' | 'vm',
+    readonly server: Server,
+    ownServer: boolean,
+    dir: string,
+    defaults: AttachSettings,
+  ) {
     this.#ownServer = ownServer;
     this.#dir = dir;
     this.#defaults = defaults;
@@ -137,7 +158,10 @@ class KernelRig implements Kernel {
       void this.server.nbd.accept(s);
     });
     this.#listener = l;
-    await new Promise<void>((resolve, reject) => { l.once('error', reject); l.listen(sock, () => resolve()); });
+    await new Promise<void>((resolve, reject) => {
+      l.once('error', reject);
+      l.listen(sock, () => resolve());
+    });
     this.vm = await bootVm({ ...vmOpts, forwards: [{ guestPort: GUEST_PORT, hostSocket: sock }] });
   }
 
@@ -166,7 +190,9 @@ class KernelRig implements Kernel {
       device = `/dev/nbd${i}`;
       const bs = s.blockSize ?? Math.min(4096, Math.max(512, x.bdev.blockSize));
       const conns = (s.connections ?? 1) > 1 ? ` -C ${s.connections}` : '';
-      await this.run(`nbd-client ${GUEST_FORWARD_ADDRESS} ${GUEST_PORT} ${device} -N ${exportName} -b ${bs}${conns}${timeout > 0 ? ` -t ${timeout}` : ''}`);
+      await this.run(
+        `nbd-client ${GUEST_FORWARD_ADDRESS} ${GUEST_PORT} ${device} -N ${exportName} -b ${bs}${conns}${timeout > 0 ? ` -t ${timeout}` : ''}`,
+      );
     }
     this.#attached.set(device, exportName);
     this.devices[exportName] = device;
@@ -194,7 +220,10 @@ class KernelRig implements Kernel {
     else await this.vm.close();
     for (const s of this.#accepted) s.destroy();
     const l = this.#listener;
-    if (l !== null) await new Promise<void>((r) => { l.close(() => r()); });
+    if (l !== null)
+      await new Promise<void>((r) => {
+        l.close(() => r());
+      });
     if (this.#ownServer) await settle(this.server.close(), TEARDOWN_STEP_MS);
     fs.rmSync(this.#dir, { recursive: true, force: true });
   }
@@ -207,12 +236,20 @@ export async function startKernel(opts: KernelOptions = {}): Promise<Kernel> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aionbd-kernel-'));
   const server = opts.server ?? new Server({ log: opts.log ?? logger().child({}, { level: 'warn' }) });
   const rig = new KernelRig(where, server, opts.server === undefined, dir, {
-    connections: opts.connections, timeout: opts.timeout, blockSize: opts.blockSize,
+    connections: opts.connections,
+    timeout: opts.timeout,
+    blockSize: opts.blockSize,
   });
   try {
     for (const e of opts.exports ?? []) {
       const size = typeof e.size === 'string' ? parseSize(e.size, 'size') : e.size;
-      await server.createAio({ filename: e.file ?? path.join(dir, `${e.name}.img`), name: e.name, size, blockSize: e.blockSize, readonly: e.readonly });
+      await server.createAio({
+        filename: e.file ?? path.join(dir, `${e.name}.img`),
+        name: e.name,
+        size,
+        blockSize: e.blockSize,
+        readonly: e.readonly,
+      });
       server.addExport(e.name, { readonly: e.readonly });
     }
     if (where === 'vm') await rig.bootGuest(opts.vm ?? {});
@@ -240,6 +277,9 @@ export async function withKernel<T>(opts: KernelOptions, fn: (k: Kernel) => Prom
   } finally {
     clearTimeout(timer);
     // A start that lost the race is closed once it is done (startKernel closes a failed one).
-    await settle(started.then((rig) => rig.close()), Math.max(TEARDOWN_STEP_MS, deadline - Date.now() + TEARDOWN_STEP_MS));
+    await settle(
+      started.then((rig) => rig.close()),
+      Math.max(TEARDOWN_STEP_MS, deadline - Date.now() + TEARDOWN_STEP_MS),
+    );
   }
 }
