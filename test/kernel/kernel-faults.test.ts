@@ -71,8 +71,13 @@ describe.skipIf(!have)('kernel I/O and failures (QEMU guest)', () => {
     dir = tmpDir();
     sock = path.join(dir, 'nbd.sock');
     rpcSock = path.join(dir, 'rpc.sock');
-    await serve();
-    vm = await bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: REPO_ROOT });
+    // The guest reaches the server only when nbd-client connects: both start at once.
+    const booting = bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: REPO_ROOT });
+    try {
+      await serve();
+    } finally {
+      vm = await booting;
+    }
   }, 240_000);
   afterAll(async () => {
     await vm?.close();

@@ -4,8 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GUEST_FORWARD_ADDRESS, GUEST_SHARE_DIR, bootVm, type Vm } from '../../src/testing/index.js';
-import { REPO_ROOT, requireBuilt, startServer, stopAllServers, type TestServer } from '../helpers/server.js';
+import { GUEST_FORWARD_ADDRESS, bootVm, type Vm } from '../../src/testing/index.js';
+import { GUEST_AIONBD, packRuntime } from '../helpers/guest.js';
+import { requireBuilt, startServer, stopAllServers, type TestServer } from '../helpers/server.js';
 import { rmrf, tmpDir } from '../helpers/tmp.js';
 import { tool } from '../helpers/tools.js';
 
@@ -15,6 +16,7 @@ const have = tool('qemu-system-x86_64', 'socat', 'nbd-client', 'mkfs.ext4', 'e2f
 
 describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
   let dir: string;
+  let share: string;
   let sock: string;
   let img: string;
   let vm: Vm;
@@ -44,9 +46,16 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
     dir = tmpDir();
     sock = path.join(dir, 'nbd.sock');
     img = path.join(dir, 'd0.img');
-    await serve();
-    // The checkout is shared as /share: the guest's /tmp is its own tmpfs, and CI may clone under /tmp.
-    vm = await bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: REPO_ROOT });
+    share = path.join(dir, 'share');
+    fs.mkdirSync(share);
+    // Two CPUs, so that the -C 4 device has more than one hardware queue to spread requests over.
+    // The guest reaches the server only when nbd-client connects: both start at once.
+    const booting = bootVm({ forwards: [{ guestPort: PORT, hostSocket: sock }], shareDir: share, cpus: 2 });
+    try {
+      await serve();
+    } finally {
+      vm = await booting;
+    }
   }, 240_000);
 
   afterAll(async () => {
@@ -102,15 +111,19 @@ describe.skipIf(!have)('kernel NBD driver (QEMU guest)', () => {
   }, 180_000);
 
   it('serves a tmpfs image with buffered I/O where the guest kernel refuses O_DIRECT', async () => {
-    const node = process.execPath;
-    const bin = path.posix.join(GUEST_SHARE_DIR, 'bin', 'aionbd.js');
+    // The package unpacked into the guest's tmpfs (helpers/guest.ts): node reading it from the
+    // share, uncached 9p, takes most of a minute to start under TCG.
+    const unpack = packRuntime(share);
     const out = await sh(
       [
-        `(${node} ${bin} serve --aio /tmp/t.img,name=t,size=64M --listen unix:/tmp/a.sock > /tmp/srv.out 2> /tmp/srv.err &)`,
+        unpack,
+        `(${GUEST_AIONBD} serve --aio /tmp/t.img,name=t,size=64M --listen unix:/tmp/a.sock > /tmp/srv.out 2> /tmp/srv.err &)`,
         'for i in $(seq 1 300); do grep -q exporting /tmp/srv.out 2>/dev/null && break; sleep 0.2; done',
         'nbdinfo --size "nbd+unix:///t?socket=/tmp/a.sock"',
         'grep -c "refuses O_DIRECT" /tmp/srv.err',
-        'pkill -TERM -f "aionbd.js serve --aio /tmp/t.img"; sleep 1; pgrep -f "aionbd.js serve" || echo stopped',
+        'pkill -TERM -f "aionbd.js serve --aio /tmp/t.img"',
+        'for i in $(seq 1 100); do pgrep -f "aionbd.js serve" > /dev/null || break; sleep 0.1; done',
+        'pgrep -f "aionbd.js serve" || echo stopped',
       ].join(' && '),
       150_000,
     );

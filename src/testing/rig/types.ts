@@ -15,7 +15,12 @@ export interface VmOptions {
   shareDir?: string;
   /** Default 1024. */
   memoryMiB?: number;
-  /** Default 2. */
+  /**
+   * Default 1. Ask for more where the guest's CPU count matters: blk-mq gives an nbd device
+   * one hardware queue per connection only up to the CPU count, so several connections
+   * carry requests only with several CPUs; and node in the guest starts faster with a
+   * second CPU for V8's background threads (on an idle host).
+   */
   cpus?: number;
   /** Default 120000 (TCG on two cores is slow to boot when the machine is busy). */
   bootTimeoutMs?: number;

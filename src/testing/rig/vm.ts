@@ -18,7 +18,11 @@ import { QemuVm } from './qemu_vm.js';
 import type { Vm, VmAccel, VmOptions } from './types.js';
 
 const DEFAULT_MEMORY_MIB = 1024;
-const DEFAULT_CPUS = 2;
+// One vCPU: the guest's work is mostly one process at a time. On an idle two-core host a
+// second TCG vCPU thread gains these tests nothing when the NBD server runs on the host (it
+// takes the core the server needs); on a busy host it costs a third of the time and more (a
+// preempted vCPU holding a guest lock stalls the other, each exec flushes both TLBs).
+const DEFAULT_CPUS = 1;
 const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
 
 async function bootWith(assets: KernelAssets, opts: VmOptions, accel: VmAccel, probeMs: number | undefined): Promise<QemuVm> {
