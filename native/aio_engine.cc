@@ -98,7 +98,7 @@ bool AioEngine::AddContext(Napi::Env env, Napi::Object self, uint32_t events) {
     ThrowOsError(env, "io_setup", errno);
     return false;
   }
-  if (!ResizeTable(env, self, slots_ + events)) {
+  if (!ResizeTable(env, self, table_.slots() + events)) {
     IoDestroy(id);
     return false;
   }
@@ -108,27 +108,9 @@ bool AioEngine::AddContext(Napi::Env env, Napi::Object self, uint32_t events) {
   return true;
 }
 
-// A new table of `slots` rows holding the old rows: slots in use keep their number, and JS
-// builds new views from `table` and `layout` after the call.
+// Room for `slots` slots, the old ones kept; the iocb arrays follow.
 bool AioEngine::ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots) {
-  SlotLayout nl = ComputeSlotLayout(slots);
-  uint8_t* nt = nullptr;
-  if (posix_memalign(reinterpret_cast<void**>(&nt), 64, nl.size) != 0) {
-    Napi::Error::New(env, "out of memory for the AIO slot table").ThrowAsJavaScriptException();
-    return false;
-  }
-  std::memset(nt, 0, nl.size);
-  if (table_ != nullptr) CopySlotRows(nt, nl, table_, layout_, slots_);
-  // The ArrayBuffer owns the table: JS views of it stay valid even if they outlive the engine,
-  // and the old table goes when its last view does.
-  Napi::ArrayBuffer table = Napi::ArrayBuffer::New(env, nt, nl.size, [](Napi::Env, void* data) { std::free(data); });
-  tableRef_ = Napi::Persistent(table.As<Napi::Object>());
-  self.Set("table", table);
-  self.Set("layout", SlotLayoutObject(env, nl));
-  table_ = nt;
-  layout_ = nl;
-  slots_ = slots;
-  t_ = ColumnsOf(table_, layout_);
+  if (!table_.Resize(env, self, slots)) return false;
   iocbs_.resize(slots);
   batch_.resize(slots);
   events_.resize(slots);
@@ -166,23 +148,24 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
     Napi::Error::New(env, "AIO engine is closed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), slots_ - std::min(inflight_, slots_));
+  uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), table_.slots() - std::min(inflight_, table_.slots()));
   Napi::Object bufs = bufs_.Value();
+  const SlotColumns& t = table_.cols();
   for (uint32_t i = 0; i < want; i++) {
-    uint32_t s = t_.sq[i];
-    if (s >= slots_) {
+    uint32_t s = t.sq[i];
+    if (s >= table_.slots()) {
       Napi::RangeError::New(env, "aio slot out of range").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     iocb& cb = iocbs_[s];
     std::memset(&cb, 0, sizeof cb);
     cb.aio_data = s;
-    cb.aio_lio_opcode = static_cast<uint16_t>(t_.op[s]);
-    cb.aio_fildes = t_.fd[s];
-    cb.aio_rw_flags = static_cast<int>(t_.rwFlags[s]);
+    cb.aio_lio_opcode = static_cast<uint16_t>(t.op[s]);
+    cb.aio_fildes = t.fd[s];
+    cb.aio_rw_flags = static_cast<int>(t.rwFlags[s]);
     cb.aio_flags = IOCB_FLAG_RESFD;
     cb.aio_resfd = static_cast<uint32_t>(efd_);
-    if (t_.op[s] == IOCB_CMD_PREAD || t_.op[s] == IOCB_CMD_PWRITE) {
+    if (t.op[s] == IOCB_CMD_PREAD || t.op[s] == IOCB_CMD_PWRITE) {
       // A JS bug must throw here, not let the kernel DMA past the end of a buffer.
       Napi::Value v = bufs.Get(s);
       if (!v.IsTypedArray()) {
@@ -190,14 +173,14 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
         return env.Undefined();
       }
       Napi::Uint8Array b = v.As<Napi::Uint8Array>();
-      if (t_.len[s] > b.ByteLength()) {
+      if (t.len[s] > b.ByteLength()) {
         Napi::RangeError::New(env, "aio length exceeds the slot buffer").ThrowAsJavaScriptException();
         return env.Undefined();
       }
       cb.aio_buf = reinterpret_cast<uintptr_t>(b.Data());
-      cb.aio_nbytes = t_.len[s];
-      cb.aio_offset = static_cast<int64_t>(t_.offset[s]);
-    } else if (t_.op[s] != IOCB_CMD_FDSYNC && t_.op[s] != IOCB_CMD_FSYNC) {
+      cb.aio_nbytes = t.len[s];
+      cb.aio_offset = static_cast<int64_t>(t.offset[s]);
+    } else if (t.op[s] != IOCB_CMD_FDSYNC && t.op[s] != IOCB_CMD_FSYNC) {
       Napi::RangeError::New(env, "unknown aio opcode").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -230,25 +213,26 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
 // new row count.
 uint32_t AioEngine::ReapInto(Context& c, uint32_t n) {
   uint32_t start = n;
+  const SlotColumns& t = table_.cols();
   if (c.userRing) {
     auto* ring = reinterpret_cast<AioRing*>(c.id);
     unsigned head = ring->head;
     unsigned tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
     unsigned nr = ring->nr;
-    while (head != tail && n < slots_) {
+    while (head != tail && n < table_.slots()) {
       const io_event& ev = ring->events[head];
-      t_.cqSlot[n] = static_cast<uint32_t>(ev.data);
-      t_.cqRes[n] = static_cast<double>(static_cast<int64_t>(ev.res));
+      t.cqSlot[n] = static_cast<uint32_t>(ev.data);
+      t.cqRes[n] = static_cast<double>(static_cast<int64_t>(ev.res));
       n++;
       head = (head + 1) % nr;
     }
     __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
   } else {
     timespec zero{0, 0};
-    long got = IoGetevents(c.id, 0, slots_ - n, events_.data(), &zero);
+    long got = IoGetevents(c.id, 0, table_.slots() - n, events_.data(), &zero);
     for (long i = 0; i < got; i++) {
-      t_.cqSlot[n] = static_cast<uint32_t>(events_[i].data);
-      t_.cqRes[n] = static_cast<double>(static_cast<int64_t>(events_[i].res));
+      t.cqSlot[n] = static_cast<uint32_t>(events_[i].data);
+      t.cqRes[n] = static_cast<double>(static_cast<int64_t>(events_[i].res));
       n++;
     }
   }
@@ -262,7 +246,7 @@ uint32_t AioEngine::ReapInto(Context& c, uint32_t n) {
 uint32_t AioEngine::Reap() {
   uint32_t n = 0;
   for (Context& c : ctxs_) {
-    if (n == slots_) break;
+    if (n == table_.slots()) break;
     if (c.inflight > 0) n = ReapInto(c, n);
   }
   return n;
@@ -286,7 +270,7 @@ void AioEngine::OnReadable(uv_poll_t* handle, int status, int events) {
       napi_fatal_exception(env, env.GetAndClearPendingException().Value());
       return;
     }
-    if (self->closed_ || n < self->slots_) break;
+    if (self->closed_ || n < self->table_.slots()) break;
   }
 }
 
@@ -341,7 +325,7 @@ Napi::Value AioEngine::GetUserRing(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value AioEngine::GetCapacity(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), slots_);
+  return Napi::Number::New(info.Env(), table_.slots());
 }
 
 Napi::Value AioEngine::GetContexts(const Napi::CallbackInfo& info) {
