@@ -44,7 +44,8 @@ bdevConformance({ module: 'aio', create: (reg, dir, bs, n) => aio(reg, dir, 'a0'
 // The AIO bdev's driver over io_uring: O_DIRECT files under /var/tmp (tmpDir), not tmpfs.
 bdevConformance({
   module: 'uring',
-  create: (reg, dir, bs, n) => reg.add(createUringBdev({ filename: path.join(dir, 'u0.img'), name: 'u0', size: bs * n, blockSize: bs, log })),
+  create: (reg, dir, bs, n) =>
+    reg.add(createUringBdev({ filename: path.join(dir, 'u0.img'), name: 'u0', size: bs * n, blockSize: bs, log })),
   supports: aioSupports,
 });
 

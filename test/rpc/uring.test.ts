@@ -73,7 +73,13 @@ describe('bdev_uring_* with aionbd rpc', () => {
     expect(entries.filter((e) => e.method === 'bdev_uring_create').map((e) => e.params)).toEqual([
       // As --aio: the name given on the command line, relative to the server's directory.
       { name: 'boot', filename: 'b.img', block_size: 4096, readonly: false, uuid: expect.any(String) as string },
-      { name: 'u0', filename: fs.realpathSync(t.file('u.img')), block_size: 512, readonly: false, uuid: '5e0dd5f3-8c38-4b1e-9e51-05cbd2bc1a1c' },
+      {
+        name: 'u0',
+        filename: fs.realpathSync(t.file('u.img')),
+        block_size: 512,
+        readonly: false,
+        uuid: '5e0dd5f3-8c38-4b1e-9e51-05cbd2bc1a1c',
+      },
     ]);
     fs.writeFileSync(t.file('saved.json'), cfg);
     expect(await t.stop()).toBe(0);
