@@ -12,6 +12,7 @@
         "native/addon.cc",
         "native/aio_engine.cc",
         "native/aligned.cc",
+        "native/completion_pump.cc",
         "native/constants.cc",
         "native/file_ops.cc",
         "native/heap.cc",

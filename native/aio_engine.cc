@@ -1,6 +1,5 @@
 #include "aio_engine.h"
 
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -12,7 +11,6 @@
 
 #include "constants.h"
 #include "os_error.h"
-#include "uv_poll.h"
 
 namespace aionbd {
 
@@ -66,20 +64,13 @@ AioEngine::AioEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AioEngin
   noUserRing_ = std::getenv("AIONBD_NO_USER_RING") != nullptr;
   // io_setup first: when aio-max-nr is exhausted, nothing else was made (no fd to wait for GC).
   if (!AddContext(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value())) return;
-  efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (efd_ < 0) {
-    int err = errno;
+  if (int err = pump_.OpenEventfd(); err != 0) {
     Destroy();
     ThrowOsError(env, "eventfd", err);
     return;
   }
-
-  bufs_ = Napi::Persistent(info[1].As<Napi::Object>());
-  onComplete_ = Napi::Persistent(info[2].As<Napi::Function>());
-  async_ = new Napi::AsyncContext(env, "aionbd:aio");
-  poll_ = OpenPoll(env, efd_, this);
-  uv_poll_start(poll_, UV_READABLE, OnReadable);
-  UpdateRef();
+  pump_.Start(env, info[1].As<Napi::Object>(), info[2].As<Napi::Function>(), "aionbd:aio", this, OnReadable);
+  pump_.UpdateRef(inflight_);
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   hookAdded_ = true;
 }
@@ -117,15 +108,6 @@ bool AioEngine::ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots) {
   return true;
 }
 
-// An idle engine must not keep the process alive; one with I/O in flight must.
-void AioEngine::UpdateRef() {
-  if (poll_ == nullptr) return;
-  if (inflight_ > 0)
-    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-  else
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-}
-
 // grow(events): one more context of `events` events, and as many more slots. Throws an OsError
 // (syscall io_setup) when the kernel refuses it; the engine then goes on as it was.
 Napi::Value AioEngine::Grow(const Napi::CallbackInfo& info) {
@@ -149,7 +131,7 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), table_.slots() - std::min(inflight_, table_.slots()));
-  Napi::Object bufs = bufs_.Value();
+  Napi::Object bufs = pump_.Buffers();
   const SlotColumns& t = table_.cols();
   for (uint32_t i = 0; i < want; i++) {
     uint32_t s = t.sq[i];
@@ -164,7 +146,7 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
     cb.aio_fildes = t.fd[s];
     cb.aio_rw_flags = static_cast<int>(t.rwFlags[s]);
     cb.aio_flags = IOCB_FLAG_RESFD;
-    cb.aio_resfd = static_cast<uint32_t>(efd_);
+    cb.aio_resfd = static_cast<uint32_t>(pump_.efd());
     if (t.op[s] == IOCB_CMD_PREAD || t.op[s] == IOCB_CMD_PWRITE) {
       // A JS bug must throw here, not let the kernel DMA past the end of a buffer.
       Napi::Value v = bufs.Get(s);
@@ -204,7 +186,7 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
   }
   if (done > 0) {
     inflight_ += done;
-    UpdateRef();
+    pump_.UpdateRef(inflight_);
   }
   return Napi::Number::New(env, done);
 }
@@ -255,23 +237,11 @@ uint32_t AioEngine::Reap() {
 void AioEngine::OnReadable(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<AioEngine*>(handle->data);
   if (self->closed_) return;
-  uint64_t ticks;
-  // Non-blocking: a spurious wakeup reads EAGAIN and reaps nothing.
-  (void)!read(self->efd_, &ticks, sizeof ticks);
   Napi::Env env(self->env_);
   Napi::HandleScope scope(env);
-  // A full batch may leave more behind: reap until a short batch, one JS call per batch.
-  for (;;) {
-    uint32_t n = self->Reap();
-    if (n == 0) break;
-    self->UpdateRef();
-    self->onComplete_.MakeCallback(self->Value(), {Napi::Number::New(env, n)}, *self->async_);
-    if (env.IsExceptionPending()) {
-      napi_fatal_exception(env, env.GetAndClearPendingException().Value());
-      return;
-    }
-    if (self->closed_ || n < self->table_.slots()) break;
-  }
+  self->pump_.Deliver(
+      env, self->Value(), self->table_.slots(), [self] { return self->Reap(); }, [self] { return self->inflight_; },
+      [self] { return self->closed_; });
 }
 
 // close(): destroys every context. The kernel's io_destroy waits for in-flight I/O, so buffers
@@ -286,24 +256,12 @@ void AioEngine::Destroy() {
   closed_ = true;
   for (Context& c : ctxs_) IoDestroy(c.id);
   ctxs_.clear();
-  ClosePoll(poll_);
-  if (efd_ >= 0) {
-    close(efd_);
-    efd_ = -1;
-  }
+  pump_.Close();
   inflight_ = 0;
   if (hookAdded_) {
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
     hookAdded_ = false;
   }
-  if (async_ != nullptr) {
-    delete async_;
-    async_ = nullptr;
-  }
-  // The callback closes over the JS engine that holds this object's wrapper: kept past close(),
-  // that cycle runs through a GC root and the engine, the buffers and the wrapper never go.
-  if (!onComplete_.IsEmpty()) onComplete_.Reset();
-  if (!bufs_.IsEmpty()) bufs_.Reset();
 }
 
 // The process is exiting without close(): release the kernel contexts so aio-nr drops.

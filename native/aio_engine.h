@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "completion_pump.h"
 #include "slot_table.h"
 
 namespace aionbd {
@@ -49,26 +50,21 @@ class AioEngine : public Napi::ObjectWrap<AioEngine> {
   bool ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots);
   uint32_t ReapInto(Context& c, uint32_t n);
   uint32_t Reap();
-  void UpdateRef();
   void Destroy();
 
   std::vector<Context> ctxs_;
-  int efd_ = -1;
   uint32_t inflight_ = 0;
   bool noUserRing_ = false;
   bool closed_ = false;
   bool hookAdded_ = false;
-  uv_poll_t* poll_ = nullptr;
   napi_env env_ = nullptr;
+  CompletionPump pump_;
 
   SlotTable table_;  // as many slots as the contexts' sizes add up to: JS never has more in use
 
   std::vector<iocb> iocbs_;
   std::vector<iocb*> batch_;
   std::vector<io_event> events_;
-  Napi::ObjectReference bufs_;
-  Napi::FunctionReference onComplete_;
-  Napi::AsyncContext* async_ = nullptr;
 };
 
 }  // namespace aionbd

@@ -1,6 +1,5 @@
 #include "uring_engine.h"
 
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,7 +10,6 @@
 #include <string>
 
 #include "os_error.h"
-#include "uv_poll.h"
 
 namespace aionbd {
 
@@ -53,9 +51,7 @@ UringEngine::UringEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Urin
     return;
   }
   // Every ring signals this one eventfd, so it exists before the first ring.
-  efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (efd_ < 0) {
-    int err = errno;
+  if (int err = pump_.OpenEventfd(); err != 0) {
     Destroy();
     ThrowOsError(env, "eventfd", err);
     return;
@@ -64,12 +60,8 @@ UringEngine::UringEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Urin
     Destroy();
     return;
   }
-  bufs_ = Napi::Persistent(info[1].As<Napi::Object>());
-  onComplete_ = Napi::Persistent(info[2].As<Napi::Function>());
-  async_ = new Napi::AsyncContext(env, "aionbd:uring");
-  poll_ = OpenPoll(env, efd_, this);
-  uv_poll_start(poll_, UV_READABLE, OnReadable);
-  UpdateRef();
+  pump_.Start(env, info[1].As<Napi::Object>(), info[2].As<Napi::Function>(), "aionbd:uring", this, OnReadable);
+  pump_.UpdateRef(inflight_);
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   hookAdded_ = true;
 }
@@ -107,13 +99,14 @@ bool UringEngine::AddRing(Napi::Env env, Napi::Object self, uint32_t entries) {
   r.sqesLen = p.sq_entries * sizeof(io_uring_sqe);
   const char* failed = nullptr;
   int err = 0;
+  int efd = pump_.efd();
   r.sqMap = MapRegion(fd, r.sqMapLen, IORING_OFF_SQ_RING);
   if (r.sqMap != nullptr) r.cqMap = single ? r.sqMap : MapRegion(fd, r.cqMapLen, IORING_OFF_CQ_RING);
   if (r.cqMap != nullptr) r.sqes = static_cast<io_uring_sqe*>(MapRegion(fd, r.sqesLen, IORING_OFF_SQES));
   if (r.sqes == nullptr) {
     failed = "mmap";
     err = errno;
-  } else if (UringRegister(fd, IORING_REGISTER_EVENTFD, &efd_, 1) < 0) {
+  } else if (UringRegister(fd, IORING_REGISTER_EVENTFD, &efd, 1) < 0) {
     failed = "io_uring_register";
     err = errno;
   }
@@ -139,15 +132,6 @@ bool UringEngine::AddRing(Napi::Env env, Napi::Object self, uint32_t entries) {
   addr_.resize(table_.slots());
   rings_.push_back(r);
   return true;
-}
-
-// An idle engine must not keep the process alive; one with I/O in flight must.
-void UringEngine::UpdateRef() {
-  if (poll_ == nullptr) return;
-  if (inflight_ > 0)
-    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-  else
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
 }
 
 // grow(entries): one more ring of `entries`, and as many more slots (the slots in use keep
@@ -208,7 +192,7 @@ Napi::Value UringEngine::Submit(const Napi::CallbackInfo& info) {
   }
   uint32_t slots = table_.slots();
   uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), slots - std::min(inflight_, slots));
-  Napi::Object bufs = bufs_.Value();
+  Napi::Object bufs = pump_.Buffers();
   const SlotColumns& t = table_.cols();
   // Every row is checked before any SQE is written: a JS bug throws here, and never lets the
   // kernel DMA past the end of a buffer.
@@ -252,7 +236,7 @@ Napi::Value UringEngine::Submit(const Napi::CallbackInfo& info) {
   }
   if (done > 0) {
     inflight_ += done;
-    UpdateRef();
+    pump_.UpdateRef(inflight_);
   }
   return Napi::Number::New(env, done);
 }
@@ -292,23 +276,11 @@ uint32_t UringEngine::Reap() {
 void UringEngine::OnReadable(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<UringEngine*>(handle->data);
   if (self->closed_) return;
-  uint64_t ticks;
-  // Non-blocking: a spurious wakeup reads EAGAIN and reaps nothing.
-  (void)!read(self->efd_, &ticks, sizeof ticks);
   Napi::Env env(self->env_);
   Napi::HandleScope scope(env);
-  // A full batch may leave more behind: reap until a short batch, one JS call per batch.
-  for (;;) {
-    uint32_t n = self->Reap();
-    if (n == 0) break;
-    self->UpdateRef();
-    self->onComplete_.MakeCallback(self->Value(), {Napi::Number::New(env, n)}, *self->async_);
-    if (env.IsExceptionPending()) {
-      napi_fatal_exception(env, env.GetAndClearPendingException().Value());
-      return;
-    }
-    if (self->closed_ || n < self->table_.slots()) break;
-  }
+  self->pump_.Deliver(
+      env, self->Value(), self->table_.slots(), [self] { return self->Reap(); }, [self] { return self->inflight_; },
+      [self] { return self->closed_; });
 }
 
 // close(): unmaps and closes every ring. JS drains first and calls close() when idle: a ring
@@ -328,23 +300,12 @@ void UringEngine::Destroy() {
     close(r.fd);
   }
   rings_.clear();
-  ClosePoll(poll_);
-  if (efd_ >= 0) {
-    close(efd_);
-    efd_ = -1;
-  }
+  pump_.Close();
   inflight_ = 0;
   if (hookAdded_) {
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
     hookAdded_ = false;
   }
-  if (async_ != nullptr) {
-    delete async_;
-    async_ = nullptr;
-  }
-  // As in AioEngine: the callback closes over the JS engine holding this wrapper.
-  if (!onComplete_.IsEmpty()) onComplete_.Reset();
-  if (!bufs_.IsEmpty()) bufs_.Reset();
 }
 
 // The environment is going away without close(): the rings' fds and mappings go with it.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "completion_pump.h"
 #include "slot_table.h"
 
 namespace aionbd {
@@ -63,23 +64,17 @@ class UringEngine : public Napi::ObjectWrap<UringEngine> {
   int32_t SubmitTo(Ring& r, uint32_t from, uint32_t k, uint32_t* taken);
   uint32_t ReapInto(Ring& r, uint32_t n);
   uint32_t Reap();
-  void UpdateRef();
   void Destroy();
 
   std::vector<Ring> rings_;
-  int efd_ = -1;
   uint32_t inflight_ = 0;
   bool closed_ = false;
   bool hookAdded_ = false;
-  uv_poll_t* poll_ = nullptr;
   napi_env env_ = nullptr;
+  CompletionPump pump_;
 
   SlotTable table_;  // as many slots as the rings' sizes add up to: JS never has more in use
   std::vector<uint64_t> addr_;  // each batch row's buffer address, found before any SQE is written
-
-  Napi::ObjectReference bufs_;
-  Napi::FunctionReference onComplete_;
-  Napi::AsyncContext* async_ = nullptr;
 };
 
 }  // namespace aionbd
