@@ -10,7 +10,6 @@ import { tool } from '../helpers/tools.js';
 const has = { nbdcopy: tool('nbdcopy'), qemu: tool('qemu-io'), fio: tool('fio') };
 
 const MiB = 1 << 20;
-const SIZE = 64 * MiB;
 
 function expectOk(r: RunResult): void {
   expect(r.code, explain(r)).toBe(0);
