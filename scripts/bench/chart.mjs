@@ -8,6 +8,8 @@ import * as vl from 'vega-lite';
 
 const COLORS = Object.freeze({
   aionbd: '#d62728',
+  'aionbd uring': '#9467bd',
+  'fio io_uring': '#7f7f7f',
   'aionbd (baseline)': '#ff9896',
   'qemu-nbd': '#1f77b4',
   'qemu-nbd QD16 conns': '#aec7e8',

@@ -17,15 +17,15 @@ import { cpuSeconds, peakRss, resetPeakRss } from './system.mjs';
  */
 
 /**
- * fio arguments for a workload: NBD targets through the nbd engine, libaio on the file.
+ * fio arguments for a workload: NBD targets through the nbd engine, the others on the file.
  * @param {import('./workloads.mjs').Workload} w
  * @param {{ iodepth: number, numjobs: number }} shape   the target's job shape for w
- * @param {{ uri: string } | { file: string }} on
+ * @param {{ uri: string } | { file: string, engine: 'libaio'|'io_uring' }} on
  * @param {{ runtime: number, ramp: number }} t
  * @returns {string[]}
  */
 export function fioArgs(w, shape, on, t) {
-  const engine = 'uri' in on ? ['--ioengine=nbd', `--uri=${on.uri}`] : ['--ioengine=libaio', '--direct=1', `--filename=${on.file}`];
+  const engine = 'uri' in on ? ['--ioengine=nbd', `--uri=${on.uri}`] : [`--ioengine=${on.engine}`, '--direct=1', `--filename=${on.file}`];
   return [
     `--name=${w.id}`,
     ...engine,
@@ -58,7 +58,7 @@ function ms(sec) {
 /**
  * @param {import('./workloads.mjs').Workload} w
  * @param {{ iodepth: number, numjobs: number }} shape
- * @param {{ uri: string, pid: number } | { file: string }} on
+ * @param {{ uri: string, pid: number } | { file: string, engine: 'libaio'|'io_uring' }} on
  * @param {{ runtime: number, ramp: number, dir: string }} t
  * @returns {Promise<RunResult>}
  */

@@ -1,5 +1,6 @@
 // performance.md, written from the report (performance.json) alone: `--render` of the JSON gives
 // the same page, so no number on it can come from anywhere but the run that wrote the JSON.
+import { SUBJECTS } from './report.mjs';
 
 /** @typedef {import('./report.mjs').Report} Report */
 /** @typedef {import('./report.mjs').Row} Row */
@@ -66,6 +67,16 @@ function targetLabel(rep, id) {
  */
 function rowOf(rep, fill, workload, target) {
   return rep.rows.find((r) => r.fill === fill && r.workload === workload && r.target === target);
+}
+
+/**
+ * The judged rows (SUBJECTS) this run has, in that order.
+ * @param {Report} rep
+ * @returns {string[]}
+ */
+export function subjectsOf(rep) {
+  const targets = /** @type {string[]} */ (rep.settings['targets'] ?? []);
+  return SUBJECTS.filter((t) => targets.includes(t));
 }
 
 /**
@@ -161,13 +172,16 @@ export function markdown(rep, pngName) {
     'Judged on the median of the per-round ratios (RSS: on the worst round); "met in k of n rounds" counts the rounds whose own ratio meets it.',
     '',
   );
-  L.push('| image | target | aionbd measured | verdict |', '| --- | --- | --- | --- |');
+  L.push('| judged row | image | target | measured | verdict |', '| --- | --- | --- | --- | --- |');
   for (const g of rep.goals.filter((x) => x.met !== null))
-    L.push(`| ${g.fill} | ${g.goal} | ${cell(goalMeasured(g))} | ${goalVerdict(g)} |`);
+    L.push(`| ${targetLabel(rep, g.subject)} | ${g.fill} | ${g.goal} | ${cell(goalMeasured(g))} | ${goalVerdict(g)} |`);
   L.push('');
   const unmeasured = rep.goals.filter((x) => x.met === null);
   if (unmeasured.length > 0)
-    L.push(`Not measured in this run (their workloads were not run): ${unmeasured.map((g) => `${g.goal} (${g.fill})`).join('; ')}.`, '');
+    L.push(
+      `Not measured in this run (their workloads were not run): ${unmeasured.map((g) => `${g.goal} (${targetLabel(rep, g.subject)}, ${g.fill})`).join('; ')}.`,
+      '',
+    );
 
   L.push('## What each row is', '');
   for (const t of targets) {
@@ -180,26 +194,28 @@ export function markdown(rep, pngName) {
     );
   L.push('');
 
-  const others = targets.filter((t) => t !== 'aionbd');
-  for (const fl of fills) {
-    L.push(`## aionbd relative to every other row: ${rep.fills[fl]?.label ?? fl}`, '');
-    L.push(
-      "Each cell: aionbd's number divided by that row's, in the same round; median (min-max) over the rounds. " +
-        'The metric is the one the workload is judged on: IOPS and MiB/s higher is better, mean latency lower is better.',
-      '',
-    );
-    L.push(`| workload | metric | ${others.map((t) => `vs ${targetLabel(rep, t)}`).join(' | ')} | aionbd peak RSS (worst round) |`);
-    L.push(`| --- | --- | ${others.map(() => '---:').join(' | ')} | ---: |`);
-    for (const w of workloadsOf(rep)) {
-      const a = rowOf(rep, fl, w.id, 'aionbd');
-      if (a === undefined) continue;
-      const mt = METRIC_TEXT[w.metric];
+  for (const subject of subjectsOf(rep))
+    for (const fl of fills) {
+      const me = targetLabel(rep, subject);
+      const others = targets.filter((t) => t !== subject);
+      L.push(`## ${me} relative to every other row: ${rep.fills[fl]?.label ?? fl}`, '');
       L.push(
-        `| ${w.label} | ${mt?.name ?? w.metric} | ${others.map((t) => ratioText(a.vs[t]?.[w.metric])).join(' | ')} | ${f(a.absolute?.peakRssMiB?.max)} MiB |`,
+        `Each cell: ${me}'s number divided by that row's, in the same round; median (min-max) over the rounds. ` +
+          'The metric is the one the workload is judged on: IOPS and MiB/s higher is better, mean latency lower is better.',
+        '',
       );
+      L.push(`| workload | metric | ${others.map((t) => `vs ${targetLabel(rep, t)}`).join(' | ')} | ${me} peak RSS (worst round) |`);
+      L.push(`| --- | --- | ${others.map(() => '---:').join(' | ')} | ---: |`);
+      for (const w of workloadsOf(rep)) {
+        const a = rowOf(rep, fl, w.id, subject);
+        if (a === undefined) continue;
+        const mt = METRIC_TEXT[w.metric];
+        L.push(
+          `| ${w.label} | ${mt?.name ?? w.metric} | ${others.map((t) => ratioText(a.vs[t]?.[w.metric])).join(' | ')} | ${f(a.absolute?.peakRssMiB?.max)} MiB |`,
+        );
+      }
+      L.push('');
     }
-    L.push('');
-  }
 
   L.push('## Every row', '');
   L.push(
@@ -224,12 +240,13 @@ export function markdown(rep, pngName) {
 
   L.push('## aionbd round by round', '');
   L.push('The per-round ratios the medians above are taken from, in round order.', '');
-  L.push('| image | workload | ×libaio per round | ×qemu-nbd per round |', '| --- | --- | --- | --- |');
-  for (const r of rep.rows.filter((x) => x.target === 'aionbd')) {
+  L.push('| row | image | workload | ×libaio per round | ×qemu-nbd per round |', '| --- | --- | --- | --- | --- |');
+  const subjects = subjectsOf(rep);
+  for (const r of rep.rows.filter((x) => subjects.includes(x.target))) {
     const m = workloadsOf(rep).find((x) => x.id === r.workload)?.metric ?? 'iops';
     const per = (/** @type {string} */ ref) =>
       (r.vs[ref]?.[m]?.perRound ?? []).map((v) => (v === null ? '—' : v.toFixed(2))).join(', ') || '—';
-    L.push(`| ${r.fill} | ${r.workloadLabel} | ${per('libaio')} | ${per('qemu-nbd')} |`);
+    L.push(`| ${r.targetLabel} | ${r.fill} | ${r.workloadLabel} | ${per('libaio')} | ${per('qemu-nbd')} |`);
   }
   L.push('');
 

@@ -29,13 +29,13 @@ function presetDuration(mode) {
 export const USAGE =
   `Usage: npm run bench -- [options]
 
-Measures aionbd against the disk (fio libaio on the file), qemu-nbd, a qemu-nbd control without
-its 16-request cap, nbdkit's null plugin (the client and socket ceiling) and nbdkit's file
-plugin, in paired rounds: every round writes a fresh image for each workload and runs every
+Measures aionbd (with the AIO bdev, and with the uring bdev) against the disk (fio libaio and fio
+io_uring on the file), qemu-nbd, a qemu-nbd control without its 16-request cap, nbdkit's null
+plugin (the client and socket ceiling) and nbdkit's file plugin, in paired rounds: every round writes a fresh image for each workload and runs every
 target on it in a rotated order; ratios are taken within a round and reported as the median
 with its min-max over the rounds. Writes performance.md, performance.json and performance.png.
 
-A full run (${PRESETS.full.rounds} rounds x ${PRESETS.full.fills.length} image kinds x ${PRESETS.full.workloads.length} workloads x 5-6 targets, ` +
+A full run (${PRESETS.full.rounds} rounds x ${PRESETS.full.fills.length} image kinds x ${PRESETS.full.workloads.length} workloads x 7-8 targets, ` +
   `${PRESETS.full.runtime}+${PRESETS.full.ramp} s a run) takes about ${presetDuration('full')}.
 Run it on a quiet machine: other work skews the servers more than fio libaio.
 

@@ -55,6 +55,7 @@ export const METRICS = Object.freeze(/** @type {const} */ (['iops', 'mibps', 'la
  * @typedef {object} Goal
  * @property {string} id
  * @property {string} goal          as GOALS states it
+ * @property {string} subject       the row judged (SUBJECTS)
  * @property {string} fill
  * @property {string|null} ref      the reference target, null for an absolute target
  * @property {Metric} metric
@@ -266,6 +267,12 @@ function holds(v, op, threshold) {
 }
 
 /**
+ * The rows the goals are judged on: aionbd with the AIO bdev (its default), and with the uring
+ * bdev when the run has it. Each is judged on its own; neither stands in for the other.
+ */
+export const SUBJECTS = Object.freeze(['aionbd', 'aionbd-uring']);
+
+/**
  * @param {Row[]} rows
  * @param {string[]} fills
  * @returns {Goal[]}
@@ -273,30 +280,42 @@ function holds(v, op, threshold) {
 export function checkGoals(rows, fills) {
   /** @type {Goal[]} */
   const goals = [];
-  for (const fill of fills) {
-    for (const d of GOALS) {
-      const judgedOn = d.ref === null ? 'max' : 'median';
-      const items = d.workloads.map((wl) => {
-        const row = rows.find((r) => r.fill === fill && r.workload === wl && r.target === 'aionbd');
-        const value = row === undefined ? null : d.ref === null ? (row.absolute?.[d.metric] ?? null) : (row.vs[d.ref]?.[d.metric] ?? null);
-        const roundsMet = value === null ? null : value.perRound.filter((x) => x !== null && holds(x, d.op, d.threshold)).length;
-        return { workload: wl, value, roundsMet };
-      });
-      const got = items.filter((i) => i.value !== null);
-      goals.push({
-        id: d.id,
-        goal: d.goal,
-        fill,
-        ref: d.ref,
-        metric: d.metric,
-        op: d.op,
-        threshold: d.threshold,
-        judgedOn,
-        items,
-        met: got.length === 0 ? null : got.every((i) => i.value !== null && holds(i.value[judgedOn], d.op, d.threshold)),
-        partial: got.length > 0 && got.length < items.length,
-      });
+  for (const subject of SUBJECTS.filter((t) => rows.some((r) => r.target === t))) {
+    for (const fill of fills) {
+      for (const d of GOALS) goals.push(judge(rows, subject, fill, d));
     }
   }
   return goals;
+}
+
+/**
+ * @param {Row[]} rows
+ * @param {string} subject
+ * @param {string} fill
+ * @param {GoalDef} d
+ * @returns {Goal}
+ */
+function judge(rows, subject, fill, d) {
+  const judgedOn = d.ref === null ? 'max' : 'median';
+  const items = d.workloads.map((wl) => {
+    const row = rows.find((r) => r.fill === fill && r.workload === wl && r.target === subject);
+    const value = row === undefined ? null : d.ref === null ? (row.absolute?.[d.metric] ?? null) : (row.vs[d.ref]?.[d.metric] ?? null);
+    const roundsMet = value === null ? null : value.perRound.filter((x) => x !== null && holds(x, d.op, d.threshold)).length;
+    return { workload: wl, value, roundsMet };
+  });
+  const got = items.filter((i) => i.value !== null);
+  return {
+    id: d.id,
+    goal: d.goal,
+    subject,
+    fill,
+    ref: d.ref,
+    metric: d.metric,
+    op: d.op,
+    threshold: d.threshold,
+    judgedOn,
+    items,
+    met: got.length === 0 ? null : got.every((i) => i.value !== null && holds(i.value[judgedOn], d.op, d.threshold)),
+    partial: got.length > 0 && got.length < items.length,
+  };
 }

@@ -1,6 +1,6 @@
 // The targets: the rows of the report. Each NBD server is started on the round's image with a
-// unix socket and an export named "bench", and driven by the same fio nbd client; libaio has
-// no server (fio opens the file itself, O_DIRECT).
+// unix socket and an export named "bench", and driven by the same fio nbd client; libaio and
+// io_uring have no server (fio opens the file itself, O_DIRECT, with that engine).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -16,7 +16,7 @@ const READY_TIMEOUT_MS = 20_000;
 export const QEMU_NBD_MAX_REQUESTS = 16;
 
 /**
- * @typedef {'aionbd'|'aionbd-base'|'aionbd-null'|'qemu-nbd'|'nbdkit-null'|'nbdkit-file'} ServerKind
+ * @typedef {'aionbd'|'aionbd-base'|'aionbd-uring'|'aionbd-null'|'qemu-nbd'|'nbdkit-null'|'nbdkit-file'} ServerKind
  */
 
 /**
@@ -24,7 +24,8 @@ export const QEMU_NBD_MAX_REQUESTS = 16;
  * @property {string} id
  * @property {string} label         for the tables and the chart
  * @property {string} description   what the row means and how it is run, for the report
- * @property {ServerKind|null} server   null: fio on the file (libaio)
+ * @property {ServerKind|null} server   null: fio on the file, with `engine`
+ * @property {'libaio'|'io_uring'} [engine]  fio's engine on the file, for the rows without a server
  * @property {string|null} tool     the executable it needs besides fio and node
  * @property {(w: import('./workloads.mjs').Workload) => { iodepth: number, numjobs: number } | null} shape
  *   the fio job shape for a workload, or null when the row does not apply to it
@@ -43,6 +44,16 @@ export const TARGETS = Object.freeze({
     shape: same,
     description: 'the server under test: `aionbd serve --aio IMAGE` (AIO bdev, O_DIRECT, default settings) on a unix socket',
   },
+  'aionbd-uring': {
+    id: 'aionbd-uring',
+    label: 'aionbd uring',
+    server: 'aionbd-uring',
+    tool: null,
+    shape: same,
+    description:
+      "the same server with the file behind a uring bdev (SPDK's bdev_uring: io_uring instead of Linux AIO, O_DIRECT): " +
+      '`aionbd serve --uring IMAGE`; the performance goals are judged on it as well as on the AIO bdev',
+  },
   'aionbd-base': {
     id: 'aionbd-base',
     label: 'aionbd (baseline)',
@@ -55,11 +66,23 @@ export const TARGETS = Object.freeze({
     id: 'libaio',
     label: 'fio libaio',
     server: null,
+    engine: 'libaio',
     tool: null,
     shape: same,
     description:
       'the disk: fio `--ioengine=libaio --direct=1` on the image itself, no NBD and no server. ' +
       'What the device gives one process with the same queue depth; the 0.8x and 0.9x targets are ratios to it',
+  },
+  io_uring: {
+    id: 'io_uring',
+    label: 'fio io_uring',
+    server: null,
+    engine: 'io_uring',
+    tool: null,
+    shape: same,
+    description:
+      'the disk through io_uring: fio `--ioengine=io_uring --direct=1` on the image itself, no NBD and no server; the ceiling ' +
+      'of the uring bdev, as libaio is of the AIO bdev',
   },
   'qemu-nbd': {
     id: 'qemu-nbd',
@@ -119,7 +142,16 @@ export const TARGETS = Object.freeze({
 });
 
 /** The default rows, in the order the tables show them. */
-export const DEFAULT_TARGETS = Object.freeze(['aionbd', 'libaio', 'qemu-nbd', 'qemu-nbd-qd16', 'nbdkit-null', 'nbdkit-file']);
+export const DEFAULT_TARGETS = Object.freeze([
+  'aionbd',
+  'aionbd-uring',
+  'libaio',
+  'io_uring',
+  'qemu-nbd',
+  'qemu-nbd-qd16',
+  'nbdkit-null',
+  'nbdkit-file',
+]);
 
 /**
  * @typedef {object} RunningServer
@@ -143,14 +175,15 @@ function serverCommand(kind, image, size, sock, baseline) {
   switch (kind) {
     case 'aionbd':
     case 'aionbd-base':
+    case 'aionbd-uring':
       return {
         cmd: process.execPath,
         args: [
-          path.join(kind === 'aionbd' ? REPO_ROOT : (baseline ?? ''), 'bin', 'aionbd.js'),
+          path.join(kind === 'aionbd-base' ? (baseline ?? '') : REPO_ROOT, 'bin', 'aionbd.js'),
           'serve',
           '--listen',
           `unix:${sock}`,
-          '--aio',
+          kind === 'aionbd-uring' ? '--uring' : '--aio',
           `${image},name=${EXPORT_NAME}`,
           '--log-level',
           'warn',

@@ -20,8 +20,11 @@ const has = tool('fio', 'qemu-nbd', 'nbdkit');
 const SMOKE_WORKLOAD = 'randwrite-4k-qd32-busy';
 const SMOKE_LABEL = '4k randwrite QD32, 1 core busy';
 const FILLS = ['direct', 'cached'];
-const TARGETS = ['aionbd', 'libaio', 'qemu-nbd', 'qemu-nbd-qd16', 'nbdkit-null', 'nbdkit-file'];
-const _SERVERS = TARGETS.filter((t) => t !== 'libaio');
+const TARGETS = ['aionbd', 'aionbd-uring', 'libaio', 'io_uring', 'qemu-nbd', 'qemu-nbd-qd16', 'nbdkit-null', 'nbdkit-file'];
+/** fio on the file: no server, so no CPU or RSS. */
+const SERVERLESS = ['libaio', 'io_uring'];
+/** The rows the goals are judged on. */
+const SUBJECTS = ['aionbd', 'aionbd-uring'];
 const GOAL_IDS = ['qd32-libaio', 'qd32-qemu', 'qd32-busy-libaio', 'qd32-busy-qemu', 'qd1-latency', 'seq-libaio', 'rss-4x128'];
 
 interface Run {
@@ -62,6 +65,7 @@ interface Row {
 }
 interface Goal {
   id: string;
+  subject: string;
   fill: string;
   ref: string | null;
   met: boolean | null;
@@ -193,7 +197,7 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
       row.rounds.forEach((run, i) => {
         expect(run, at).toEqual(rep.comparisons.find((c) => c.fill === row.fill && c.round === i + 1)?.runs[row.target]);
         expect(run?.latP99Us, at).toBeGreaterThanOrEqual((run?.latMeanUs ?? 0) * 0.5);
-        if (row.target === 'libaio') {
+        if (SERVERLESS.includes(row.target)) {
           expect(run?.cpuPerMIo, at).toBeNull();
           expect(run?.peakRssMiB, at).toBeNull();
         } else {
@@ -222,13 +226,15 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
   });
 
   it('judges every performance goal (GOALS) for each image kind, measured where its workload ran', () => {
-    expect(rep.goals.map((g) => `${g.fill}/${g.id}`).sort()).toEqual(FILLS.flatMap((f) => GOAL_IDS.map((g) => `${f}/${g}`)).sort());
+    expect(rep.goals.map((g) => `${g.subject}/${g.fill}/${g.id}`).sort()).toEqual(
+      SUBJECTS.flatMap((s) => FILLS.flatMap((f) => GOAL_IDS.map((g) => `${s}/${f}/${g}`))).sort(),
+    );
     for (const g of rep.goals) {
       const ran = g.items.some((i) => i.workload === SMOKE_WORKLOAD);
       expect(g.met === null, `${g.fill}/${g.id}`).toBe(!ran);
       if (!ran) continue;
       const item = g.items.find((i) => i.workload === SMOKE_WORKLOAD);
-      const ratio = rep.rows.find((x) => x.fill === g.fill && x.workload === SMOKE_WORKLOAD && x.target === 'aionbd')?.vs[g.ref ?? '']
+      const ratio = rep.rows.find((x) => x.fill === g.fill && x.workload === SMOKE_WORKLOAD && x.target === g.subject)?.vs[g.ref ?? '']
         ?.iops;
       expect(item?.value).toEqual(ratio);
       expect(g.met).toBe((ratio?.median ?? NaN) >= g.threshold);
@@ -249,9 +255,9 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
         lines.some((l) => l.startsWith(`- **${rep.targets[t]?.label ?? '?'}**: `)),
         t,
       ).toBe(true);
-    // One aionbd line per image kind, a "median (min-max)" ratio to each of the five other rows.
+    // One line per judged row and image kind, a "median (min-max)" ratio to each of the other rows.
     const aionbdLines = lines.filter((l) => l.startsWith(`| ${SMOKE_LABEL} | IOPS | `));
-    expect(aionbdLines).toHaveLength(FILLS.length);
+    expect(aionbdLines).toHaveLength(SUBJECTS.length * FILLS.length);
     for (const l of aionbdLines) expect(l.match(/\d+\.\d\dx \(\d+\.\d\d-\d+\.\d\d\)/g), l).toHaveLength(TARGETS.length - 1);
     for (const f of FILLS) {
       for (const t of TARGETS) {
@@ -260,7 +266,11 @@ describe.skipIf(!has)('npm run bench -- --smoke', () => {
           `${f} ${t}`,
         ).toHaveLength(1);
       }
-      expect(lines.filter((l) => l.startsWith(`| ${f} | 4k randread/randwrite QD32, 1 core busy: `))).toHaveLength(2);
+      for (const t of SUBJECTS)
+        expect(
+          lines.filter((l) => l.startsWith(`| ${rep.targets[t]?.label ?? '?'} | ${f} | 4k randread/randwrite QD32, 1 core busy: `)),
+          `${f} ${t}`,
+        ).toHaveLength(2);
     }
     // --render of the JSON into another directory writes the same page: nothing else feeds it.
     const again = path.join(base, 'again');
