@@ -4,6 +4,7 @@
 #include "constants.h"
 #include "nbd_attach.h"
 #include "sock_io.h"
+#include "uring_engine.h"
 
 namespace aionbd {
 Napi::Value AllocAligned(const Napi::CallbackInfo& info);
@@ -30,6 +31,7 @@ Napi::Value SlotLayoutOf(const Napi::CallbackInfo& info) {
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   using namespace aionbd;
   exports.Set("AioEngine", AioEngine::Init(env));
+  exports.Set("UringEngine", UringEngine::Init(env));
   exports.Set("SockIo", SockIo::Init(env));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned, "allocAligned"));
   exports.Set("releaseAligned", Napi::Function::New(env, ReleaseAligned, "releaseAligned"));

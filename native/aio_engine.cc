@@ -1,6 +1,5 @@
 #include "aio_engine.h"
 
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -12,7 +11,6 @@
 
 #include "constants.h"
 #include "os_error.h"
-#include "uv_poll.h"
 
 namespace aionbd {
 
@@ -66,20 +64,13 @@ AioEngine::AioEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AioEngin
   noUserRing_ = std::getenv("AIONBD_NO_USER_RING") != nullptr;
   // io_setup first: when aio-max-nr is exhausted, nothing else was made (no fd to wait for GC).
   if (!AddContext(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value())) return;
-  efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (efd_ < 0) {
-    int err = errno;
+  if (int err = pump_.OpenEventfd(); err != 0) {
     Destroy();
     ThrowOsError(env, "eventfd", err);
     return;
   }
-
-  bufs_ = Napi::Persistent(info[1].As<Napi::Object>());
-  onComplete_ = Napi::Persistent(info[2].As<Napi::Function>());
-  async_ = new Napi::AsyncContext(env, "aionbd:aio");
-  poll_ = OpenPoll(env, efd_, this);
-  uv_poll_start(poll_, UV_READABLE, OnReadable);
-  UpdateRef();
+  pump_.Start(env, info[1].As<Napi::Object>(), info[2].As<Napi::Function>(), "aionbd:aio", this, OnReadable);
+  pump_.UpdateRef(inflight_);
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   hookAdded_ = true;
 }
@@ -98,7 +89,7 @@ bool AioEngine::AddContext(Napi::Env env, Napi::Object self, uint32_t events) {
     ThrowOsError(env, "io_setup", errno);
     return false;
   }
-  if (!ResizeTable(env, self, slots_ + events)) {
+  if (!ResizeTable(env, self, table_.slots() + events)) {
     IoDestroy(id);
     return false;
   }
@@ -108,40 +99,13 @@ bool AioEngine::AddContext(Napi::Env env, Napi::Object self, uint32_t events) {
   return true;
 }
 
-// A new table of `slots` rows holding the old rows: slots in use keep their number, and JS
-// builds new views from `table` and `layout` after the call.
+// Room for `slots` slots, the old ones kept; the iocb arrays follow.
 bool AioEngine::ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots) {
-  SlotLayout nl = ComputeSlotLayout(slots);
-  uint8_t* nt = nullptr;
-  if (posix_memalign(reinterpret_cast<void**>(&nt), 64, nl.size) != 0) {
-    Napi::Error::New(env, "out of memory for the AIO slot table").ThrowAsJavaScriptException();
-    return false;
-  }
-  std::memset(nt, 0, nl.size);
-  if (table_ != nullptr) CopySlotRows(nt, nl, table_, layout_, slots_);
-  // The ArrayBuffer owns the table: JS views of it stay valid even if they outlive the engine,
-  // and the old table goes when its last view does.
-  Napi::ArrayBuffer table = Napi::ArrayBuffer::New(env, nt, nl.size, [](Napi::Env, void* data) { std::free(data); });
-  tableRef_ = Napi::Persistent(table.As<Napi::Object>());
-  self.Set("table", table);
-  self.Set("layout", SlotLayoutObject(env, nl));
-  table_ = nt;
-  layout_ = nl;
-  slots_ = slots;
-  t_ = ColumnsOf(table_, layout_);
+  if (!table_.Resize(env, self, slots)) return false;
   iocbs_.resize(slots);
   batch_.resize(slots);
   events_.resize(slots);
   return true;
-}
-
-// An idle engine must not keep the process alive; one with I/O in flight must.
-void AioEngine::UpdateRef() {
-  if (poll_ == nullptr) return;
-  if (inflight_ > 0)
-    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
-  else
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
 }
 
 // grow(events): one more context of `events` events, and as many more slots. Throws an OsError
@@ -166,23 +130,24 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
     Napi::Error::New(env, "AIO engine is closed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), slots_ - std::min(inflight_, slots_));
-  Napi::Object bufs = bufs_.Value();
+  uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), table_.slots() - std::min(inflight_, table_.slots()));
+  Napi::Object bufs = pump_.Buffers();
+  const SlotColumns& t = table_.cols();
   for (uint32_t i = 0; i < want; i++) {
-    uint32_t s = t_.sq[i];
-    if (s >= slots_) {
+    uint32_t s = t.sq[i];
+    if (s >= table_.slots()) {
       Napi::RangeError::New(env, "aio slot out of range").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     iocb& cb = iocbs_[s];
     std::memset(&cb, 0, sizeof cb);
     cb.aio_data = s;
-    cb.aio_lio_opcode = static_cast<uint16_t>(t_.op[s]);
-    cb.aio_fildes = t_.fd[s];
-    cb.aio_rw_flags = static_cast<int>(t_.rwFlags[s]);
+    cb.aio_lio_opcode = static_cast<uint16_t>(t.op[s]);
+    cb.aio_fildes = t.fd[s];
+    cb.aio_rw_flags = static_cast<int>(t.rwFlags[s]);
     cb.aio_flags = IOCB_FLAG_RESFD;
-    cb.aio_resfd = static_cast<uint32_t>(efd_);
-    if (t_.op[s] == IOCB_CMD_PREAD || t_.op[s] == IOCB_CMD_PWRITE) {
+    cb.aio_resfd = static_cast<uint32_t>(pump_.efd());
+    if (t.op[s] == IOCB_CMD_PREAD || t.op[s] == IOCB_CMD_PWRITE) {
       // A JS bug must throw here, not let the kernel DMA past the end of a buffer.
       Napi::Value v = bufs.Get(s);
       if (!v.IsTypedArray()) {
@@ -190,14 +155,14 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
         return env.Undefined();
       }
       Napi::Uint8Array b = v.As<Napi::Uint8Array>();
-      if (t_.len[s] > b.ByteLength()) {
+      if (t.len[s] > b.ByteLength()) {
         Napi::RangeError::New(env, "aio length exceeds the slot buffer").ThrowAsJavaScriptException();
         return env.Undefined();
       }
       cb.aio_buf = reinterpret_cast<uintptr_t>(b.Data());
-      cb.aio_nbytes = t_.len[s];
-      cb.aio_offset = static_cast<int64_t>(t_.offset[s]);
-    } else if (t_.op[s] != IOCB_CMD_FDSYNC && t_.op[s] != IOCB_CMD_FSYNC) {
+      cb.aio_nbytes = t.len[s];
+      cb.aio_offset = static_cast<int64_t>(t.offset[s]);
+    } else if (t.op[s] != IOCB_CMD_FDSYNC && t.op[s] != IOCB_CMD_FSYNC) {
       Napi::RangeError::New(env, "unknown aio opcode").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -221,7 +186,7 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
   }
   if (done > 0) {
     inflight_ += done;
-    UpdateRef();
+    pump_.UpdateRef(inflight_);
   }
   return Napi::Number::New(env, done);
 }
@@ -230,25 +195,26 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
 // new row count.
 uint32_t AioEngine::ReapInto(Context& c, uint32_t n) {
   uint32_t start = n;
+  const SlotColumns& t = table_.cols();
   if (c.userRing) {
     auto* ring = reinterpret_cast<AioRing*>(c.id);
     unsigned head = ring->head;
     unsigned tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
     unsigned nr = ring->nr;
-    while (head != tail && n < slots_) {
+    while (head != tail && n < table_.slots()) {
       const io_event& ev = ring->events[head];
-      t_.cqSlot[n] = static_cast<uint32_t>(ev.data);
-      t_.cqRes[n] = static_cast<double>(static_cast<int64_t>(ev.res));
+      t.cqSlot[n] = static_cast<uint32_t>(ev.data);
+      t.cqRes[n] = static_cast<double>(static_cast<int64_t>(ev.res));
       n++;
       head = (head + 1) % nr;
     }
     __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
   } else {
     timespec zero{0, 0};
-    long got = IoGetevents(c.id, 0, slots_ - n, events_.data(), &zero);
+    long got = IoGetevents(c.id, 0, table_.slots() - n, events_.data(), &zero);
     for (long i = 0; i < got; i++) {
-      t_.cqSlot[n] = static_cast<uint32_t>(events_[i].data);
-      t_.cqRes[n] = static_cast<double>(static_cast<int64_t>(events_[i].res));
+      t.cqSlot[n] = static_cast<uint32_t>(events_[i].data);
+      t.cqRes[n] = static_cast<double>(static_cast<int64_t>(events_[i].res));
       n++;
     }
   }
@@ -262,7 +228,7 @@ uint32_t AioEngine::ReapInto(Context& c, uint32_t n) {
 uint32_t AioEngine::Reap() {
   uint32_t n = 0;
   for (Context& c : ctxs_) {
-    if (n == slots_) break;
+    if (n == table_.slots()) break;
     if (c.inflight > 0) n = ReapInto(c, n);
   }
   return n;
@@ -271,23 +237,11 @@ uint32_t AioEngine::Reap() {
 void AioEngine::OnReadable(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<AioEngine*>(handle->data);
   if (self->closed_) return;
-  uint64_t ticks;
-  // Non-blocking: a spurious wakeup reads EAGAIN and reaps nothing.
-  (void)!read(self->efd_, &ticks, sizeof ticks);
   Napi::Env env(self->env_);
   Napi::HandleScope scope(env);
-  // A full batch may leave more behind: reap until a short batch, one JS call per batch.
-  for (;;) {
-    uint32_t n = self->Reap();
-    if (n == 0) break;
-    self->UpdateRef();
-    self->onComplete_.MakeCallback(self->Value(), {Napi::Number::New(env, n)}, *self->async_);
-    if (env.IsExceptionPending()) {
-      napi_fatal_exception(env, env.GetAndClearPendingException().Value());
-      return;
-    }
-    if (self->closed_ || n < self->slots_) break;
-  }
+  self->pump_.Deliver(
+      env, self->Value(), self->table_.slots(), [self] { return self->Reap(); }, [self] { return self->inflight_; },
+      [self] { return self->closed_; });
 }
 
 // close(): destroys every context. The kernel's io_destroy waits for in-flight I/O, so buffers
@@ -302,24 +256,12 @@ void AioEngine::Destroy() {
   closed_ = true;
   for (Context& c : ctxs_) IoDestroy(c.id);
   ctxs_.clear();
-  ClosePoll(poll_);
-  if (efd_ >= 0) {
-    close(efd_);
-    efd_ = -1;
-  }
+  pump_.Close();
   inflight_ = 0;
   if (hookAdded_) {
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
     hookAdded_ = false;
   }
-  if (async_ != nullptr) {
-    delete async_;
-    async_ = nullptr;
-  }
-  // The callback closes over the JS engine that holds this object's wrapper: kept past close(),
-  // that cycle runs through a GC root and the engine, the buffers and the wrapper never go.
-  if (!onComplete_.IsEmpty()) onComplete_.Reset();
-  if (!bufs_.IsEmpty()) bufs_.Reset();
 }
 
 // The process is exiting without close(): release the kernel contexts so aio-nr drops.
@@ -341,7 +283,7 @@ Napi::Value AioEngine::GetUserRing(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value AioEngine::GetCapacity(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), slots_);
+  return Napi::Number::New(info.Env(), table_.slots());
 }
 
 Napi::Value AioEngine::GetContexts(const Napi::CallbackInfo& info) {

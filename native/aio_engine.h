@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "slot_layout.h"
+#include "completion_pump.h"
+#include "slot_table.h"
 
 namespace aionbd {
 
@@ -49,30 +50,21 @@ class AioEngine : public Napi::ObjectWrap<AioEngine> {
   bool ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots);
   uint32_t ReapInto(Context& c, uint32_t n);
   uint32_t Reap();
-  void UpdateRef();
   void Destroy();
 
   std::vector<Context> ctxs_;
-  int efd_ = -1;
-  uint32_t slots_ = 0;  // the sum of the contexts' sizes: JS never has more slots in use
   uint32_t inflight_ = 0;
   bool noUserRing_ = false;
   bool closed_ = false;
   bool hookAdded_ = false;
-  uv_poll_t* poll_ = nullptr;
   napi_env env_ = nullptr;
+  CompletionPump pump_;
 
-  uint8_t* table_ = nullptr;  // slot table, owned by the ArrayBuffer in tableRef_, viewed from JS
-  SlotLayout layout_{};
-  SlotColumns t_;  // its columns
+  SlotTable table_;  // as many slots as the contexts' sizes add up to: JS never has more in use
 
   std::vector<iocb> iocbs_;
   std::vector<iocb*> batch_;
   std::vector<io_event> events_;
-  Napi::ObjectReference bufs_;
-  Napi::ObjectReference tableRef_;
-  Napi::FunctionReference onComplete_;
-  Napi::AsyncContext* async_ = nullptr;
 };
 
 }  // namespace aionbd

@@ -2,6 +2,7 @@
 
 #include <linux/aio_abi.h>
 #include <linux/fs.h>
+#include <linux/io_uring.h>
 #include <linux/nbd-netlink.h>
 #include <linux/nbd.h>
 
@@ -13,6 +14,7 @@
 #include "nbd_netlink.h"
 #include "rbd_ops.h"
 #include "sock_io.h"
+#include "uring_engine.h"
 
 namespace aionbd {
 
@@ -47,6 +49,16 @@ Napi::Object ConstantsObject(Napi::Env env) {
                               {"RWF_DSYNC", static_cast<uint32_t>(RWF_DSYNC)},
                               {"MAX_CONTEXT_EVENTS", kMaxContextEvents},
                           }));
+  // The slot table's op and rwFlags for io_uring (FLUSH's rwFlags are its fsync_flags), and the
+  // most entries of one ring (a uring bdev's largest queue depth).
+  k.Set("uring", Group(env, {
+                                {"OP_READ", IORING_OP_READ},
+                                {"OP_WRITE", IORING_OP_WRITE},
+                                {"OP_FSYNC", IORING_OP_FSYNC},
+                                {"FSYNC_DATASYNC", IORING_FSYNC_DATASYNC},
+                                {"RWF_DSYNC", static_cast<uint32_t>(RWF_DSYNC)},
+                                {"MAX_RING_ENTRIES", kMaxRingEntries},
+                            }));
   k.Set("fileOp", Group(env, {
                                  {"PunchHole", kPunchHole},
                                  {"ZeroRange", kZeroRange},

@@ -8,7 +8,7 @@
 
 namespace aionbd {
 
-// constants = { aio, fileOp, sockEvent, slot, nbd, rbd }: see constants.cc.
+// constants = { aio, uring, fileOp, sockEvent, slot, nbd, rbd }: see constants.cc.
 Napi::Object ConstantsObject(Napi::Env env);
 
 // A table's byte offsets as { op, rwFlags, ..., size }: the `layout` of an AIO engine or an RBD

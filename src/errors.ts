@@ -64,6 +64,27 @@ export class AioMaxNrError extends AionbdError {
   }
 }
 
+/**
+ * io_uring_setup was refused for the process's io_uring engine (made by the first uring bdev):
+ * a kernel without io_uring (ENOSYS), or one where kernel.io_uring_disabled (or a seccomp
+ * filter) forbids it (EPERM).
+ */
+export class UringUnavailableError extends AionbdError {
+  readonly code = 'AIONBD_URING_UNAVAILABLE';
+  override readonly errno: number;
+  constructor(
+    errno: number,
+    reason: string,
+    /** kernel.io_uring_disabled, or null where the kernel has no such setting. */
+    readonly disabled: number | null,
+    options?: ErrorOptions,
+  ) {
+    const setting = disabled !== null ? `kernel.io_uring_disabled=${disabled}` : 'this kernel has no kernel.io_uring_disabled';
+    super(`io_uring is not available: ${reason} (${setting})`, options);
+    this.errno = errno;
+  }
+}
+
 export class BdevExistsError extends AionbdError {
   readonly code = 'AIONBD_BDEV_EXISTS';
   override readonly errno = E.EEXIST;

@@ -38,20 +38,23 @@ export function slotViews(table: ArrayBuffer, l: SlotLayout, n: number): SlotVie
   };
 }
 
-/** The AIO engine of this Node environment, shared by its AIO bdevs; see native/aio_engine.h. */
+/**
+ * The AIO engine (or the io_uring engine) of this Node environment, shared by its AIO (uring)
+ * bdevs; see native/aio_engine.h and native/uring_engine.h: one interface and slot table.
+ */
 export interface AioEngineHandle {
   /** The slot table; replaced (with `layout`) by grow(): views must be made again after it. */
   readonly table: ArrayBuffer;
   readonly layout: SlotLayout;
   readonly inflight: number;
   readonly userRing: boolean;
-  /** Slots: the sum of the kernel contexts' events. */
+  /** Slots: the sum of the kernel contexts' events (rings' entries). */
   readonly capacity: number;
-  /** Kernel AIO contexts held. */
+  /** Kernel AIO contexts (io_uring rings) held. */
   readonly contexts: number;
   /** Submits sq[0..n): returns how many the kernel took, 0 if its rings are full, -errno if it refused the first. */
   submit(n: number): number;
-  /** Adds a kernel context of `events` events and as many slots; throws an OsError (syscall io_setup). */
+  /** Adds a kernel context of `events` events (a ring) and as many slots; throws an OsError (syscall io_setup, io_uring_setup). */
   grow(events: number): void;
   /** Destroys every context; only when nothing is in flight. */
   close(): void;
@@ -193,6 +196,12 @@ export interface NativeAddon {
     buffers: (Uint8Array | null)[],
     onComplete: (n: number) => void,
   ) => AioEngineHandle;
+  /** Sets up the first ring of `entries`; throws an OsError (syscall io_uring_setup) when io_uring is missing or refused. */
+  UringEngine: new (
+    entries: number,
+    buffers: (Uint8Array | null)[],
+    onComplete: (n: number) => void,
+  ) => AioEngineHandle;
   SockIo: new (
     fd: number,
     bufs: (Uint8Array | null)[],
@@ -237,6 +246,15 @@ export interface NativeConstants {
     IOCB_CMD_FDSYNC: number;
     RWF_DSYNC: number;
     MAX_CONTEXT_EVENTS: number;
+  };
+  /** The slot table's op and rwFlags for io_uring (FLUSH: OP_FSYNC with FSYNC_DATASYNC as its flags); the most entries of one ring. */
+  uring: {
+    OP_READ: number;
+    OP_WRITE: number;
+    OP_FSYNC: number;
+    FSYNC_DATASYNC: number;
+    RWF_DSYNC: number;
+    MAX_RING_ENTRIES: number;
   };
   fileOp: Record<(typeof FILE_OPS)[number], number>;
   sockEvent: Record<(typeof SOCK_EVENTS)[number], number>;

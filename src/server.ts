@@ -10,6 +10,7 @@ import type { RbdClusters } from './modules/rbd/cluster.js';
 import type { RbdParams } from './modules/rbd/module.js';
 import type { CallContext, PathPolicy } from './method.js';
 import { createAio, rescanAio, type AioParams } from './modules/aio/ops.js';
+import { createUring, rescanUring, type UringParams } from './modules/uring/ops.js';
 import { createDelay, type DelayParams } from './modules/delay/ops.js';
 import { createError, type ErrorCreateOptions } from './modules/error/ops.js';
 import { MODULES } from './modules/index.js';
@@ -55,6 +56,14 @@ export class Server extends Target {
   /** bdev_aio_rescan (see rescanAio in the AIO module). */
   rescanAio(name: string, force = false): Promise<void> {
     return rescanAio(this, name, force);
+  }
+  /** bdev_uring_create: the AIO bdev's file handling over io_uring; UringUnavailableError where the kernel refuses io_uring. */
+  createUring(p: UringParams): Promise<Bdev> {
+    return createUring(this, p);
+  }
+  /** bdev_uring_rescan. */
+  rescanUring(name: string, force = false): Promise<void> {
+    return rescanUring(this, name, force);
   }
   createMalloc(p: MallocParams): Promise<Bdev> {
     return createMalloc(this, p);

@@ -1,4 +1,4 @@
-// The bdev of one --aio spec, shared by `serve` and `attach --aio`: its file made as prealloc=
+// The bdev of one --aio (--uring) spec, shared by `serve` and `attach --aio`: its file made as prealloc=
 // says when size= has to create it, and whatever that made noted for a failed start to remove.
 import fs from 'node:fs';
 import type { Logger } from '../log.js';
@@ -16,7 +16,8 @@ export async function createSpecBdev(server: Server, s: AioSpec, created: Create
     } else if (mode !== 'sparse' && fs.existsSync(s.filename)) {
       log.warn({ bdev: s.name, filename: s.filename, prealloc: mode }, 'the file exists: served as it is, not preallocated');
     }
-    await server.createAio({ filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly });
+    const p = { filename: s.filename, name: s.name, blockSize: s.blockSize, size: s.size, readonly: s.readonly };
+    await (s.module === 'uring' ? server.createUring(p) : server.createAio(p));
   } finally {
     // Also after a failure: a preallocated file that the bdev then refused is ours to remove.
     created.after();

@@ -1,4 +1,5 @@
-// --aio FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly][,description=D]
+// --aio FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly][,description=D], and --uring with
+// the same spec (the same file bdev over io_uring).
 import path from 'node:path';
 import { checkName } from '../bdev/names.js';
 import { parseSize } from '../util/size.js';
@@ -8,7 +9,12 @@ import { nameFrom, specBlockSize, splitSpec, type Spec } from './spec.js';
 /** The block size of a file without bs= (the bdev's default), which size= must be a multiple of. */
 const DEFAULT_FILE_BLOCK_SIZE = 512;
 
+/** The module of a file spec's bdev: --aio or --uring. */
+export type FileSpecModule = 'aio' | 'uring';
+
 export interface AioSpec {
+  /** Absent: aio. */
+  module?: FileSpecModule | undefined;
   filename: string;
   name: string;
   blockSize: number | undefined;
@@ -21,13 +27,23 @@ export interface AioSpec {
 }
 
 export function parseAioSpec(spec: string): AioSpec {
-  const s = splitSpec('--aio', spec);
+  return parseFileSpec('aio', spec);
+}
+
+export function parseUringSpec(spec: string): AioSpec {
+  return parseFileSpec('uring', spec);
+}
+
+function parseFileSpec(module: FileSpecModule, spec: string): AioSpec {
+  const flag = `--${module}`;
+  const s = splitSpec(flag, spec);
   const filename = s.first;
   if (filename === '')
-    throw s.bad('the file name comes first (--aio FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly][,description=D])');
+    throw s.bad(`the file name comes first (${flag} FILE[,name=N][,bs=B][,size=S][,prealloc=P][,readonly][,description=D])`);
   const out: AioSpec = {
+    ...(module === 'aio' ? {} : { module }),
     filename,
-    name: nameFrom(path.basename(filename).replace(/\.(img|raw|bin|disk)$/i, ''), 'aio0'),
+    name: nameFrom(path.basename(filename).replace(/\.(img|raw|bin|disk)$/i, ''), `${module}0`),
     blockSize: undefined,
     size: undefined,
     readonly: false,

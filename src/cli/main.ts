@@ -41,6 +41,12 @@ function buildProgram(out: (line: string) => void): Command {
       [],
     )
     .option(
+      '--uring <spec>',
+      'io_uring bdev, the same spec as --aio (FILE[,name=N][,bs=B][,size=S][,readonly][,description=D]), exported under its name (repeatable)',
+      collect,
+      [],
+    )
+    .option(
       '--rbd <spec>',
       'RBD bdev POOL/IMAGE[,conf=FILE][,id=USER][,keyfile=FILE][,name=N][,bs=B][,readonly][,timeout=SEC], exported under its name (repeatable)',
       collect,
@@ -66,6 +72,7 @@ function buildProgram(out: (line: string) => void): Command {
       o: NbdCliOptions & {
         listen: string[];
         aio: string[];
+        uring: string[];
         rbd: string[];
         queueDepth?: number;
         dataDir: string;
@@ -91,6 +98,7 @@ function buildProgram(out: (line: string) => void): Command {
         {
           listen: o.listen,
           aio: o.aio,
+          uring: o.uring,
           rbd: o.rbd,
           queueDepth: o.queueDepth,
           dataDir: path.resolve(o.dataDir),

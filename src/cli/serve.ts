@@ -17,7 +17,7 @@ import { inheritedFds, stdioStream } from './nbd-options.js';
 import { formatSize } from '../util/size.js';
 import { checkSocketPath } from '../util/unix-socket.js';
 import { createSpecBdev } from './aio-create.js';
-import { parseAioSpec, type AioSpec } from './aio-spec.js';
+import { parseAioSpec, parseUringSpec, type AioSpec } from './aio-spec.js';
 import { captiveVariables, PrivateSocket, runCaptive, type CaptiveCommand } from './captive.js';
 import { parseRbdSpec, startRbdSpecs } from './rbd-spec.js';
 import { CreatedFiles } from './created-files.js';
@@ -30,6 +30,8 @@ export const DEFAULT_RPC_SOCKET = '/var/tmp/aionbd.sock';
 export interface ServeOptions {
   listen: string[];
   aio: string[];
+  /** --uring FILE[,...] specs: as --aio, served through io_uring. */
+  uring?: string[];
   /** --rbd POOL/IMAGE[,...] specs (rbd-spec.ts). */
   rbd?: string[];
   queueDepth: number | undefined;
@@ -61,7 +63,7 @@ export interface ServeOptions {
 export const DEFAULT_IMAGE_SIZE = 2 ** 30;
 
 export async function serve(opts: ServeOptions, log: Logger, out: (line: string) => void): Promise<number> {
-  const specs: AioSpec[] = opts.aio.map(parseAioSpec);
+  const specs: AioSpec[] = [...opts.aio.map(parseAioSpec), ...(opts.uring ?? []).map(parseUringSpec)];
   const rbdSpecs = (opts.rbd ?? []).map(parseRbdSpec);
   const config = opts.config !== undefined ? readConfigFile(opts.config) : undefined;
   if (specs.length === 0 && rbdSpecs.length === 0 && config === undefined) {
@@ -173,7 +175,7 @@ export async function serve(opts: ServeOptions, log: Logger, out: (line: string)
       const x = ready.exports[0];
       const at = ready.bound[0];
       if (x === undefined || at === undefined)
-        throw new UsageError('--run needs an export to give the command: add --aio or a config with one');
+        throw new UsageError('--run needs an export to give the command: add --aio (--uring) or a config with one');
       if (signals > 0) {
         await stop();
         return 0;

@@ -11,3 +11,4 @@ export * from './lvol/index.js';
 export * from './rbd/index.js';
 export * from './null/index.js';
 export * from './passthru/index.js';
+export * from './uring/index.js';

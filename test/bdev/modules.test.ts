@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAioBdev } from '../../src/modules/aio/aio.js';
+import { createUringBdev } from '../../src/modules/uring/uring.js';
 import type { Bdev } from '../../src/bdev/bdev.js';
 import { createDelayBdev } from '../../src/modules/delay/delay.js';
 import { createErrorBdev } from '../../src/modules/error/error.js';
@@ -39,6 +40,14 @@ const aioSupports = { unmap: true, writeZeroes: true, reset: false, flush: true 
 const mallocSupports = { unmap: true, writeZeroes: true, reset: true, flush: true };
 
 bdevConformance({ module: 'aio', create: (reg, dir, bs, n) => aio(reg, dir, 'a0', bs, bs * n), supports: aioSupports });
+
+// The AIO bdev's driver over io_uring: O_DIRECT files under /var/tmp (tmpDir), not tmpfs.
+bdevConformance({
+  module: 'uring',
+  create: (reg, dir, bs, n) =>
+    reg.add(createUringBdev({ filename: path.join(dir, 'u0.img'), name: 'u0', size: bs * n, blockSize: bs, log })),
+  supports: aioSupports,
+});
 
 bdevConformance({
   module: 'malloc',

@@ -40,8 +40,8 @@ describe('native constants', () => {
 
   it('has every group src/native.ts types, each of numbers', () => {
     const k = native().constants;
-    expect(Object.keys(k).sort()).toEqual(['aio', 'fileOp', 'nbd', 'rbd', 'slot', 'sockEvent']);
-    for (const g of ['aio', 'fileOp', 'nbd', 'rbd', 'sockEvent'] as const) {
+    expect(Object.keys(k).sort()).toEqual(['aio', 'fileOp', 'nbd', 'rbd', 'slot', 'sockEvent', 'uring']);
+    for (const g of ['aio', 'fileOp', 'nbd', 'rbd', 'sockEvent', 'uring'] as const) {
       for (const v of Object.values(k[g])) expect(Number.isInteger(v) && v >= 0).toBe(true);
     }
     expect(Object.keys(k.aio).sort()).toEqual([
@@ -52,6 +52,7 @@ describe('native constants', () => {
       'MAX_CONTEXT_EVENTS',
       'RWF_DSYNC',
     ]);
+    expect(Object.keys(k.uring).sort()).toEqual(['FSYNC_DATASYNC', 'MAX_RING_ENTRIES', 'OP_FSYNC', 'OP_READ', 'OP_WRITE', 'RWF_DSYNC']);
     expect(Object.keys(k.rbd).sort()).toEqual(['DISCARD', 'FLUSH', 'FUA', 'NO_HOLE', 'READ', 'WRITE', 'WRITE_ZEROES']);
     expect(Object.keys(k.nbd).sort()).toEqual([
       'CFLAG_DESTROY_ON_DISCONNECT',
@@ -110,9 +111,9 @@ describe('slot table layout', () => {
     }
   });
 
-  it("is the layout of the AIO engine's table, before and after it grows", () => {
+  it.each(['AioEngine', 'UringEngine'] as const)("is the layout of the %s's table, before and after it grows", (cls) => {
     const n = native();
-    const engine = new n.AioEngine(8, [], () => undefined);
+    const engine = new n[cls](8, [], () => undefined);
     try {
       expect(engine.layout).toEqual(n.slotLayout(engine.capacity));
       expect(engine.table.byteLength).toBe(engine.layout.size);

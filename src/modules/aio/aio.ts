@@ -1,14 +1,16 @@
 // The AIO bdev: a regular file or a block device served through Linux kernel AIO, opened with
-// O_DIRECT so the page cache is bypassed (buffered only where the file system refuses it).
+// O_DIRECT so the page cache is bypassed (buffered only where the file system refuses it). The
+// uring bdev is the same driver over the io_uring engine: a FileBdevKind says which.
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
 import { native, FileOp, type FileInfo } from '../../native.js';
-import { AioMaxNrError, InvalidBdevError, SystemError, describeOpenError } from '../../errors.js';
+import { AioMaxNrError, BdevWrongModuleError, InvalidBdevError, SystemError, describeOpenError } from '../../errors.js';
 import { logger, type Logger } from '../../log.js';
 import { openServedFile, type OpenedImage } from './open_file.js';
 import { Bdev, driverOf } from '../../bdev/bdev.js';
 import { AioQueue } from './aio_queue.js';
+import { AIO_ENGINE, type EngineKind } from './aio_engine.js';
 import { ALL_IO_FLAGS, IoFlag, IoType, type BdevDriver, type BdevIo, type ConfigEntry, type DeviceDone } from '../../bdev/types.js';
 
 const E = constants.errno;
@@ -35,14 +37,39 @@ export interface AioBdevOptions {
   log?: Logger | undefined;
 }
 
+/** A module of file bdevs (aio, uring): this driver over one engine kind. */
+export interface FileBdevKind {
+  /** The module's name (Bdev.module) and its key in bdev_get_bdevs's driver_specific. */
+  readonly module: string;
+  /** The method that makes one again from save_config. */
+  readonly createMethod: string;
+  readonly engine: EngineKind;
+  /** The largest queue depth: a bdev's slots fit one kernel context (ring). */
+  maxDepth(): number;
+  /** The typed error for the OsError the engine's setup threw (syscall io_setup, io_uring_setup). */
+  setupError(err: NodeJS.ErrnoException, depth: number): Error;
+}
+
+export const AIO_FILES: FileBdevKind = {
+  module: 'aio',
+  createMethod: 'bdev_aio_create',
+  engine: AIO_ENGINE,
+  maxDepth: () => native().constants.aio.MAX_CONTEXT_EVENTS,
+  setupError: (e, depth) =>
+    e.code === 'EAGAIN'
+      ? new AioMaxNrError(depth, readSysctl('aio-nr'), readSysctl('aio-max-nr'))
+      : new SystemError(`io_setup(${depth}) failed: ${e.message}`, -(e.errno ?? -E.EIO), { cause: e }),
+};
+
 class AioDriver implements BdevDriver {
-  readonly module = 'aio';
+  readonly module: string;
   // FUA: RWF_DSYNC, or fdatasync after a fallocate. Fast zeroes: fallocate alone (see WRITE_ZEROES).
   readonly ioFlags = ALL_IO_FLAGS;
   readonly queue: AioQueue;
   #fdsyncIocb = true;
 
   constructor(
+    readonly kind: FileBdevKind,
     name: string,
     readonly fd: number,
     readonly filename: string,
@@ -52,7 +79,8 @@ class AioDriver implements BdevDriver {
     depth: number,
     log: Logger,
   ) {
-    this.queue = new AioQueue(name, fd, depth, this.#onAioDone, log);
+    this.module = kind.module;
+    this.queue = new AioQueue(name, fd, depth, this.#onAioDone, log, kind.engine);
   }
 
   supports(type: IoType): boolean {
@@ -130,7 +158,7 @@ class AioDriver implements BdevDriver {
 
   readonly #onAioDone: DeviceDone = (io, result) => {
     if (io.type === IoType.Flush && result === -E.EINVAL && this.#fdsyncIocb) {
-      // Some file systems have no AIO fsync: flush on the thread pool from now on.
+      // Some file systems have no AIO (io_uring) fsync: flush on the thread pool from now on.
       this.#fdsyncIocb = false;
       this.#fileOp(io, FileOp.Fdatasync, 0, 0);
       return;
@@ -140,7 +168,7 @@ class AioDriver implements BdevDriver {
 
   info(): Record<string, unknown> {
     return {
-      aio: {
+      [this.kind.module]: {
         filename: this.filename,
         block_size_override: this.blockSizeOverride,
         readonly: this.readonly,
@@ -154,7 +182,7 @@ class AioDriver implements BdevDriver {
 
   config(b: Bdev): ConfigEntry {
     return {
-      method: 'bdev_aio_create',
+      method: this.kind.createMethod,
       params: { name: b.name, filename: this.filename, block_size: b.blockSize, readonly: this.readonly, uuid: b.uuid },
     };
   }
@@ -273,9 +301,14 @@ function openImage(opts: AioBdevOptions, c: Created): OpenedImage {
 
 /** Opens (or creates) the file and builds an AIO bdev over it; a failure leaves nothing it created. */
 export function createAioBdev(opts: AioBdevOptions): Bdev {
+  return createFileBdev(AIO_FILES, opts);
+}
+
+/** Opens (or creates) the file and builds a bdev of `kind` over it; a failure leaves nothing it created. */
+export function createFileBdev(kind: FileBdevKind, opts: AioBdevOptions): Bdev {
   const log = (opts.log ?? logger()).child({ bdev: opts.name });
   const depth = opts.queueDepth ?? DEFAULT_QUEUE_DEPTH;
-  const maxDepth = native().constants.aio.MAX_CONTEXT_EVENTS; // a bdev's slots fit one kernel context
+  const maxDepth = kind.maxDepth();
   if (!Number.isInteger(depth) || depth < 1 || depth > maxDepth)
     throw new InvalidBdevError(`queue depth ${depth} is not in 1..${maxDepth}`);
   const wanted = opts.blockSize !== undefined && opts.blockSize !== 0 ? opts.blockSize : undefined;
@@ -313,14 +346,16 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
     }
     let driver: AioDriver;
     try {
-      driver = new AioDriver(opts.name, fd, opts.filename, info, opts.readonly === true, blockSize !== detected, depth, log);
+      driver = new AioDriver(kind, opts.name, fd, opts.filename, info, opts.readonly === true, blockSize !== detected, depth, log);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.syscall === 'io_setup' && e.code === 'EAGAIN') throw new AioMaxNrError(depth, readSysctl('aio-nr'), readSysctl('aio-max-nr'));
-      if (e.syscall === 'io_setup') throw new SystemError(`io_setup(${depth}) failed: ${e.message}`, -(e.errno ?? -E.EIO), { cause: e });
+      if (e.syscall === kind.engine.setupCall) throw kind.setupError(e, depth);
       throw err;
     }
-    log.debug({ filename: opts.filename, blockSize, numBlocks, direct: info.direct, userRing: driver.queue.userRing }, 'aio bdev ready');
+    log.debug(
+      { filename: opts.filename, blockSize, numBlocks, direct: info.direct, userRing: driver.queue.userRing },
+      `${kind.module} bdev ready`,
+    );
     ok = true;
     return new Bdev({ name: opts.name, blockSize, numBlocks, readonly: opts.readonly === true, uuid: opts.uuid, writeCache: true }, driver);
   } finally {
@@ -331,7 +366,9 @@ export function createAioBdev(opts: AioBdevOptions): Bdev {
   }
 }
 
-/** The current size in bytes of the file or device under an AIO bdev (bdev_aio_rescan). */
-export function aioFileSize(b: Bdev): number {
-  return native().fileInfo(driverOf(b, AioDriver, 'aio').fd).size;
+/** The current size in bytes of the file or device under a bdev of `kind` (bdev_aio_rescan, bdev_uring_rescan). */
+export function fileBdevSize(b: Bdev, kind: FileBdevKind = AIO_FILES): number {
+  const d = driverOf(b, AioDriver, kind.module);
+  if (d.kind !== kind) throw new BdevWrongModuleError(b.name, b.module, kind.module);
+  return native().fileInfo(d.fd).size;
 }

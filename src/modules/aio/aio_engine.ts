@@ -5,7 +5,9 @@
 // out in one io_submit whatever bdev it is for, and each completion batch is one call from
 // native code, dispatched to the owning bdev's queue by slot. Each bdev's own in-flight cap is
 // kept by its AioQueue; when slots run out, the queues waiting for one are served round-robin,
-// one I/O each, so a busy bdev cannot starve the others.
+// one I/O each, so a busy bdev cannot starve the others. The io_uring engine has the same
+// interface and slot table (native/uring_engine.h): an EngineKind says which native engine this
+// drives, and each kind has its own instance.
 import { constants } from 'node:os';
 import { native, slotViews, type AioEngineHandle } from '../../native.js';
 import type { Logger } from '../../log.js';
@@ -50,21 +52,59 @@ export interface EngineQueue {
   settle(io: BdevIo, result: number): void;
 }
 
-let current: AioEngine | null = null;
-
-/** The engine, made by the first AIO bdev; throws the native OsError (syscall io_setup) if the kernel refuses it. */
-export function attachEngine(cap: number, log: Logger): AioEngine {
-  if (current === null) current = new AioEngine(cap);
-  else current.admit(cap, log);
-  return current;
+/** What the slot table's op and rwFlags columns hold for each request, in one kind's codes. */
+export interface EngineCodes {
+  read: number;
+  write: number;
+  flush: number;
+  /** rwFlags of a FLUSH (io_uring: its fsync_flags). */
+  flushFlags: number;
+  /** rwFlags of a FUA write. */
+  fua: number;
 }
 
-/** The engine's state, for tests and the scale benchmark: null when no AIO bdev is open. */
-export function engineStats(): { capacity: number; contexts: number; inflight: number; bdevs: number } | null {
-  return current === null ? null : current.stats();
+/** One native engine class the JS engine drives: Linux AIO, io_uring. */
+export interface EngineKind {
+  /** Its name in messages. */
+  readonly label: string;
+  /** The system call that sets up room (named when growing fails). */
+  readonly setupCall: string;
+  /** The native engine with a first context (ring) of `events`; throws its OsError. */
+  open(events: number, bufs: (Buffer | null)[], onComplete: (n: number) => void): AioEngineHandle;
+  /** Its codes, from native().constants. */
+  codes(): EngineCodes;
+}
+
+export const AIO_ENGINE: EngineKind = {
+  label: 'AIO',
+  setupCall: 'io_setup',
+  open: (events, bufs, onComplete) => new (native().AioEngine)(events, bufs, onComplete),
+  codes: () => {
+    const k = native().constants.aio;
+    return { read: k.IOCB_CMD_PREAD, write: k.IOCB_CMD_PWRITE, flush: k.IOCB_CMD_FDSYNC, flushFlags: 0, fua: k.RWF_DSYNC };
+  },
+};
+
+/** This environment's engine of each kind (module state is per environment: a worker has its own). */
+const current = new Map<EngineKind, AioEngine>();
+
+/** The engine of `kind`, made by its first bdev; throws the native OsError (syscall io_setup, io_uring_setup) if the kernel refuses it. */
+export function attachEngine(kind: EngineKind, cap: number, log: Logger): AioEngine {
+  let e = current.get(kind);
+  if (e === undefined) {
+    e = new AioEngine(kind, cap);
+    current.set(kind, e);
+  } else e.admit(cap, log);
+  return e;
+}
+
+/** The engine's state, for tests and the scale benchmark: null when no bdev of the kind is open. */
+export function engineStats(kind: EngineKind = AIO_ENGINE): { capacity: number; contexts: number; inflight: number; bdevs: number } | null {
+  return current.get(kind)?.stats() ?? null;
 }
 
 export class AioEngine implements QueuedSubmitter {
+  readonly kind: EngineKind;
   readonly #h: AioEngineHandle;
   #op!: Uint32Array;
   #rwFlags!: Uint32Array;
@@ -95,15 +135,13 @@ export class AioEngine implements QueuedSubmitter {
   readonly #read: number;
   readonly #write: number;
   readonly #flushOp: number;
+  readonly #flushFlags: number;
   readonly #fua: number;
 
-  constructor(cap: number) {
-    const n = native();
-    this.#h = new n.AioEngine(nextContextEvents(0, cap, cap), this.#bufs, this.#onComplete);
-    this.#read = n.constants.aio.IOCB_CMD_PREAD;
-    this.#write = n.constants.aio.IOCB_CMD_PWRITE;
-    this.#flushOp = n.constants.aio.IOCB_CMD_FDSYNC;
-    this.#fua = n.constants.aio.RWF_DSYNC;
+  constructor(kind: EngineKind, cap: number) {
+    this.kind = kind;
+    this.#h = kind.open(nextContextEvents(0, cap, cap), this.#bufs, this.#onComplete);
+    ({ read: this.#read, write: this.#write, flush: this.#flushOp, flushFlags: this.#flushFlags, fua: this.#fua } = kind.codes());
     this.#count(cap, 1);
     this.#adopt(0);
   }
@@ -130,7 +168,7 @@ export class AioEngine implements QueuedSubmitter {
         this.#growWarned = true;
         log.warn(
           { err, capacity: before, wanted: before + events },
-          `the shared AIO engine stays at ${before} slots (io_setup(${events}) failed: ${(err as Error).message}); I/O beyond them waits for a free slot`,
+          `the shared ${this.kind.label} engine stays at ${before} slots (${this.kind.setupCall}(${events}) failed: ${(err as Error).message}); I/O beyond them waits for a free slot`,
         );
       }
       return;
@@ -147,7 +185,7 @@ export class AioEngine implements QueuedSubmitter {
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     this.#h.close();
-    if (current === this) current = null;
+    if (current.get(this.kind) === this) current.delete(this.kind);
   }
 
   #count(cap: number, d: 1 | -1): void {
@@ -200,7 +238,7 @@ export class AioEngine implements QueuedSubmitter {
     if (io.type === IoType.Flush) {
       this.#op[s] = this.#flushOp;
       this.#len[s] = 0;
-      this.#rwFlags[s] = 0;
+      this.#rwFlags[s] = this.#flushFlags;
       this.#offset[s] = 0;
     } else {
       this.#op[s] = io.type === IoType.Read ? this.#read : this.#write;

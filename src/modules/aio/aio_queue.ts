@@ -1,9 +1,9 @@
-// One AIO bdev's queue into the shared engine (aio_engine.ts): its fd, its in-flight cap (the
+// One AIO (or uring) bdev's queue into the shared engine of its kind (aio_engine.ts): its fd, its in-flight cap (the
 // queue depth), and the I/O waiting for room under that cap or for a free slot of the engine.
 import type { Logger } from '../../log.js';
 import { BdevIoMisuseError } from '../../errors.js';
 import { Ring } from '../../util/ring.js';
-import { attachEngine, type AioEngine, type EngineQueue } from './aio_engine.js';
+import { attachEngine, type AioEngine, type EngineKind, type EngineQueue } from './aio_engine.js';
 import type { BdevIo, DeviceDone } from '../../bdev/types.js';
 
 export class AioQueue implements EngineQueue {
@@ -20,18 +20,19 @@ export class AioQueue implements EngineQueue {
   readonly #wait = new Ring<BdevIo>();
   #closed = false;
 
-  /** Throws the native OsError (syscall io_setup) when this is the first queue and the kernel has no context for it. */
+  /** Throws the native OsError (syscall io_setup, io_uring_setup) when this is the kind's first queue and the kernel has no room for it. */
   constructor(
     readonly name: string,
     fd: number,
     depth: number,
     done: DeviceDone,
     log: Logger,
+    kind: EngineKind,
   ) {
     this.fd = fd;
     this.depth = depth;
     this.#done = done;
-    this.#engine = attachEngine(depth, log);
+    this.#engine = attachEngine(kind, depth, log);
   }
 
   get userRing(): boolean {
@@ -78,7 +79,10 @@ export class AioQueue implements EngineQueue {
   close(): void {
     if (this.#closed) return;
     if (this.#inflight > 0 || this.#wait.length > 0)
-      throw new BdevIoMisuseError(this.name, `in the AIO engine at close (${this.#inflight} placed, ${this.#wait.length} waiting)`);
+      throw new BdevIoMisuseError(
+        this.name,
+        `in the ${this.#engine.kind.label} engine at close (${this.#inflight} placed, ${this.#wait.length} waiting)`,
+      );
     this.#closed = true;
     this.#engine.release(this.depth);
   }

@@ -1,6 +1,6 @@
 // The AIO module's operations on a target: bdev_aio_create and bdev_aio_rescan, for its RPC
-// methods and the embedded Server alike.
-import { aioFileSize, createAioBdev } from './aio.js';
+// methods and the embedded Server alike; the uring module's are the same over its kind.
+import { AIO_FILES, createFileBdev, fileBdevSize, type FileBdevKind } from './aio.js';
 import type { Bdev } from '../../bdev/bdev.js';
 import type { ModuleContext } from '../../bdev/module.js';
 import { checkName, checkUuid } from '../../bdev/names.js';
@@ -18,11 +18,15 @@ export interface AioParams {
   within?: string | undefined;
 }
 
-export async function createAio(ctx: ModuleContext, p: AioParams): Promise<Bdev> {
+export function createAio(ctx: ModuleContext, p: AioParams): Promise<Bdev> {
+  return createFile(ctx, AIO_FILES, p);
+}
+
+export async function createFile(ctx: ModuleContext, kind: FileBdevKind, p: AioParams): Promise<Bdev> {
   checkName(p.name);
   // Before the file is opened (or created): a taken name would only be refused after it.
   if (ctx.bdevs.has(p.name)) throw new BdevExistsError(p.name);
-  const b = createAioBdev({
+  const b = createFileBdev(kind, {
     filename: p.filename,
     name: p.name,
     blockSize: p.blockSize,
@@ -42,9 +46,13 @@ export async function createAio(ctx: ModuleContext, p: AioParams): Promise<Bdev>
  * refused while a virtual bdev claims it, and below what connected clients were told unless
  * forced; a file now empty hot-removes the bdev, as SPDK does.
  */
-export async function rescanAio(ctx: ModuleContext, name: string, force = false): Promise<void> {
+export function rescanAio(ctx: ModuleContext, name: string, force = false): Promise<void> {
+  return rescanFile(ctx, AIO_FILES, name, force);
+}
+
+export async function rescanFile(ctx: ModuleContext, kind: FileBdevKind, name: string, force = false): Promise<void> {
   const b = ctx.bdevs.get(name);
-  const blocks = Math.floor(aioFileSize(b) / b.blockSize);
+  const blocks = Math.floor(fileBdevSize(b, kind) / b.blockSize);
   if (blocks === b.numBlocks) return;
   if (blocks === 0 && b.claim === null) {
     await ctx.bdevs.delete(b.name);
