@@ -6,8 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "completion_pump.h"
-#include "slot_table.h"
+#include "engine_base.h"
 
 namespace aionbd {
 
@@ -22,13 +21,21 @@ constexpr uint32_t kMaxContextEvents = 65536;
 // fd) and calls submit(n) once per batch; completions of every context are handed to JS in
 // batches, one call per batch. The engine never owns a bdev's fd, and never keeps a pointer
 // into JS memory beyond an I/O's life: the buffers array it references holds them.
-class AioEngine : public Napi::ObjectWrap<AioEngine> {
+class AioEngine : public EngineBase<AioEngine> {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit AioEngine(const Napi::CallbackInfo& info);
   ~AioEngine() override;
 
  private:
+  friend class EngineBase<AioEngine>;
+  static constexpr const char* kClassName = "AioEngine";
+  static constexpr const char* kResource = "aionbd:aio";
+  static constexpr const char* kLabel = "AIO";
+  static constexpr const char* kSlotLabel = "aio";
+  static bool IsData(uint32_t op) { return op == IOCB_CMD_PREAD || op == IOCB_CMD_PWRITE; }
+  static bool IsSync(uint32_t op) { return op == IOCB_CMD_FDSYNC || op == IOCB_CMD_FSYNC; }
+
   struct Context {
     aio_context_t id;
     uint32_t size;      // events it was set up with: never more in flight on it
@@ -37,30 +44,15 @@ class AioEngine : public Napi::ObjectWrap<AioEngine> {
   };
 
   Napi::Value Submit(const Napi::CallbackInfo& info);
-  Napi::Value Grow(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value GetInflight(const Napi::CallbackInfo& info);
   Napi::Value GetUserRing(const Napi::CallbackInfo& info);
-  Napi::Value GetCapacity(const Napi::CallbackInfo& info);
-  Napi::Value GetContexts(const Napi::CallbackInfo& info);
 
-  static void OnReadable(uv_poll_t* handle, int status, int events);
-  static void CleanupHook(void* arg);
-  bool AddContext(Napi::Env env, Napi::Object self, uint32_t events);
-  bool ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots);
+  std::vector<Context>& Queues() { return ctxs_; }
+  bool AddQueue(Napi::Env env, Napi::Object self, uint32_t events);
   uint32_t ReapInto(Context& c, uint32_t n);
-  uint32_t Reap();
-  void Destroy();
+  void ReleaseQueues();
 
   std::vector<Context> ctxs_;
-  uint32_t inflight_ = 0;
   bool noUserRing_ = false;
-  bool closed_ = false;
-  bool hookAdded_ = false;
-  napi_env env_ = nullptr;
-  CompletionPump pump_;
-
-  SlotTable table_;  // as many slots as the contexts' sizes add up to: JS never has more in use
 
   std::vector<iocb> iocbs_;
   std::vector<iocb*> batch_;

@@ -29,49 +29,17 @@ bool Transient(int err) { return err == EAGAIN || err == EBUSY || err == EINTR; 
 
 }  // namespace
 
-Napi::Function UringEngine::Init(Napi::Env env) {
-  return DefineClass(env, "UringEngine",
-                     {
-                         InstanceMethod<&UringEngine::Submit>("submit"),
-                         InstanceMethod<&UringEngine::Grow>("grow"),
-                         InstanceMethod<&UringEngine::Close>("close"),
-                         InstanceAccessor<&UringEngine::GetInflight>("inflight"),
-                         InstanceAccessor<&UringEngine::GetUserRing>("userRing"),
-                         InstanceAccessor<&UringEngine::GetCapacity>("capacity"),
-                         InstanceAccessor<&UringEngine::GetContexts>("contexts"),
-                     });
-}
+Napi::Function UringEngine::Init(Napi::Env env) { return DefineEngine(env, kClassName); }
 
 // new UringEngine(entries, buffers: (Uint8Array | null)[], onComplete(n)): the first ring.
-UringEngine::UringEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UringEngine>(info) {
-  Napi::Env env = info.Env();
-  env_ = env;
-  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsArray() || !info[2].IsFunction()) {
-    Napi::TypeError::New(env, "UringEngine(entries, buffers, onComplete)").ThrowAsJavaScriptException();
-    return;
-  }
-  // Every ring signals this one eventfd, so it exists before the first ring.
-  if (int err = pump_.OpenEventfd(); err != 0) {
-    Destroy();
-    ThrowOsError(env, "eventfd", err);
-    return;
-  }
-  if (!AddRing(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value())) {
-    Destroy();
-    return;
-  }
-  pump_.Start(env, info[1].As<Napi::Object>(), info[2].As<Napi::Function>(), "aionbd:uring", this, OnReadable);
-  pump_.UpdateRef(inflight_);
-  napi_add_env_cleanup_hook(env, CleanupHook, this);
-  hookAdded_ = true;
-}
+UringEngine::UringEngine(const Napi::CallbackInfo& info) : EngineBase<UringEngine>(info) { Open(info); }
 
 UringEngine::~UringEngine() { Destroy(); }
 
 // io_uring_setup(entries), its rings mapped, the eventfd registered, and room for as many more
 // slots. Throws an OsError (and returns false) with nothing changed when a step fails; its
 // syscall tells JS which (io_uring_setup: io_uring itself is missing or refused).
-bool UringEngine::AddRing(Napi::Env env, Napi::Object self, uint32_t entries) {
+bool UringEngine::AddQueue(Napi::Env env, Napi::Object self, uint32_t entries) {
   if (entries == 0 || entries > kMaxRingEntries) {
     Napi::RangeError::New(env, "io_uring entries must be 1.." + std::to_string(kMaxRingEntries)).ThrowAsJavaScriptException();
     return false;
@@ -110,7 +78,7 @@ bool UringEngine::AddRing(Napi::Env env, Napi::Object self, uint32_t entries) {
     failed = "io_uring_register";
     err = errno;
   }
-  if (failed == nullptr && !table_.Resize(env, self, table_.slots() + entries)) failed = "";
+  if (failed == nullptr && !ResizeTable(env, self, table_.slots() + entries)) failed = "";
   if (failed != nullptr) {
     if (r.sqes != nullptr) munmap(r.sqes, r.sqesLen);
     if (r.cqMap != nullptr && r.cqMap != r.sqMap) munmap(r.cqMap, r.cqMapLen);
@@ -129,21 +97,8 @@ bool UringEngine::AddRing(Napi::Env env, Napi::Object self, uint32_t entries) {
   r.cqTail = reinterpret_cast<unsigned*>(cq + p.cq_off.tail);
   r.cqMask = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
   r.cqes = reinterpret_cast<io_uring_cqe*>(cq + p.cq_off.cqes);
-  addr_.resize(table_.slots());
   rings_.push_back(r);
   return true;
-}
-
-// grow(entries): one more ring of `entries`, and as many more slots (the slots in use keep
-// their number). Throws an OsError when the kernel refuses it; the engine goes on as it was.
-Napi::Value UringEngine::Grow(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (closed_) {
-    Napi::Error::New(env, "io_uring engine is closed").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  AddRing(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value());
-  return env.Undefined();
 }
 
 // Writes the batch rows [from, from + k) as SQEs of r, and one io_uring_enter submits them.
@@ -186,39 +141,9 @@ int32_t UringEngine::SubmitTo(Ring& r, uint32_t from, uint32_t k, uint32_t* take
 // SQE the kernel takes but cannot run completes with -errno like any other I/O.
 Napi::Value UringEngine::Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (closed_) {
-    Napi::Error::New(env, "io_uring engine is closed").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  uint32_t slots = table_.slots();
-  uint32_t want = std::min(info[0].As<Napi::Number>().Uint32Value(), slots - std::min(inflight_, slots));
-  Napi::Object bufs = pump_.Buffers();
-  const SlotColumns& t = table_.cols();
-  // Every row is checked before any SQE is written: a JS bug throws here, and never lets the
-  // kernel DMA past the end of a buffer.
-  for (uint32_t i = 0; i < want; i++) {
-    uint32_t s = t.sq[i];
-    if (s >= slots) {
-      Napi::RangeError::New(env, "io_uring slot out of range").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (t.op[s] == IORING_OP_READ || t.op[s] == IORING_OP_WRITE) {
-      Napi::Value v = bufs.Get(s);
-      if (!v.IsTypedArray()) {
-        Napi::TypeError::New(env, "io_uring slot has no buffer").ThrowAsJavaScriptException();
-        return env.Undefined();
-      }
-      Napi::Uint8Array b = v.As<Napi::Uint8Array>();
-      if (t.len[s] > b.ByteLength()) {
-        Napi::RangeError::New(env, "io_uring length exceeds the slot buffer").ThrowAsJavaScriptException();
-        return env.Undefined();
-      }
-      addr_[i] = reinterpret_cast<uintptr_t>(b.Data());
-    } else if (t.op[s] != IORING_OP_FSYNC) {
-      Napi::RangeError::New(env, "unknown io_uring opcode").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-  }
+  if (!Usable(env)) return env.Undefined();
+  uint32_t want = Wanted(info);
+  if (!CheckBatch(env, want)) return env.Undefined();
   uint32_t done = 0;
   for (Ring& r : rings_) {
     if (done == want) break;
@@ -234,10 +159,7 @@ Napi::Value UringEngine::Submit(const Napi::CallbackInfo& info) {
     if (taken == 0 && done == 0 && err != 0) return Napi::Number::New(env, -err);
     break;  // the next submit() starts with the first one left, and reports it
   }
-  if (done > 0) {
-    inflight_ += done;
-    pump_.UpdateRef(inflight_);
-  }
+  Took(done);
   return Napi::Number::New(env, done);
 }
 
@@ -257,42 +179,14 @@ uint32_t UringEngine::ReapInto(Ring& r, uint32_t n) {
     head++;
   }
   __atomic_store_n(r.cqHead, head, __ATOMIC_RELEASE);
-  uint32_t got = n - start;
-  r.inflight -= std::min(got, r.inflight);
-  inflight_ -= std::min(got, inflight_);
+  Reaped(r, start, n);
   return n;
 }
 
-// Every ring's completions, up to one row per slot.
-uint32_t UringEngine::Reap() {
-  uint32_t n = 0;
-  for (Ring& r : rings_) {
-    if (n == table_.slots()) break;
-    if (r.inflight > 0) n = ReapInto(r, n);
-  }
-  return n;
-}
-
-void UringEngine::OnReadable(uv_poll_t* handle, int status, int events) {
-  auto* self = static_cast<UringEngine*>(handle->data);
-  if (self->closed_) return;
-  Napi::Env env(self->env_);
-  Napi::HandleScope scope(env);
-  self->pump_.Deliver(
-      env, self->Value(), self->table_.slots(), [self] { return self->Reap(); }, [self] { return self->inflight_; },
-      [self] { return self->closed_; });
-}
-
-// close(): unmaps and closes every ring. JS drains first and calls close() when idle: a ring
-// closed with I/O in flight would cancel it in the background.
-Napi::Value UringEngine::Close(const Napi::CallbackInfo& info) {
-  Destroy();
-  return info.Env().Undefined();
-}
-
-void UringEngine::Destroy() {
-  if (closed_) return;
-  closed_ = true;
+// Unmaps and closes every ring. JS drains first and calls close() when idle: a ring closed with
+// I/O in flight would cancel it in the background. Also run when the environment goes away
+// without close(): the rings' fds and mappings go with it.
+void UringEngine::ReleaseQueues() {
   for (Ring& r : rings_) {
     munmap(r.sqes, r.sqesLen);
     if (r.cqMap != r.sqMap) munmap(r.cqMap, r.cqMapLen);
@@ -300,36 +194,11 @@ void UringEngine::Destroy() {
     close(r.fd);
   }
   rings_.clear();
-  pump_.Close();
-  inflight_ = 0;
-  if (hookAdded_) {
-    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
-    hookAdded_ = false;
-  }
-}
-
-// The environment is going away without close(): the rings' fds and mappings go with it.
-void UringEngine::CleanupHook(void* arg) {
-  auto* self = static_cast<UringEngine*>(arg);
-  self->hookAdded_ = false;
-  self->Destroy();
-}
-
-Napi::Value UringEngine::GetInflight(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), inflight_);
 }
 
 // Completions are always read from the mapped CQ ring (AioEngine's accessor, for one JS engine).
 Napi::Value UringEngine::GetUserRing(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !rings_.empty());
-}
-
-Napi::Value UringEngine::GetCapacity(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), table_.slots());
-}
-
-Napi::Value UringEngine::GetContexts(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(rings_.size()));
 }
 
 }  // namespace aionbd

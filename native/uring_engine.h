@@ -7,8 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "completion_pump.h"
-#include "slot_table.h"
+#include "engine_base.h"
 
 namespace aionbd {
 
@@ -23,13 +22,21 @@ constexpr uint32_t kMaxRingEntries = 32768;
 // JS fills slots and calls submit(n) once per batch: the SQEs are written straight from the
 // table and one io_uring_enter submits them; the completion rings are read in user space and
 // handed to JS in batches, one call per batch. Raw system calls, no liburing.
-class UringEngine : public Napi::ObjectWrap<UringEngine> {
+class UringEngine : public EngineBase<UringEngine> {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit UringEngine(const Napi::CallbackInfo& info);
   ~UringEngine() override;
 
  private:
+  friend class EngineBase<UringEngine>;
+  static constexpr const char* kClassName = "UringEngine";
+  static constexpr const char* kResource = "aionbd:uring";
+  static constexpr const char* kLabel = "io_uring";
+  static constexpr const char* kSlotLabel = "io_uring";
+  static bool IsData(uint32_t op) { return op == IORING_OP_READ || op == IORING_OP_WRITE; }
+  static bool IsSync(uint32_t op) { return op == IORING_OP_FSYNC; }
+
   struct Ring {
     int fd = -1;
     uint32_t size = 0;  // I/Os it was set up for: never more in flight on it (its CQ holds twice that)
@@ -51,30 +58,15 @@ class UringEngine : public Napi::ObjectWrap<UringEngine> {
   };
 
   Napi::Value Submit(const Napi::CallbackInfo& info);
-  Napi::Value Grow(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value GetInflight(const Napi::CallbackInfo& info);
   Napi::Value GetUserRing(const Napi::CallbackInfo& info);
-  Napi::Value GetCapacity(const Napi::CallbackInfo& info);
-  Napi::Value GetContexts(const Napi::CallbackInfo& info);
 
-  static void OnReadable(uv_poll_t* handle, int status, int events);
-  static void CleanupHook(void* arg);
-  bool AddRing(Napi::Env env, Napi::Object self, uint32_t entries);
+  std::vector<Ring>& Queues() { return rings_; }
+  bool AddQueue(Napi::Env env, Napi::Object self, uint32_t entries);
   int32_t SubmitTo(Ring& r, uint32_t from, uint32_t k, uint32_t* taken);
   uint32_t ReapInto(Ring& r, uint32_t n);
-  uint32_t Reap();
-  void Destroy();
+  void ReleaseQueues();
 
   std::vector<Ring> rings_;
-  uint32_t inflight_ = 0;
-  bool closed_ = false;
-  bool hookAdded_ = false;
-  napi_env env_ = nullptr;
-  CompletionPump pump_;
-
-  SlotTable table_;  // as many slots as the rings' sizes add up to: JS never has more in use
-  std::vector<uint64_t> addr_;  // each batch row's buffer address, found before any SQE is written
 };
 
 }  // namespace aionbd

@@ -1,0 +1,219 @@
+// What the two I/O engines (AioEngine: Linux AIO; UringEngine: io_uring) are beside their kernel
+// queues: one JS interface (submit, grow, close, inflight, userRing, capacity, contexts), the slot
+// table shared with JS, the completion pump, growing by one more kernel queue, checking a batch
+// before the kernel sees it, reaping every queue in turn, and closing.
+//
+// The engine D derives from EngineBase<D> and supplies: its queues (Queues(), each with `size`
+// and `inflight`), AddQueue() (one more kernel queue and as many more slots, via ResizeTable),
+// ReapInto(), Submit(), GetUserRing(), ReleaseQueues(), and the labels and opcode tests below.
+// D's destructor calls Destroy(): a base destructor would run after D's members are gone.
+#pragma once
+#include <napi.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "completion_pump.h"
+#include "os_error.h"
+#include "slot_table.h"
+
+namespace aionbd {
+
+template <class D>
+class EngineBase : public Napi::ObjectWrap<D> {
+ public:
+  explicit EngineBase(const Napi::CallbackInfo& info) : Napi::ObjectWrap<D>(info) {}
+
+ protected:
+  using Wrap = Napi::ObjectWrap<D>;
+
+  // The JS class of D, named `name`.
+  static Napi::Function DefineEngine(Napi::Env env, const char* name) {
+    using Method = Napi::Value (D::*)(const Napi::CallbackInfo&);
+    Method submit = &D::Submit, grow = &EngineBase::Grow, close = &EngineBase::Close;
+    Method inflight = &EngineBase::GetInflight, userRing = &D::GetUserRing, capacity = &EngineBase::GetCapacity,
+           contexts = &EngineBase::GetContexts;
+    return Wrap::DefineClass(env, name,
+                             {
+                                 Wrap::InstanceMethod("submit", submit),
+                                 Wrap::InstanceMethod("grow", grow),
+                                 Wrap::InstanceMethod("close", close),
+                                 Wrap::InstanceAccessor("inflight", inflight, nullptr),
+                                 Wrap::InstanceAccessor("userRing", userRing, nullptr),
+                                 Wrap::InstanceAccessor("capacity", capacity, nullptr),
+                                 Wrap::InstanceAccessor("contexts", contexts, nullptr),
+                             });
+  }
+
+  // The constructor's work, D's own fields set: new D(size, buffers, onComplete) opens the
+  // eventfd (every kernel queue signals it, so it comes first), the first queue of `size`, and
+  // starts the pump. False, with a JS exception pending and everything closed, on failure.
+  bool Open(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    env_ = env;
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsArray() || !info[2].IsFunction()) {
+      Napi::TypeError::New(env, std::string(D::kClassName) + "(size, buffers, onComplete)").ThrowAsJavaScriptException();
+      return false;
+    }
+    if (int err = pump_.OpenEventfd(); err != 0) {
+      Destroy();
+      ThrowOsError(env, "eventfd", err);
+      return false;
+    }
+    if (!Self().AddQueue(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value())) {
+      Destroy();
+      return false;
+    }
+    pump_.Start(env, info[1].As<Napi::Object>(), info[2].As<Napi::Function>(), D::kResource, this, OnReadable);
+    pump_.UpdateRef(inflight_);
+    napi_add_env_cleanup_hook(env, CleanupHook, this);
+    hookAdded_ = true;
+    return true;
+  }
+
+  // Room for `slots` slots, the old ones kept (slots in use keep their number).
+  bool ResizeTable(Napi::Env env, Napi::Object self, uint32_t slots) {
+    if (!table_.Resize(env, self, slots)) return false;
+    addr_.resize(slots);
+    return true;
+  }
+
+  // False, with a JS error thrown, once the engine is closed.
+  bool Usable(Napi::Env env) {
+    if (!closed_) return true;
+    Napi::Error::New(env, std::string(D::kLabel) + " engine is closed").ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // How many of submit(n)'s rows fit beside what is in flight.
+  uint32_t Wanted(const Napi::CallbackInfo& info) const {
+    uint32_t slots = table_.slots();
+    return std::min(info[0].As<Napi::Number>().Uint32Value(), slots - std::min(inflight_, slots));
+  }
+
+  // Checks the batch rows sq[0..want) and puts each one's buffer address in addr_[row] (0 for a
+  // sync). Every row is checked before any reaches the kernel: a JS bug throws here, and never
+  // lets the kernel DMA past the end of a buffer. False with a JS exception pending.
+  bool CheckBatch(Napi::Env env, uint32_t want) {
+    Napi::Object bufs = pump_.Buffers();
+    const SlotColumns& t = table_.cols();
+    std::string kind(D::kSlotLabel);
+    for (uint32_t i = 0; i < want; i++) {
+      uint32_t s = t.sq[i];
+      if (s >= table_.slots()) {
+        Napi::RangeError::New(env, kind + " slot out of range").ThrowAsJavaScriptException();
+        return false;
+      }
+      addr_[i] = 0;
+      if (D::IsData(t.op[s])) {
+        Napi::Value v = bufs.Get(s);
+        if (!v.IsTypedArray()) {
+          Napi::TypeError::New(env, kind + " slot has no buffer").ThrowAsJavaScriptException();
+          return false;
+        }
+        Napi::Uint8Array b = v.As<Napi::Uint8Array>();
+        if (t.len[s] > b.ByteLength()) {
+          Napi::RangeError::New(env, kind + " length exceeds the slot buffer").ThrowAsJavaScriptException();
+          return false;
+        }
+        addr_[i] = reinterpret_cast<uintptr_t>(b.Data());
+      } else if (!D::IsSync(t.op[s])) {
+        Napi::RangeError::New(env, "unknown " + kind + " opcode").ThrowAsJavaScriptException();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The kernel took `done` more: the poll keeps the process alive while any is in flight.
+  void Took(uint32_t done) {
+    if (done == 0) return;
+    inflight_ += done;
+    pump_.UpdateRef(inflight_);
+  }
+
+  // q's completions were rows [start, n): counted off q and the engine.
+  template <class Q>
+  void Reaped(Q& q, uint32_t start, uint32_t n) {
+    uint32_t got = n - start;
+    q.inflight -= std::min(got, q.inflight);
+    inflight_ -= std::min(got, inflight_);
+  }
+
+  // Every queue's completions, up to one row per slot.
+  uint32_t Reap() {
+    uint32_t n = 0;
+    for (auto& q : Self().Queues()) {
+      if (n == table_.slots()) break;
+      if (q.inflight > 0) n = Self().ReapInto(q, n);
+    }
+    return n;
+  }
+
+  // Closes every kernel queue and the pump. Idempotent.
+  void Destroy() {
+    if (closed_) return;
+    closed_ = true;
+    Self().ReleaseQueues();
+    pump_.Close();
+    inflight_ = 0;
+    if (hookAdded_) {
+      napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+      hookAdded_ = false;
+    }
+  }
+
+  SlotTable table_;  // as many slots as the queues' sizes add up to: JS never has more in use
+  std::vector<uint64_t> addr_;  // each batch row's buffer address, found before the kernel sees any
+  CompletionPump pump_;
+  uint32_t inflight_ = 0;
+  bool closed_ = false;
+
+ private:
+  D& Self() { return static_cast<D&>(*this); }
+
+  // grow(size): one more kernel queue of `size`, and as many more slots. Throws an OsError when
+  // the kernel refuses it; the engine then goes on as it was.
+  Napi::Value Grow(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (Usable(env)) Self().AddQueue(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value());
+    return env.Undefined();
+  }
+
+  // close(): JS drains first and calls it when idle (see D::ReleaseQueues for why).
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Destroy();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GetInflight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inflight_); }
+  Napi::Value GetCapacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), table_.slots()); }
+  Napi::Value GetContexts(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Self().Queues().size()));
+  }
+
+  static void OnReadable(uv_poll_t* handle, int status, int events) {
+    auto* self = static_cast<EngineBase*>(handle->data);
+    if (self->closed_) return;
+    Napi::Env env(self->env_);
+    Napi::HandleScope scope(env);
+    self->pump_.Deliver(
+        env, self->Value(), self->table_.slots(), [self] { return self->Reap(); }, [self] { return self->inflight_; },
+        [self] { return self->closed_; });
+  }
+
+  // The environment is going away without close(): the kernel queues go with it.
+  static void CleanupHook(void* arg) {
+    auto* self = static_cast<EngineBase*>(arg);
+    self->hookAdded_ = false;
+    self->Destroy();
+  }
+
+  napi_env env_ = nullptr;
+  bool hookAdded_ = false;
+};
+
+}  // namespace aionbd
