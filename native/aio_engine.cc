@@ -40,7 +40,7 @@ long IoGetevents(aio_context_t ctx, long min, long max, io_event* ev, timespec* 
 
 }  // namespace
 
-Napi::Function AioEngine::Init(Napi::Env env) { return DefineEngine(env, kClassName); }
+Napi::Function AioEngine::Init(Napi::Env env) { return DefineEngine(env); }
 
 // new AioEngine(events, buffers: (Uint8Array | null)[], onComplete(n)): the first context.
 AioEngine::AioEngine(const Napi::CallbackInfo& info) : EngineBase<AioEngine>(info) {

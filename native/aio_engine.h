@@ -1,7 +1,6 @@
 #pragma once
 #include <linux/aio_abi.h>
 #include <napi.h>
-#include <uv.h>
 
 #include <cstdint>
 #include <vector>
@@ -32,7 +31,6 @@ class AioEngine : public EngineBase<AioEngine> {
   static constexpr const char* kClassName = "AioEngine";
   static constexpr const char* kResource = "aionbd:aio";
   static constexpr const char* kLabel = "AIO";
-  static constexpr const char* kSlotLabel = "aio";
   static bool IsData(uint32_t op) { return op == IOCB_CMD_PREAD || op == IOCB_CMD_PWRITE; }
   static bool IsSync(uint32_t op) { return op == IOCB_CMD_FDSYNC || op == IOCB_CMD_FSYNC; }
 

@@ -5,7 +5,8 @@
 //
 // The engine D derives from EngineBase<D> and supplies: its queues (Queues(), each with `size`
 // and `inflight`), AddQueue() (one more kernel queue and as many more slots, via ResizeTable),
-// ReapInto(), Submit(), GetUserRing(), ReleaseQueues(), and the labels and opcode tests below.
+// ReapInto(), Submit(), GetUserRing(), ReleaseQueues(), its names (kClassName, kResource, kLabel)
+// and opcode tests (IsData, IsSync).
 // D's destructor calls Destroy(): a base destructor would run after D's members are gone.
 #pragma once
 #include <napi.h>
@@ -30,13 +31,13 @@ class EngineBase : public Napi::ObjectWrap<D> {
  protected:
   using Wrap = Napi::ObjectWrap<D>;
 
-  // The JS class of D, named `name`.
-  static Napi::Function DefineEngine(Napi::Env env, const char* name) {
+  // The JS class of D, named D::kClassName.
+  static Napi::Function DefineEngine(Napi::Env env) {
     using Method = Napi::Value (D::*)(const Napi::CallbackInfo&);
     Method submit = &D::Submit, grow = &EngineBase::Grow, close = &EngineBase::Close;
     Method inflight = &EngineBase::GetInflight, userRing = &D::GetUserRing, capacity = &EngineBase::GetCapacity,
            contexts = &EngineBase::GetContexts;
-    return Wrap::DefineClass(env, name,
+    return Wrap::DefineClass(env, D::kClassName,
                              {
                                  Wrap::InstanceMethod("submit", submit),
                                  Wrap::InstanceMethod("grow", grow),
@@ -50,28 +51,27 @@ class EngineBase : public Napi::ObjectWrap<D> {
 
   // The constructor's work, D's own fields set: new D(size, buffers, onComplete) opens the
   // eventfd (every kernel queue signals it, so it comes first), the first queue of `size`, and
-  // starts the pump. False, with a JS exception pending and everything closed, on failure.
-  bool Open(const Napi::CallbackInfo& info) {
+  // starts the pump. On failure a JS exception is pending and everything is closed.
+  void Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     env_ = env;
     if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsArray() || !info[2].IsFunction()) {
       Napi::TypeError::New(env, std::string(D::kClassName) + "(size, buffers, onComplete)").ThrowAsJavaScriptException();
-      return false;
+      return;
     }
     if (int err = pump_.OpenEventfd(); err != 0) {
       Destroy();
       ThrowOsError(env, "eventfd", err);
-      return false;
+      return;
     }
     if (!Self().AddQueue(env, info.This().As<Napi::Object>(), info[0].As<Napi::Number>().Uint32Value())) {
       Destroy();
-      return false;
+      return;
     }
     pump_.Start(env, info[1].As<Napi::Object>(), info[2].As<Napi::Function>(), D::kResource, this, OnReadable);
     pump_.UpdateRef(inflight_);
     napi_add_env_cleanup_hook(env, CleanupHook, this);
     hookAdded_ = true;
-    return true;
   }
 
   // Room for `slots` slots, the old ones kept (slots in use keep their number).
@@ -100,7 +100,7 @@ class EngineBase : public Napi::ObjectWrap<D> {
   bool CheckBatch(Napi::Env env, uint32_t want) {
     Napi::Object bufs = pump_.Buffers();
     const SlotColumns& t = table_.cols();
-    std::string kind(D::kSlotLabel);
+    std::string kind(D::kLabel);
     for (uint32_t i = 0; i < want; i++) {
       uint32_t s = t.sq[i];
       if (s >= table_.slots()) {

@@ -29,7 +29,7 @@ bool Transient(int err) { return err == EAGAIN || err == EBUSY || err == EINTR; 
 
 }  // namespace
 
-Napi::Function UringEngine::Init(Napi::Env env) { return DefineEngine(env, kClassName); }
+Napi::Function UringEngine::Init(Napi::Env env) { return DefineEngine(env); }
 
 // new UringEngine(entries, buffers: (Uint8Array | null)[], onComplete(n)): the first ring.
 UringEngine::UringEngine(const Napi::CallbackInfo& info) : EngineBase<UringEngine>(info) { Open(info); }

@@ -1,7 +1,6 @@
 #pragma once
 #include <linux/io_uring.h>
 #include <napi.h>
-#include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -33,7 +32,6 @@ class UringEngine : public EngineBase<UringEngine> {
   static constexpr const char* kClassName = "UringEngine";
   static constexpr const char* kResource = "aionbd:uring";
   static constexpr const char* kLabel = "io_uring";
-  static constexpr const char* kSlotLabel = "io_uring";
   static bool IsData(uint32_t op) { return op == IORING_OP_READ || op == IORING_OP_WRITE; }
   static bool IsSync(uint32_t op) { return op == IORING_OP_FSYNC; }
 
