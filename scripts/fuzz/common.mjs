@@ -214,7 +214,7 @@ export function checkAlive(srv, tag, maxRssMiB) {
   return rss;
 }
 
-/** Once every fuzz connection is gone, the server holds the fds and AIO contexts it held before them. */
+/** Once every fuzz connection is gone, the server holds no more fds than before them and exactly aioBase AIO contexts. */
 export async function checkNoLeak(srv, tag, fdBase, aioBase) {
   const deadline = Date.now() + 10000;
   const t0 = Date.now();
@@ -224,6 +224,7 @@ export async function checkNoLeak(srv, tag, fdBase, aioBase) {
     if (process.env.FUZZ_DEBUG) console.error(fdList(srv.pid));
     throw new FuzzFailure(`${tag}: fd leak: ${fds(srv.pid)} open, ${fdBase} before`);
   }
+  while (aioCtx(srv.pid) !== aioBase && Date.now() < deadline) await sleep(50);
   if (aioCtx(srv.pid) !== aioBase) throw new FuzzFailure(`${tag}: AIO contexts changed while serving: ${aioBase} -> ${aioCtx(srv.pid)}`);
 }
 
