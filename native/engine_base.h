@@ -100,28 +100,27 @@ class EngineBase : public Napi::ObjectWrap<D> {
   bool CheckBatch(Napi::Env env, uint32_t want) {
     Napi::Object bufs = pump_.Buffers();
     const SlotColumns& t = table_.cols();
-    std::string kind(D::kLabel);
     for (uint32_t i = 0; i < want; i++) {
       uint32_t s = t.sq[i];
       if (s >= table_.slots()) {
-        Napi::RangeError::New(env, kind + " slot out of range").ThrowAsJavaScriptException();
+        Napi::RangeError::New(env, std::string(D::kLabel) + " slot out of range").ThrowAsJavaScriptException();
         return false;
       }
       addr_[i] = 0;
       if (D::IsData(t.op[s])) {
         Napi::Value v = bufs.Get(s);
         if (!v.IsTypedArray()) {
-          Napi::TypeError::New(env, kind + " slot has no buffer").ThrowAsJavaScriptException();
+          Napi::TypeError::New(env, std::string(D::kLabel) + " slot has no buffer").ThrowAsJavaScriptException();
           return false;
         }
         Napi::Uint8Array b = v.As<Napi::Uint8Array>();
         if (t.len[s] > b.ByteLength()) {
-          Napi::RangeError::New(env, kind + " length exceeds the slot buffer").ThrowAsJavaScriptException();
+          Napi::RangeError::New(env, std::string(D::kLabel) + " length exceeds the slot buffer").ThrowAsJavaScriptException();
           return false;
         }
         addr_[i] = reinterpret_cast<uintptr_t>(b.Data());
       } else if (!D::IsSync(t.op[s])) {
-        Napi::RangeError::New(env, "unknown " + kind + " opcode").ThrowAsJavaScriptException();
+        Napi::RangeError::New(env, "unknown " + std::string(D::kLabel) + " opcode").ThrowAsJavaScriptException();
         return false;
       }
     }
