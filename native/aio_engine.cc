@@ -123,6 +123,13 @@ Napi::Value AioEngine::Submit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, done);
 }
 
+// Whether c's ring holds completions, read in user space (false when it cannot be read).
+bool AioEngine::Peek(const Context& c) {
+  if (!c.userRing) return false;
+  auto* ring = reinterpret_cast<AioRing*>(c.id);
+  return ring->head != __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+}
+
 // Moves completions of context c into cqSlot/cqRes from row n on, as many as fit; returns the
 // new row count.
 uint32_t AioEngine::ReapInto(Context& c, uint32_t n) {

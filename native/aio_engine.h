@@ -32,6 +32,7 @@ class AioEngine : public EngineBase<AioEngine> {
   static constexpr const char* kResource = "aionbd:aio";
   static constexpr const char* kLabel = "AIO";
   static bool IsData(uint32_t op) { return op == IOCB_CMD_PREAD || op == IOCB_CMD_PWRITE; }
+  static bool IsRead(uint32_t op) { return op == IOCB_CMD_PREAD; }
   static bool IsSync(uint32_t op) { return op == IOCB_CMD_FDSYNC || op == IOCB_CMD_FSYNC; }
 
   struct Context {
@@ -47,6 +48,7 @@ class AioEngine : public EngineBase<AioEngine> {
   std::vector<Context>& Queues() { return ctxs_; }
   bool AddQueue(Napi::Env env, Napi::Object self, uint32_t events);
   uint32_t ReapInto(Context& c, uint32_t n);
+  static bool Peek(const Context& c);
   void ReleaseQueues();
 
   std::vector<Context> ctxs_;

@@ -23,6 +23,16 @@ void CompletionPump::Start(Napi::Env env, Napi::Object bufs, Napi::Function onCo
   uv_poll_start(poll_, UV_READABLE, onReadable);
 }
 
+void CompletionPump::StartPrepare(Napi::Env env, void* owner, uv_prepare_cb onPrepare) {
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  prepare_ = new uv_prepare_t;
+  uv_prepare_init(loop, prepare_);
+  prepare_->data = owner;
+  uv_prepare_start(prepare_, onPrepare);
+  uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
+}
+
 void CompletionPump::UpdateRef(uint32_t inflight) {
   if (poll_ == nullptr) return;
   if (inflight > 0)
@@ -33,6 +43,11 @@ void CompletionPump::UpdateRef(uint32_t inflight) {
 
 void CompletionPump::Close() {
   ClosePoll(poll_);
+  if (prepare_ != nullptr) {
+    uv_prepare_stop(prepare_);
+    uv_close(reinterpret_cast<uv_handle_t*>(prepare_), [](uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); });
+    prepare_ = nullptr;
+  }
   if (efd_ >= 0) {
     close(efd_);
     efd_ = -1;

@@ -19,6 +19,16 @@ class CompletionPump {
   // Keeps bufs and onComplete, and starts polling the eventfd: onReadable(owner) runs on the loop.
   void Start(Napi::Env env, Napi::Object bufs, Napi::Function onComplete, const char* resource, void* owner, uv_poll_cb onReadable);
 
+  // Also runs onPrepare(owner) each time the loop is about to wait for events (libuv's prepare
+  // phase); the handle never keeps the process alive.
+  void StartPrepare(Napi::Env env, void* owner, uv_prepare_cb onPrepare);
+
+  // The eventfd's count, cleared (0 when it had none). Non-blocking.
+  void DrainEventfd() {
+    uint64_t ticks;
+    (void)!read(efd_, &ticks, sizeof ticks);
+  }
+
   // An idle engine must not keep the process alive; one with I/O in flight must.
   void UpdateRef(uint32_t inflight);
 
@@ -30,9 +40,8 @@ class CompletionPump {
   // poll's ref right. The caller holds a HandleScope (recv is a handle).
   template <class Reap, class Inflight, class Closed>
   void Deliver(Napi::Env env, Napi::Object recv, uint32_t slots, Reap reap, Inflight inflight, Closed closed) {
-    uint64_t ticks;
-    // Non-blocking: a spurious wakeup reads EAGAIN and reaps nothing.
-    (void)!read(efd_, &ticks, sizeof ticks);
+    // A spurious wakeup reads EAGAIN and reaps nothing.
+    DrainEventfd();
     for (;;) {
       uint32_t n = reap();
       if (n == 0) break;
@@ -54,6 +63,7 @@ class CompletionPump {
  private:
   int efd_ = -1;
   uv_poll_t* poll_ = nullptr;
+  uv_prepare_t* prepare_ = nullptr;
   Napi::ObjectReference bufs_;
   Napi::FunctionReference onComplete_;
   Napi::AsyncContext* async_ = nullptr;

@@ -33,6 +33,7 @@ class UringEngine : public EngineBase<UringEngine> {
   static constexpr const char* kResource = "aionbd:uring";
   static constexpr const char* kLabel = "io_uring";
   static bool IsData(uint32_t op) { return op == IORING_OP_READ || op == IORING_OP_WRITE; }
+  static bool IsRead(uint32_t op) { return op == IORING_OP_READ; }
   static bool IsSync(uint32_t op) { return op == IORING_OP_FSYNC; }
 
   struct Ring {
@@ -62,6 +63,7 @@ class UringEngine : public EngineBase<UringEngine> {
   bool AddQueue(Napi::Env env, Napi::Object self, uint32_t entries);
   int32_t SubmitTo(Ring& r, uint32_t from, uint32_t k, uint32_t* taken);
   uint32_t ReapInto(Ring& r, uint32_t n);
+  static bool Peek(const Ring& r) { return *r.cqHead != __atomic_load_n(r.cqTail, __ATOMIC_ACQUIRE); }
   void ReleaseQueues();
 
   std::vector<Ring> rings_;

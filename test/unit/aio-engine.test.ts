@@ -71,7 +71,7 @@ describe('the shared AIO engine', () => {
     const ctxBefore = aioContexts();
     const fdsBefore = openFds();
     for (let i = 0; i < 40; i++) make(i);
-    expect(engineStats()).toEqual({ capacity: SHARED_EVENTS, contexts: 6, inflight: 0, bdevs: 40 });
+    expect(engineStats()).toMatchObject({ capacity: SHARED_EVENTS, contexts: 6, inflight: 0, bdevs: 40 });
     expect(aioContexts() - ctxBefore).toBe(6);
     expect(openFds() - fdsBefore).toBe(41); // one fd per image, one eventfd for them all
     await Promise.all(bdevs.map((b, i) => writeBytes(b, 4096 * i, pattern(4096, i))));
@@ -192,6 +192,27 @@ describe('the shared AIO engine', () => {
     expect((await Promise.all(bIos)).every((r) => r.result === 0 && r.calls === 1)).toBe(true);
     expect(engineStats()?.bdevs).toBe(1);
     expect(aDone).toHaveLength(64);
+  });
+
+  it('finds the completion of a lone request by spinning on the ring, and never spins with AIONBD_SPIN_US=0', async () => {
+    const lone = async (b: Bdev): Promise<void> => {
+      for (let i = 0; i < 64; i++) {
+        expect(await writeBytes(b, i * 4096, pattern(4096, i))).toBe(0);
+        expect((await readBytes(b, i * 4096, 4096)).equals(pattern(4096, i))).toBe(true);
+      }
+    };
+    await lone(make(0));
+    // Until it has measured both ways, every other lone request of each kind spins.
+    expect(engineStats()?.spins).toBeGreaterThanOrEqual(32);
+    await bdevs.splice(0)[0]?.close();
+    process.env['AIONBD_SPIN_US'] = '0';
+    try {
+      make(1);
+    } finally {
+      delete process.env['AIONBD_SPIN_US'];
+    }
+    await lone(bdevs[0] as Bdev);
+    expect(engineStats()?.spins).toBe(0);
   });
 
   it('reaps with io_getevents where the user-space ring is not used, over several contexts', async () => {

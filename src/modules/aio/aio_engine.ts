@@ -99,8 +99,17 @@ export function attachEngine(kind: EngineKind, cap: number, log: Logger): AioEng
 }
 
 /** The engine's state, for tests and the scale benchmark: null when no bdev of the kind is open. */
-export function engineStats(kind: EngineKind = AIO_ENGINE): { capacity: number; contexts: number; inflight: number; bdevs: number } | null {
+export function engineStats(kind: EngineKind = AIO_ENGINE): EngineStats | null {
   return current.get(kind)?.stats() ?? null;
+}
+
+export interface EngineStats {
+  capacity: number;
+  contexts: number;
+  inflight: number;
+  bdevs: number;
+  /** Lone requests whose completion the loop found by spinning (native/spin_choice.h). */
+  spins: number;
 }
 
 export class AioEngine implements QueuedSubmitter {
@@ -150,8 +159,9 @@ export class AioEngine implements QueuedSubmitter {
     return this.#h.userRing;
   }
 
-  stats(): { capacity: number; contexts: number; inflight: number; bdevs: number } {
-    return { capacity: this.#h.capacity, contexts: this.#h.contexts, inflight: this.#h.inflight, bdevs: this.#queues };
+  stats(): EngineStats {
+    const h = this.#h;
+    return { capacity: h.capacity, contexts: h.contexts, inflight: h.inflight, bdevs: this.#queues, spins: h.spins };
   }
 
   /** A new queue of `cap`: grows the engine when the caps call for it and the kernel allows. */
