@@ -23,7 +23,7 @@ class CompletionPump {
   // phase); the handle never keeps the process alive.
   void StartPrepare(Napi::Env env, void* owner, uv_prepare_cb onPrepare);
 
-  // The eventfd's count, cleared (0 when it had none). Non-blocking.
+  // Clears the eventfd's count; non-blocking (EAGAIN, ignored, when there was none).
   void DrainEventfd() {
     uint64_t ticks;
     (void)!read(efd_, &ticks, sizeof ticks);
