@@ -110,11 +110,11 @@ class EngineBase : public Napi::ObjectWrap<D> {
     lastHadRead_ = false;
     for (uint32_t i = 0; i < want; i++) {
       uint32_t s = t.sq[i];
-      if (s < table_.slots() && D::IsRead(t.op[s])) lastHadRead_ = true;
       if (s >= table_.slots()) {
         Napi::RangeError::New(env, std::string(D::kLabel) + " slot out of range").ThrowAsJavaScriptException();
         return false;
       }
+      if (D::IsRead(t.op[s])) lastHadRead_ = true;
       addr_[i] = 0;
       if (D::IsData(t.op[s])) {
         Napi::Value v = bufs.Get(s);
