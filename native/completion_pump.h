@@ -23,12 +23,6 @@ class CompletionPump {
   // phase); the handle never keeps the process alive.
   void StartPrepare(Napi::Env env, void* owner, uv_prepare_cb onPrepare);
 
-  // Clears the eventfd's count; non-blocking (EAGAIN, ignored, when there was none).
-  void DrainEventfd() {
-    uint64_t ticks;
-    (void)!read(efd_, &ticks, sizeof ticks);
-  }
-
   // An idle engine must not keep the process alive; one with I/O in flight must.
   void UpdateRef(uint32_t inflight);
 
@@ -40,8 +34,9 @@ class CompletionPump {
   // poll's ref right. The caller holds a HandleScope (recv is a handle).
   template <class Reap, class Inflight, class Closed>
   void Deliver(Napi::Env env, Napi::Object recv, uint32_t slots, Reap reap, Inflight inflight, Closed closed) {
-    // A spurious wakeup reads EAGAIN and reaps nothing.
-    DrainEventfd();
+    uint64_t ticks;
+    // Non-blocking: a spurious wakeup reads EAGAIN and reaps nothing.
+    (void)!read(efd_, &ticks, sizeof ticks);
     for (;;) {
       uint32_t n = reap();
       if (n == 0) break;
