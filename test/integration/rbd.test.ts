@@ -203,6 +203,25 @@ print(seen)
     await ceph.removeImage(img);
   }, 120_000);
 
+  it('librados runs one completion thread unless the configuration asks for more', async () => {
+    // librados names its asio threads io_context_pool; aionbd sets librados_thread_count=1
+    // where the configuration leaves Ceph's 2, and a value given in --config-param wins.
+    const completionThreads = (): number =>
+      fs.readdirSync(`/proc/${srv.pid}/task`).filter((t) => {
+        try {
+          return fs.readFileSync(`/proc/${srv.pid}/task/${t}/comm`, 'utf8').trim() === 'io_context_pool';
+        } catch {
+          return false; // the thread ended meanwhile
+        }
+      }).length;
+    expect(completionThreads()).toBe(1);
+    expect(await rpcOk('bdev_rbd_register_cluster', 'lt3', '--config-file', ceph.conf, '--config-param', 'librados_thread_count=3')).toBe(
+      'lt3',
+    );
+    expect(completionThreads()).toBe(1 + 3);
+    expect(await rpcOk('bdev_rbd_unregister_cluster', 'lt3')).toBe(true);
+  }, 60_000);
+
   it('a cluster that does not answer fails the register within client_mount_timeout', async () => {
     const t0 = Date.now();
     const r = await rpc(
