@@ -13,6 +13,8 @@ import { cpuSeconds, peakRss, resetPeakRss } from './system.mjs';
  * @property {number|null} cpuPerMIo   server CPU seconds per million I/Os (null: no server)
  * @property {number|null} peakRssMiB  server peak RSS during the run (null: no server)
  * @property {number} clientCpuPct     fio's own usr+sys CPU, percent of one core
+ * @property {number|null} alsoCpuPerMIo CPU seconds per million I/Os of the `alsoPids` processes,
+ *                                      over the server's window (null: none given)
  * @property {string} [rssNote]        set when the peak could not be reset before the run
  */
 
@@ -58,12 +60,15 @@ function ms(sec) {
 /**
  * @param {import('./workloads.mjs').Workload} w
  * @param {{ iodepth: number, numjobs: number }} shape
- * @param {{ uri: string, pid: number } | { file: string, engine: 'libaio'|'io_uring' }} on
+ * @param {{ uri: string, pid: number, alsoPids?: number[] } | { file: string, engine: 'libaio'|'io_uring' }} on
+ *        alsoPids: other processes the I/O goes through (a storage daemon), timed with the server
  * @param {{ runtime: number, ramp: number, dir: string }} t
  * @returns {Promise<RunResult>}
  */
 export async function runFio(w, shape, on, t) {
   const pid = 'pid' in on ? on.pid : null;
+  const also = 'alsoPids' in on ? (on.alsoPids ?? []) : [];
+  const alsoCpu = () => also.reduce((sum, p) => sum + cpuSeconds(p), 0);
   const rssReset = pid !== null && resetPeakRss(pid);
   const child = startChild('fio', fioArgs(w, shape, on, t), { cwd: t.dir });
   const limitMs = (t.runtime + t.ramp) * 1000 + 60_000;
@@ -75,15 +80,18 @@ export async function runFio(w, shape, on, t) {
     // prints it) plus the ramp time. Its end, after fio exits, adds the disconnect: small.
     /** @type {number|null} */
     let cpu0 = null;
+    let also0 = 0;
     if (pid !== null) {
       const connectedBy = Date.now() + 20_000;
       while (child.running() && Date.now() < connectedBy && !/connected to NBD server/.test(child.stdout() + child.stderr()))
         await delay(5);
       await delay(t.ramp * 1000);
       cpu0 = cpuSeconds(pid);
+      also0 = alsoCpu();
     }
     const st = await child.exited;
     const cpu1 = pid !== null ? cpuSeconds(pid) : null;
+    const also1 = pid !== null ? alsoCpu() : 0;
     const rss = pid !== null ? peakRss(pid) : null;
     if (st.code !== 0) {
       throw new Error(
@@ -94,6 +102,7 @@ export async function runFio(w, shape, on, t) {
     return {
       ...parsed,
       cpuPerMIo: cpu0 !== null && cpu1 !== null && parsed.ios > 0 ? (cpu1 - cpu0) / (parsed.ios / 1e6) : null,
+      alsoCpuPerMIo: also.length > 0 && cpu0 !== null && parsed.ios > 0 ? (also1 - also0) / (parsed.ios / 1e6) : null,
       peakRssMiB: rss !== null ? rss / 2 ** 20 : null,
       ...(rssReset || pid === null ? {} : { rssNote: 'peak since server start (clear_refs refused)' }),
     };
@@ -113,7 +122,7 @@ export async function runFio(w, shape, on, t) {
 /**
  * @param {string} text  fio's JSON report (anything before the first "{" is ignored)
  * @param {import('./workloads.mjs').Workload} w
- * @returns {Omit<RunResult, 'cpuPerMIo'|'peakRssMiB'>}
+ * @returns {Omit<RunResult, 'cpuPerMIo'|'peakRssMiB'|'alsoCpuPerMIo'>}
  */
 export function parseReport(text, w) {
   const at = text.indexOf('{');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { runFio } from './fio.mjs';
 import { delay, startChild } from './procs.mjs';
 import { rotated } from './plan.mjs';
-import { REPO_ROOT, ensureBuilt, onPath } from './system.mjs';
+import { REPO_ROOT, cpuSeconds, ensureBuilt, onPath } from './system.mjs';
 import { canConnect, EXPORT_NAME } from './targets.mjs';
 import { workloadById } from './workloads.mjs';
 
@@ -35,15 +35,47 @@ export function rbdBenchMissing() {
 }
 
 /**
- * One `rbd bench` run of `ops` 4k operations; resolves with its ops/s (its closing line). It
- * has no time limit of its own, and its progress lines stay in its buffer until it exits.
+ * One round's reading of one target: IOPS, and CPU microseconds per I/O of the process that
+ * serves it (aionbd, qemu-nbd, or `rbd bench` itself), of fio's NBD client (null for `rbd
+ * bench`, which has none) and of the OSD.
+ * @typedef {{ iops: number, cpuUs: number|null, fioUs: number|null, osdUs: number|null }} RbdRun
+ */
+
+/**
+ * The cluster's OSD processes: ceph-osd started with its configuration file.
+ * @param {string} conf
+ * @returns {number[]}
+ */
+function osdPids(conf) {
+  /** @type {number[]} */
+  const pids = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (path.basename(argv[0] ?? '') === 'ceph-osd' && argv.includes(conf)) pids.push(Number(d));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return pids;
+}
+
+/**
+ * One `rbd bench` run of `ops` 4k operations: its ops/s (its closing line), its operations, and
+ * the CPU seconds of its process (read until it exits, connect and open included) and of the
+ * OSD meanwhile. It has no time limit of its own, and its progress lines stay in its buffer until
+ * it exits.
  * @param {string} conf
  * @param {string} spec   POOL/IMAGE
  * @param {'read'|'write'} type
  * @param {number} ops
- * @returns {Promise<number>}
+ * @returns {Promise<{ iops: number, ops: number, cpu: number, osdCpu: number|null }>}
  */
 async function rbdBenchOps(conf, spec, type, ops) {
+  const osds = osdPids(conf);
+  const osdCpu = () => osds.reduce((sum, p) => sum + cpuSeconds(p), 0);
+  const osd0 = osdCpu();
   // librbd's cache off, as the NBD servers have it: with it, random reads of a small image hit RAM.
   const child = startChild('rbd', [
     '-c',
@@ -65,25 +97,46 @@ async function rbdBenchOps(conf, spec, type, ops) {
   const timer = setTimeout(() => {
     void child.stop(2_000);
   }, 600_000);
+  // A process's CPU is readable until it is reaped: the last reading before the exit is its total.
+  let cpu = 0;
+  const sample = setInterval(() => {
+    try {
+      cpu = cpuSeconds(child.pid);
+    } catch {
+      // exited between two readings
+    }
+  }, 50);
   const st = await child.exited;
+  clearInterval(sample);
   clearTimeout(timer);
+  const osd1 = osdCpu();
   const m = /elapsed:\s*\S+\s+ops:\s*(\d+)\s+ops\/sec:\s*([\d.]+)/.exec(child.stdout());
   if (st.code !== 0 || m === null)
     throw new Error(`rbd bench failed (exit ${String(st.code)}): ${(child.stderr() + child.stdout()).slice(-800)}`);
-  return Number(m[2]);
+  return { iops: Number(m[2]), ops: Number(m[1]), cpu, osdCpu: osds.length > 0 ? osd1 - osd0 : null };
 }
 
 /**
  * `rbd bench` for about `seconds`: a short run finds the rate, the measured run is sized by it.
+ * CPU per operation is the difference between the two runs over the difference in operations,
+ * so that what each run spends connecting and opening the image cancels out.
  * @param {string} conf
  * @param {string} spec
  * @param {'read'|'write'} type
  * @param {number} seconds
- * @returns {Promise<number>}
+ * @returns {Promise<RbdRun>}
  */
 async function rbdBench(conf, spec, type, seconds) {
-  const rate = await rbdBenchOps(conf, spec, type, 2000);
-  return rbdBenchOps(conf, spec, type, rate * seconds);
+  const first = await rbdBenchOps(conf, spec, type, 2000);
+  const run = await rbdBenchOps(conf, spec, type, first.iops * seconds);
+  const perOp = (/** @type {number} */ c2, /** @type {number} */ c1) =>
+    run.ops > first.ops ? (Math.max(0, c2 - c1) / (run.ops - first.ops)) * 1e6 : null;
+  return {
+    iops: run.iops,
+    cpuUs: perOp(run.cpu, first.cpu),
+    fioUs: null,
+    osdUs: run.osdCpu === null || first.osdCpu === null ? null : perOp(run.osdCpu, first.osdCpu),
+  };
 }
 
 /**
@@ -155,13 +208,13 @@ export async function runRbdBench(opts, say) {
       ['bench', '--io-type', 'write', '--io-size', '4M', '--io-threads', '8', '--io-pattern', 'seq', '--io-total', String(opts.size), spec],
       600_000,
     );
-    /** @type {Record<string, Record<string, number>[]>} per workload: one { target: IOPS } per round */
+    /** @type {Record<string, Record<string, RbdRun>[]>} per workload: one { target: reading } per round */
     const results = {};
     for (const id of RBD_WORKLOADS) {
       const w = workloadById(id);
       results[id] = [];
       for (let round = 0; round < opts.rounds; round++) {
-        /** @type {Record<string, number>} */
+        /** @type {Record<string, RbdRun>} */
         const got = {};
         for (const t of rotated([...RBD_TARGETS], round, RBD_WORKLOADS.indexOf(id))) {
           if (t === 'rbd-bench') {
@@ -169,19 +222,24 @@ export async function runRbdBench(opts, say) {
           } else {
             const srv = await startNbd(/** @type {'aionbd'|'qemu-nbd'} */ (t), { conf: ceph.conf, spec, dir });
             try {
-              got[t] = (
-                await runFio(
-                  w,
-                  { iodepth: w.iodepth, numjobs: w.numjobs },
-                  { uri: srv.uri, pid: srv.pid },
-                  { runtime: opts.runtime, ramp: opts.ramp, dir },
-                )
-              ).iops;
+              const r = await runFio(
+                w,
+                { iodepth: w.iodepth, numjobs: w.numjobs },
+                { uri: srv.uri, pid: srv.pid, alsoPids: osdPids(ceph.conf) },
+                { runtime: opts.runtime, ramp: opts.ramp, dir },
+              );
+              // CPU seconds per million I/Os are microseconds per I/O.
+              got[t] = {
+                iops: r.iops,
+                cpuUs: r.cpuPerMIo,
+                fioUs: r.iops > 0 ? (r.clientCpuPct / 100 / r.iops) * 1e6 : null,
+                osdUs: r.alsoCpuPerMIo,
+              };
             } finally {
               await srv.stop();
             }
           }
-          say(`${id} round ${round + 1}/${opts.rounds}: ${t} ${Math.round(got[t] ?? 0)} IOPS`);
+          say(`${id} round ${round + 1}/${opts.rounds}: ${t} ${Math.round(got[t]?.iops ?? 0)} IOPS`);
         }
         results[id]?.push(got);
       }
@@ -194,7 +252,7 @@ export async function runRbdBench(opts, say) {
 }
 
 /**
- * @param {Record<string, Record<string, number>[]>} results
+ * @param {Record<string, Record<string, RbdRun>[]>} results
  * @param {{ rounds: number, runtime: number, ramp: number, size: number }} opts
  */
 function report(results, opts) {
@@ -213,9 +271,9 @@ function report(results, opts) {
   /** @type {Record<string, unknown>} */
   const json = {};
   for (const [id, rounds] of Object.entries(results)) {
-    const med = (/** @type {string} */ t) => median(rounds.map((r) => r[t] ?? 0));
+    const med = (/** @type {string} */ t) => median(rounds.map((r) => r[t]?.iops ?? 0));
     const ratio = (/** @type {string} */ t) => {
-      const xs = rounds.map((r) => (r['aionbd'] ?? 0) / (r[t] ?? 1));
+      const xs = rounds.map((r) => (r['aionbd']?.iops ?? 0) / (r[t]?.iops ?? 1));
       return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
     };
     const q = ratio('qemu-nbd');
@@ -226,6 +284,31 @@ function report(results, opts) {
       `| ${workloadById(id).label} | ${Math.round(med('aionbd'))} | ${Math.round(med('qemu-nbd'))} | ${Math.round(med('rbd-bench'))} | ${f(q, RBD_GOALS['qemu-nbd'])} | ${f(b, RBD_GOALS['rbd-bench'])} |`,
     );
     json[id] = { rounds, vsQemuNbd: q, vsRbdBench: b };
+  }
+  lines.push(
+    '',
+    "CPU per I/O in microseconds, medians over the rounds: the target's own process (aionbd, qemu-nbd, or `rbd bench` with " +
+      "librbd inside it), fio's nbd client, and the OSD; the two cores run all of them. The NBD servers' and the OSD's are " +
+      "read from /proc over fio's measured window; `rbd bench`'s and the OSD's beside it as the difference between a run " +
+      'of 2000 operations and the measured run, so that connecting and opening the image cancel out.',
+    '',
+    '| workload | target | IOPS | target process | fio client | OSD | all |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+  );
+  const us = (/** @type {number|null} */ x) => (x === null ? '-' : x.toFixed(1));
+  for (const [id, rounds] of Object.entries(results)) {
+    for (const t of RBD_TARGETS) {
+      const runs = rounds.map((r) => r[t]).filter((r) => r !== undefined);
+      /** @param {(r: RbdRun) => number|null} pick */
+      const medOf = (pick) => {
+        const xs = runs.map(pick).filter((x) => x !== null);
+        return xs.length > 0 ? median(/** @type {number[]} */ (xs)) : null;
+      };
+      const all = medOf((r) => (r.cpuUs === null || r.osdUs === null ? null : r.cpuUs + (r.fioUs ?? 0) + r.osdUs));
+      lines.push(
+        `| ${workloadById(id).label} | ${t} | ${Math.round(medOf((r) => r.iops) ?? 0)} | ${us(medOf((r) => r.cpuUs))} | ${us(medOf((r) => r.fioUs))} | ${us(medOf((r) => r.osdUs))} | ${us(all)} |`,
+      );
+    }
   }
   if (opts.rounds < 5 || opts.runtime < 8) lines.push('', `Fewer than 5 rounds of 8 s: indicative only.`);
   return { markdown: `${lines.join('\n')}\n`, json: { generated: new Date().toISOString(), settings: opts, results: json } };
