@@ -49,6 +49,7 @@ class AioEngine : public EngineBase<AioEngine> {
   bool AddQueue(Napi::Env env, Napi::Object self, uint32_t events);
   uint32_t ReapInto(Context& c, uint32_t n);
   static bool Peek(const Context& c);
+  static bool CanPeek(const Context& c) { return c.userRing; }
   void ReleaseQueues();
 
   std::vector<Context> ctxs_;

@@ -1,5 +1,5 @@
 // What the two I/O engines (AioEngine: Linux AIO; UringEngine: io_uring) are beside their kernel
-// queues: one JS interface (submit, grow, close, inflight, userRing, capacity, contexts, spins), the slot
+// queues: one JS interface (submit, grow, close, inflight, userRing, capacity, contexts, spins, spinTries), the slot
 // table shared with JS, the completion pump, growing by one more kernel queue, checking a batch
 // before the kernel sees it, reaping every queue in turn, spinning on the rings for a lone
 // request (spin_choice.h), and closing.
@@ -39,7 +39,7 @@ class EngineBase : public Napi::ObjectWrap<D> {
     using Method = Napi::Value (D::*)(const Napi::CallbackInfo&);
     Method submit = &D::Submit, grow = &EngineBase::Grow, close = &EngineBase::Close;
     Method inflight = &EngineBase::GetInflight, userRing = &D::GetUserRing, capacity = &EngineBase::GetCapacity,
-           contexts = &EngineBase::GetContexts, spins = &EngineBase::GetSpins;
+           contexts = &EngineBase::GetContexts, spins = &EngineBase::GetSpins, spinTries = &EngineBase::GetSpinTries;
     return Wrap::DefineClass(env, D::kClassName,
                              {
                                  Wrap::InstanceMethod("submit", submit),
@@ -50,6 +50,7 @@ class EngineBase : public Napi::ObjectWrap<D> {
                                  Wrap::InstanceAccessor("capacity", capacity, nullptr),
                                  Wrap::InstanceAccessor("contexts", contexts, nullptr),
                                  Wrap::InstanceAccessor("spins", spins, nullptr),
+                                 Wrap::InstanceAccessor("spinTries", spinTries, nullptr),
                              });
   }
 
@@ -208,6 +209,9 @@ class EngineBase : public Napi::ObjectWrap<D> {
 
   Napi::Value GetInflight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inflight_); }
   Napi::Value GetSpins(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(spins_)); }
+  Napi::Value GetSpinTries(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(spinTries_));
+  }
   Napi::Value GetCapacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), table_.slots()); }
   Napi::Value GetContexts(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(Self().Queues().size()));
@@ -224,6 +228,14 @@ class EngineBase : public Napi::ObjectWrap<D> {
     return false;
   }
 
+  // Whether the lone request's queue has a ring that can be read in user space: where it has
+  // not (an AIO context set up without one), a spin could only ever run out its time.
+  bool Peekable() {
+    for (auto& q : Self().Queues())
+      if (q.inflight > 0 && D::CanPeek(q)) return true;
+    return false;
+  }
+
   // The loop is about to sleep with one lone request on the disk: spin on the rings for up to
   // the longest spin if that has been the faster way for this kind of request (SpinChoice).
   // With more in flight there is no spinning: batches keep the disk fed, and the sockets have
@@ -232,12 +244,14 @@ class EngineBase : public Napi::ObjectWrap<D> {
     auto* self = static_cast<EngineBase*>(handle->data);
     if (self->closed_ || self->inflight_ != 1 || self->cycleStart_ == 0) return;
     if (uv_backend_timeout(handle->loop) == 0) return;  // the loop will not sleep anyway
+    if (!self->Peekable()) return;
     if (!self->cycleDecided_) {
       self->cycleKind_ = self->lastHadRead_ ? SpinChoice::kRead : SpinChoice::kOther;
       self->cycleSpun_ = self->spin_.Spin(self->cycleKind_);
       self->cycleDecided_ = true;
     }
     if (!self->cycleSpun_) return;
+    self->spinTries_++;
     uint64_t t0 = uv_hrtime(), now = t0;
     do {
       if (self->Ready()) {
@@ -278,7 +292,8 @@ class EngineBase : public Napi::ObjectWrap<D> {
   bool cycleSpun_ = false;
   bool cycleDecided_ = false;
   bool lastHadRead_ = false;  // the last batch had a read
-  uint64_t spins_ = 0;  // lone requests whose completion a spin found
+  uint64_t spins_ = 0;      // lone requests whose completion a spin found
+  uint64_t spinTries_ = 0;  // spins started, found or not
 };
 
 }  // namespace aionbd

@@ -54,6 +54,8 @@ export interface AioEngineHandle {
   readonly contexts: number;
   /** Lone requests whose completion the loop found by spinning on the rings (AIONBD_SPIN_US). */
   readonly spins: number;
+  /** Spins started, whether or not they found a completion. */
+  readonly spinTries: number;
   /** Submits sq[0..n): returns how many the kernel took, 0 if its rings are full, -errno if it refused the first. */
   submit(n: number): number;
   /** Adds a kernel context of `events` events (a ring) and as many slots; throws an OsError (syscall io_setup, io_uring_setup). */

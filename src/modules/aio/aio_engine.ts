@@ -110,6 +110,8 @@ export interface EngineStats {
   bdevs: number;
   /** Lone requests whose completion the loop found by spinning (native/spin_choice.h). */
   spins: number;
+  /** Spins started, found or not: with `spins`, how often spinning paid. */
+  spinTries: number;
 }
 
 export class AioEngine implements QueuedSubmitter {
@@ -161,7 +163,7 @@ export class AioEngine implements QueuedSubmitter {
 
   stats(): EngineStats {
     const h = this.#h;
-    return { capacity: h.capacity, contexts: h.contexts, inflight: h.inflight, bdevs: this.#queues, spins: h.spins };
+    return { capacity: h.capacity, contexts: h.contexts, inflight: h.inflight, bdevs: this.#queues, spins: h.spins, spinTries: h.spinTries };
   }
 
   /** A new queue of `cap`: grows the engine when the caps call for it and the kernel allows. */
