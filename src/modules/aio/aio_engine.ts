@@ -163,7 +163,14 @@ export class AioEngine implements QueuedSubmitter {
 
   stats(): EngineStats {
     const h = this.#h;
-    return { capacity: h.capacity, contexts: h.contexts, inflight: h.inflight, bdevs: this.#queues, spins: h.spins, spinTries: h.spinTries };
+    return {
+      capacity: h.capacity,
+      contexts: h.contexts,
+      inflight: h.inflight,
+      bdevs: this.#queues,
+      spins: h.spins,
+      spinTries: h.spinTries,
+    };
   }
 
   /** A new queue of `cap`: grows the engine when the caps call for it and the kernel allows. */
