@@ -244,10 +244,11 @@ class EngineBase : public Napi::ObjectWrap<D> {
     auto* self = static_cast<EngineBase*>(handle->data);
     if (self->closed_ || self->inflight_ != 1 || self->cycleStart_ == 0) return;
     if (uv_backend_timeout(handle->loop) == 0) return;  // the loop will not sleep anyway
-    if (!self->Peekable()) return;
     if (!self->cycleDecided_) {
+      // The lone request stays on one queue for the cycle: whether its ring can be read is
+      // asked once, with the choice.
       self->cycleKind_ = self->lastHadRead_ ? SpinChoice::kRead : SpinChoice::kOther;
-      self->cycleSpun_ = self->spin_.Spin(self->cycleKind_);
+      self->cycleSpun_ = self->Peekable() && self->spin_.Spin(self->cycleKind_);
       self->cycleDecided_ = true;
     }
     if (!self->cycleSpun_) return;
