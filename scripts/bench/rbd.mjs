@@ -42,26 +42,6 @@ export function rbdBenchMissing() {
  */
 
 /**
- * The cluster's OSD processes: ceph-osd started with its configuration file.
- * @param {string} conf
- * @returns {number[]}
- */
-function osdPids(conf) {
-  /** @type {number[]} */
-  const pids = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (path.basename(argv[0] ?? '') === 'ceph-osd' && argv.includes(conf)) pids.push(Number(d));
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  return pids;
-}
-
-/**
  * One `rbd bench` run of `ops` 4k operations: its ops/s (its closing line), its operations, and
  * the CPU seconds of its process (read until it exits, connect and open included) and of the
  * OSD meanwhile. It has no time limit of its own, and its progress lines stay in its buffer until
@@ -70,11 +50,11 @@ function osdPids(conf) {
  * @param {string} spec   POOL/IMAGE
  * @param {'read'|'write'} type
  * @param {number} ops
+ * @param {number|null} osd  the OSD's pid
  * @returns {Promise<{ iops: number, ops: number, cpu: number, osdCpu: number|null }>}
  */
-async function rbdBenchOps(conf, spec, type, ops) {
-  const osds = osdPids(conf);
-  const osdCpu = () => osds.reduce((sum, p) => sum + cpuSeconds(p), 0);
+async function rbdBenchOps(conf, spec, type, ops, osd) {
+  const osdCpu = () => (osd === null ? 0 : cpuSeconds(osd));
   const osd0 = osdCpu();
   // librbd's cache off, as the NBD servers have it: with it, random reads of a small image hit RAM.
   const child = startChild('rbd', [
@@ -113,7 +93,7 @@ async function rbdBenchOps(conf, spec, type, ops) {
   const m = /elapsed:\s*\S+\s+ops:\s*(\d+)\s+ops\/sec:\s*([\d.]+)/.exec(child.stdout());
   if (st.code !== 0 || m === null)
     throw new Error(`rbd bench failed (exit ${String(st.code)}): ${(child.stderr() + child.stdout()).slice(-800)}`);
-  return { iops: Number(m[2]), ops: Number(m[1]), cpu, osdCpu: osds.length > 0 ? osd1 - osd0 : null };
+  return { iops: Number(m[2]), ops: Number(m[1]), cpu, osdCpu: osd === null ? null : osd1 - osd0 };
 }
 
 /**
@@ -124,11 +104,12 @@ async function rbdBenchOps(conf, spec, type, ops) {
  * @param {string} spec
  * @param {'read'|'write'} type
  * @param {number} seconds
+ * @param {number|null} osd  the OSD's pid
  * @returns {Promise<RbdRun>}
  */
-async function rbdBench(conf, spec, type, seconds) {
-  const first = await rbdBenchOps(conf, spec, type, 2000);
-  const run = await rbdBenchOps(conf, spec, type, first.iops * seconds);
+async function rbdBench(conf, spec, type, seconds, osd) {
+  const first = await rbdBenchOps(conf, spec, type, 2000, osd);
+  const run = await rbdBenchOps(conf, spec, type, first.iops * seconds, osd);
   const perOp = (/** @type {number} */ c2, /** @type {number} */ c1) =>
     run.ops > first.ops ? (Math.max(0, c2 - c1) / (run.ops - first.ops)) * 1e6 : null;
   return {
@@ -218,14 +199,14 @@ export async function runRbdBench(opts, say) {
         const got = {};
         for (const t of rotated([...RBD_TARGETS], round, RBD_WORKLOADS.indexOf(id))) {
           if (t === 'rbd-bench') {
-            got[t] = await rbdBench(ceph.conf, spec, w.rw === 'randread' ? 'read' : 'write', opts.runtime);
+            got[t] = await rbdBench(ceph.conf, spec, w.rw === 'randread' ? 'read' : 'write', opts.runtime, ceph.osdPid());
           } else {
             const srv = await startNbd(/** @type {'aionbd'|'qemu-nbd'} */ (t), { conf: ceph.conf, spec, dir });
             try {
               const r = await runFio(
                 w,
                 { iodepth: w.iodepth, numjobs: w.numjobs },
-                { uri: srv.uri, pid: srv.pid, alsoPids: osdPids(ceph.conf) },
+                { uri: srv.uri, pid: srv.pid, alsoPids: [ceph.osdPid()].filter((p) => p !== null) },
                 { runtime: opts.runtime, ramp: opts.ramp, dir },
               );
               // CPU seconds per million I/Os are microseconds per I/O.

@@ -48,6 +48,8 @@ export interface CephCluster {
   /** Starts the OSD again and waits until the monitor has it up. */
   startOsd(): Promise<void>;
   osdRunning(): boolean;
+  /** The OSD's pid while it runs, else null (a benchmark reads its CPU from /proc). */
+  osdPid(): number | null;
   /** Stops both daemons (SIGTERM, then SIGKILL) and removes the directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -198,6 +200,10 @@ class Cluster implements CephCluster {
 
   osdRunning(): boolean {
     return alive(this.state.osdPid);
+  }
+
+  osdPid(): number | null {
+    return this.osdRunning() ? this.state.osdPid : null;
   }
 
   async stopOsd(): Promise<void> {
