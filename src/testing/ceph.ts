@@ -276,6 +276,14 @@ function confText(dir: string, fsid: string, monHost: string, memstoreBytes: num
     // ~7k/s; 64 KiB pages would take 64 KiB of RAM for each random 4k write.
     'memstore page set = true',
     'memstore page size = 4096',
+    // A short PG log: with Ceph's 10000 entries per PG (plus 3000 dups), the cost of each write
+    // doubled over the first ~150k 4k random writes (the log filling, then trimming) and kept
+    // drifting after that (`rbd bench`: 11.7k -> 6-7k writes/s), so a benchmark's later rounds
+    // met another cluster than its first. With 1000 it holds at ~11k from the start. The log only
+    // serves recovery between replicas, which a one-OSD throwaway cluster never does.
+    'osd min pg log entries = 250',
+    'osd max pg log entries = 1000',
+    'osd pg log dups tracked = 1000',
     // memstore keeps its objects across a clean stop only when the OSD unmounts it.
     'osd fast shutdown = false',
     'public addr = 127.0.0.1',
