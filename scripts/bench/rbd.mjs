@@ -240,7 +240,7 @@ function report(results, opts) {
   const lines = [
     '## RBD',
     '',
-    `One image of ${opts.size >> 20} MiB on a one-node test cluster (one memstore OSD on 127.0.0.1, this machine: ${os.cpus().length} cores), ` +
+    `One image of ${opts.size >> 20} MiB on a one-node test cluster (one memstore OSD on 127.0.0.1 with a PG log of 1000 entries, this machine: ${os.cpus().length} cores), ` +
       `written through once; ${opts.rounds} paired rounds of ${opts.runtime} s (+${opts.ramp} s ramp), targets in a rotated order. ` +
       "aionbd: `aionbd serve --rbd POOL/IMAGE,conf=...`; qemu-nbd: `qemu-nbd -f raw --cache=none 'rbd:POOL/IMAGE:conf=...'` " +
       "(librbd's cache off in both); both driven by the same fio nbd job over a unix socket. `rbd bench`: librbd in-process, " +
