@@ -279,8 +279,9 @@ function confText(dir: string, fsid: string, monHost: string, memstoreBytes: num
     // A short PG log: with Ceph's 10000 entries per PG (plus 3000 dups), the cost of each write
     // doubled over the first ~150k 4k random writes (the log filling, then trimming) and kept
     // drifting after that (`rbd bench`: 11.7k -> 6-7k writes/s), so a benchmark's later rounds
-    // met another cluster than its first. With 1000 it holds at ~11k from the start. The log only
-    // serves recovery between replicas, which a one-OSD throwaway cluster never does.
+    // met another cluster than its first. With 1000 it held at ~11k over 600k writes (a slower
+    // drift remains past a million). The log serves recovery between replicas and spotting a
+    // resent op, which a one-OSD throwaway cluster needs at no such depth.
     'osd min pg log entries = 250',
     'osd max pg log entries = 1000',
     'osd pg log dups tracked = 1000',
