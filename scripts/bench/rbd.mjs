@@ -233,6 +233,21 @@ export async function runRbdBench(opts, say) {
 }
 
 /**
+ * The median over the rounds of one reading of one target; null when no round has it.
+ * @param {Record<string, RbdRun>[]} rounds
+ * @param {string} t
+ * @param {(r: RbdRun) => number|null} pick
+ * @returns {number|null}
+ */
+function targetMedian(rounds, t, pick) {
+  const xs = rounds.flatMap((r) => {
+    const x = r[t] === undefined ? null : pick(r[t]);
+    return x === null ? [] : [x];
+  });
+  return xs.length > 0 ? median(xs) : null;
+}
+
+/**
  * @param {Record<string, Record<string, RbdRun>[]>} results
  * @param {{ rounds: number, runtime: number, ramp: number, size: number }} opts
  */
@@ -252,7 +267,7 @@ function report(results, opts) {
   /** @type {Record<string, unknown>} */
   const json = {};
   for (const [id, rounds] of Object.entries(results)) {
-    const med = (/** @type {string} */ t) => median(rounds.map((r) => r[t]?.iops ?? 0));
+    const med = (/** @type {string} */ t) => targetMedian(rounds, t, (r) => r.iops) ?? 0;
     const ratio = (/** @type {string} */ t) => {
       const xs = rounds.map((r) => (r['aionbd']?.iops ?? 0) / (r[t]?.iops ?? 1));
       return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
@@ -279,12 +294,7 @@ function report(results, opts) {
   const us = (/** @type {number|null} */ x) => (x === null ? '-' : x.toFixed(1));
   for (const [id, rounds] of Object.entries(results)) {
     for (const t of RBD_TARGETS) {
-      const runs = rounds.map((r) => r[t]).filter((r) => r !== undefined);
-      /** @param {(r: RbdRun) => number|null} pick */
-      const medOf = (pick) => {
-        const xs = runs.map(pick).filter((x) => x !== null);
-        return xs.length > 0 ? median(/** @type {number[]} */ (xs)) : null;
-      };
+      const medOf = (/** @type {(r: RbdRun) => number|null} */ pick) => targetMedian(rounds, t, pick);
       const all = medOf((r) => (r.cpuUs === null || r.osdUs === null ? null : r.cpuUs + (r.fioUs ?? 0) + r.osdUs));
       lines.push(
         `| ${workloadById(id).label} | ${t} | ${Math.round(medOf((r) => r.iops) ?? 0)} | ${us(medOf((r) => r.cpuUs))} | ${us(medOf((r) => r.fioUs))} | ${us(medOf((r) => r.osdUs))} | ${us(all)} |`,
